@@ -1,0 +1,65 @@
+"""The `qlrf-run` command. Each command group lives in its own module and imports lazily,
+so that `validate` in a pre-commit hook never pays for Temporal or PostgreSQL clients."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from runner.cli import init, plan, schema, validate
+
+app = typer.Typer(
+    name="qlrf-run",
+    help="Validate, plan and run infrastructure runbooks written in YAML.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals can hold secrets: never print them, and never print a traceback for a
+    # user's mistake (main() below turns errors into one readable line).
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+for module in (validate, plan, schema, init):
+    module.register(app)
+
+
+def main() -> None:
+    """Console entry point: exit 0 ok, 1 invalid or failed, 2 bad usage."""
+    from runner.errors import QlrfError, UsageError
+
+    try:
+        result = app(standalone_mode=False)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except QlrfError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2 if isinstance(exc, click.UsageError) else 1)
+        if isinstance(exc, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            sys.exit(1)
+        if os.environ.get("QLRF_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in qlrf-run; set QLRF_DEBUG=1 to see where, and please report it.",
+            file=sys.stderr,
+        )
+        sys.exit(70)
+    # With standalone_mode=False, click returns the code of a typer.Exit instead of exiting.
+    sys.exit(result if isinstance(result, int) else 0)

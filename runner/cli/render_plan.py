@@ -1,0 +1,159 @@
+"""Plan renderers: text (topological layers) and Mermaid (the graph)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runner.durations import format_ms
+from runner.plan.model import Node, Plan, RetryPolicy, Timeouts
+
+
+def layers(nodes: tuple[Node, ...]) -> list[list[Node]]:
+    """Nodes grouped by depth: layer k holds nodes whose longest need chain has length k."""
+    depth: dict[str, int] = {}
+    by_id = {n.id: n for n in nodes}
+    for node in nodes:
+        stack = [node.id]
+        while stack:
+            current = stack[-1]
+            pending = [n for n in by_id[current].needs if n in by_id and n not in depth]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            needs = [depth[n] for n in by_id[current].needs if n in depth]
+            depth[current] = 1 + max(needs) if needs else 0
+    out: list[list[Node]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for node in nodes:
+        out[depth[node.id]].append(node)
+    return out
+
+
+def retry_text(retry: RetryPolicy | None) -> str:
+    if retry is None:
+        return "-"
+    attempts = "unlimited" if retry.max_attempts == 0 else str(retry.max_attempts)
+    text = (
+        f"{attempts} attempts, {format_ms(retry.initial_interval_ms)} "
+        f"x{retry.backoff_coefficient:g} up to {format_ms(retry.max_interval_ms)}"
+    )
+    if retry.non_retryable_errors:
+        text += f", not retried: {', '.join(retry.non_retryable_errors)}"
+    return text
+
+
+def timeouts_text(timeouts: Timeouts | None) -> str:
+    if timeouts is None:
+        return "-"
+    parts = [
+        f"{name.removesuffix('_ms')} {format_ms(value)}"
+        for name, value in vars(timeouts).items()
+        if value is not None
+    ]
+    return ", ".join(parts) or "-"
+
+
+def _when(node: Node) -> str:
+    return (
+        "always"
+        if node.when is None
+        else json.dumps(node.when)
+        if not isinstance(node.when, str)
+        else node.when
+    )
+
+
+def _node_lines(node: Node) -> list[str]:
+    where = "in workflow" if node.runs_in == "workflow" else node.runs_in.replace("_", " ")
+    lines = [
+        f"  {node.id}  [{node.type}, {where}]  {node.name if node.name != node.id else ''}".rstrip()
+    ]
+    lines.append(
+        f"      needs: {', '.join(node.needs) or '-'}   trigger: {node.trigger_rule}"
+        f"   when: {_when(node)}   on_failure: {node.on_failure}"
+    )
+    if node.runs_in == "activity":
+        lines.append(f"      retry: {retry_text(node.retry)}")
+        lines.append(f"      timeout: {timeouts_text(node.timeouts)}")
+    if node.fanout:
+        f = node.fanout
+        waves = (
+            ", ".join(
+                f"{w.name}={w.size if w.size is not None else f'{w.size_percent:g}%'}"
+                + (" (approval)" if w.approval else "")
+                for w in f.waves
+            )
+            or "one wave"
+        )
+        items = f.foreach if isinstance(f.foreach, str) else json.dumps(f.foreach)
+        lines.append(f"      foreach: {items} as {f.as_}; waves: {waves}")
+    if node.compensate:
+        lines.append(f"      compensate: {node.compensate.type} ({node.compensate.name})")
+    lines.append(f"      source: {node.source}")
+    return lines
+
+
+def render_text(plan: Plan, inputs: dict[str, Any], missing: list[str]) -> str:
+    head = [f"{plan.name} ({plan.kind})  plan {plan.plan_hash[:16]}"]
+    if plan.description:
+        head.append(f"  {plan.description}")
+    run_bits = []
+    if plan.concurrency:
+        run_bits.append(f"concurrency {plan.concurrency}")
+    if plan.timeout_ms:
+        run_bits.append(f"timeout {format_ms(plan.timeout_ms)}")
+    if run_bits:
+        head.append("run: " + ", ".join(run_bits))
+    if inputs:
+        shown = []
+        secret = {s.name for s in plan.inputs if s.secret}
+        for name, value in inputs.items():
+            if name in missing:
+                shown.append(f"{name}=<required, not given>")
+            else:
+                shown.append(f"{name}={'***' if name in secret else json.dumps(value)}")
+        head.append("inputs: " + ", ".join(shown))
+    lines = head
+    for title, nodes in (("steps", plan.nodes), ("finally", plan.finally_nodes)):
+        if not nodes:
+            continue
+        lines.append("")
+        lines.append(f"{title}:")
+        for k, layer in enumerate(layers(nodes), start=1):
+            lines.append(f" layer {k}")
+            for node in layer:
+                lines.extend(_node_lines(node))
+    if plan.outputs:
+        lines.append("")
+        lines.append("outputs: " + ", ".join(plan.outputs))
+    return "\n".join(lines)
+
+
+def _label(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def render_mermaid(plan: Plan) -> str:
+    lines = ["flowchart TD"]
+
+    def emit(nodes: tuple[Node, ...], indent: str) -> None:
+        for node in nodes:
+            fan = "<br/>foreach" if node.fanout else ""
+            shape = ("{{", "}}") if node.type == "approval" else ('["', '"]')
+            label = _label(f"{node.name}<br/><i>{node.type}</i>{fan}")
+            if shape[0] == "{{":
+                lines.append(f'{indent}{node.id}{{{{"{label}"}}}}')
+            else:
+                lines.append(f'{indent}{node.id}["{label}"]')
+        for node in nodes:
+            for need in node.needs:
+                rule = "" if node.trigger_rule == "all_succeeded" else f"|{node.trigger_rule}|"
+                lines.append(f"{indent}{need} -->{rule} {node.id}")
+
+    emit(plan.nodes, "  ")
+    if plan.finally_nodes:
+        lines.append('  subgraph finally ["finally"]')
+        emit(plan.finally_nodes, "    ")
+        lines.append("  end")
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""`qlrf-run validate FILE...`: check runbooks; for pre-commit hooks and CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from runner.cli.common import DiagFormat, exit_with, out, require_file
+
+
+def validate(
+    files: list[Path] = typer.Argument(..., help="Runbook files to check", show_default=False),
+    format: DiagFormat = typer.Option(DiagFormat.text, "--format", "-f", help="Output format"),
+    strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors"),
+) -> None:
+    """Check runbooks against the schema and every semantic rule. Exit 0 valid, 1 invalid."""
+    from runner.dsl.diagnostics import RENDERERS, has_errors
+    from runner.dsl.validate import default_validator
+
+    for file in files:
+        require_file(file)
+    validator = default_validator()
+    results = []
+    for file in files:
+        checked = validator.check_file(file)
+        results.append((str(file), checked.diagnostics))
+    text = RENDERERS[format.value](results)
+    if text:
+        out(text)
+    failed = any(
+        has_errors(d) or (strict and any(x.severity == "warning" for x in d)) for _, d in results
+    )
+    exit_with(1 if failed else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)

@@ -1,0 +1,291 @@
+"""Checks on templates: syntax, and that every name they use exists where they are used."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+
+from runner import templates
+from runner.dsl.checks.graph import bit_of, upstream
+from runner.dsl.diagnostics import Diagnostic, Path
+from runner.dsl.document import Document
+from runner.dsl.model import RunbookView, StepView
+from runner.steps.registry import Registry
+from runner.suggest import hint
+
+# Keys of a step whose values are never templates.
+_STATIC_KEYS = {
+    "id",
+    "type",
+    "needs",
+    "trigger_rule",
+    "on_failure",
+    "as",
+    "retry",
+    "timeout",
+    "concurrency",
+    "waves",
+    "max_failures",
+    "compensate",
+}
+
+
+@dataclass
+class Scope:
+    """What a template may name at one place in the file."""
+
+    upstream_bits: int | None  # None: every step (run outputs)
+    self_id: str | None
+    loop_var: str | None
+    secrets_allowed: bool
+    where: str  # for messages
+
+
+def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+    stack: list[tuple[Path, Any]] = [(path, value)]
+    while stack:
+        p, v = stack.pop()
+        if isinstance(v, str):
+            if templates.is_template(v):
+                yield p, v
+        elif isinstance(v, dict):
+            stack.extend(((*p, k), x) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend(((*p, i), x) for i, x in enumerate(v))
+
+
+class TemplateChecker:
+    def __init__(self, doc: Document, view: RunbookView, registry: Registry) -> None:
+        self.doc = doc
+        self.view = view
+        self.registry = registry
+        self.env = templates.new_environment()
+        self.by_id = view.by_id()
+        self.bits = bit_of(view)
+        self._upstream: dict[str, int] | None = None
+        self.inputs = list(view.inputs)
+        self.loop_vars = {s.loop_var for s in view.steps if s.loop_var}
+        self.used_inputs: set[str] = set()
+        self.out: list[Diagnostic] = []
+        self._cache: dict[str, templates.References | jinja2.TemplateSyntaxError] = {}
+
+    @property
+    def upstream(self) -> dict[str, int]:
+        if self._upstream is None:
+            self._upstream = upstream(self.view)
+        return self._upstream
+
+    def run(self) -> list[Diagnostic]:
+        for step in self.view.steps:
+            self._step(step)
+        outputs = self.view.data.get("outputs")
+        if isinstance(outputs, dict):
+            scope = Scope(None, None, None, False, "the run's outputs")
+            for path, text in _strings(outputs, ("outputs",)):
+                self._check(path, text, scope)
+        return self.out
+
+    def _step(self, step: StepView) -> None:
+        step_type = self.registry.find(step.type)
+        activity = step_type is not None and step_type.runs_in == "activity"
+        ups = self.upstream.get(step.id, 0) if step.id else 0
+        for key, value in step.data.items():
+            if key in _STATIC_KEYS:
+                continue
+            in_loop = key in ("with", "name")
+            scope = Scope(
+                ups,
+                None,
+                step.loop_var if in_loop else None,
+                activity and key == "with",
+                f"step '{step.id}'",
+            )
+            for path, text in _strings(value, (*step.path, key)):
+                self._check(path, text, scope)
+                if key == "with" and step.type == "shell" and path[-1] == "script":
+                    self._quoted(path, text)
+        comp = step.data.get("compensate")
+        if isinstance(comp, dict):
+            ctype = comp.get("type")
+            found = self.registry.find(ctype)
+            cact = found is not None and found.runs_in == "activity"
+            own = self.bits.get(step.id, 0) if step.id else 0
+            scope = Scope(ups | own, step.id, None, cact, f"the compensation of '{step.id}'")
+            for key in ("with", "name"):
+                for path, text in _strings(comp.get(key), (*step.path, "compensate", key)):
+                    self._check(path, text, scope)
+
+    def _parse(self, text: str) -> templates.References | jinja2.TemplateSyntaxError:
+        cached = self._cache.get(text)
+        if cached is None:
+            try:
+                cached = templates.analyse(self.env, text)
+            except jinja2.TemplateSyntaxError as exc:
+                cached = exc
+            self._cache[text] = cached
+        return cached
+
+    def _check(self, path: Path, text: str, scope: Scope) -> None:
+        refs = self._parse(text)
+        d = self.doc.diag
+        if isinstance(refs, jinja2.TemplateSyntaxError):
+            lineno = f" (template line {refs.lineno})" if "\n" in text.strip() else ""
+            self.out.append(
+                d(
+                    path,
+                    "template-syntax",
+                    f"template syntax error{lineno}: {refs.message}; fix the template",
+                )
+            )
+            return
+        for name in refs.inputs:
+            self.used_inputs.add(name)
+            if name not in self.inputs:
+                self.out.append(
+                    d(
+                        path,
+                        "undeclared-input",
+                        f"'inputs.{name}' is not declared{hint(name, self.inputs)}; "
+                        "declare it under `inputs:`",
+                    )
+                )
+        for sid, field in refs.steps:
+            self._step_ref(path, sid, field, scope)
+        for name in refs.run:
+            if name not in templates.RUN_FIELDS:
+                self.out.append(
+                    d(
+                        path,
+                        "unknown-name",
+                        f"'run.{name}' does not exist{hint(name, templates.RUN_FIELDS)}; "
+                        f"run has: {', '.join(templates.RUN_FIELDS)}",
+                    )
+                )
+        if refs.secrets and not scope.secrets_allowed:
+            self.out.append(
+                d(
+                    path,
+                    "secret-in-workflow",
+                    f"secrets.{refs.secrets[0]} is used in {scope.where} outside an activity's "
+                    "`with`; secrets are resolved only inside activities, so they never reach "
+                    "Temporal history: move it into the `with` of a shell, http, sql or notify "
+                    "step",
+                )
+            )
+        for root in refs.bare_roots:
+            if root in ("secrets",):
+                self.out.append(
+                    d(
+                        path,
+                        "unknown-name",
+                        "use secrets.NAME; the secrets as a whole are never available to templates",
+                    )
+                )
+        for name in refs.other:
+            if name == scope.loop_var:
+                continue
+            if name in self.loop_vars or name == "item":
+                self.out.append(
+                    d(
+                        path,
+                        "loop-var-outside",
+                        f"'{name}' is a loop variable, defined only inside the `with` of its "
+                        "`foreach` step; use it there, or refer to the step's output instead",
+                    )
+                )
+            else:
+                known = [*templates.ROOTS, *([scope.loop_var] if scope.loop_var else [])]
+                self.out.append(
+                    d(
+                        path,
+                        "unknown-name",
+                        f"'{name}' is not defined{hint(name, known)}; templates can use "
+                        f"{', '.join(known)}",
+                    )
+                )
+
+    def _step_ref(self, path: Path, sid: str, field: str | None, scope: Scope) -> None:
+        d = self.doc.diag
+        target = self.by_id.get(sid)
+        if target is None:
+            self.out.append(
+                d(
+                    path,
+                    "unknown-step-ref",
+                    f"'steps.{sid}' names no step{hint(sid, self.by_id)}; use a step id",
+                )
+            )
+            return
+        if field is not None and field not in templates.STEP_FIELDS:
+            self.out.append(
+                d(
+                    path,
+                    "unknown-name",
+                    f"'steps.{sid}.{field}' does not exist{hint(field, templates.STEP_FIELDS)}; "
+                    f"a step has: {', '.join(templates.STEP_FIELDS)}",
+                )
+            )
+        if scope.upstream_bits is None:
+            return
+        bit = self.bits.get(sid, 0)
+        if not (scope.upstream_bits & bit):
+            self.out.append(
+                d(
+                    path,
+                    "not-upstream",
+                    f"{scope.where} uses steps.{sid}, which is not certain to have finished "
+                    f"before it starts; add '{sid}' to its `needs`",
+                )
+            )
+
+    def _quoted(self, path: Path, script: str) -> None:
+        for match in _single_quoted_templates(script):
+            self.out.append(
+                self.doc.diag(
+                    path,
+                    "quoted-template",
+                    f"'{match}' sits inside single quotes, where the shell does not expand "
+                    "variables, so it would stay literal; use double quotes",
+                    severity="warning",
+                )
+            )
+
+
+_SINGLE = re.compile(r"'[^']*{{.*?}}[^']*'")
+
+
+def _single_quoted_templates(script: str) -> list[str]:
+    """Templates inside single quotes, outside double quotes (a fair heuristic for bash)."""
+    found = []
+    in_double = False
+    i = 0
+    while i < len(script):
+        ch = script[i]
+        if ch == "\\" and in_double:
+            i += 2
+            continue
+        if ch == '"':
+            in_double = not in_double
+        elif ch == "'" and not in_double:
+            end = script.find("'", i + 1)
+            if end < 0:
+                break
+            chunk = script[i : end + 1]
+            if "{{" in chunk:
+                found.append(chunk)
+            i = end + 1
+            continue
+        i += 1
+    return found
+
+
+def detect_template_problems(
+    doc: Document, view: RunbookView, registry: Registry
+) -> tuple[list[Diagnostic], set[str]]:
+    """All template diagnostics, and the inputs that templates use."""
+    checker = TemplateChecker(doc, view, registry)
+    return checker.run(), checker.used_inputs

@@ -1,0 +1,453 @@
+"""The runbook language as JSON Schema (draft-07), generated from code and step types.
+
+The same schema validates files in `qlrf-run validate` and drives editor
+autocomplete, so every property and every constant carries a description.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from runner import durations
+from runner.steps.registry import StepType
+
+DRAFT = "http://json-schema.org/draft-07/schema#"
+API_VERSION = "qlrf/v1"
+KINDS = {
+    "Campaign": "A rollout over a fleet: canary, staged, fleet",
+    "Drill": "A disaster-recovery drill: provision, validate, measure RTO",
+    "Runbook": "A general operational procedure",
+    "Task": "A single task, often proposed by an AI agent for human approval",
+}
+INPUT_TYPES = {
+    "string": "Text",
+    "integer": "A whole number",
+    "number": "Any number",
+    "boolean": "true or false",
+    "array": "A list (JSON on the command line)",
+    "object": "A mapping (JSON on the command line)",
+    "duration": "A duration such as 30s, 10m, 1h30m, 7d",
+}
+TRIGGER_RULES = {
+    "all_succeeded": "Run when every need succeeded (default)",
+    "all_done": "Run when every need finished, whatever its status",
+    "one_failed": "Run when at least one need failed",
+    "always": "Run when every need finished, even while the run is failing",
+}
+ON_FAILURE = {
+    "fail": "Fail the run: stop new steps, compensate, run finally (default)",
+    "continue": "Record the failure and go on; dependents see the step as failed",
+}
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+STEP_ID_PATTERN = r"^[a-z][a-z0-9_-]*$"
+IDENT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TEMPLATE_PATTERN = r"\{\{"
+# A duration, or a template that renders to one at run time.
+DURATION_PATTERN = durations.PATTERN[:-1] + r"$|^.*\{\{.*\}\}.*$"
+PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
+
+
+def choice(options: Mapping[str, str], description: str) -> dict[str, Any]:
+    """A closed set of strings, each with its own description (shown by editors)."""
+    return {
+        "description": description,
+        "type": "string",
+        "oneOf": [{"const": value, "description": text} for value, text in options.items()],
+    }
+
+
+def duration(description: str, *, template: bool = False) -> dict[str, Any]:
+    """A duration; in `with` it may also be a template that renders to one at run time."""
+    pattern = DURATION_PATTERN if template else durations.PATTERN
+    return {"type": "string", "pattern": pattern, "description": description}
+
+
+def _template(description: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": TEMPLATE_PATTERN, "description": description}
+
+
+def retry_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "Retry policy (Temporal's RetryPolicy in snake_case), merged field by field",
+        "additionalProperties": False,
+        "properties": {
+            "max_attempts": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Attempts in all, including the first; 0 means unlimited",
+            },
+            "initial_interval": duration("Wait before the first retry"),
+            "backoff_coefficient": {
+                "type": "number",
+                "minimum": 1,
+                "description": "Factor by which the wait grows after each retry (>= 1)",
+            },
+            "max_interval": duration("Longest wait between retries"),
+            "non_retryable_errors": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Error types that fail the step at once, e.g. CommandNotFound",
+            },
+        },
+    }
+
+
+def timeout_schema() -> dict[str, Any]:
+    return {
+        "description": "A duration for start_to_close, or each of Temporal's timeouts",
+        "oneOf": [
+            duration("Longest time one attempt may take (start_to_close)"),
+            {
+                "type": "object",
+                "description": "Temporal's activity timeouts",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "properties": {
+                    "start_to_close": duration("Longest time one attempt may take"),
+                    "schedule_to_close": duration("Longest time for all attempts together"),
+                    "schedule_to_start": duration("Longest wait for a worker to pick it up"),
+                    "heartbeat": duration("Longest silence before an attempt counts as lost"),
+                },
+            },
+        ],
+    }
+
+
+def step_type_schema() -> dict[str, Any]:
+    """The schema of a step-type definition file (definitions/steps/<type>.yaml)."""
+    documented: dict[str, Any] = {
+        "type": "object",
+        "required": ["description"],
+        "properties": {
+            "properties": {
+                "type": "object",
+                "additionalProperties": {"$ref": "#/definitions/documented"},
+            },
+            "items": {"$ref": "#/definitions/any_schema"},
+        },
+    }
+    timeouts = timeout_schema()["oneOf"][1]
+    return {
+        "$schema": DRAFT,
+        "$id": "https://qlrf.dev/schemas/step-type.schema.json",
+        "title": "qlrf-run step-type definition",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type", "description", "runs_in", "errors", "params", "output"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "pattern": r"^[a-z][a-z0-9_.-]*$",
+                "description": "The name runbooks use in `type:`",
+            },
+            "description": {"type": "string", "description": "One line, shown in editors"},
+            "runs_in": choice(
+                {
+                    "activity": "A Temporal activity on a worker",
+                    "workflow": "Evaluated in the workflow itself (timers, checks, gates)",
+                    "child_workflow": "A child workflow",
+                },
+                "Where a step of this type executes",
+            ),
+            "activity": {"type": "string", "description": "The registered activity's name"},
+            "errors": {
+                "type": "array",
+                "items": {"type": "string", "pattern": r"^[A-Z][A-Za-z0-9]*$"},
+                "description": "The ApplicationError types this step can fail with",
+            },
+            "params": {
+                "allOf": [
+                    {"$ref": "#/definitions/any_schema"},
+                    {
+                        "type": "object",
+                        "required": ["type", "properties"],
+                        "properties": {
+                            "type": {"const": "object", "description": "`with` is a mapping"},
+                            "properties": {
+                                "type": "object",
+                                "additionalProperties": {"$ref": "#/definitions/documented"},
+                            },
+                        },
+                    },
+                ],
+                "description": "JSON Schema of `with`; every property has a description",
+            },
+            "output": {
+                "$ref": "#/definitions/any_schema",
+                "description": "JSON Schema of the step's output",
+            },
+            "retry": retry_schema(),
+            "timeout": timeouts,
+        },
+        "if": {"properties": {"runs_in": {"const": "activity"}}},
+        "then": {"required": ["activity", "retry", "timeout"]},
+        "definitions": {
+            "any_schema": {"type": "object", "description": "A JSON Schema"},
+            "documented": documented,
+        },
+    }
+
+
+def _with_templates(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Let each non-text parameter also be a template that renders to its type."""
+    out = copy.deepcopy(dict(schema))
+    props = out.get("properties", {})
+    for name, prop in list(props.items()):
+        if prop.get("format") == "duration":
+            props[name] = duration(prop["description"], template=True)
+        elif prop.get("type") != "string":
+            description = prop.get("description", "")
+            inner = {k: v for k, v in prop.items() if k != "description"}
+            props[name] = {
+                "description": description,
+                "anyOf": [inner, _template("A template that renders to this value")],
+            }
+    out["additionalProperties"] = False
+    return out
+
+
+def _common_step_props() -> dict[str, Any]:
+    wave = {
+        "type": "object",
+        "description": "One wave of a fan-out",
+        "additionalProperties": False,
+        "required": ["size"],
+        "properties": {
+            "name": {"type": "string", "pattern": STEP_ID_PATTERN, "description": "Wave name"},
+            "size": {
+                "description": "Cumulative items done by the end of this wave: a count or N%",
+                "oneOf": [
+                    {"type": "integer", "description": "A count of items"},
+                    {
+                        "type": "string",
+                        "pattern": PERCENT_PATTERN,
+                        "description": "A percentage of the list, rounded up",
+                    },
+                ],
+            },
+            "approval": {"type": "boolean", "description": "Wait for approval before the wave"},
+            "pause": duration("Wait this long before the wave starts"),
+            "approvers": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Who may approve this wave (users and group:NAME)",
+            },
+            "min_approvals": {"type": "integer", "minimum": 1, "description": "Quorum"},
+            "timeout": duration("How long the wave's gate waits (default 24h)"),
+        },
+    }
+    return {
+        "id": {
+            "type": "string",
+            "pattern": STEP_ID_PATTERN,
+            "description": "Unique step id: lowercase letters, digits, _ and -",
+        },
+        "name": {"type": "string", "description": "Shown in progress output and the Temporal UI"},
+        "needs": {
+            "type": "array",
+            "items": {"type": "string"},
+            "uniqueItems": True,
+            "description": "Steps this one waits for; [] starts at once (default: the step above)",
+        },
+        "when": {
+            "description": "A template; false skips the step",
+            "anyOf": [{"type": "boolean", "description": "A constant"}, _template("A template")],
+        },
+        "trigger_rule": choice(TRIGGER_RULES, "When the step may run, given its needs"),
+        "retry": retry_schema(),
+        "timeout": timeout_schema(),
+        "on_failure": choice(ON_FAILURE, "What a failure of this step does to the run"),
+        "foreach": {
+            "description": "Run the step once per item of this list",
+            "anyOf": [
+                {"type": "array", "description": "A literal list"},
+                _template("A template giving a list"),
+            ],
+        },
+        "as": {
+            "type": "string",
+            "pattern": IDENT_PATTERN,
+            "description": "The loop variable's name (default item)",
+        },
+        "concurrency": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Items running at once (also bounded by the run's concurrency)",
+        },
+        "waves": {
+            "type": "array",
+            "minItems": 1,
+            "items": wave,
+            "description": "Roll out in waves; sizes are cumulative and must grow",
+        },
+        "max_failures": {
+            "description": "Failure budget per wave: a count or a percentage of the wave",
+            "oneOf": [
+                {"type": "integer", "minimum": 0, "description": "A count of items"},
+                {"type": "string", "pattern": PERCENT_PATTERN, "description": "N% of the wave"},
+            ],
+        },
+    }
+
+
+def _type_const(step_type: StepType) -> dict[str, Any]:
+    return {"const": step_type.type, "description": step_type.description}
+
+
+def _variant(step_type: StepType, common: Mapping[str, Any]) -> dict[str, Any]:
+    params = _with_templates(step_type.params)
+    params["description"] = f"Parameters of a {step_type.type} step"
+    props = dict(common)
+    props["type"] = _type_const(step_type)
+    props["with"] = params
+    props["compensate"] = {"$ref": "#/definitions/compensate"}
+    required = ["id", "type"]
+    if params.get("required") or params.get("oneOf"):
+        required.append("with")
+    return {
+        "title": f"{step_type.type}: {step_type.description}",
+        "description": step_type.description,
+        "type": "object",
+        "additionalProperties": False,
+        "required": required,
+        "properties": props,
+    }
+
+
+def _compensate_variant(step_type: StepType) -> dict[str, Any]:
+    params = _with_templates(step_type.params)
+    params["description"] = f"Parameters of the {step_type.type} compensation"
+    required = ["type"] + (["with"] if params.get("required") or params.get("oneOf") else [])
+    return {
+        "title": f"{step_type.type} compensation",
+        "description": step_type.description,
+        "type": "object",
+        "additionalProperties": False,
+        "required": required,
+        "properties": {
+            "name": {"type": "string", "description": "Shown in progress output"},
+            "type": _type_const(step_type),
+            "with": params,
+            "retry": retry_schema(),
+            "timeout": timeout_schema(),
+        },
+    }
+
+
+def _input_schema() -> dict[str, Any]:
+    type_names = list(INPUT_TYPES)
+    return {
+        "type": "object",
+        "description": "An input of the runbook",
+        "additionalProperties": False,
+        "required": ["type"],
+        "properties": {
+            "type": choice(INPUT_TYPES, "The input's type, checked before the run starts"),
+            "description": {"type": "string", "description": "What the input means"},
+            "default": {"description": "Value used when none is given"},
+            "required": {"type": "boolean", "description": "The run needs a value"},
+            "enum": {"type": "array", "minItems": 1, "description": "The only allowed values"},
+            "items": {
+                "type": "object",
+                "description": "For arrays: the type of each item",
+                "additionalProperties": False,
+                "required": ["type"],
+                "properties": {
+                    "type": {
+                        "type": "string",
+                        "enum": type_names,
+                        "description": "The item type",
+                    }
+                },
+            },
+            "secret": {
+                "type": "boolean",
+                "description": "Mask the value in status, history and the run store",
+            },
+        },
+    }
+
+
+def runbook_schema(step_types: Iterable[StepType]) -> dict[str, Any]:
+    """The published schema of a runbook file, with one step variant per step type."""
+    types = sorted(step_types, key=lambda t: t.type)
+    common = _common_step_props()
+    step_ref = {"$ref": "#/definitions/step"}
+    return {
+        "$schema": DRAFT,
+        "$id": "https://qlrf.dev/schemas/runbook.schema.json",
+        "title": "qlrf-run runbook",
+        "description": "A runbook: validated by `qlrf-run validate`, run by `qlrf-run apply`",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "name", "steps"],
+        "properties": {
+            "apiVersion": {
+                "type": "string",
+                "const": API_VERSION,
+                "description": "The language version; always qlrf/v1",
+            },
+            "kind": choice(KINDS, "What sort of runbook this is (shown in lists, searchable)"),
+            "name": {
+                "type": "string",
+                "pattern": NAME_PATTERN,
+                "description": "Runbook name: lowercase letters, digits and -, up to 63",
+            },
+            "description": {"type": "string", "description": "What the runbook does"},
+            "labels": {
+                "type": "object",
+                "description": "Free-form labels, e.g. team: payments",
+                "additionalProperties": {"type": "string"},
+            },
+            "inputs": {
+                "type": "object",
+                "description": "Values given at apply time (--input k=v)",
+                "propertyNames": {"pattern": IDENT_PATTERN},
+                "additionalProperties": {"$ref": "#/definitions/input"},
+            },
+            "defaults": {
+                "type": "object",
+                "description": "Retry and timeout for every step unless the step overrides",
+                "additionalProperties": False,
+                "properties": {"retry": retry_schema(), "timeout": timeout_schema()},
+            },
+            "concurrency": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Most steps (and fan-out items) running at once in this run",
+            },
+            "timeout": duration("Deadline of the whole run"),
+            "steps": {
+                "type": "array",
+                "minItems": 1,
+                "items": step_ref,
+                "description": "The steps; each waits for the one above unless it has needs",
+            },
+            "finally": {
+                "type": "array",
+                "items": step_ref,
+                "description": "Steps that always run after the steps end, even after a cancel",
+            },
+            "outputs": {
+                "type": "object",
+                "description": "The run's result: templates over inputs and step outputs",
+                "propertyNames": {"pattern": IDENT_PATTERN},
+            },
+        },
+        "definitions": {
+            "input": _input_schema(),
+            "step": {
+                "description": "A step; its `type` selects the keys allowed in `with`",
+                "type": "object",
+                "oneOf": [_variant(t, common) for t in types],
+            },
+            "compensate": {
+                "description": "Undo this step if the run fails after it succeeded",
+                "type": "object",
+                "oneOf": [_compensate_variant(t) for t in types],
+            },
+        },
+    }

@@ -1,0 +1,35 @@
+"""The schema files as committed under schemas/ and shipped in the wheel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from runner.dsl.language import runbook_schema, step_type_schema
+from runner.steps.registry import Registry
+
+RUNBOOK_SCHEMA = "runbook.schema.json"
+STEP_TYPE_SCHEMA = "step-type.schema.json"
+
+
+def _dump(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def schema_files(registry: Registry) -> dict[str, str]:
+    """File name -> exact text, generated from the language and the step types."""
+    return {
+        RUNBOOK_SCHEMA: _dump(runbook_schema(registry)),
+        STEP_TYPE_SCHEMA: _dump(step_type_schema()),
+    }
+
+
+def stale_files(registry: Registry, directory: Path) -> list[str]:
+    """Names of the files in `directory` that differ from what would be generated now."""
+    stale = []
+    for name, text in schema_files(registry).items():
+        path = directory / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            stale.append(name)
+    return stale

@@ -1,0 +1,297 @@
+"""Check a loaded runbook against the published JSON Schema, with positions and advice.
+
+jsonschema reports what failed; an operator needs where and what to do. For a
+step, the failed `oneOf` over step types is resolved through the step's own
+`type`, so the errors shown are those of the variant the author meant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from runner.dsl.diagnostics import Diagnostic
+from runner.dsl.document import Document
+from runner.dsl.language import DURATION_PATTERN, NAME_PATTERN, PERCENT_PATTERN, STEP_ID_PATTERN
+from runner.durations import PATTERN as DURATION_STRICT
+from runner.suggest import hint
+
+_JSON_TYPES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "text",
+    bool: "true/false",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
+}
+
+
+def _describe(value: Any) -> str:
+    kind = _JSON_TYPES.get(type(value), type(value).__name__)
+    if isinstance(value, dict | list):
+        return kind
+    shown = json.dumps(value)
+    return f"{kind} {shown if len(shown) <= 40 else shown[:37] + '...'}"
+
+
+class SchemaChecker:
+    """Holds one compiled validator; reuse it for every file (building it is the slow part)."""
+
+    def __init__(self, schema: Mapping[str, Any], step_types: list[str]) -> None:
+        self.schema = schema
+        self.validator = jsonschema.Draft7Validator(schema)
+        self.step_types = step_types
+        # Variant index by type name, to follow a failed oneOf to the intended branch.
+        defs = schema["definitions"]
+        self._variant = {
+            name: {v["properties"]["type"]["const"]: i for i, v in enumerate(defs[name]["oneOf"])}
+            for name in ("step", "compensate")
+        }
+
+    def check(self, doc: Document) -> list[Diagnostic]:
+        out: list[Diagnostic] = []
+        for error in self.validator.iter_errors(doc.data):
+            out.extend(self._translate(doc, error))
+        return out
+
+    # -- translation --------------------------------------------------------------------
+
+    def _translate(self, doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
+        path = tuple(error.absolute_path)
+        where = path[-1] if path else None
+        v = error.validator
+        inst = error.instance
+        schema = error.schema if isinstance(error.schema, dict) else {}
+
+        if "propertyNames" in error.schema_path:
+            yield doc.diag(
+                (*path, inst),
+                "invalid-name",
+                f"'{inst}' is not a valid name here; use letters, digits and '_', "
+                "starting with a letter (templates refer to it as a Python-like name)",
+                on_key=True,
+            )
+            return
+        if v == "oneOf" and isinstance(inst, dict) and self._is_step_union(schema):
+            yield from self._step_union(doc, error, path)
+            return
+        if v in ("oneOf", "anyOf"):
+            yield from self._union(doc, error, path)
+            return
+        if v == "additionalProperties" and isinstance(inst, dict):
+            allowed = sorted(schema.get("properties", {}))
+            for key in sorted(set(inst) - set(allowed)):
+                yield doc.diag(
+                    (*path, key),
+                    "unknown-key",
+                    f"unknown key '{key}'{hint(key, allowed)}; allowed here: {', '.join(allowed)}",
+                    on_key=True,
+                )
+            return
+        if v == "required" and isinstance(inst, dict):
+            for key in error.validator_value:
+                if key not in inst:
+                    yield doc.diag(
+                        path,
+                        "missing-key",
+                        f"missing required key '{key}'; add it here",
+                        on_key=True,
+                    )
+            return
+        if v == "type":
+            expected = error.validator_value
+            expected = expected if isinstance(expected, list) else [expected]
+            names = " or ".join(str(_JSON_TYPES.get(_PY.get(t, str), t)) for t in expected)
+            yield doc.diag(
+                path, "wrong-type", f"expected {names}, got {_describe(inst)}; change the value"
+            )
+            return
+        if v == "pattern":
+            yield self._pattern(doc, path, inst, error.validator_value)
+            return
+        if v == "const":
+            yield doc.diag(
+                path,
+                "invalid-value",
+                f"must be {json.dumps(error.validator_value)}, got {_describe(inst)}",
+            )
+            return
+        if v == "enum":
+            options = [str(o) for o in error.validator_value]
+            shown = hint(str(inst), options)
+            yield doc.diag(
+                path,
+                "invalid-value",
+                f"{_describe(inst)} is not allowed{shown}; use one of: {', '.join(options)}",
+            )
+            return
+        if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            code = "retry-range" if "retry" in path else "out-of-range"
+            bound = {
+                "minimum": ">=",
+                "maximum": "<=",
+                "exclusiveMinimum": ">",
+                "exclusiveMaximum": "<",
+            }[v]
+            yield doc.diag(
+                path,
+                code,
+                f"{where} must be {bound} {error.validator_value}, got {inst}; change the value",
+            )
+            return
+        if v == "minItems":
+            yield doc.diag(
+                path, "empty", f"needs at least {error.validator_value} item(s); add one"
+            )
+            return
+        if v == "minProperties":
+            yield doc.diag(path, "empty", "must not be empty; set at least one key")
+            return
+        if v == "uniqueItems":
+            yield doc.diag(path, "duplicate-item", "lists the same value twice; remove one")
+            return
+        if v == "not":
+            keys = (
+                error.validator_value.get("required", [])
+                if isinstance(error.validator_value, dict)
+                else []
+            )
+            if keys:
+                yield doc.diag(
+                    path,
+                    "conflicting-keys",
+                    f"set only one of: {', '.join(keys)}; they cannot be used together",
+                )
+                return
+        yield doc.diag(path, "schema", f"{error.message}")
+
+    def _is_step_union(self, schema: Mapping[str, Any]) -> bool:
+        branches = schema.get("oneOf", [])
+        return bool(branches) and all(
+            isinstance(b, dict)
+            and "type" in b.get("properties", {})
+            and "const" in b["properties"]["type"]
+            for b in branches
+        )
+
+    def _step_union(
+        self, doc: Document, error: ValidationError, path: tuple[Any, ...]
+    ) -> Iterator[Diagnostic]:
+        inst = error.instance
+        kind = "compensate" if path and path[-1] == "compensate" else "step"
+        variants = self._variant[kind]
+        name = inst.get("type")
+        if name is None:
+            yield doc.diag(
+                path,
+                "missing-key",
+                f"missing required key 'type'; choose one of: {', '.join(self.step_types)}",
+                on_key=True,
+            )
+            return
+        if name not in variants:
+            if isinstance(name, str):
+                msg = (
+                    f"unknown step type '{name}'{hint(name, self.step_types)}; "
+                    f"known types: {', '.join(self.step_types)}"
+                )
+            else:
+                msg = f"type must be text naming a step type, got {_describe(name)}"
+            yield doc.diag((*path, "type"), "unknown-type", msg)
+            return
+        index = variants[name]
+        for sub in error.context or []:
+            if sub.relative_schema_path and sub.relative_schema_path[0] == index:
+                yield from self._translate(doc, sub)
+
+    def _union(
+        self, doc: Document, error: ValidationError, path: tuple[Any, ...]
+    ) -> Iterator[Diagnostic]:
+        inst = error.instance
+        branches = error.validator_value
+        consts = [b["const"] for b in branches if isinstance(b, dict) and "const" in b]
+        if consts and len(consts) == len(branches):
+            options = [str(c) for c in consts]
+            yield doc.diag(
+                path,
+                "invalid-value",
+                f"{_describe(inst)} is not allowed{hint(str(inst), options)}; "
+                f"use one of: {', '.join(options)}",
+            )
+            return
+        required_sets = [b.get("required") for b in branches if isinstance(b, dict)]
+        if all(required_sets) and isinstance(inst, dict):
+            keys = [r[0] for r in required_sets if r]
+            yield doc.diag(
+                path,
+                "one-of-keys",
+                f"set exactly one of: {', '.join(keys)}",
+                on_key=True,
+            )
+            return
+        # A value that may be a template: report against the non-template branch, unless
+        # the author clearly wrote a template.
+        context = list(error.context or [])
+        non_template = [
+            i
+            for i, b in enumerate(branches)
+            if not (isinstance(b, dict) and b.get("pattern") == r"\{\{")
+        ]
+        if isinstance(inst, str) and "{{" not in inst and len(non_template) < len(branches):
+            picked = [e for e in context if e.relative_schema_path[0] in non_template]
+            if picked:
+                best = max(picked, key=lambda e: len(e.absolute_path))
+                deepest = [e for e in picked if len(e.absolute_path) == len(best.absolute_path)]
+                for sub in deepest:
+                    yield from self._translate(doc, sub)
+                return
+        if context:
+            best = jsonschema.exceptions.best_match(context)
+            if best is not None:
+                yield from self._translate(doc, best)
+                return
+        yield doc.diag(path, "schema", error.message)
+
+    def _pattern(self, doc: Document, path: tuple[Any, ...], inst: Any, pattern: str) -> Diagnostic:
+        if pattern in (DURATION_PATTERN, DURATION_STRICT):
+            return doc.diag(
+                path,
+                "invalid-duration",
+                f"'{inst}' is not a duration; write a number and a unit in falling order, "
+                "e.g. 500ms, 30s, 10m, 1h30m, 24h, 7d",
+            )
+        if pattern == NAME_PATTERN:
+            return doc.diag(
+                path,
+                "invalid-name",
+                f"'{inst}' is not a valid name; use 1-63 lowercase letters, digits and '-', "
+                "starting with a letter or digit",
+            )
+        if pattern == STEP_ID_PATTERN:
+            return doc.diag(
+                path,
+                "invalid-id",
+                f"'{inst}' is not a valid id; start with a lowercase letter and use lowercase "
+                "letters, digits, '_' and '-'",
+            )
+        if pattern == PERCENT_PATTERN:
+            return doc.diag(
+                path, "wave-size", f"'{inst}' is not a count or a percentage such as 10%"
+            )
+        return doc.diag(path, "invalid-value", f"'{inst}' does not match the pattern {pattern}")
+
+
+_PY = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": float,
+    "null": type(None),
+}

@@ -1,0 +1,126 @@
+"""The front end: load a file, check it against the schema, then run every semantic check."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.dsl.checks import graph, values
+from runner.dsl.checks.templates import detect_template_problems
+from runner.dsl.diagnostics import Diagnostic, has_errors
+from runner.dsl.document import Document
+from runner.dsl.language import runbook_schema
+from runner.dsl.loader import load_file, load_text
+from runner.dsl.model import RunbookView, build
+from runner.dsl.schema_check import SchemaChecker
+from runner.resources import data_dir
+from runner.steps.registry import Registry
+
+
+@dataclass
+class Checked:
+    """A loaded document, its step view and everything found wrong with it."""
+
+    doc: Document
+    view: RunbookView
+    diagnostics: list[Diagnostic]
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+
+class Validator:
+    """Builds the schema validator once; check as many files as you like with it."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.schema = runbook_schema(registry)
+        self.schema_checker = SchemaChecker(self.schema, registry.names())
+        # An installation without the runbook library leaves `ref:` unchecked.
+        self.library: Path | None = None
+        with contextlib.suppress(FileNotFoundError):
+            self.library = data_dir("definitions") / "runbooks"
+
+    def check_file(self, path: str | os.PathLike[str]) -> Checked:
+        return self.check(load_file(path))
+
+    def check_text(self, text: str, file: str = "<text>") -> Checked:
+        return self.check(load_text(text, file))
+
+    def check(self, doc: Document) -> Checked:
+        diagnostics = list(doc.diagnostics)
+        view = build(doc.data)
+        if doc.data is None and diagnostics:
+            return Checked(doc, view, _unique(diagnostics))
+        diagnostics += _guarded(doc, lambda: self.schema_checker.check(doc))
+        if not isinstance(doc.data, dict):
+            return Checked(doc, view, _unique(diagnostics))
+        checks: list[Callable[[], Iterable[Diagnostic]]] = [
+            lambda: graph.detect_duplicate_ids(doc, view),
+            lambda: graph.detect_unknown_needs(doc, view),
+            lambda: graph.detect_cycles(doc, view),
+            lambda: graph.detect_never_runs(doc, view),
+            lambda: values.detect_input_problems(doc, view),
+            lambda: values.detect_retry_problems(doc, view, self.registry),
+            lambda: values.detect_timeout_problems(doc, view),
+            lambda: values.detect_fanout_problems(doc, view),
+            lambda: values.detect_approval_problems(doc, view),
+            lambda: values.detect_error_type_names(doc, view, self.registry),
+            lambda: values.detect_child_runbooks(doc, view, self.library),
+        ]
+        for check in checks:
+            diagnostics += _guarded(doc, check)
+        used: set[str] = set()
+
+        def templates() -> list[Diagnostic]:
+            found, names = detect_template_problems(doc, view, self.registry)
+            used.update(names)
+            return found
+
+        diagnostics += _guarded(doc, templates)
+        modifiable_only = _modifiable_names(view)
+        diagnostics += _guarded(
+            doc, lambda: values.detect_unused_inputs(doc, view, used | modifiable_only)
+        )
+        return Checked(doc, view, _unique(diagnostics))
+
+
+def _modifiable_names(view: RunbookView) -> set[str]:
+    # An input listed as modifiable is read by the gate, even if no template uses it.
+    names: set[str] = set()
+    for step in view.steps:
+        mod = step.with_.get("modifiable") if step.type == "approval" else None
+        names.update(n for n in (mod if isinstance(mod, list) else []) if isinstance(n, str))
+    return names
+
+
+def _guarded(doc: Document, check: Callable[[], Iterable[Diagnostic]]) -> list[Diagnostic]:
+    """A bug in one check must not hide the other diagnostics nor show a traceback."""
+    try:
+        return list(check())
+    except Exception as exc:  # a defect of qlrf-run, reported as such
+        name = getattr(check, "__qualname__", "check")
+        return [
+            doc.diag(
+                (),
+                "internal-error",
+                f"qlrf-run failed inside {name} ({type(exc).__name__}: {exc}); this is a "
+                "bug in qlrf-run, please report it with this file",
+            )
+        ]
+
+
+def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(set(diagnostics))
+
+
+@functools.cache
+def default_validator() -> Validator:
+    from runner.steps.definitions import default_registry
+
+    return Validator(default_registry())

@@ -26,16 +26,15 @@ for module in (validate, plan, schema, init):
 
 
 def main() -> None:
-    """Console entry point: exit 0 ok, 1 invalid or failed, 2 bad usage."""
+    """Console entry point: exit 0 ok, 1 invalid or failed, 2 bad usage.
+
+    Typer runs in standalone mode, so it reports usage errors itself (exit 2) and
+    turns typer.Exit into the exit status; what reaches here is ours to word.
+    """
     from runner.errors import QlrfError, UsageError
 
     try:
-        result = app(standalone_mode=False)
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        app()
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -43,16 +42,6 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else 1)
-        if isinstance(exc, click.exceptions.Abort):
-            print("aborted", file=sys.stderr)
-            sys.exit(1)
         if os.environ.get("QLRF_DEBUG"):
             raise
         print(
@@ -61,5 +50,3 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(70)
-    # With standalone_mode=False, click returns the code of a typer.Exit instead of exiting.
-    sys.exit(result if isinstance(result, int) else 0)

@@ -135,21 +135,22 @@ def _label(text: str) -> str:
 
 
 def render_mermaid(plan: Plan) -> str:
+    """A flowchart; node keys are n0, n1... because step ids like `end` would break Mermaid."""
+    keys = {n.id: f"n{i}" for i, n in enumerate((*plan.nodes, *plan.finally_nodes))}
     lines = ["flowchart TD"]
 
     def emit(nodes: tuple[Node, ...], indent: str) -> None:
         for node in nodes:
             fan = "<br/>foreach" if node.fanout else ""
-            shape = ("{{", "}}") if node.type == "approval" else ('["', '"]')
             label = _label(f"{node.name}<br/><i>{node.type}</i>{fan}")
-            if shape[0] == "{{":
-                lines.append(f'{indent}{node.id}{{{{"{label}"}}}}')
+            if node.type == "approval":
+                lines.append(f'{indent}{keys[node.id]}{{{{"{label}"}}}}')
             else:
-                lines.append(f'{indent}{node.id}["{label}"]')
+                lines.append(f'{indent}{keys[node.id]}["{label}"]')
         for node in nodes:
             for need in node.needs:
                 rule = "" if node.trigger_rule == "all_succeeded" else f"|{node.trigger_rule}|"
-                lines.append(f"{indent}{need} -->{rule} {node.id}")
+                lines.append(f"{indent}{keys[need]} -->{rule} {keys[node.id]}")
 
     emit(plan.nodes, "  ")
     if plan.finally_nodes:

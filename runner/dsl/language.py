@@ -384,6 +384,10 @@ def runbook_schema(step_types: Iterable[StepType]) -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "required": ["apiVersion", "kind", "name", "steps"],
+        # x-* keys hold YAML anchors shared by steps (as in docker-compose files).
+        "patternProperties": {
+            "^x-": {"description": "Free-form: a place for YAML anchors; ignored by qlrf-run"}
+        },
         "properties": {
             "apiVersion": {
                 "type": "string",

@@ -260,6 +260,15 @@ def _problem_mark(exc: yaml.MarkedYAMLError) -> Any:
     return exc.problem_mark or exc.context_mark
 
 
+def _char_at(text: str, mark: Any) -> str:
+    if mark is None:
+        return ""
+    lines = text.splitlines()
+    if mark.line >= len(lines) or mark.column >= len(lines[mark.line]):
+        return ""
+    return lines[mark.line][mark.column]
+
+
 def load_text(text: str, file: str) -> Document:
     """Load YAML text; problems are returned as diagnostics on the Document."""
     diagnostics: list[Diagnostic] = []
@@ -275,7 +284,12 @@ def load_text(text: str, file: str) -> Document:
         mark = _problem_mark(exc)
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        if "nesting depth" in problem:
+        if "cannot start any token" in problem and _char_at(text, mark) == "\t":
+            code, message = (
+                "yaml-syntax",
+                ("YAML does not allow tabs for indentation; indent with spaces"),
+            )
+        elif "nesting depth" in problem:
             code, message = "too-deep", f"nesting deeper than {MAX_DEPTH} levels; flatten it"
         else:
             code, message = "yaml-syntax", f"YAML syntax error: {problem}; fix the syntax here"

@@ -8,6 +8,7 @@ step, the failed `oneOf` over step types is resolved through the step's own
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,7 +17,13 @@ from jsonschema.exceptions import ValidationError
 
 from runner.dsl.diagnostics import Diagnostic
 from runner.dsl.document import Document
-from runner.dsl.language import DURATION_PATTERN, NAME_PATTERN, PERCENT_PATTERN, STEP_ID_PATTERN
+from runner.dsl.language import (
+    DURATION_PATTERN,
+    NAME_PATTERN,
+    PERCENT_PATTERN,
+    STEP_ID_PATTERN,
+    TEMPLATE_PATTERN,
+)
 from runner.durations import PATTERN as DURATION_STRICT
 from runner.suggest import hint
 
@@ -31,7 +38,24 @@ _JSON_TYPES = {
 }
 
 
+def _fits(json_type: Any, value: Any) -> bool:
+    """Whether `value` has the JSON type `json_type` (a branch without a type fits all)."""
+    if json_type is None:
+        return True
+    types = json_type if isinstance(json_type, list) else [json_type]
+    for t in types:
+        if t == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if t == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+            return True
+        if t not in ("integer", "number") and type(value) is _PY.get(t):
+            return True
+    return False
+
+
 def _describe(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
     kind = _JSON_TYPES.get(type(value), type(value).__name__)
     if isinstance(value, dict | list):
         return kind
@@ -85,7 +109,9 @@ class SchemaChecker:
             return
         if v == "additionalProperties" and isinstance(inst, dict):
             allowed = sorted(schema.get("properties", {}))
-            for key in sorted(set(inst) - set(allowed)):
+            patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+            extra = {k for k in inst if k not in allowed and not any(p.search(k) for p in patterns)}
+            for key in sorted(extra):
                 yield doc.diag(
                     (*path, key),
                     "unknown-key",
@@ -234,20 +260,22 @@ class SchemaChecker:
                 on_key=True,
             )
             return
-        # A value that may be a template: report against the non-template branch, unless
-        # the author clearly wrote a template.
+        # Follow the branch the author meant: a template branch for text with `{{`, else
+        # the one branch whose JSON type fits the value (`10mins` under a timeout is a
+        # bad duration, not "expected a mapping").
         context = list(error.context or [])
-        non_template = [
+        is_template = isinstance(inst, str) and "{{" in inst
+        meant = [
             i
             for i, b in enumerate(branches)
-            if not (isinstance(b, dict) and b.get("pattern") == r"\{\{")
+            if isinstance(b, dict)
+            and (b.get("pattern") == TEMPLATE_PATTERN) == is_template
+            and _fits(b.get("type"), inst)
         ]
-        if isinstance(inst, str) and "{{" not in inst and len(non_template) < len(branches):
-            picked = [e for e in context if e.relative_schema_path[0] in non_template]
+        if len(meant) == 1:
+            picked = [e for e in context if e.relative_schema_path[0] == meant[0]]
             if picked:
-                best = max(picked, key=lambda e: len(e.absolute_path))
-                deepest = [e for e in picked if len(e.absolute_path) == len(best.absolute_path)]
-                for sub in deepest:
+                for sub in picked:
                     yield from self._translate(doc, sub)
                 return
         if context:

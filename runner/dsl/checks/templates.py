@@ -39,7 +39,7 @@ class Scope:
     """What a template may name at one place in the file."""
 
     upstream_bits: int | None  # None: every step (run outputs)
-    self_id: str | None
+    self_id_forbidden: str | None  # the step itself, whose result does not exist yet
     loop_var: str | None
     secrets_allowed: bool
     where: str  # for messages
@@ -99,7 +99,7 @@ class TemplateChecker:
             in_loop = key in ("with", "name")
             scope = Scope(
                 ups,
-                None,
+                step.id,
                 step.loop_var if in_loop else None,
                 activity and key == "with",
                 f"step '{step.id}'",
@@ -114,7 +114,7 @@ class TemplateChecker:
             found = self.registry.find(ctype)
             cact = found is not None and found.runs_in == "activity"
             own = self.bits.get(step.id, 0) if step.id else 0
-            scope = Scope(ups | own, step.id, None, cact, f"the compensation of '{step.id}'")
+            scope = Scope(ups | own, None, None, cact, f"the compensation of '{step.id}'")
             for key in ("with", "name"):
                 for path, text in _strings(comp.get(key), (*step.path, "compensate", key)):
                     self._check(path, text, scope)
@@ -138,7 +138,8 @@ class TemplateChecker:
                 d(
                     path,
                     "template-syntax",
-                    f"template syntax error{lineno}: {refs.message}; fix the template",
+                    f"template syntax error{lineno}: {(refs.message or '').rstrip('.')}; "
+                    "fix the template",
                 )
             )
             return
@@ -220,6 +221,16 @@ class TemplateChecker:
                 )
             )
             return
+        if sid == scope.self_id_forbidden:
+            self.out.append(
+                d(
+                    path,
+                    "not-upstream",
+                    f"step '{sid}' cannot use its own result while it runs; use it in its "
+                    "`compensate` or in a later step",
+                )
+            )
+            return
         if field is not None and field not in templates.STEP_FIELDS:
             self.out.append(
                 d(
@@ -248,7 +259,7 @@ class TemplateChecker:
                 self.doc.diag(
                     path,
                     "quoted-template",
-                    f"'{match}' sits inside single quotes, where the shell does not expand "
+                    f"{match} sits inside single quotes, where the shell does not expand "
                     "variables, so it would stay literal; use double quotes",
                     severity="warning",
                 )

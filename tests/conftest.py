@@ -1,0 +1,57 @@
+"""Shared test setup: the repository root, a validator, and `--update-goldens`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite tests/cases/*/*.expected from the current diagnostics",
+    )
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-goldens"))
+
+
+@pytest.fixture(scope="session")
+def validator():
+    from runner.dsl.validate import default_validator
+
+    return default_validator()
+
+
+@pytest.fixture
+def in_root(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from the repository root, so diagnostics carry short relative paths."""
+    monkeypatch.chdir(ROOT)
+    return ROOT
+
+
+def qlrf(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `qlrf-run` console script the way an operator does."""
+    exe = Path(sys.executable).with_name("qlrf-run")
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [str(exe), *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -1,0 +1,66 @@
+"""The step-type registry: built-ins, duplicates, unknown names, definition quality."""
+
+from pathlib import Path
+
+import pytest
+
+from runner.errors import DefinitionError, DuplicateStepType, UnknownStepType
+from runner.steps.definitions import builtin_paths, default_registry, load_definition
+from runner.steps.registry import Registry
+
+BUILTINS = {"shell", "http", "sleep", "assert", "approval", "notify", "sql", "runbook", "evidence"}
+
+
+def test_every_builtin_type_of_the_design_is_registered():
+    """The nine built-in types load from definitions/steps."""
+    assert set(default_registry().names()) == BUILTINS
+
+
+def test_registering_a_type_twice_fails_at_start_up():
+    """A duplicate type names both definition files."""
+    shell = default_registry().get("shell")
+    with pytest.raises(DuplicateStepType, match="defined twice"):
+        Registry([shell, shell])
+
+
+def test_unknown_type_lists_known_ones_and_suggests():
+    """An unknown type answers with a did-you-mean and the full list."""
+    with pytest.raises(UnknownStepType) as info:
+        default_registry().get("htp")
+    assert info.value.suggestion == "http"
+    assert "known types: approval, assert" in str(info.value)
+
+
+def test_every_param_and_output_property_has_a_description():
+    """Editors show these descriptions, so none may be missing."""
+
+    def walk(schema, where):
+        for name, prop in (schema.get("properties") or {}).items():
+            assert prop.get("description"), f"{where}.{name} has no description"
+            walk(prop, f"{where}.{name}")
+
+    for step_type in default_registry():
+        walk(step_type.params, f"{step_type.type}.params")
+        walk(step_type.output, f"{step_type.type}.output")
+        assert step_type.runs_in != "activity" or (step_type.retry and step_type.timeout)
+
+
+def test_a_broken_definition_is_refused_with_its_position(tmp_path: Path):
+    """A definition that breaks the step-type schema fails loading, naming file and line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "type: bad\ndescription: x\nruns_in: activity\nerrors: []\n"
+        "params: {type: object, properties: {a: {type: string}}}\noutput: {}\n"
+    )
+    with pytest.raises(DefinitionError) as info:
+        load_definition(bad)
+    text = str(info.value)
+    assert f"{bad}:5:" in text and "description" in text
+    assert "activity" in text  # an activity type needs activity, retry and timeout
+
+
+def test_builtin_definitions_ship_from_one_folder():
+    """The definitions are read from definitions/steps (package data in a wheel)."""
+    paths = builtin_paths()
+    assert {p.stem for p in paths} == BUILTINS
+    assert all(p.parent.name == "steps" for p in paths)

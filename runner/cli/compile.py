@@ -36,7 +36,7 @@ def compile_file(
     *,
     require_inputs: bool = True,
 ) -> Compiled:
-    from runner.dsl.validate import default_validator
+    from runner.dsl.validate import collector_paused, default_validator
     from runner.plan import inputs as run_inputs
     from runner.plan.compiler import compile_plan
 
@@ -71,6 +71,7 @@ def compile_file(
         line, col = checked.doc.at(path)
         return f"{line}:{col}"
 
-    plan = compile_plan(validator.registry, checked.doc.data, str(file), locate)
+    with collector_paused():
+        plan = compile_plan(validator.registry, checked.doc.data, str(file), locate)
     warnings = [d for d in checked.diagnostics if d.severity == "warning"]
     return Compiled(plan, values, warnings, missing)

@@ -68,25 +68,76 @@ class SchemaChecker:
 
     def __init__(self, schema: Mapping[str, Any], step_types: list[str]) -> None:
         self.schema = schema
-        self.validator = jsonschema.Draft7Validator(schema)
         self.step_types = step_types
-        # Variant index by type name, to follow a failed oneOf to the intended branch.
+        # The published schema selects a step's variant with a oneOf over every type,
+        # which validates each step nine times over. The variant is fixed by the
+        # step's `type` const, so the same verdict comes from checking the document
+        # with steps as plain objects, then each step against its own variant only.
         defs = schema["definitions"]
-        self._variant = {
-            name: {v["properties"]["type"]["const"]: i for i, v in enumerate(defs[name]["oneOf"])}
-            for name in ("step", "compensate")
+        fast_defs = {**defs, "step": {"type": "object"}, "compensate": {"type": "object"}}
+        self.validator = jsonschema.Draft7Validator({**schema, "definitions": fast_defs})
+        self._variants = {
+            kind: {
+                v["properties"]["type"]["const"]: jsonschema.Draft7Validator(
+                    {**v, "definitions": fast_defs}
+                )
+                for v in defs[kind]["oneOf"]
+            }
+            for kind in ("step", "compensate")
         }
 
     def check(self, doc: Document) -> list[Diagnostic]:
         out: list[Diagnostic] = []
         for error in self.validator.iter_errors(doc.data):
-            out.extend(self._translate(doc, error))
+            out.extend(self._translate(doc, error, ()))
+        data = doc.data if isinstance(doc.data, dict) else {}
+        for section in ("steps", "finally"):
+            items = data.get(section)
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                if isinstance(item, dict):
+                    self._check_variant(doc, "step", item, (section, i), out)
         return out
+
+    def _check_variant(
+        self,
+        doc: Document,
+        kind: str,
+        inst: dict[str, Any],
+        prefix: tuple[Any, ...],
+        out: list[Diagnostic],
+    ) -> None:
+        name = inst.get("type")
+        if name is None:
+            out.append(
+                doc.diag(
+                    prefix,
+                    "missing-key",
+                    f"missing required key 'type'; choose one of: {', '.join(self.step_types)}",
+                    on_key=True,
+                )
+            )
+        elif not isinstance(name, str) or name not in self._variants[kind]:
+            if isinstance(name, str):
+                msg = (
+                    f"unknown step type '{name}'{hint(name, self.step_types)}; "
+                    f"known types: {', '.join(self.step_types)}"
+                )
+            else:
+                msg = f"type must be text naming a step type, got {_describe(name)}"
+            out.append(doc.diag((*prefix, "type"), "unknown-type", msg))
+        else:
+            for error in self._variants[kind][name].iter_errors(inst):
+                out.extend(self._translate(doc, error, prefix))
+        compensate = inst.get("compensate")
+        if kind == "step" and isinstance(compensate, dict):
+            self._check_variant(doc, "compensate", compensate, (*prefix, "compensate"), out)
 
     # -- translation --------------------------------------------------------------------
 
-    def _translate(self, doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
-        path = tuple(error.absolute_path)
+    def _translate(
+        self, doc: Document, error: ValidationError, prefix: tuple[Any, ...]
+    ) -> Iterator[Diagnostic]:
+        path = (*prefix, *error.absolute_path)
         where = path[-1] if path else None
         v = error.validator
         inst = error.instance
@@ -101,11 +152,8 @@ class SchemaChecker:
                 on_key=True,
             )
             return
-        if v == "oneOf" and isinstance(inst, dict) and self._is_step_union(schema):
-            yield from self._step_union(doc, error, path)
-            return
         if v in ("oneOf", "anyOf"):
-            yield from self._union(doc, error, path)
+            yield from self._union(doc, error, path, prefix)
             return
         if v == "additionalProperties" and isinstance(inst, dict):
             allowed = sorted(schema.get("properties", {}))
@@ -196,47 +244,12 @@ class SchemaChecker:
                 return
         yield doc.diag(path, "schema", f"{error.message}")
 
-    def _is_step_union(self, schema: Mapping[str, Any]) -> bool:
-        branches = schema.get("oneOf", [])
-        return bool(branches) and all(
-            isinstance(b, dict)
-            and "type" in b.get("properties", {})
-            and "const" in b["properties"]["type"]
-            for b in branches
-        )
-
-    def _step_union(
-        self, doc: Document, error: ValidationError, path: tuple[Any, ...]
-    ) -> Iterator[Diagnostic]:
-        inst = error.instance
-        kind = "compensate" if path and path[-1] == "compensate" else "step"
-        variants = self._variant[kind]
-        name = inst.get("type")
-        if name is None:
-            yield doc.diag(
-                path,
-                "missing-key",
-                f"missing required key 'type'; choose one of: {', '.join(self.step_types)}",
-                on_key=True,
-            )
-            return
-        if name not in variants:
-            if isinstance(name, str):
-                msg = (
-                    f"unknown step type '{name}'{hint(name, self.step_types)}; "
-                    f"known types: {', '.join(self.step_types)}"
-                )
-            else:
-                msg = f"type must be text naming a step type, got {_describe(name)}"
-            yield doc.diag((*path, "type"), "unknown-type", msg)
-            return
-        index = variants[name]
-        for sub in error.context or []:
-            if sub.relative_schema_path and sub.relative_schema_path[0] == index:
-                yield from self._translate(doc, sub)
-
     def _union(
-        self, doc: Document, error: ValidationError, path: tuple[Any, ...]
+        self,
+        doc: Document,
+        error: ValidationError,
+        path: tuple[Any, ...],
+        prefix: tuple[Any, ...],
     ) -> Iterator[Diagnostic]:
         inst = error.instance
         branches = error.validator_value
@@ -276,12 +289,12 @@ class SchemaChecker:
             picked = [e for e in context if e.relative_schema_path[0] == meant[0]]
             if picked:
                 for sub in picked:
-                    yield from self._translate(doc, sub)
+                    yield from self._translate(doc, sub, prefix)
                 return
         if context:
             best = jsonschema.exceptions.best_match(context)
             if best is not None:
-                yield from self._translate(doc, best)
+                yield from self._translate(doc, best, prefix)
                 return
         yield doc.diag(path, "schema", error.message)
 

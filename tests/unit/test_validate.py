@@ -45,7 +45,7 @@ def test_unknown_schema_keyword_falls_back_to_jsonschema_message(validator):
 
     doc = load_text("a: 1\n", "f.yaml")
     error = ValidationError("is too long", validator="maxLength", path=["a"], instance=1, schema={})
-    [diag] = list(validator.schema_checker._translate(doc, error))
+    [diag] = list(validator.schema_checker._translate(doc, error, ()))
     assert (diag.code, diag.line, diag.message) == ("schema", 1, "is too long")
 
 

@@ -7,10 +7,13 @@ from pathlib import Path
 import typer
 
 from runner.cli.common import DiagFormat, exit_with, out, require_file
+from runner.errors import UsageError
 
 
 def validate(
-    files: list[Path] = typer.Argument(..., help="Runbook files to check", show_default=False),
+    files: list[Path] = typer.Argument(
+        ..., help="Runbook files, or folders of them", show_default=False
+    ),
     format: DiagFormat = typer.Option(DiagFormat.text, "--format", "-f", help="Output format"),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors"),
 ) -> None:
@@ -18,11 +21,9 @@ def validate(
     from runner.dsl.diagnostics import RENDERERS, has_errors
     from runner.dsl.validate import default_validator
 
-    for file in files:
-        require_file(file)
     validator = default_validator()
     results = []
-    for file in files:
+    for file in _expand(files):
         checked = validator.check_file(file)
         results.append((str(file), checked.diagnostics))
     text = RENDERERS[format.value](results)
@@ -32,6 +33,21 @@ def validate(
         has_errors(d) or (strict and any(x.severity == "warning" for x in d)) for _, d in results
     )
     exit_with(1 if failed else 0)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory stands for every .yaml/.yml file below it."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            if not found:
+                raise UsageError(f"{path} holds no .yaml or .yml files")
+            files.extend(found)
+        else:
+            require_file(path)
+            files.append(path)
+    return files
 
 
 def register(app: typer.Typer) -> None:

@@ -64,3 +64,31 @@ def test_builtin_definitions_ship_from_one_folder():
     paths = builtin_paths()
     assert {p.stem for p in paths} == BUILTINS
     assert all(p.parent.name == "steps" for p in paths)
+
+
+def test_plugins_add_step_types_through_entry_points(tmp_path, monkeypatch):
+    """An entry point in qlrf_run.steps names a definition file; its type joins the registry."""
+    from runner.steps import definitions
+
+    source = (Path(definitions.builtin_paths()[0]).parent / "notify.yaml").read_text()
+    plugin = tmp_path / "pager.yaml"
+    plugin.write_text(
+        source.replace("type: notify", "type: pager").replace("activity: notify", "activity: pager")
+    )
+
+    class EntryPoint:
+        def load(self):
+            return lambda: plugin  # a callable returning the path is allowed
+
+    monkeypatch.setattr(
+        definitions.metadata,
+        "entry_points",
+        lambda group: [EntryPoint()] if group == "qlrf_run.steps" else [],
+    )
+    definitions.default_registry.cache_clear()
+    try:
+        registry = definitions.default_registry()
+        assert registry.get("pager").activity == "pager"
+        assert len(registry) == len(BUILTINS) + 1
+    finally:
+        definitions.default_registry.cache_clear()

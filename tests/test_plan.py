@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from runner.cli.compile import compile_file
 from runner.cli.render_plan import layers, render_mermaid
+from runner.pipeline import compile_file
 from tests.conftest import ROOT, qlrf
 
 DRILL = ROOT / "examples" / "drill.yaml"

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from runner.cli import init, plan, schema, validate
+from runner.cli import apply, init, plan, runs, schema, serve, validate
 
 app = typer.Typer(
     name="qlrf-run",
@@ -21,8 +21,18 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for module in (validate, plan, schema, init):
+for module in (validate, plan, apply, runs, serve, schema, init):
     module.register(app)
+
+
+def _exit(code: int) -> None:
+    # The Temporal SDK's runtime threads can abort the interpreter at exit
+    # (PyGILState_Release, sdk-python#300): once it is loaded, flush and leave at once.
+    if "temporalio" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def main() -> None:
@@ -35,6 +45,8 @@ def main() -> None:
 
     try:
         app()
+    except SystemExit as exc:
+        _exit(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

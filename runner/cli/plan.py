@@ -17,9 +17,9 @@ def plan(
     format: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="Output format"),
 ) -> None:
     """Compile a runbook and show its plan: layers, needs, effective retry and timeouts."""
-    from runner.cli.compile import InvalidRunbook, compile_file
     from runner.cli.render_plan import render_mermaid, render_text
     from runner.dsl.diagnostics import render_text as render_diagnostics
+    from runner.pipeline import InvalidRunbook, compile_file
 
     try:
         compiled = compile_file(file, input, inputs_file, require_inputs=False)

@@ -107,12 +107,11 @@ def render_text(plan: Plan, inputs: dict[str, Any], missing: list[str]) -> str:
         head.append("run: " + ", ".join(run_bits))
     if inputs:
         shown = []
-        secret = {s.name for s in plan.inputs if s.secret}
         for name, value in inputs.items():
             if name in missing:
                 shown.append(f"{name}=<required, not given>")
             else:
-                shown.append(f"{name}={'***' if name in secret else json.dumps(value)}")
+                shown.append(f"{name}={json.dumps(value)}")
         head.append("inputs: " + ", ".join(shown))
     lines = head
     for title, nodes in (("steps", plan.nodes), ("finally", plan.finally_nodes)):

@@ -363,10 +363,6 @@ def _input_schema() -> dict[str, Any]:
                     }
                 },
             },
-            "secret": {
-                "type": "boolean",
-                "description": "Mask the value in status, history and the run store",
-            },
         },
     }
 

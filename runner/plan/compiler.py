@@ -24,6 +24,8 @@ from runner.steps.registry import Registry, StepType
 
 # (path) -> "line:col", so the compiler can cite sources without knowing YAML.
 Locate = Callable[[tuple[Any, ...]], str]
+# (the `with` of a runbook step, the step id) -> the child's compiled Plan.
+ResolveChild = Callable[[Mapping[str, Any], str], Plan]
 _PERCENT = re.compile(r"^([0-9]+(?:\.[0-9]+)?)%$")
 
 
@@ -56,8 +58,14 @@ def _split_size(value: Any) -> tuple[int | None, float | None]:
 
 class Compiler:
     def __init__(
-        self, registry: Registry, data: Mapping[str, Any], file: str, locate: Locate
+        self,
+        registry: Registry,
+        data: Mapping[str, Any],
+        file: str,
+        locate: Locate,
+        resolve_child: ResolveChild | None = None,
     ) -> None:
+        self.resolve_child = resolve_child
         self.registry = registry
         self.data = data
         self.file = file
@@ -118,6 +126,11 @@ class Compiler:
             timeouts=timeouts,
         )
 
+    def _child(self, step_type: StepType, step: Mapping[str, Any]) -> Plan | None:
+        if step_type.runs_in != "child_workflow" or self.resolve_child is None:
+            return None
+        return self.resolve_child(step.get("with") or {}, step["id"])
+
     def _nodes(self, section: str) -> tuple[Node, ...]:
         nodes = []
         previous: str | None = None
@@ -143,6 +156,7 @@ class Compiler:
                     compensate=self._compensation(step.get("compensate"), step["id"]),
                     section=section,
                     source=f"{self.file}:{self.locate((section, i))}",
+                    child=self._child(step_type, step),
                 )
             )
             previous = step["id"]
@@ -161,7 +175,6 @@ class Compiler:
                     default=decl.get("default"),
                     enum=tuple(decl["enum"]) if "enum" in decl else None,
                     items_type=items.get("type") if isinstance(items, dict) else None,
-                    secret=bool(decl.get("secret", False)),
                     description=decl.get("description", ""),
                 )
             )
@@ -185,6 +198,12 @@ class Compiler:
         return dataclasses.replace(plan, plan_hash=compute_hash(plan.to_dict()))
 
 
-def compile_plan(registry: Registry, data: Mapping[str, Any], file: str, locate: Locate) -> Plan:
+def compile_plan(
+    registry: Registry,
+    data: Mapping[str, Any],
+    file: str,
+    locate: Locate,
+    resolve_child: ResolveChild | None = None,
+) -> Plan:
     """Compile data that passed validation without errors (anything else is a bug)."""
-    return Compiler(registry, data, file, locate).compile()
+    return Compiler(registry, data, file, locate, resolve_child).compile()

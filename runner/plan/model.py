@@ -84,6 +84,7 @@ class Node:
     compensate: Compensation | None
     section: str  # steps | finally
     source: str
+    child: Plan | None = None  # a `runbook` step's compiled child runbook
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,6 @@ class InputSpec:
     default: Any
     enum: tuple[Any, ...] | None
     items_type: str | None
-    secret: bool
     description: str
 
 

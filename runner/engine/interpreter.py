@@ -1,0 +1,545 @@
+"""RunbookWorkflow: one workflow that interprets any plan, deterministically.
+
+This module does no I/O and reads no clock or random source except through the
+Temporal workflow API. Templates are rendered here (runner/engine/render.py);
+secrets stay markers until an activity resolves them on the worker.
+
+Semantics (DESIGN.md "Steps"): a step is considered once its needs finished; it
+runs when its trigger rule holds and then its `when` is true, else it is skipped.
+A failure with on_failure: fail stops new steps (except trigger_rule: always),
+cancels running ones, compensates succeeded steps in reverse completion order,
+runs `finally`, and fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    TimeoutError,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from runner import durations
+    from runner.engine import render
+    from runner.engine.model import DEFAULT_CONCURRENCY, WORKFLOW_TYPE, RunInput, StepRequest
+    from runner.errors import InputError
+    from runner.plan import inputs as run_inputs
+
+TERMINAL = ("succeeded", "failed", "skipped", "cancelled")
+# Temporal refuses payloads over 2 MiB (and a refused workflow task hangs the run).
+MEMO_LIMIT = 1_000_000
+# Kept on the step and in the run's error, so an operator can read what happened.
+ERROR_TEXT_LIMIT = 4000
+
+
+class StepFailed(Exception):
+    def __init__(self, error_type: str, message: str, attempts: int | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.attempts = attempts
+
+
+@dataclass
+class StepState:
+    status: str = "pending"
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    output: Any = None
+    error: dict[str, str] | None = None
+    reason: str | None = None  # why a step was skipped or cancelled
+    compensation: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "output": self.output,
+            "error": self.error,
+            "reason": self.reason,
+            "compensation": self.compensation,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ms(value: int | None) -> timedelta | None:
+    return timedelta(milliseconds=value) if value else None
+
+
+def _retry(policy: dict[str, Any]) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(milliseconds=policy["initial_interval_ms"]),
+        backoff_coefficient=policy["backoff_coefficient"],
+        maximum_interval=timedelta(milliseconds=policy["max_interval_ms"]),
+        maximum_attempts=policy["max_attempts"],
+        # An oversized result can never shrink by retrying.
+        non_retryable_error_types=[*policy["non_retryable_errors"], "PayloadsTooLarge"],
+    )
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class RunbookWorkflow:
+    def __init__(self) -> None:
+        self._steps: dict[str, StepState] = {}
+        self._status = "running"
+        self._error: dict[str, Any] | None = None
+        self._outputs: Any = None
+        self._inputs: dict[str, Any] = {}
+        self._plan: dict[str, Any] = {}
+        self._started_by = ""
+        self._started_at: datetime | None = None
+        self._finished_at: datetime | None = None
+        self._failing = False
+        self._failure: tuple[dict[str, Any], StepFailed] | None = None
+        self._completed: list[str] = []  # succeeded steps, in completion order
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._changed = False
+        self._stopped = False  # running steps were cancelled because the run is failing
+        self._main_task: asyncio.Task[None] | None = None
+
+    # -- queries ------------------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> dict[str, Any]:
+        """The status JSON of DESIGN.md ("Machine-readable output")."""
+        info = workflow.info()
+        return {
+            "run_id": info.run_id,
+            "workflow_id": info.workflow_id,
+            "name": self._plan.get("name"),
+            "kind": self._plan.get("kind"),
+            "status": self._status,
+            "started_by": self._started_by,
+            "started_at": _iso(self._started_at),
+            "finished_at": _iso(self._finished_at),
+            "inputs": self._inputs,
+            "steps": {sid: st.as_json() for sid, st in self._steps.items()},
+            "gates": [],
+            "outputs": self._outputs,
+            "error": self._error,
+        }
+
+    # -- the run ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: RunInput) -> Any:
+        self._plan = request.plan
+        self._inputs = dict(request.inputs)
+        self._started_by = request.started_by
+        self._started_at = workflow.now()
+        nodes = self._plan["nodes"]
+        finally_nodes = self._plan["finally_nodes"]
+        self._steps = {n["id"]: StepState() for n in (*nodes, *finally_nodes)}
+        cancelled = False
+        try:
+            await self._main(nodes)
+        except asyncio.CancelledError:
+            cancelled = True
+            self._status = "cancelled"
+            self._failing = True
+            await self._stop_running("the run was cancelled")
+            if self._main_task is not None:
+                await self._main_task
+        # Compensation and finally run whatever happened, including after a cancel: the
+        # cancel request was delivered once, and what is scheduled from here runs.
+        if self._failing:
+            await self._compensate(nodes)
+        await self._section(finally_nodes, in_finally=True)
+        self._finish(cancelled)
+        self._record_final_state()
+        if cancelled:
+            raise asyncio.CancelledError()
+        if self._status != "succeeded":
+            assert self._error is not None
+            raise ApplicationError(
+                self._error["message"],
+                {"status": self._status, "step": self._error.get("step")},
+                type=self._error["type"],
+                non_retryable=True,
+            )
+        return self._outputs
+
+    def _record_final_state(self) -> None:
+        """Keep the final state in the memo, so `status` answers after the run closed."""
+        import json
+
+        state = self.state()
+        if len(json.dumps(state, default=str)) > MEMO_LIMIT:
+            for step in state["steps"].values():
+                step["output"] = "(left out: the final state was too large for the memo)"
+        workflow.upsert_memo({"state": state})
+
+    async def _main(self, nodes: list[dict[str, Any]]) -> None:
+        timeout = _ms(self._plan.get("timeout_ms"))
+        if timeout is None:
+            await self._section(nodes, in_finally=False)
+            return
+        main = self._main_task = asyncio.create_task(self._section(nodes, in_finally=False))
+        try:
+            await workflow.wait_condition(main.done, timeout=timeout, timeout_summary="run timeout")
+        except builtins.TimeoutError:
+            self._status = "timed_out"
+            self._failing = True
+            self._error = {
+                "type": "RunTimedOut",
+                "message": f"the run did not finish within its timeout of "
+                f"{durations.format_ms(self._plan['timeout_ms'])}",
+                "step": None,
+                "source": self._plan.get("source_file"),
+            }
+            await self._stop_running("the run timed out")
+        await main
+
+    def _finish(self, cancelled: bool) -> None:
+        self._finished_at = workflow.now()
+        if cancelled:
+            self._status = "cancelled"
+            self._error = self._error or {
+                "type": "RunCancelled",
+                "message": "the run was cancelled",
+                "step": None,
+                "source": None,
+            }
+        elif self._status == "timed_out":
+            pass
+        elif self._failure is not None:
+            node, failure = self._failure
+            self._status = "failed"
+            self._error = {
+                "type": failure.error_type,
+                "message": f"step '{node['id']}' ({node['type']}, {node['source']}) failed with "
+                f"{failure.error_type}: {failure.message}"[:ERROR_TEXT_LIMIT],
+                "step": node["id"],
+                "source": node["source"],
+            }
+        else:
+            self._status = "succeeded"
+            try:
+                self._outputs = render.render(self._plan.get("outputs") or {}, self._context(None))
+            except render.TemplateFailure as exc:
+                self._status = "failed"
+                self._error = {
+                    "type": "TemplateError",
+                    "message": f"outputs: {exc}",
+                    "step": None,
+                    "source": self._plan.get("source_file"),
+                }
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    async def _section(self, nodes: list[dict[str, Any]], *, in_finally: bool) -> None:
+        """Start every node whose needs are done, up to the run's concurrency, until all end."""
+        limit = self._plan.get("concurrency") or DEFAULT_CONCURRENCY
+        ids = {n["id"] for n in nodes}
+        waiting = list(nodes)
+        while waiting or any(sid in self._tasks for sid in ids):
+            if self._failing and not in_finally:
+                await self._stop_running("another step failed")
+            progressed = True
+            while progressed:
+                progressed = False
+                for node in list(waiting):
+                    needs = [n for n in node["needs"] if n in self._steps]
+                    if any(self._steps[n].status not in TERMINAL for n in needs):
+                        continue
+                    skip = self._skip_reason(node, needs, in_finally)
+                    if skip is not None:
+                        self._skip(node, skip)
+                        waiting.remove(node)
+                        progressed = True
+                        continue
+                    if len(self._tasks) >= limit:
+                        continue
+                    waiting.remove(node)
+                    self._tasks[node["id"]] = asyncio.create_task(self._run_step(node, in_finally))
+                    progressed = True
+            running = [sid for sid in ids if sid in self._tasks]
+            if not running:
+                if waiting:  # cannot happen after validation; never wait forever
+                    for node in waiting:
+                        self._skip(node, "its needs can never finish")
+                    waiting.clear()
+                break
+            self._changed = False
+            await workflow.wait_condition(lambda: self._changed)
+
+    def _skip_reason(self, node: dict[str, Any], needs: list[str], in_finally: bool) -> str | None:
+        if self._failing and not in_finally and node["trigger_rule"] != "always":
+            return "the run is failing"
+        statuses = [self._steps[n].status for n in needs]
+        rule = node["trigger_rule"]
+        if rule == "all_succeeded" and any(s != "succeeded" for s in statuses):
+            bad = next(n for n in needs if self._steps[n].status != "succeeded")
+            return f"'{bad}' did not succeed ({self._steps[bad].status})"
+        if rule == "one_failed" and "failed" not in statuses:
+            return "none of its needs failed"
+        return None
+
+    def _skip(self, node: dict[str, Any], reason: str) -> None:
+        state = self._steps[node["id"]]
+        state.status = "skipped"
+        state.reason = reason
+        state.finished_at = workflow.now()
+
+    async def _stop_running(self, reason: str) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        tasks = list(self._tasks.items())
+        for sid, task in tasks:
+            self._steps[sid].reason = reason
+            task.cancel()
+        for _, task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run_step(self, node: dict[str, Any], in_finally: bool) -> None:
+        state = self._steps[node["id"]]
+        state.started_at = workflow.now()
+        try:
+            when = node.get("when")
+            if when is not None and not render.truthy(render.render(when, self._context(node))):
+                state.status = "skipped"
+                state.reason = "its `when` is false"
+                return
+            state.status = "running"
+            state.attempts = 1
+            state.output = await self._execute(node, state)
+            state.status = "succeeded"
+            self._completed.append(node["id"])
+        except render.TemplateFailure as exc:
+            self._fail(
+                node, state, StepFailed("TemplateError", str(exc), state.attempts), in_finally
+            )
+        except StepFailed as exc:
+            self._fail(node, state, exc, in_finally)
+        except asyncio.CancelledError:
+            state.status = "cancelled"
+            raise
+        except Exception as exc:
+            # Anything else raised here would fail the workflow task, which Temporal
+            # retries forever: the run would hang in RUNNING. Fail the step instead.
+            failure = StepFailed("InternalError", f"{type(exc).__name__}: {exc}", state.attempts)
+            self._fail(node, state, failure, in_finally)
+        finally:
+            state.finished_at = workflow.now()
+            self._tasks.pop(node["id"], None)
+            self._changed = True
+
+    def _fail(
+        self, node: dict[str, Any], state: StepState, exc: StepFailed, in_finally: bool
+    ) -> None:
+        state.status = "failed"
+        if exc.attempts is not None:
+            state.attempts = exc.attempts
+        state.error = {"type": exc.error_type, "message": exc.message[:ERROR_TEXT_LIMIT]}
+        if node["on_failure"] != "fail" or self._failure is not None:
+            return
+        self._failure = (node, exc)
+        # A failing finally step fails the run, but nothing is compensated after finally.
+        if not in_finally:
+            self._failing = True
+
+    # -- executing one step -------------------------------------------------------------
+
+    def _context(self, node: dict[str, Any] | None) -> dict[str, Any]:
+        steps = {}
+        for sid, st in self._steps.items():
+            duration = None
+            if st.started_at and st.finished_at:
+                duration = (st.finished_at - st.started_at).total_seconds()
+            steps[sid] = {
+                "output": st.output,
+                "status": st.status,
+                "attempts": st.attempts,
+                "started_at": _iso(st.started_at),
+                "finished_at": _iso(st.finished_at),
+                "duration_seconds": duration,
+            }
+        info = workflow.info()
+        return {
+            "inputs": self._inputs,
+            "steps": steps,
+            "run": {
+                "id": info.workflow_id,
+                "name": self._plan.get("name"),
+                "kind": self._plan.get("kind"),
+                "started_by": self._started_by,
+                "started_at": _iso(self._started_at),
+            },
+            "secrets": render.Secrets(),
+        }
+
+    async def _execute(self, node: dict[str, Any], state: StepState) -> Any:
+        kind = node["runs_in"]
+        if kind == "workflow":
+            return await self._in_workflow(node)
+        if kind == "child_workflow":
+            return await self._child(node)
+        return await self._activity(node, state, node["with"], f"step:{node['id']}", node["name"])
+
+    async def _in_workflow(self, node: dict[str, Any]) -> Any:
+        params = render.render(node["with"], self._context(node))
+        step_type = node["type"]
+        if step_type == "sleep":
+            try:
+                wait = durations.parse_ms(params["duration"])
+            except ValueError as exc:
+                raise StepFailed("InvalidDuration", str(exc), 1) from None
+            await workflow.sleep(timedelta(milliseconds=wait), summary=node["name"])
+            return {}
+        if step_type == "assert":
+            if not render.truthy(params["that"]):
+                message = params.get("message") or f"the condition {node['with']['that']} is false"
+                raise StepFailed("AssertionFailed", str(message), 1)
+            return {}
+        raise StepFailed(
+            "StepTypeUnavailable",
+            f"step type '{step_type}' is not available in this version of qlrf-run",
+            1,
+        )
+
+    async def _activity(
+        self,
+        node: dict[str, Any],
+        state: StepState,
+        params: dict[str, Any],
+        activity_id: str,
+        summary: str,
+    ) -> Any:
+        context = self._context(node)
+        script_env: dict[str, str] = {}
+        if node["type"] == "shell" and isinstance(params.get("script"), str):
+            script, script_env = render.render_script(params["script"], context)
+            rendered = render.render({k: v for k, v in params.items() if k != "script"}, context)
+            rendered["script"] = script
+        else:
+            rendered = render.render(params, context)
+        timeouts = node.get("timeouts") or {}
+        if not (timeouts.get("start_to_close_ms") or timeouts.get("schedule_to_close_ms")):
+            # Temporal refuses such an activity in a way that hangs the run; say why instead.
+            raise StepFailed(
+                "InvalidPlan",
+                f"step '{node['id']}' has neither a start_to_close nor a schedule_to_close "
+                "timeout; give it a `timeout`",
+                1,
+            )
+        request = StepRequest(workflow.info().workflow_id, node["id"], rendered, script_env)
+        try:
+            result = await workflow.execute_activity(
+                node["activity"],
+                request,
+                activity_id=activity_id,
+                summary=summary,
+                start_to_close_timeout=_ms(timeouts.get("start_to_close_ms")),
+                schedule_to_close_timeout=_ms(timeouts.get("schedule_to_close_ms")),
+                schedule_to_start_timeout=_ms(timeouts.get("schedule_to_start_ms")),
+                heartbeat_timeout=_ms(timeouts.get("heartbeat_ms")),
+                retry_policy=_retry(node["retry"]),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as exc:
+            raise _step_failure(exc, node["retry"]["max_attempts"]) from None
+        state.attempts = int(result.get("attempt", 1))
+        return result.get("output")
+
+    async def _child(self, node: dict[str, Any]) -> Any:
+        child_plan = node.get("child")
+        if not child_plan:
+            raise StepFailed(
+                "ChildRunFailed", "the child runbook was not compiled into the plan", 1
+            )
+        given = render.render(node["with"].get("inputs") or {}, self._context(node))
+        declared = {spec["name"]: _declaration(spec) for spec in child_plan.get("inputs", [])}
+        try:
+            values = run_inputs.resolve(declared, given)
+        except InputError as exc:
+            raise StepFailed("InputError", f"child runbook inputs: {exc}", 1) from None
+        child_id = f"{workflow.info().workflow_id}.{node['id']}"
+        try:
+            return await workflow.execute_child_workflow(
+                WORKFLOW_TYPE,
+                RunInput(child_plan, values, self._started_by),
+                id=child_id,
+                static_summary=node["name"],
+            )
+        except ChildWorkflowError as exc:
+            cause = exc.cause
+            message = getattr(cause, "message", None) or str(cause or exc)
+            raise StepFailed("ChildRunFailed", f"child run {child_id}: {message}", 1) from None
+
+    # -- compensation -------------------------------------------------------------------
+
+    async def _compensate(self, nodes: list[dict[str, Any]]) -> None:
+        by_id = {n["id"]: n for n in nodes}
+        for sid in reversed(self._completed):
+            node = by_id.get(sid)
+            comp = node.get("compensate") if node else None
+            if not node or not comp:
+                continue
+            state = self._steps[sid]
+            record: dict[str, Any] = {"status": "running", "error": None}
+            state.compensation = record
+            try:
+                if comp["runs_in"] != "activity":
+                    raise StepFailed(
+                        "StepTypeUnavailable", f"a {comp['type']} step cannot compensate", 1
+                    )
+                shadow = {**node, **comp, "id": sid, "name": comp["name"]}
+                await self._activity(
+                    shadow, StepState(), comp["with"], f"compensate:{sid}", comp["name"]
+                )
+                record["status"] = "succeeded"
+            except render.TemplateFailure as exc:
+                record.update(status="failed", error={"type": "TemplateError", "message": str(exc)})
+            except StepFailed as exc:
+                record.update(
+                    status="failed", error={"type": exc.error_type, "message": exc.message}
+                )
+
+
+def _declaration(spec: dict[str, Any]) -> dict[str, Any]:
+    decl: dict[str, Any] = {"type": spec["type"], "required": spec["required"]}
+    if spec["has_default"]:
+        decl["default"] = spec["default"]
+    if spec.get("enum") is not None:
+        decl["enum"] = list(spec["enum"])
+    if spec.get("items_type"):
+        decl["items"] = {"type": spec["items_type"]}
+    return decl
+
+
+def _step_failure(exc: ActivityError, max_attempts: int) -> StepFailed:
+    """Turn Temporal's activity failure into the step's error type, message and attempts."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details else {}
+        attempt = details.get("attempt") if isinstance(details, dict) else None
+        return StepFailed(cause.type or "ApplicationError", cause.message, attempt)
+    if isinstance(cause, TimeoutError):
+        kind = cause.type.name.lower() if cause.type is not None else "activity"
+        attempts = max_attempts if max_attempts > 0 else None
+        return StepFailed("StepTimedOut", f"the step timed out ({kind})", attempts)
+    if isinstance(cause, CancelledError):
+        return StepFailed("StepCancelled", "the step was cancelled")
+    return StepFailed(type(cause).__name__ if cause else "ActivityError", str(cause or exc))

@@ -1,0 +1,39 @@
+"""What crosses the Temporal boundary: the workflow's input, an activity's request and result.
+
+Kept to plain JSON-compatible dataclasses so that histories stay readable and a
+plan written by one version of qlrf-run replays in the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TASK_QUEUE = "ql-rf-orchestrator"
+WORKFLOW_TYPE = "qlrf.Runbook"
+SEARCH_ATTRIBUTES = ("QlrfName", "QlrfKind")
+# A run's steps and fan-out items at once when the runbook sets no `concurrency`:
+# safely under Temporal's limit of 2,000 pending activities per workflow.
+DEFAULT_CONCURRENCY = 500
+
+
+@dataclass
+class RunInput:
+    plan: dict[str, Any]  # Plan.to_dict()
+    inputs: dict[str, Any]
+    started_by: str
+    definition_sha256: str = ""
+
+
+@dataclass
+class StepRequest:
+    run_id: str
+    step: str
+    params: dict[str, Any]  # rendered `with`; secrets still as markers
+    script_env: dict[str, str] = field(default_factory=dict)  # shell: QLRF_ARG_n values
+
+
+@dataclass
+class StepResult:
+    output: Any
+    attempt: int

@@ -1,0 +1,111 @@
+"""Rendering templates inside the workflow: deterministic, and secrets stay references.
+
+`{{ secrets.NAME }}` renders to a marker (SECRET_MARK % NAME), never the value; the
+activity that receives the marker resolves it on the worker (runner/steps/secrets.py).
+A string that is exactly one `{{ expr }}` keeps the expression's native type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+
+from runner import templates
+
+SECRET_PREFIX = "@@qlrf-secret:"
+SECRET_SUFFIX = "@@"
+SECRET_RE = re.compile(r"@@qlrf-secret:([A-Za-z_][A-Za-z0-9_]*)@@")
+_EXPR = re.compile(r"{{(.*?)}}", re.S)
+
+_ENV: jinja2.Environment | None = None
+
+
+class TemplateFailure(Exception):
+    """A template failed at run time (an undefined name, a type error in an expression)."""
+
+
+def environment() -> jinja2.Environment:
+    # One environment per worker process: building one costs milliseconds, and its
+    # template cache gives the same results on every replay.
+    global _ENV
+    if _ENV is None:
+        _ENV = templates.new_environment()
+    return _ENV
+
+
+def secret_marker(name: str) -> str:
+    return f"{SECRET_PREFIX}{name}{SECRET_SUFFIX}"
+
+
+class Secrets(dict[str, str]):
+    """`secrets.NAME` in a template gives a marker for NAME, never a value."""
+
+    def __missing__(self, name: str) -> str:
+        return secret_marker(name)
+
+
+def render(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every template inside `value` (strings, lists, mappings)."""
+    if isinstance(value, str):
+        return render_string(value, context)
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    return value
+
+
+def render_string(text: str, context: Mapping[str, Any]) -> Any:
+    if not templates.is_template(text):
+        return text
+    env = environment()
+    try:
+        expr = templates.single_expression(text)
+        if expr is not None:
+            value = env.compile_expression(expr, undefined_to_none=False)(**context)
+            if isinstance(value, jinja2.Undefined):
+                value._fail_with_undefined_error()
+            return value
+        return env.from_string(text).render(**context)
+    except jinja2.TemplateError as exc:
+        raise TemplateFailure(f"template {text!r}: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        raise TemplateFailure(f"template {text!r}: {type(exc).__name__}: {exc}") from None
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "0", "no", "none", "off")
+    return bool(value)
+
+
+def render_script(script: str, context: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """Turn each `{{ expr }}` of a shell script into "${QLRF_ARG_n}" plus its value.
+
+    The values travel as environment variables, so nothing a template renders can
+    become shell code, whatever quotes or `$(...)` it holds.
+    """
+    env: dict[str, str] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        name = f"QLRF_ARG_{len(env)}"
+        value = render_string("{{" + match.group(1) + "}}", context)
+        env[name] = value if isinstance(value, str) else _to_text(value)
+        return "${" + name + "}"
+
+    return _EXPR.sub(replace, script), env
+
+
+def _to_text(value: Any) -> str:
+    import json
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True)

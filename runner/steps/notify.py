@@ -1,0 +1,39 @@
+"""The `notify` activity: a message to the worker's log or to a webhook."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from temporalio import activity
+
+from runner.engine.model import StepRequest
+from runner.steps.common import fail, result
+from runner.steps.secrets import Resolver
+
+logger = logging.getLogger("qlrf.notify")
+
+
+@activity.defn(name="notify")
+async def notify(request: StepRequest) -> dict[str, Any]:
+    secrets = Resolver()
+    params = secrets.resolve(request.params)
+    message = str(params["message"])
+    if params.get("channel", "log") == "log":
+        logger.info("%s/%s: %s", request.run_id, request.step, secrets.mask(message))
+        return result(secrets, {"delivered": True})
+    url = params.get("url")
+    if not url:
+        fail(secrets, "NotifyFailed", "channel webhook needs a url")
+    payload = {"text": message, "run_id": request.run_id, "step": request.step}
+    try:
+        async with httpx.AsyncClient(timeout=30.0) as client:
+            response = await client.post(url, json=payload)
+    except httpx.TransportError as exc:
+        fail(secrets, "NotifyFailed", f"webhook {url}: {type(exc).__name__}: {exc}")
+    if 400 <= response.status_code < 500:
+        fail(secrets, "HTTPClientError", f"webhook {url} answered {response.status_code}")
+    if response.status_code >= 300:
+        fail(secrets, "NotifyFailed", f"webhook {url} answered {response.status_code}")
+    return result(secrets, {"delivered": True})

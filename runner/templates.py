@@ -26,6 +26,8 @@ STEP_FIELDS = (
 RUN_FIELDS = ("id", "name", "started_by", "started_at", "kind")
 
 _MARKERS = re.compile(r"{{|{%|{#")
+# One `{{ expr }}`; shell scripts are templated expression by expression.
+EXPRESSION = re.compile(r"{{(.*?)}}", re.S)
 _SINGLE_EXPR = re.compile(r"^\s*{{(?P<expr>.*)}}\s*$", re.S)
 
 

@@ -39,7 +39,7 @@ def test_effective_retry_merges_type_defaults_then_defaults_then_step():
     check_app = plan.node("check-app")
     assert check_app.retry is not None and check_app.timeouts is not None
     assert check_app.retry.max_attempts == 5  # the step's own
-    assert check_app.retry.initial_interval_ms == 2000  # the step's own
+    assert check_app.retry.initial_interval_ms == 1000  # the step's own
     assert check_app.retry.max_interval_ms == 60_000  # the shell type's default
     assert check_app.retry.non_retryable_errors == ("CommandNotFound", "PayloadsTooLarge")
     assert check_app.timeouts.start_to_close_ms == 600_000  # defaults.timeout: 10m
@@ -81,5 +81,5 @@ def test_plan_text_shows_layers_and_effective_policies():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "layer 3" in out and "check-app  [shell, activity]" in out
-    assert "retry: 5 attempts, 2s x2 up to 1m" in out
+    assert "retry: 5 attempts, 1s x2 up to 1m" in out
     assert "timeout: start_to_close 10m, heartbeat 30s" in out

@@ -18,7 +18,6 @@ from runner import templates
 SECRET_PREFIX = "@@qlrf-secret:"
 SECRET_SUFFIX = "@@"
 SECRET_RE = re.compile(r"@@qlrf-secret:([A-Za-z_][A-Za-z0-9_]*)@@")
-_EXPR = re.compile(r"{{(.*?)}}", re.S)
 
 _ENV: jinja2.Environment | None = None
 
@@ -96,7 +95,7 @@ def render_script(script: str, context: Mapping[str, Any]) -> tuple[str, dict[st
         env[name] = value if isinstance(value, str) else _to_text(value)
         return "${" + name + "}"
 
-    return _EXPR.sub(replace, script), env
+    return templates.EXPRESSION.sub(replace, script), env
 
 
 def _to_text(value: Any) -> str:

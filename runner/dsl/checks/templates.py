@@ -50,7 +50,7 @@ def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
     while stack:
         p, v = stack.pop()
         if isinstance(v, str):
-            if templates.is_template(v):
+            if templates.is_template(v) or "{{" in v:
                 yield p, v
         elif isinstance(v, dict):
             stack.extend(((*p, k), x) for k, x in v.items())
@@ -105,9 +105,14 @@ class TemplateChecker:
                 f"step '{step.id}'",
             )
             for path, text in _strings(value, (*step.path, key)):
-                self._check(path, text, scope)
-                if key == "with" and step.type == "shell" and path[-1] == "script":
+                if key == "with" and step.type == "shell" and path[-2:] == ("with", "script"):
+                    # In a script only {{ }} is a template (each becomes $QLRF_ARG_n);
+                    # `${#array[@]}` and friends are bash, not Jinja comments.
+                    for expr in templates.EXPRESSION.findall(text):
+                        self._check(path, "{{" + expr + "}}", scope)
                     self._quoted(path, text)
+                else:
+                    self._check(path, text, scope)
         comp = step.data.get("compensate")
         if isinstance(comp, dict):
             ctype = comp.get("type")

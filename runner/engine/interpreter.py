@@ -40,8 +40,22 @@ with workflow.unsafe.imports_passed_through():
 TERMINAL = ("succeeded", "failed", "skipped", "cancelled")
 # Temporal refuses payloads over 2 MiB (and a refused workflow task hangs the run).
 MEMO_LIMIT = 1_000_000
+PAYLOAD_LIMIT = 1_500_000
 # Kept on the step and in the run's error, so an operator can read what happened.
 ERROR_TEXT_LIMIT = 4000
+
+
+def _size(value: Any) -> int:
+    import json
+
+    return len(json.dumps(value, default=str))
+
+
+class _Refused(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
 
 
 class StepFailed(Exception):
@@ -235,15 +249,28 @@ class RunbookWorkflow:
         else:
             self._status = "succeeded"
             try:
-                self._outputs = render.render(self._plan.get("outputs") or {}, self._context(None))
+                outputs = render.render(self._plan.get("outputs") or {}, self._context(None))
+                size = _size(outputs)
+                if size > PAYLOAD_LIMIT:
+                    raise _Refused(
+                        "OutputsTooLarge",
+                        f"the run's outputs are {size} bytes, over "
+                        f"the {PAYLOAD_LIMIT}-byte limit; return less",
+                    )
+                self._outputs = outputs
             except render.TemplateFailure as exc:
-                self._status = "failed"
-                self._error = {
-                    "type": "TemplateError",
-                    "message": f"outputs: {exc}",
-                    "step": None,
-                    "source": self._plan.get("source_file"),
-                }
+                self._fail_run("TemplateError", f"outputs: {exc}")
+            except _Refused as exc:
+                self._fail_run(exc.error_type, exc.message)
+
+    def _fail_run(self, error_type: str, message: str) -> None:
+        self._status = "failed"
+        self._error = {
+            "type": error_type,
+            "message": message,
+            "step": None,
+            "source": self._plan.get("source_file"),
+        }
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -445,6 +472,15 @@ class RunbookWorkflow:
                 1,
             )
         request = StepRequest(workflow.info().workflow_id, node["id"], rendered, script_env)
+        size = _size(request.params) + _size(script_env)
+        if size > PAYLOAD_LIMIT:
+            # Scheduling it would fail the workflow task (and hang the run) instead.
+            raise StepFailed(
+                "PayloadsTooLarge",
+                f"the step's rendered parameters are {size} "
+                f"bytes, over the {PAYLOAD_LIMIT}-byte limit",
+                1,
+            )
         try:
             result = await workflow.execute_activity(
                 node["activity"],
@@ -459,6 +495,8 @@ class RunbookWorkflow:
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as exc:
+            if isinstance(exc.cause, CancelledError):
+                raise asyncio.CancelledError() from None  # the step was stopped, not failed
             raise _step_failure(exc, node["retry"]["max_attempts"]) from None
         state.attempts = int(result.get("attempt", 1))
         return result.get("output")
@@ -484,6 +522,8 @@ class RunbookWorkflow:
                 static_summary=node["name"],
             )
         except ChildWorkflowError as exc:
+            if isinstance(exc.cause, CancelledError):
+                raise asyncio.CancelledError() from None
             cause = exc.cause
             message = getattr(cause, "message", None) or str(cause or exc)
             raise StepFailed("ChildRunFailed", f"child run {child_id}: {message}", 1) from None

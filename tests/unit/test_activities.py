@@ -1,0 +1,178 @@
+"""Each activity alone, in Temporal's ActivityEnvironment (no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from runner.engine.model import StepRequest
+from runner.steps import common
+from runner.steps.http import http
+from runner.steps.notify import notify
+from runner.steps.shell import shell
+
+
+def _run(fn, params, script_env=None):
+    return asyncio.run(
+        ActivityEnvironment().run(fn, StepRequest("run-1", "s", params, script_env or {}))
+    )
+
+
+def test_shell_command_output_and_json():
+    """stdout, stderr, exit code, and stdout parsed as JSON."""
+    result = _run(
+        shell, {"command": ["sh", "-c", "echo '{\"a\": 1}'; echo warn >&2"], "parse": "json"}
+    )
+    output = result["output"]
+    assert output == {"exit_code": 0, "stdout": '{"a": 1}\n', "stderr": "warn\n", "json": {"a": 1}}
+    assert result["attempt"] == 1
+
+
+def test_shell_script_reads_template_values_from_the_environment():
+    """A script's ${QLRF_ARG_n} carries the rendered value verbatim."""
+    result = _run(
+        shell, {"script": 'printf "%s" "${QLRF_ARG_0}"'}, {"QLRF_ARG_0": "$(rm -rf /); `id`"}
+    )
+    assert result["output"]["stdout"] == "$(rm -rf /); `id`"
+
+
+def test_shell_failures_have_stable_types():
+    """A non-zero exit is CommandFailed with the stderr tail; a missing program CommandNotFound."""
+    with pytest.raises(ApplicationError) as failed:
+        _run(shell, {"command": ["sh", "-c", "echo boom >&2; exit 7"]})
+    assert failed.value.type == "CommandFailed"
+    assert failed.value.message == "exit code 7: boom"
+    assert failed.value.details[0]["exit_code"] == 7
+    with pytest.raises(ApplicationError) as missing:
+        _run(shell, {"command": ["/no/such/tool"]})
+    assert missing.value.type == "CommandNotFound"
+
+
+def test_shell_output_is_capped_keeping_the_tail():
+    """Large output keeps its last bytes and says how much was cut."""
+    result = _run(shell, {"command": ["python3", "-c", "print('a' * 200000 + 'THE-END')"]})
+    stdout = result["output"]["stdout"]
+    assert stdout.endswith("THE-END\n")
+    assert stdout.startswith("[... ") and len(stdout) < common.OUTPUT_CAP + 100
+
+
+def test_shell_cancel_kills_the_process_group(tmp_path):
+    """Cancelling the activity terminates the command and the children it started."""
+    pids = tmp_path / "pids"
+    env = ActivityEnvironment()
+
+    async def go():
+        task = asyncio.ensure_future(
+            env.run(
+                shell, StepRequest("r", "s", {"script": f"sleep 300 & echo $$ $! > {pids}; wait"})
+            )
+        )
+        for _ in range(200):
+            if pids.exists() and len(pids.read_text().split()) == 2:
+                break
+            await asyncio.sleep(0.02)
+        env.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    for pid in (int(p) for p in pids.read_text().split()):
+        assert _gone(pid), f"process {pid} outlived the cancelled step"
+
+
+def _gone(pid: int, seconds: float = 5.0) -> bool:
+    import os
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        stat = f"/proc/{pid}/stat"
+        if os.path.exists(stat) and Path(stat).read_text().split()[2] == "Z":
+            return True  # a zombie: dead, waiting to be reaped
+        time.sleep(0.05)
+    return False
+
+
+def test_secrets_are_resolved_and_masked(monkeypatch):
+    """The marker becomes the value inside the activity, and *** in what it returns."""
+    monkeypatch.setenv("QLRF_SECRET_DB_PASS", "hunter2")
+    result = _run(shell, {"command": ["echo", "pass=@@qlrf-secret:DB_PASS@@"]})
+    assert result["output"]["stdout"] == "pass=***\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_GET(self):
+        code = int(self.path.strip("/") or 200)
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        length = int(self.headers["Content-Length"])
+        _Handler.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def web():
+    server = HTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_http_success_and_status_classes(web):
+    """2xx succeeds with JSON; 4xx is HTTPClientError; 5xx HTTPServerError; expect_status wins."""
+    ok = _run(http, {"url": f"{web}/200"})
+    assert ok["output"]["status"] == 200 and ok["output"]["json"] == {"path": "/200"}
+    for code, kind in ((404, "HTTPClientError"), (503, "HTTPServerError")):
+        with pytest.raises(ApplicationError) as failed:
+            _run(http, {"url": f"{web}/{code}"})
+        assert failed.value.type == kind
+    assert _run(http, {"url": f"{web}/404", "expect_status": [404]})["output"]["status"] == 404
+    with pytest.raises(ApplicationError) as unexpected:
+        _run(http, {"url": f"{web}/200", "expect_status": [201]})
+    assert unexpected.value.type == "HTTPUnexpectedStatus"
+
+
+def test_http_connection_errors(web):
+    """Nobody listening is HTTPConnectionError (retried by default)."""
+    from runner.local.temporal import free_port
+
+    with pytest.raises(ApplicationError) as failed:
+        _run(http, {"url": f"http://127.0.0.1:{free_port()}/", "timeout": "2s"})
+    assert failed.value.type == "HTTPConnectionError"
+
+
+def test_notify_log_and_webhook(web, caplog):
+    """The log channel logs the message; the webhook channel posts it as JSON."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="qlrf.notify"):
+        assert _run(notify, {"message": "hello"})["output"] == {"delivered": True}
+    assert "hello" in caplog.text
+    assert _run(notify, {"message": "paged", "channel": "webhook", "url": f"{web}/hook"})[
+        "output"
+    ] == {"delivered": True}
+    assert _Handler.received[-1] == {"text": "paged", "run_id": "run-1", "step": "s"}

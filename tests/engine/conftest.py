@@ -123,6 +123,7 @@ async def run_runbook(
     overrides: dict[str, Callable[..., Any]] | None = None,
     while_running: Callable[[Any], Any] | None = None,
     client: Any = None,
+    workflow_id: str | None = None,
 ) -> Outcome:
     """Compile `path`, run it on a worker of its own, and return the final state."""
     from temporalio.client import Client
@@ -134,7 +135,7 @@ async def run_runbook(
     compiled = compile_file(path, inputs or [])
     client = client or await Client.connect(address)
     queue = f"test-{uuid.uuid4()}"
-    wid = f"{compiled.plan.name}-{uuid.uuid4().hex[:8]}"
+    wid = workflow_id or f"{compiled.plan.name}-{uuid.uuid4().hex[:8]}"
     async with build_worker(client, task_queue=queue, activity_overrides=overrides):
         handle, _ = await runs.start(
             client, compiled.plan, compiled.inputs, "tester", workflow_id=wid, task_queue=queue

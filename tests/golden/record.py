@@ -1,0 +1,69 @@
+"""Record the golden histories replayed by tests/golden/test_replay.py.
+
+Run it after a deliberate change to the interpreter's commands, and say why in
+the commit: .venv/bin/python tests/golden/record.py
+Each example runs on a fresh in-memory dev server; its history is saved as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+
+EXAMPLES = ["drill", "failover-rollback"]
+
+
+async def main() -> None:
+    from runner.local.temporal import free_port, temporal_binary
+    from tests.engine.conftest import _wait_listening, run_runbook
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--log-level",
+            "error",
+            "--search-attribute",
+            "QlrfName=Keyword",
+            "--search-attribute",
+            "QlrfKind=Keyword",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _wait_listening(port, proc)
+        for name in EXAMPLES:
+            # The workflow id is the example's name, so the replay can name it too.
+            outcome = await run_runbook(
+                f"127.0.0.1:{port}", ROOT / "examples" / f"{name}.yaml", workflow_id=name
+            )
+            target = HERE / f"{name}.history.json"
+            target.write_text(outcome.history_json + "\n")
+            print(f"{target.relative_to(ROOT)}: {outcome.state['status']}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,47 @@
+"""Committed histories of the examples replay against today's interpreter.
+
+A change to RunbookWorkflow that would break a run in flight fails here. Guard a
+deliberate behaviour change with workflow.patched(), then re-record with
+tests/golden/record.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from runner.engine.interpreter import RunbookWorkflow
+from runner.engine.worker import workflow_runner
+
+HERE = Path(__file__).resolve().parent
+HISTORIES = sorted(HERE.glob("*.history.json"))
+
+
+def test_there_are_golden_histories():
+    """At least the succeeding drill and the compensating failover are recorded."""
+    assert {p.name.split(".")[0] for p in HISTORIES} >= {"drill", "failover-rollback"}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.name.split(".")[0])
+def test_history_replays(path):
+    """Replaying the recorded history raises no non-determinism error."""
+    workflow_id = path.name.split(".")[0]  # record.py uses the example's name
+    history = WorkflowHistory.from_json(workflow_id, path.read_text())
+    replayer = Replayer(workflows=[RunbookWorkflow], workflow_runner=workflow_runner())
+    result = asyncio.run(replayer.replay_workflow(history))
+    assert result.replay_failure is None, result.replay_failure
+
+
+def test_replay_detects_a_history_that_does_not_match():
+    """The check can fail: a history whose activity ids differ from the plan's is caught."""
+    text = (HERE / "drill.history.json").read_text()
+    assert '"step:provision"' in text
+    tampered = text.replace('"step:provision"', '"step:something-else"')
+    history = WorkflowHistory.from_json("drill", tampered)
+    replayer = Replayer(workflows=[RunbookWorkflow], workflow_runner=workflow_runner())
+    result = asyncio.run(replayer.replay_workflow(history, raise_on_replay_failure=False))
+    assert result.replay_failure is not None

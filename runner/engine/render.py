@@ -57,18 +57,39 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
     return value
 
 
+# Compiled templates by text. Compiling costs far more than rendering, and the same
+# texts come back in every run of a runbook; the cache holds code, not values, so
+# it cannot change what a replay computes.
+_COMPILED: dict[str, tuple[bool, Any]] = {}
+_COMPILED_LIMIT = 4096
+
+
+def _compiled(text: str) -> tuple[bool, Any]:
+    found = _COMPILED.get(text)
+    if found is None:
+        env = environment()
+        expr = templates.single_expression(text)
+        if expr is not None:
+            found = (True, env.compile_expression(expr, undefined_to_none=False))
+        else:
+            found = (False, env.from_string(text))
+        if len(_COMPILED) >= _COMPILED_LIMIT:
+            _COMPILED.clear()
+        _COMPILED[text] = found
+    return found
+
+
 def render_string(text: str, context: Mapping[str, Any]) -> Any:
     if not templates.is_template(text):
         return text
-    env = environment()
     try:
-        expr = templates.single_expression(text)
-        if expr is not None:
-            value = env.compile_expression(expr, undefined_to_none=False)(**context)
+        native, compiled = _compiled(text)
+        if native:
+            value = compiled(**context)
             if isinstance(value, jinja2.Undefined):
                 value._fail_with_undefined_error()
             return value
-        return env.from_string(text).render(**context)
+        return compiled.render(**context)
     except jinja2.TemplateError as exc:
         raise TemplateFailure(f"template {text!r}: {exc}") from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from runner.engine.interpreter import RunbookWorkflow
-from runner.engine.worker import workflow_runner
+from runner.engine.worker import sandboxed_runner, workflow_runner
 
 HERE = Path(__file__).resolve().parent
 HISTORIES = sorted(HERE.glob("*.history.json"))
@@ -26,12 +26,18 @@ def test_there_are_golden_histories():
     assert {p.name.split(".")[0] for p in HISTORIES} >= {"drill", "failover-rollback"}
 
 
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["default-runner", "sandbox"])
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.name.split(".")[0])
-def test_history_replays(path):
-    """Replaying the recorded history raises no non-determinism error."""
+def test_history_replays(path, sandboxed):
+    """Replaying raises no non-determinism error, in the worker's runner and in the sandbox.
+
+    The sandbox fails on a clock, random source or I/O call in the interpreter, which
+    runs unsandboxed in production for speed (runner/engine/worker.py).
+    """
     workflow_id = path.name.split(".")[0]  # record.py uses the example's name
     history = WorkflowHistory.from_json(workflow_id, path.read_text())
-    replayer = Replayer(workflows=[RunbookWorkflow], workflow_runner=workflow_runner())
+    runner = sandboxed_runner() if sandboxed else workflow_runner()
+    replayer = Replayer(workflows=[RunbookWorkflow], workflow_runner=runner)
     result = asyncio.run(replayer.replay_workflow(history))
     assert result.replay_failure is None, result.replay_failure
 

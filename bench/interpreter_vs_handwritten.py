@@ -1,0 +1,169 @@
+"""Benchmark: the runbook interpreter against a hand-written Temporal workflow.
+
+One dev server, one worker hosting both workflows and the same no-op activity,
+alternated in one run so that machine noise hits both alike:
+1. N concurrent runs of a 10-step sequential runbook of no-op activity steps, against
+   N runs of a hand-written workflow calling that activity 10 times. Goal: >= 0.90.
+2. N runs of a runbook of 10 `assert` steps (evaluated in the workflow, no activity)
+   against the same hand-written workflow. Goal: >= 3x.
+
+Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+STEPS = 10
+
+
+def runbook(kind: str) -> str:
+    head = f"apiVersion: qlrf/v1\nkind: Runbook\nname: bench-{kind}\nsteps:\n"
+    if kind == "activity":
+        body = "".join(
+            f"  - {{id: s{i}, type: shell, with: {{command: ['true']}}}}\n" for i in range(STEPS)
+        )
+    else:
+        body = "".join(
+            f"  - {{id: s{i}, type: assert, with: {{that: '{{{{ {i} < 100 }}}}'}}}}\n"
+            for i in range(STEPS)
+        )
+    return head + body
+
+
+async def noop_shell(request: Any) -> dict[str, Any]:
+    return {"output": {}, "attempt": 1}
+
+
+async def batch(client: Any, queue: str, runs: int, start_one: Any) -> float:
+    """Start `runs` workflows at once; return steps per second until all have finished."""
+    began = time.perf_counter()
+    handles = await asyncio.gather(*(start_one(i) for i in range(runs)))
+    await asyncio.gather(*(h.result() for h in handles))
+    return runs * STEPS / (time.perf_counter() - began)
+
+
+async def main(runs: int, rounds: int, db: str | None) -> None:
+    from handwritten import Handwritten
+    from temporalio import activity
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from runner.engine.interpreter import RunbookWorkflow
+    from runner.engine.model import WORKFLOW_TYPE, RunInput
+    from runner.engine.worker import workflow_runner
+    from runner.local.temporal import free_port, server_command
+    from runner.pipeline import compile_file
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        database = Path(db) if db else Path(tmp) / "bench.db"
+        cmd = server_command(port, None, database)
+        server = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            client = None
+            for _ in range(200):
+                try:
+                    client = await Client.connect(f"127.0.0.1:{port}")
+                    break
+                except RuntimeError:
+                    await asyncio.sleep(0.05)
+            assert client is not None, "the dev server did not start"
+            plans = {}
+            for kind in ("activity", "assert"):
+                path = Path(tmp) / f"{kind}.yaml"
+                path.write_text(runbook(kind))
+                plans[kind] = compile_file(path).plan.to_dict()
+            queue = f"bench-{uuid.uuid4()}"
+            noop = activity.defn(name="shell")(noop_shell)
+            worker = Worker(
+                client,
+                task_queue=queue,
+                workflows=[RunbookWorkflow, Handwritten],
+                activities=[noop],
+                workflow_runner=workflow_runner(),
+                max_concurrent_activities=100,
+            )
+
+            def interpreter(kind: str):
+                async def start_one(i: int) -> Any:
+                    return await client.start_workflow(
+                        WORKFLOW_TYPE,
+                        RunInput(plans[kind], {}, "bench"),
+                        id=f"{kind}-{uuid.uuid4()}",
+                        task_queue=queue,
+                    )
+
+                return start_one
+
+            async def handwritten(i: int) -> Any:
+                return await client.start_workflow(
+                    Handwritten.run, STEPS, id=f"hand-{uuid.uuid4()}", task_queue=queue
+                )
+
+            results: dict[str, list[float]] = {"runbook": [], "handwritten": [], "asserts": []}
+            async with worker:
+                await batch(client, queue, 10, handwritten)  # warm up both paths
+                await batch(client, queue, 10, interpreter("activity"))
+                for _ in range(rounds):
+                    results["runbook"].append(
+                        await batch(client, queue, runs, interpreter("activity"))
+                    )
+                    results["handwritten"].append(await batch(client, queue, runs, handwritten))
+                    results["asserts"].append(
+                        await batch(client, queue, runs, interpreter("assert"))
+                    )
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait()
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print(
+        f"{runs} concurrent runs x {STEPS} steps, {rounds} alternated rounds, one dev server "
+        f"(SQLite WAL), one worker; median steps/s:"
+    )
+    print(f"  runbook, 10 activity steps : {med['runbook']:8.1f}   {_all(results['runbook'])}")
+    print(
+        f"  hand-written, 10 activities: {med['handwritten']:8.1f}   {_all(results['handwritten'])}"
+    )
+    print(f"  runbook, 10 assert steps   : {med['asserts']:8.1f}   {_all(results['asserts'])}")
+    ratio = med["runbook"] / med["handwritten"]
+    cheap = med["asserts"] / med["handwritten"]
+    print(
+        f"  ratio runbook/hand-written: {ratio:.2f}  (goal >= 0.90: "
+        f"{'met' if ratio >= 0.9 else 'NOT met'})"
+    )
+    print(
+        f"  ratio asserts/hand-written: {cheap:.2f}x (goal >= 3x: "
+        f"{'met' if cheap >= 3 else 'NOT met'})"
+    )
+
+
+def _all(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--db", help="SQLite file for the server (default: a temporary one)")
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.rounds, args.db))
+    os._exit(0)  # the SDK's runtime threads can abort a normal exit (TEMPORAL.md)

@@ -42,28 +42,42 @@ def worker(
     asyncio.run(go())
 
 
-def dev() -> None:
-    """Start (or show) the embedded Temporal dev server with its UI; Ctrl-C leaves it running."""
+def dev_command(
+    detach: bool = typer.Option(False, "--detach", help="Start it and return"),
+    stop: bool = typer.Option(False, "--stop", help="Stop the embedded server"),
+) -> None:
+    """The embedded Temporal dev server with its UI, in the foreground until Ctrl-C.
+
+    Other qlrf-run commands use it meanwhile. A server that was already running
+    (started by `apply`) is left running when this command ends.
+    """
+    import time
+
     from runner.local.temporal import EmbeddedServer
 
     server = EmbeddedServer()
+    if stop:
+        out("stopped" if server.stop() else "not running")
+        return
+    before = server.read()
     info = server.ensure(ui=True)
+    started_here = before is None or before.pid != info.pid
     out(f"Temporal dev server: {info.address}  (state in {server.dir})")
     if info.ui_url:
         out(f"Temporal UI:         {info.ui_url}")
-    out("qlrf-run commands use it by default. Stop it with: qlrf-run dev --stop")
-
-
-def dev_command(
-    stop: bool = typer.Option(False, "--stop", help="Stop the embedded server"),
-) -> None:
-    """Start, show or stop the embedded Temporal dev server (with the UI)."""
-    if stop:
-        from runner.local.temporal import EmbeddedServer
-
-        out("stopped" if EmbeddedServer().stop() else "not running")
+    if detach:
+        out("running in the background; stop it with: qlrf-run dev --stop")
         return
-    dev()
+    out("Ctrl-C stops it" if started_here else "it was already running; Ctrl-C leaves it so")
+    stopping = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    while not stopping and server.healthy(server.read()):
+        time.sleep(0.5)
+    current = server.read()
+    if started_here and current is not None and current.pid == info.pid:
+        server.stop()
+        out("stopped")
 
 
 def register(app: typer.Typer) -> None:

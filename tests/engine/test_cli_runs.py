@@ -197,13 +197,37 @@ def test_embedded_default_is_shared_persistent_and_recovers(tmp_path):
         cli("dev", "--stop")
 
 
+def test_dev_runs_in_the_foreground_until_interrupted(tmp_path):
+    """`qlrf-run dev` serves until SIGINT, then stops the server it started."""
+    env = {k: v for k, v in os.environ.items() if k != "QLRF_TEMPORAL_ADDRESS"}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    exe = str(Path(sys.executable).with_name("qlrf-run"))
+    proc = subprocess.Popen([exe, "dev"], env=env, stdout=subprocess.PIPE, text=True)
+    info = tmp_path / "state" / "qlrf-run" / "temporal.json"
+    assert _poll(info.exists)
+    pid = json.loads(info.read_text())["pid"]
+    status = subprocess.run([exe, "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert "Temporal UI:" in output and output.rstrip().endswith("stopped")
+    assert _poll(
+        lambda: (
+            not Path(f"/proc/{pid}").exists()
+            or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        ),
+        10,
+    )
+
+
 def test_concurrent_invocations_share_one_server(tmp_path):
     """Several processes asking at once for the embedded server get the same one."""
     env = {k: v for k, v in os.environ.items() if k != "QLRF_TEMPORAL_ADDRESS"}
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     exe = str(Path(sys.executable).with_name("qlrf-run"))
     procs = [
-        subprocess.Popen([exe, "dev"], env=env, stdout=subprocess.PIPE, text=True) for _ in range(4)
+        subprocess.Popen([exe, "dev", "--detach"], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
     ]
     try:
         outputs = [p.communicate(timeout=120)[0] for p in procs]

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,25 +65,14 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
     from runner.engine.interpreter import RunbookWorkflow
     from runner.engine.model import WORKFLOW_TYPE, RunInput
     from runner.engine.worker import workflow_runner
-    from runner.local.temporal import free_port, server_command
+    from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
 
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         database = Path(db) if db else Path(tmp) / "bench.db"
-        cmd = server_command(port, None, database)
-        server = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        server, port, _ = launch(database)
         try:
-            client = None
-            for _ in range(200):
-                try:
-                    client = await Client.connect(f"127.0.0.1:{port}")
-                    break
-                except RuntimeError:
-                    await asyncio.sleep(0.05)
-            assert client is not None, "the dev server did not start"
+            client = await Client.connect(f"127.0.0.1:{port}")
             plans = {}
             for kind in ("activity", "assert"):
                 path = Path(tmp) / f"{kind}.yaml"
@@ -131,8 +118,7 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
                         await batch(client, queue, runs, interpreter("assert"))
                     )
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait()
+            terminate(server)
     med = {k: statistics.median(v) for k, v in results.items()}
     print(
         f"{runs} concurrent runs x {STEPS} steps, {rounds} alternated rounds, one dev server "

@@ -16,99 +16,38 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
     ChildWorkflowError,
-    TimeoutError,
 )
 
 with workflow.unsafe.imports_passed_through():
     from runner import durations
     from runner.engine import render
     from runner.engine.model import DEFAULT_CONCURRENCY, WORKFLOW_TYPE, RunInput, StepRequest
+    from runner.engine.steps_state import (
+        ERROR_TEXT_LIMIT,
+        MEMO_LIMIT,
+        PAYLOAD_LIMIT,
+        TERMINAL,
+        Refused,
+        StepFailed,
+        StepState,
+        declaration,
+        iso,
+        ms,
+        payload_size,
+        retry_policy,
+        step_failure,
+    )
     from runner.errors import InputError
     from runner.plan import inputs as run_inputs
-
-TERMINAL = ("succeeded", "failed", "skipped", "cancelled")
-# Temporal refuses payloads over 2 MiB (and a refused workflow task hangs the run).
-MEMO_LIMIT = 1_000_000
-PAYLOAD_LIMIT = 1_500_000
-# Kept on the step and in the run's error, so an operator can read what happened.
-ERROR_TEXT_LIMIT = 4000
-
-
-def _size(value: Any) -> int:
-    import json
-
-    return len(json.dumps(value, default=str))
-
-
-class _Refused(Exception):
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-
-
-class StepFailed(Exception):
-    def __init__(self, error_type: str, message: str, attempts: int | None = None) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.attempts = attempts
-
-
-@dataclass
-class StepState:
-    status: str = "pending"
-    attempts: int = 0
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    output: Any = None
-    error: dict[str, str] | None = None
-    reason: str | None = None  # why a step was skipped or cancelled
-    compensation: dict[str, Any] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "attempts": self.attempts,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "output": self.output,
-            "error": self.error,
-            "reason": self.reason,
-            "compensation": self.compensation,
-        }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _ms(value: int | None) -> timedelta | None:
-    return timedelta(milliseconds=value) if value else None
-
-
-def _retry(policy: dict[str, Any]) -> RetryPolicy:
-    return RetryPolicy(
-        initial_interval=timedelta(milliseconds=policy["initial_interval_ms"]),
-        backoff_coefficient=policy["backoff_coefficient"],
-        maximum_interval=timedelta(milliseconds=policy["max_interval_ms"]),
-        maximum_attempts=policy["max_attempts"],
-        # An oversized result can never shrink by retrying.
-        non_retryable_error_types=[*policy["non_retryable_errors"], "PayloadsTooLarge"],
-    )
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -144,8 +83,8 @@ class RunbookWorkflow:
             "kind": self._plan.get("kind"),
             "status": self._status,
             "started_by": self._started_by,
-            "started_at": _iso(self._started_at),
-            "finished_at": _iso(self._finished_at),
+            "started_at": iso(self._started_at),
+            "finished_at": iso(self._finished_at),
             "inputs": self._inputs,
             "steps": {sid: st.as_json() for sid, st in self._steps.items()},
             "gates": [],
@@ -195,16 +134,14 @@ class RunbookWorkflow:
 
     def _record_final_state(self) -> None:
         """Keep the final state in the memo, so `status` answers after the run closed."""
-        import json
-
         state = self.state()
-        if len(json.dumps(state, default=str)) > MEMO_LIMIT:
+        if payload_size(state) > MEMO_LIMIT:
             for step in state["steps"].values():
                 step["output"] = "(left out: the final state was too large for the memo)"
         workflow.upsert_memo({"state": state})
 
     async def _main(self, nodes: list[dict[str, Any]]) -> None:
-        timeout = _ms(self._plan.get("timeout_ms"))
+        timeout = ms(self._plan.get("timeout_ms"))
         if timeout is None:
             await self._section(nodes, in_finally=False)
             return
@@ -250,9 +187,9 @@ class RunbookWorkflow:
             self._status = "succeeded"
             try:
                 outputs = render.render(self._plan.get("outputs") or {}, self._context(None))
-                size = _size(outputs)
+                size = payload_size(outputs)
                 if size > PAYLOAD_LIMIT:
-                    raise _Refused(
+                    raise Refused(
                         "OutputsTooLarge",
                         f"the run's outputs are {size} bytes, over "
                         f"the {PAYLOAD_LIMIT}-byte limit; return less",
@@ -260,7 +197,7 @@ class RunbookWorkflow:
                 self._outputs = outputs
             except render.TemplateFailure as exc:
                 self._fail_run("TemplateError", f"outputs: {exc}")
-            except _Refused as exc:
+            except Refused as exc:
                 self._fail_run(exc.error_type, exc.message)
 
     def _fail_run(self, error_type: str, message: str) -> None:
@@ -399,8 +336,8 @@ class RunbookWorkflow:
                 "output": st.output,
                 "status": st.status,
                 "attempts": st.attempts,
-                "started_at": _iso(st.started_at),
-                "finished_at": _iso(st.finished_at),
+                "started_at": iso(st.started_at),
+                "finished_at": iso(st.finished_at),
                 "duration_seconds": duration,
             }
         info = workflow.info()
@@ -412,7 +349,7 @@ class RunbookWorkflow:
                 "name": self._plan.get("name"),
                 "kind": self._plan.get("kind"),
                 "started_by": self._started_by,
-                "started_at": _iso(self._started_at),
+                "started_at": iso(self._started_at),
             },
             "secrets": render.Secrets(),
         }
@@ -472,7 +409,7 @@ class RunbookWorkflow:
                 1,
             )
         request = StepRequest(workflow.info().workflow_id, node["id"], rendered, script_env)
-        size = _size(request.params) + _size(script_env)
+        size = payload_size(request.params) + payload_size(script_env)
         if size > PAYLOAD_LIMIT:
             # Scheduling it would fail the workflow task (and hang the run) instead.
             raise StepFailed(
@@ -487,17 +424,17 @@ class RunbookWorkflow:
                 request,
                 activity_id=activity_id,
                 summary=summary,
-                start_to_close_timeout=_ms(timeouts.get("start_to_close_ms")),
-                schedule_to_close_timeout=_ms(timeouts.get("schedule_to_close_ms")),
-                schedule_to_start_timeout=_ms(timeouts.get("schedule_to_start_ms")),
-                heartbeat_timeout=_ms(timeouts.get("heartbeat_ms")),
-                retry_policy=_retry(node["retry"]),
+                start_to_close_timeout=ms(timeouts.get("start_to_close_ms")),
+                schedule_to_close_timeout=ms(timeouts.get("schedule_to_close_ms")),
+                schedule_to_start_timeout=ms(timeouts.get("schedule_to_start_ms")),
+                heartbeat_timeout=ms(timeouts.get("heartbeat_ms")),
+                retry_policy=retry_policy(node["retry"]),
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
                 raise asyncio.CancelledError() from None  # the step was stopped, not failed
-            raise _step_failure(exc, node["retry"]["max_attempts"]) from None
+            raise step_failure(exc, node["retry"]["max_attempts"]) from None
         state.attempts = int(result.get("attempt", 1))
         return result.get("output")
 
@@ -508,7 +445,7 @@ class RunbookWorkflow:
                 "ChildRunFailed", "the child runbook was not compiled into the plan", 1
             )
         given = render.render(node["with"].get("inputs") or {}, self._context(node))
-        declared = {spec["name"]: _declaration(spec) for spec in child_plan.get("inputs", [])}
+        declared = {spec["name"]: declaration(spec) for spec in child_plan.get("inputs", [])}
         try:
             values = run_inputs.resolve(declared, given)
         except InputError as exc:
@@ -556,30 +493,3 @@ class RunbookWorkflow:
                 record.update(
                     status="failed", error={"type": exc.error_type, "message": exc.message}
                 )
-
-
-def _declaration(spec: dict[str, Any]) -> dict[str, Any]:
-    decl: dict[str, Any] = {"type": spec["type"], "required": spec["required"]}
-    if spec["has_default"]:
-        decl["default"] = spec["default"]
-    if spec.get("enum") is not None:
-        decl["enum"] = list(spec["enum"])
-    if spec.get("items_type"):
-        decl["items"] = {"type": spec["items_type"]}
-    return decl
-
-
-def _step_failure(exc: ActivityError, max_attempts: int) -> StepFailed:
-    """Turn Temporal's activity failure into the step's error type, message and attempts."""
-    cause = exc.cause
-    if isinstance(cause, ApplicationError):
-        details = cause.details[0] if cause.details else {}
-        attempt = details.get("attempt") if isinstance(details, dict) else None
-        return StepFailed(cause.type or "ApplicationError", cause.message, attempt)
-    if isinstance(cause, TimeoutError):
-        kind = cause.type.name.lower() if cause.type is not None else "activity"
-        attempts = max_attempts if max_attempts > 0 else None
-        return StepFailed("StepTimedOut", f"the step timed out ({kind})", attempts)
-    if isinstance(cause, CancelledError):
-        return StepFailed("StepCancelled", "the step was cancelled")
-    return StepFailed(type(cause).__name__ if cause else "ActivityError", str(cause or exc))

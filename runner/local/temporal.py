@@ -101,8 +101,8 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def server_command(port: int, ui_port: int | None, db: Path) -> list[str]:
-    synchronous = os.environ.get("QLRF_SQLITE_SYNCHRONOUS", "normal")
+def server_command(port: int, ui_port: int | None, db: Path | None) -> list[str]:
+    """`temporal server start-dev` on 127.0.0.1 and free ports; db None keeps it in memory."""
     cmd = [
         temporal_binary(),
         "server",
@@ -115,19 +115,66 @@ def server_command(port: int, ui_port: int | None, db: Path) -> list[str]:
         str(free_port()),
         "--metrics-port",
         str(free_port()),
-        "--db-filename",
-        str(db),
         "--log-level",
         "error",
-        "--sqlite-pragma",
-        "journal_mode=wal",
-        "--sqlite-pragma",
-        f"synchronous={synchronous}",
     ]
+    if db is not None:
+        synchronous = os.environ.get("QLRF_SQLITE_SYNCHRONOUS", "normal")
+        cmd += [
+            "--db-filename",
+            str(db),
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            f"synchronous={synchronous}",
+        ]
     cmd += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     for name in SEARCH_ATTRIBUTES:
         cmd += ["--search-attribute", f"{name}=Keyword"]
     return cmd
+
+
+def launch(
+    db: Path | None, *, ui: bool = False, log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int, int | None]:
+    """Start a dev server in its own session and wait until it listens.
+
+    Returns (process, port, ui port). QlrfError with the server's own words if it
+    exits or does not listen within START_TIMEOUT_SECONDS.
+    """
+    port = free_port()
+    ui_port = free_port() if ui else None
+    sink = log.open("ab") if log is not None else subprocess.PIPE
+    try:
+        proc = subprocess.Popen(
+            server_command(port, ui_port, db),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,
+        )
+    finally:
+        if log is not None:
+            sink.close()  # type: ignore[union-attr]
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not _listening(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            said = (
+                log.read_text(errors="replace")[-2000:]
+                if log is not None
+                else (proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else "")
+            )
+            raise QlrfError(f"the Temporal dev server did not start; it said:\n{said}")
+        time.sleep(0.05)
+    return proc, port, ui_port
+
+
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
 
 
 class EmbeddedServer:
@@ -162,25 +209,8 @@ class EmbeddedServer:
             return self._start(ui)
 
     def _start(self, ui: bool) -> ServerInfo:
-        port = free_port()
-        ui_port = free_port() if ui else None
-        with self.log.open("ab") as log:
-            proc = subprocess.Popen(
-                server_command(port, ui_port, self.db),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        proc, port, ui_port = launch(self.db, ui=ui, log=self.log)
         info = ServerInfo(proc.pid, port, ui_port, str(self.db))
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not _listening(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                tail = self.log.read_text(errors="replace")[-2000:]
-                raise QlrfError(f"the embedded Temporal server did not start; its log:\n{tail}")
-            time.sleep(0.05)
         self.info_path.write_text(json.dumps(asdict(info)))
         return info
 

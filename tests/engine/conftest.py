@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,56 +14,17 @@ from typing import Any
 
 import pytest
 
-from runner.local.temporal import free_port, temporal_binary
+from runner.local.temporal import launch, terminate
 
 RUN_TIMEOUT_SECONDS = 120  # a guard against hangs, not a speed check
 
 
 @pytest.fixture(scope="session")
 def temporal_address() -> Iterator[str]:
-    port = free_port()
-    cmd = [
-        temporal_binary(),
-        "server",
-        "start-dev",
-        "--headless",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--http-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-        "--log-level",
-        "error",
-        "--search-attribute",
-        "QlrfName=Keyword",
-        "--search-attribute",
-        "QlrfKind=Keyword",
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    address = f"127.0.0.1:{port}"
-    _wait_listening(port, proc)
-    yield address
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    import socket
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dev server exited: {proc.stderr.read() if proc.stderr else ''}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("dev server did not start")
+    """A dev server in memory for the whole session, with our search attributes."""
+    proc, port, _ = launch(None)
+    yield f"127.0.0.1:{port}"
+    terminate(proc)
 
 
 @dataclass

@@ -8,9 +8,6 @@ Each example runs on a fresh in-memory dev server; its history is saved as JSON.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,37 +19,11 @@ EXAMPLES = ["drill", "failover-rollback"]
 
 
 async def main() -> None:
-    from runner.local.temporal import free_port, temporal_binary
-    from tests.engine.conftest import _wait_listening, run_runbook
+    from runner.local.temporal import launch, terminate
+    from tests.engine.conftest import run_runbook
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            temporal_binary(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--http-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            "--log-level",
-            "error",
-            "--search-attribute",
-            "QlrfName=Keyword",
-            "--search-attribute",
-            "QlrfKind=Keyword",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc, port, _ = launch(None)
     try:
-        _wait_listening(port, proc)
         for name in EXAMPLES:
             # The workflow id is the example's name, so the replay can name it too.
             outcome = await run_runbook(
@@ -62,7 +33,7 @@ async def main() -> None:
             target.write_text(outcome.history_json + "\n")
             print(f"{target.relative_to(ROOT)}: {outcome.state['status']}")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        terminate(proc)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ class Follower:
 
     def __init__(self) -> None:
         self.seen: dict[str, tuple[Any, ...]] = {}
+        self.gates: dict[str, tuple[Any, ...]] = {}
 
     def update(self, state: dict[str, Any]) -> None:
         # In the order things happened, not the order of the mapping.
@@ -66,6 +67,27 @@ class Follower:
                 continue
             self.seen[sid] = key
             out(step_line(sid, step))
+        for gate in state.get("gates", []):
+            key = (gate["status"], len(gate["approvals"]), len(gate["modifications"]))
+            if self.gates.get(gate["gate"]) == key:
+                continue
+            self.gates[gate["gate"]] = key
+            if gate["status"] == "waiting":
+                for line in gate_lines(state, gate):
+                    out(line)
+            else:
+                out(f"  gate {gate['gate']} {gate['status']}")
+
+
+def gate_lines(state: dict[str, Any], gate: dict[str, Any]) -> list[str]:
+    who = ", ".join(gate["approvers"]) or "anyone"
+    count = f"{len(gate['approvals'])}/{gate['min_approvals']}"
+    return [
+        f"  gate {gate['gate']} waits for {who} ({count} approvals) until {gate['deadline']}: "
+        f"{gate['message']}",
+        f"      qlrf-run approve {state['workflow_id']} {gate['gate']}   (or reject, or modify "
+        f"--set NAME=VALUE for {', '.join(gate['modifiable']) or 'no input'})",
+    ]
 
 
 def summary(state: dict[str, Any], ui_url: str | None = None) -> str:
@@ -99,4 +121,7 @@ def status_text(state: dict[str, Any], ui_url: str | None = None) -> str:
         + (f", finished {state['finished_at']}" if state.get("finished_at") else ""),
     ]
     body = [step_line(sid, step) for sid, step in state["steps"].items()]
+    for gate in state.get("gates", []):
+        if gate["status"] == "waiting":
+            body += gate_lines(state, gate)
     return "\n".join([*head, *body, summary(state, ui_url)])

@@ -52,9 +52,12 @@ async def start(
         attached = description.status == WorkflowExecutionStatus.RUNNING
     except RPCError:
         pass
+    from runner.config import resolve_groups
+
+    groups = resolve_groups(gate_groups(plan.to_dict()))
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        RunInput(plan.to_dict(), inputs, started_by, definition_sha256),
+        RunInput(plan.to_dict(), inputs, started_by, definition_sha256, groups),
         id=wid,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -66,6 +69,19 @@ async def start(
         static_details=plan.description or None,
     )
     return handle, attached
+
+
+def gate_groups(plan: dict[str, Any]) -> set[str]:
+    """The groups that approval gates of the plan (and of its child plans) name."""
+    names: set[str] = set()
+    for node in (*plan.get("nodes", []), *plan.get("finally_nodes", [])):
+        if node["type"] == "approval":
+            for entry in node["with"].get("approvers") or []:
+                if isinstance(entry, str) and entry.startswith("group:"):
+                    names.add(entry.removeprefix("group:"))
+        if node.get("child"):
+            names |= gate_groups(node["child"])
+    return names
 
 
 async def existing(client: Client, run: str) -> WorkflowHandle[Any, Any]:
@@ -132,3 +148,61 @@ def status_query(kind: str | None, state: str | None) -> str:
     if state:
         clauses.append(f"ExecutionStatus = '{mapping[state]}'")
     return " AND ".join(clauses)
+
+
+async def decide(
+    client: Client, run: str, decision: dict[str, Any], *, signal: bool = False
+) -> tuple[bool, Any]:
+    """Send a decision as the `decide` Update: (True, gate JSON) or (False, the reason)."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    handle = await existing(client, run)
+    if signal:
+        await handle.signal("decide", decision)
+        return True, None
+    try:
+        return True, await handle.execute_update("decide", decision)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        return False, getattr(cause, "message", None) or str(cause or exc)
+    except RPCError as exc:
+        return False, f"run {run} does not take decisions now ({exc.message})"
+
+
+async def declarations(client: Client, run: str) -> dict[str, Any]:
+    handle = await existing(client, run)
+    try:
+        return dict(await handle.query("declarations", rpc_timeout=timedelta(seconds=10)))
+    except RPCError as exc:
+        raise QlrfError(f"run {run} did not answer ({exc.message}); is a worker running?") from None
+
+
+async def pending(client: Client) -> list[dict[str, Any]]:
+    """Every waiting gate across runs: one visibility query on QlrfWaiting, then each state."""
+    query = (
+        f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' "
+        "AND QlrfWaiting IS NOT NULL"
+    )
+    rows: list[dict[str, Any]] = []
+    async for wf in client.list_workflows(query):
+        try:
+            state = await state_of(client.get_workflow_handle(wf.id))
+        except QlrfError:
+            continue  # no worker answers for it now; it is still listed next time
+        for gate in state.get("gates", []):
+            if gate["status"] != "waiting":
+                continue
+            rows.append(
+                {
+                    "run_id": wf.id,
+                    "name": state.get("name"),
+                    "gate": gate["gate"],
+                    "message": gate["message"],
+                    "approvers": gate["approvers"],
+                    "min_approvals": gate["min_approvals"],
+                    "approvals": gate["approvals"],
+                    "waiting_since": gate["waiting_since"],
+                    "deadline": gate["deadline"],
+                }
+            )
+    return rows

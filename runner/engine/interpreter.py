@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -29,8 +30,16 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from runner import durations
+    from runner.engine import gates as gate_rules
     from runner.engine import render
-    from runner.engine.model import DEFAULT_CONCURRENCY, WORKFLOW_TYPE, RunInput, StepRequest
+    from runner.engine.model import (
+        DEFAULT_CONCURRENCY,
+        GATE_NOTIFY_ACTIVITY,
+        WAITING_ATTRIBUTE,
+        WORKFLOW_TYPE,
+        RunInput,
+        StepRequest,
+    )
     from runner.engine.steps_state import (
         ERROR_TEXT_LIMIT,
         MEMO_LIMIT,
@@ -48,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from runner.errors import InputError
     from runner.plan import inputs as run_inputs
+
+
+WAITING_KEY = SearchAttributeKey.for_keyword_list(WAITING_ATTRIBUTE)
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -69,6 +81,11 @@ class RunbookWorkflow:
         self._changed = False
         self._stopped = False  # running steps were cancelled because the run is failing
         self._main_task: asyncio.Task[None] | None = None
+        self._gates: dict[str, gate_rules.Gate] = {}
+        self._refused_signals: list[dict[str, Any]] = []
+        self._gate_nodes: dict[str, dict[str, Any]] = {}
+        self._groups: dict[str, list[str]] = {}
+        self._declarations: dict[str, dict[str, Any]] = {}
 
     # -- queries ------------------------------------------------------------------------
 
@@ -87,10 +104,15 @@ class RunbookWorkflow:
             "finished_at": iso(self._finished_at),
             "inputs": self._inputs,
             "steps": {sid: st.as_json() for sid, st in self._steps.items()},
-            "gates": [],
+            "gates": [gate_rules.as_json(g, iso) for g in self._gates.values()],
             "outputs": self._outputs,
             "error": self._error,
         }
+
+    @workflow.query
+    def declarations(self) -> dict[str, dict[str, Any]]:
+        """The run's input declarations, so `modify --set k=v` can convert v by its type."""
+        return self._declarations
 
     # -- the run ------------------------------------------------------------------------
 
@@ -99,6 +121,8 @@ class RunbookWorkflow:
         self._plan = request.plan
         self._inputs = dict(request.inputs)
         self._started_by = request.started_by
+        self._groups = dict(request.groups or {})
+        self._declarations = {s["name"]: declaration(s) for s in self._plan.get("inputs", [])}
         self._started_at = workflow.now()
         nodes = self._plan["nodes"]
         finally_nodes = self._plan["finally_nodes"]
@@ -280,6 +304,7 @@ class RunbookWorkflow:
     async def _run_step(self, node: dict[str, Any], in_finally: bool) -> None:
         state = self._steps[node["id"]]
         state.started_at = workflow.now()
+        evicted = False
         try:
             when = node.get("when")
             if when is not None and not render.truthy(render.render(when, self._context(node))):
@@ -305,10 +330,16 @@ class RunbookWorkflow:
             # retries forever: the run would hang in RUNNING. Fail the step instead.
             failure = StepFailed("InternalError", f"{type(exc).__name__}: {exc}", state.attempts)
             self._fail(node, state, failure, in_finally)
+        except GeneratorExit:
+            # The worker evicted the run from its cache (it stops, or the cache is full):
+            # the run goes on elsewhere from history, and no workflow call is allowed now.
+            evicted = True
+            raise
         finally:
-            state.finished_at = workflow.now()
-            self._tasks.pop(node["id"], None)
-            self._changed = True
+            if not evicted:
+                state.finished_at = workflow.now()
+                self._tasks.pop(node["id"], None)
+                self._changed = True
 
     def _fail(
         self, node: dict[str, Any], state: StepState, exc: StepFailed, in_finally: bool
@@ -377,11 +408,185 @@ class RunbookWorkflow:
                 message = params.get("message") or f"the condition {node['with']['that']} is false"
                 raise StepFailed("AssertionFailed", str(message), 1)
             return {}
+        if step_type == "approval":
+            return await self._gate(node, params)
         raise StepFailed(
             "StepTypeUnavailable",
             f"step type '{step_type}' is not available in this version of qlrf-run",
             1,
         )
+
+    # -- approval gates -----------------------------------------------------------------
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: dict[str, Any]) -> dict[str, Any]:
+        """approve / reject / modify a waiting gate; the validator has already accepted it."""
+        gate = self._gates[decision["gate"]]
+        self._apply(gate, decision)
+        return gate_rules.as_json(gate, iso)
+
+    @decide.validator
+    def _validate_decide(self, decision: dict[str, Any]) -> None:
+        problem = self._refusal(decision)
+        if problem:
+            raise ApplicationError(problem, type="DecisionRefused", non_retryable=True)
+
+    @workflow.signal(name="decide")
+    def decide_signal(self, decision: dict[str, Any]) -> None:
+        """The same decision for clients that can only signal: checked the same way."""
+        problem = self._refusal(decision)
+        if problem is None:
+            self._apply(self._gates[decision["gate"]], decision)
+            return
+        gate = self._gates.get(str(decision.get("gate"))) if isinstance(decision, dict) else None
+        record = {"at": iso(workflow.now()), "decision": decision, "reason": problem}
+        if gate is not None:
+            gate.refused.append(record)
+        else:
+            self._refused_signals.append(record)
+
+    def _refusal(self, decision: Any) -> str | None:
+        return gate_rules.refusal(
+            self._gates,
+            decision,
+            started_by=self._started_by,
+            groups=self._groups,
+            declarations=self._declarations,
+        )
+
+    def _apply(self, gate: gate_rules.Gate, decision: dict[str, Any]) -> None:
+        now = iso(workflow.now())
+        kind, by = decision["decision"], decision["by"]
+        comment = decision.get("comment") or ""
+        record: dict[str, Any] = {"decision": kind, "by": by, "at": now, "comment": comment}
+        if kind == "approve":
+            gate.approvals.append({"by": by, "at": now, "comment": comment})
+            if len(gate.approvals) >= gate.min_approvals:
+                gate.status = "approved"
+        elif kind == "reject":
+            gate.status = "rejected"
+        else:
+            changes = {
+                key: {"from": self._inputs.get(key), "to": value}
+                for key, value in decision["set"].items()
+            }
+            self._inputs.update(decision["set"])
+            record["changes"] = changes
+            gate.modifications.append({"by": by, "at": now, "comment": comment, "changes": changes})
+            gate.approvals.clear()  # what was approved has changed: ask again
+            node = self._gate_nodes[gate.gate]
+            # The message may name inputs that changed: render it again.
+            with contextlib.suppress(render.TemplateFailure):
+                gate.message = str(
+                    render.render(node["with"].get("message", ""), self._context(node))
+                )
+        gate.decisions.append(record)
+        self._changed = True
+
+    async def _gate(self, node: dict[str, Any], params: dict[str, Any]) -> Any:
+        now = workflow.now()
+        timeout_text = str(params.get("timeout") or "24h")  # as the operator wrote it
+        timeout_ms = durations.parse_ms(timeout_text)
+        gate = gate_rules.Gate(
+            gate=node["id"],
+            step=node["id"],
+            message=str(params.get("message", "")),
+            approvers=[str(a) for a in params.get("approvers") or []],
+            min_approvals=int(params.get("min_approvals") or 1),
+            allow_self_approval=bool(params.get("allow_self_approval", False)),
+            modifiable=[str(m) for m in params.get("modifiable") or []],
+            on_timeout=str(params.get("on_timeout") or "reject"),
+            opened_at=now,
+            deadline=now + timedelta(milliseconds=timeout_ms),
+        )
+        self._gates[gate.gate] = gate
+        self._gate_nodes[gate.gate] = node
+        self._steps[node["id"]].status = "waiting"
+        self._publish_waiting()
+        notify = asyncio.create_task(self._notify_gate(gate))
+        try:
+            while gate.status == "waiting":
+                remaining = gate.deadline - workflow.now()
+                if remaining <= timedelta(0):
+                    gate.status = "timed_out"
+                    break
+                modifications = len(gate.modifications)
+                try:
+                    await workflow.wait_condition(
+                        lambda seen=modifications: (  # type: ignore[misc]
+                            gate.status != "waiting" or len(gate.modifications) > seen
+                        ),
+                        timeout=remaining,
+                        timeout_summary=f"approval:{gate.gate}",
+                    )
+                except builtins.TimeoutError:
+                    gate.status = "timed_out"
+        except asyncio.CancelledError:
+            self._close_gate(gate, node)
+            raise
+        self._close_gate(gate, node)
+        await notify
+        output: dict[str, Any] = {
+            "decision": gate.status,
+            "approvals": gate.approvals,
+            "modifications": gate.modifications,
+        }
+        if gate.status == "approved":
+            return output
+        if gate.status == "rejected":
+            last = gate.decisions[-1]
+            reason = f": {last['comment']}" if last.get("comment") else ""
+            raise StepFailed(
+                "ApprovalRejected", f"gate '{gate.gate}' was rejected by {last['by']}{reason}", 1
+            )
+        # No decision before the deadline.
+        if gate.on_timeout == "approve":
+            output["decision"] = "approved"
+            output["timed_out"] = True
+            return output
+        if gate.on_timeout == "fail":
+            raise StepFailed(
+                "ApprovalTimedOut",
+                f"gate '{gate.gate}' had no decision within {timeout_text}",
+                1,
+            )
+        raise StepFailed(
+            "ApprovalRejected",
+            f"gate '{gate.gate}' had no decision within {timeout_text}, so it is rejected",
+            1,
+        )
+
+    def _close_gate(self, gate: gate_rules.Gate, node: dict[str, Any]) -> None:
+        if gate.status == "waiting":
+            gate.status = "cancelled"
+        self._steps[node["id"]].status = "running"
+        self._publish_waiting()
+
+    def _publish_waiting(self) -> None:
+        """Keep QlrfWaiting listing the waiting gates, so `pending` is one visibility query."""
+        waiting = sorted(g.gate for g in self._gates.values() if g.status == "waiting")
+        workflow.upsert_search_attributes([WAITING_KEY.value_set(waiting)])
+
+    async def _notify_gate(self, gate: gate_rules.Gate) -> None:
+        """Tell the configured sinks that a gate waits; a failed notification never blocks it."""
+        info = workflow.info()
+        request = {
+            "run": info.workflow_id,
+            "gate": gate.gate,
+            "message": gate.message,
+            "approvers": gate.approvers,
+            "deadline": iso(gate.deadline),
+            "command": f"qlrf-run approve {info.workflow_id} {gate.gate}",
+        }
+        with contextlib.suppress(ActivityError):
+            await workflow.execute_activity(
+                GATE_NOTIFY_ACTIVITY,
+                request,
+                activity_id=f"notify:{gate.gate}",
+                summary=f"notify approvers of {gate.gate}",
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+            )
 
     async def _activity(
         self,
@@ -454,7 +659,7 @@ class RunbookWorkflow:
         try:
             return await workflow.execute_child_workflow(
                 WORKFLOW_TYPE,
-                RunInput(child_plan, values, self._started_by),
+                RunInput(child_plan, values, self._started_by, "", self._groups),
                 id=child_id,
                 static_summary=node["name"],
             )

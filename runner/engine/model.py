@@ -11,7 +11,10 @@ from typing import Any
 
 TASK_QUEUE = "ql-rf-orchestrator"
 WORKFLOW_TYPE = "qlrf.Runbook"
-SEARCH_ATTRIBUTES = ("QlrfName", "QlrfKind")
+WAITING_ATTRIBUTE = "QlrfWaiting"  # the ids of a run's waiting gates
+# name -> Temporal type; every server qlrf-run uses must have them registered.
+SEARCH_ATTRIBUTES = {"QlrfName": "Keyword", "QlrfKind": "Keyword", WAITING_ATTRIBUTE: "KeywordList"}
+GATE_NOTIFY_ACTIVITY = "gate_notify"
 # A run's steps and fan-out items at once when the runbook sets no `concurrency`:
 # safely under Temporal's limit of 2,000 pending activities per workflow.
 DEFAULT_CONCURRENCY = 500
@@ -23,6 +26,8 @@ class RunInput:
     inputs: dict[str, Any]
     started_by: str
     definition_sha256: str = ""
+    # Members of the groups that gates name, resolved when the run starts.
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

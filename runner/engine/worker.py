@@ -12,9 +12,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from runner.engine.interpreter import RunbookWorkflow
-from runner.engine.model import TASK_QUEUE
+from runner.engine.model import GATE_NOTIFY_ACTIVITY, TASK_QUEUE
 from runner.steps.activities import for_registry
 from runner.steps.definitions import default_registry
+from runner.steps.gate_notify import gate_notify
 from runner.steps.registry import Registry
 
 
@@ -57,7 +58,10 @@ def build_worker(
     activity_overrides: dict[str, Callable[..., Any]] | None = None,
 ) -> Worker:
     """A worker for every step type in the registry; fails at once if one has no activity."""
-    activities = for_registry(registry or default_registry(), activity_overrides)
+    activities = [
+        *for_registry(registry or default_registry(), activity_overrides),
+        (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY, gate_notify),
+    ]
     return Worker(
         client,
         task_queue=task_queue,

@@ -129,8 +129,8 @@ def server_command(port: int, ui_port: int | None, db: Path | None) -> list[str]
             f"synchronous={synchronous}",
         ]
     cmd += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
-    for name in SEARCH_ATTRIBUTES:
-        cmd += ["--search-attribute", f"{name}=Keyword"]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        cmd += ["--search-attribute", f"{name}={kind}"]
     return cmd
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.engine.model import SEARCH_ATTRIBUTES
 from tests.engine.conftest import RUN_TIMEOUT_SECONDS, run_runbook
 
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: long\n"
@@ -41,11 +42,15 @@ async def _register_search_attributes(client) -> None:
         AddSearchAttributesRequest(
             namespace=client.namespace,
             search_attributes={
-                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                for name in ("QlrfName", "QlrfKind")
+                name: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{_upper(kind)}")
+                for name, kind in SEARCH_ATTRIBUTES.items()
             },
         )
     )
+
+
+def _upper(kind: str) -> str:
+    return "KEYWORD_LIST" if kind == "KeywordList" else kind.upper()
 
 
 def _run(time_skipping, tmp_path: Path, text: str):
@@ -88,3 +93,36 @@ finally:
     )
     assert outcome.state["status"] == "timed_out"
     assert outcome.step("after")["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("on_timeout", "run_status", "error_type"),
+    [
+        ("reject", "failed", "ApprovalRejected"),
+        ("approve", "succeeded", None),
+        ("fail", "failed", "ApprovalTimedOut"),
+    ],
+)
+def test_a_gate_left_24h_undecided_follows_on_timeout(
+    time_skipping, tmp_path, on_timeout, run_status, error_type
+):
+    """With no decision in 24h the gate rejects, approves or fails, as on_timeout says."""
+    outcome = _run(
+        time_skipping,
+        tmp_path,
+        HEAD
+        + f"""
+steps:
+  - id: review
+    type: approval
+    with: {{message: "go?", approvers: [alice], on_timeout: {on_timeout}}}
+  - {{id: after, type: assert, with: {{that: "{{{{ true }}}}"}}}}
+""",
+    )
+    assert outcome.state["status"] == run_status
+    review = outcome.step("review")
+    assert outcome.state["gates"][0]["status"] == "timed_out"
+    if error_type:
+        assert review["error"]["type"] == error_type and "24h" in review["error"]["message"]
+    else:
+        assert review["output"]["decision"] == "approved" and review["output"]["timed_out"]

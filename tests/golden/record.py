@@ -15,7 +15,20 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-EXAMPLES = ["drill", "failover-rollback"]
+EXAMPLES = ["drill", "failover-rollback", "ai-task-approval"]
+
+
+async def _decide(handle) -> None:
+    """The ai-task-approval gate: a refused vote, a modify, then an approval."""
+    from tests.engine.test_approvals import decision, wait_for_gate
+
+    await wait_for_gate(handle)
+    await handle.signal("decide", decision("approve", "mallory"))  # refused, recorded
+    await handle.execute_update("decide", decision("modify", "bob", set={"batch_size": 2}))
+    await handle.execute_update("decide", decision("approve", "alice", comment="recorded"))
+
+
+DECISIONS = {"ai-task-approval": _decide}
 
 
 async def main() -> None:
@@ -27,7 +40,10 @@ async def main() -> None:
         for name in EXAMPLES:
             # The workflow id is the example's name, so the replay can name it too.
             outcome = await run_runbook(
-                f"127.0.0.1:{port}", ROOT / "examples" / f"{name}.yaml", workflow_id=name
+                f"127.0.0.1:{port}",
+                ROOT / "examples" / f"{name}.yaml",
+                workflow_id=name,
+                while_running=DECISIONS.get(name),
             )
             target = HERE / f"{name}.history.json"
             target.write_text(outcome.history_json + "\n")

@@ -22,8 +22,12 @@ HISTORIES = sorted(HERE.glob("*.history.json"))
 
 
 def test_there_are_golden_histories():
-    """At least the succeeding drill and the compensating failover are recorded."""
-    assert {p.name.split(".")[0] for p in HISTORIES} >= {"drill", "failover-rollback"}
+    """The drill, the compensating failover and the approval flow are recorded."""
+    assert {p.name.split(".")[0] for p in HISTORIES} >= {
+        "drill",
+        "failover-rollback",
+        "ai-task-approval",
+    }
 
 
 @pytest.mark.parametrize("sandboxed", [False, True], ids=["default-runner", "sandbox"])

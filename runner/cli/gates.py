@@ -1,0 +1,118 @@
+"""Deciding approval gates: approve, reject, modify, and the list of pending gates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import typer
+
+from runner.cli.common import err, exit_with, out
+
+
+async def _send(
+    run: str,
+    gate: str,
+    kind: str,
+    as_user: str | None,
+    comment: str,
+    changes: list[str] | None,
+    signal: bool,
+) -> int:
+    from runner.cli.identity import current_user
+    from runner.engine.client import decide, declarations
+    from runner.engine.connect import connect, target
+    from runner.plan.inputs import parse_assignments
+
+    client = await connect(target())
+    decision: dict[str, Any] = {
+        "gate": gate,
+        "decision": kind,
+        "by": current_user(as_user),
+        "comment": comment,
+    }
+    if kind == "modify":
+        decision["set"] = parse_assignments(changes or [], await declarations(client, run))
+    accepted, detail = await decide(client, run, decision, signal=signal)
+    if not accepted:
+        err(f"refused: {detail}")
+        return 1
+    if signal:
+        out(
+            f"sent {kind} for gate {gate} of {run} as a signal (checked by the run itself; "
+            "`qlrf-run status` shows whether it was taken)"
+        )
+        return 0
+    status = detail["status"]
+    count = f"{len(detail['approvals'])}/{detail['min_approvals']}"
+    out(f"{kind} by {decision['by']} accepted: gate {gate} is {status} ({count} approvals)")
+    return 0
+
+
+def approve(
+    run: str = typer.Argument(..., help="Run id"),
+    gate: str = typer.Argument(..., help="Gate (the approval step's id)"),
+    comment: str = typer.Option("", "--comment", "-c", help="Why"),
+    as_user: str | None = typer.Option(None, "--as", help="Who decides (default: QLRF_USER)"),
+    signal: bool = typer.Option(False, "--signal", help="Send as a signal instead of an update"),
+) -> None:
+    """Approve a waiting gate. Exit 0 when accepted, 1 with the reason when refused."""
+    exit_with(asyncio.run(_send(run, gate, "approve", as_user, comment, None, signal)))
+
+
+def reject(
+    run: str = typer.Argument(..., help="Run id"),
+    gate: str = typer.Argument(..., help="Gate (the approval step's id)"),
+    comment: str = typer.Option("", "--comment", "-c", help="Why"),
+    as_user: str | None = typer.Option(None, "--as", help="Who decides (default: QLRF_USER)"),
+    signal: bool = typer.Option(False, "--signal", help="Send as a signal instead of an update"),
+) -> None:
+    """Reject a waiting gate: the approval step fails with ApprovalRejected."""
+    exit_with(asyncio.run(_send(run, gate, "reject", as_user, comment, None, signal)))
+
+
+def modify(
+    run: str = typer.Argument(..., help="Run id"),
+    gate: str = typer.Argument(..., help="Gate (the approval step's id)"),
+    set_: list[str] = typer.Option(..., "--set", help="NAME=VALUE for a modifiable input"),
+    comment: str = typer.Option("", "--comment", "-c", help="Why"),
+    as_user: str | None = typer.Option(None, "--as", help="Who decides (default: QLRF_USER)"),
+    signal: bool = typer.Option(False, "--signal", help="Send as a signal instead of an update"),
+) -> None:
+    """Change modifiable inputs; the gate's approvals are cleared and it waits again."""
+    exit_with(asyncio.run(_send(run, gate, "modify", as_user, comment, set_, signal)))
+
+
+def pending(
+    format: str = typer.Option("text", "--format", "-f", help="text or json"),
+) -> None:
+    """Every gate waiting for a decision, across runs."""
+    from runner.engine.client import pending as pending_gates
+    from runner.engine.connect import connect, target
+
+    async def go() -> list[dict[str, Any]]:
+        return await pending_gates(await connect(target()))
+
+    rows = asyncio.run(go())
+    if format == "json":
+        out(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out("no gate is waiting")
+        return
+    for row in rows:
+        who = ", ".join(row["approvers"]) or "anyone"
+        out(f"{row['run_id']} / {row['gate']}: {row['message']}")
+        out(
+            f"    approvers {who}; {len(row['approvals'])}/{row['min_approvals']} approvals; "
+            f"deadline {row['deadline']}"
+        )
+        out(f"    qlrf-run approve {row['run_id']} {row['gate']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(approve)
+    app.command()(reject)
+    app.command()(modify)
+    app.command()(pending)

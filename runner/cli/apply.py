@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -85,9 +87,19 @@ async def _apply(
         if where.ui_url:
             out(f"  {workflow_link(where.ui_url, handle.id)}")
     follower = Follower()
+    on_state = (lambda s: None) if as_json else follower.update
+    if not as_json and sys.stdin.isatty():
+        from runner.cli.prompt import GatePrompt
+
+        prompt = GatePrompt(client, handle.id, user)
+
+        def on_state(state: dict[str, Any]) -> None:
+            follower.update(state)
+            prompt.update(state)
+
     worker = None if no_worker else build_worker(client)
     async with worker if worker is not None else contextlib.nullcontext():
-        state = await follow(handle, (lambda s: None) if as_json else follower.update)
+        state = await follow(handle, on_state)
     if as_json:
         out(json.dumps(state, indent=2, default=str))
     else:

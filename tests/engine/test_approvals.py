@@ -477,3 +477,48 @@ def test_ai_task_example_end_to_end(run, tmp_path):
     [record] = [json.loads(line) for line in audit.read_text().splitlines()]
     assert record["decision"] == "approved" and record["approvals"][0]["by"] == "alice"
     assert record["modifications"][0]["changes"]["batch_size"] == {"from": 1, "to": 2}
+
+
+def test_apply_in_a_terminal_offers_to_decide(temporal_address, tmp_path):
+    """With stdin a terminal, apply asks at the gate; answering 'a' approves and the run ends."""
+    import os
+    import pty
+    import select
+    import sys
+
+    path = tmp_path / "gate.yaml"
+    path.write_text(
+        HEAD.replace("name: gated", f"name: prompt-{uuid.uuid4().hex[:6]}")
+        + """
+steps:
+  - {id: review, type: approval, with: {message: ship it?, allow_self_approval: true}}
+  - {id: ship, type: shell, with: {command: [echo, shipped]}}
+"""
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("qlrf-run")), "apply", str(path), "--as", "alice"],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "QLRF_TEMPORAL_ADDRESS": temporal_address},
+        text=True,
+    )
+    os.close(slave)
+    seen = ""
+    try:
+        deadline = time.monotonic() + 60
+        while "decide gate review as alice?" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1)
+            if ready:
+                seen += proc.stdout.readline()
+        assert "decide gate review as alice?" in seen, seen
+        os.write(master, b"a\n")
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, seen + rest
+    assert "approve accepted: gate review is approved" in rest
+    assert "succeeded" in rest

@@ -247,6 +247,60 @@ def test_gate_keeps_waiting_across_a_worker_restart(temporal_address, tmp_path):
     assert state["status"] == "succeeded"
 
 
+def test_gate_survives_a_killed_worker_process(temporal_address, tmp_path):
+    """SIGKILL the only worker while the gate waits; a new worker finishes after approval."""
+    import os
+    import signal
+    import sys
+
+    from tests.conftest import qlrf
+
+    path = tmp_path / "gate.yaml"
+    path.write_text(
+        GATE.replace("name: gated", f"name: killed-{uuid.uuid4().hex[:6]}") % {"quorum": 1}
+    )
+    env = {"QLRF_TEMPORAL_ADDRESS": temporal_address, "QLRF_USER": "tester"}
+    exe = str(Path(sys.executable).with_name("qlrf-run"))
+
+    def worker() -> subprocess.Popen:
+        return subprocess.Popen(
+            [exe, "worker"],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def waiting(rid: str) -> bool:
+        shown = qlrf("status", rid, "--format", "json", env=env)
+        return shown.returncode == 0 and '"waiting"' in shown.stdout
+
+    first = worker()
+    try:
+        rid = json.loads(
+            qlrf("apply", str(path), "--detach", "--no-worker", "--format", "json", env=env).stdout
+        )["workflow_id"]
+        deadline = time.monotonic() + 60
+        while not waiting(rid):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    second = worker()
+    try:
+        approved = qlrf("approve", rid, "review", "--as", "alice", env=env)
+        assert approved.returncode == 0, approved.stderr
+        deadline = time.monotonic() + 60
+        state = {"status": "running"}
+        while state["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            state = json.loads(qlrf("status", rid, "--format", "json", env=env).stdout)
+        assert state["status"] == "succeeded"
+    finally:
+        second.terminate()
+        second.wait(timeout=60)
+
+
 def test_pending_lists_the_gates_of_three_runs(temporal_address, tmp_path):
     """`pending` finds every waiting gate through the QlrfWaiting search attribute."""
     path = tmp_path / "gate.yaml"

@@ -176,3 +176,26 @@ def test_notify_log_and_webhook(web, caplog):
         "output"
     ] == {"delivered": True}
     assert _Handler.received[-1] == {"text": "paged", "run_id": "run-1", "step": "s"}
+
+
+def test_gate_notification_goes_to_the_log_and_the_configured_webhook(web, caplog, monkeypatch):
+    """A gate that opens is logged and POSTed to QLRF_NOTIFY_WEBHOOK with the approve command."""
+    import logging
+
+    from runner.steps.gate_notify import gate_notify
+
+    monkeypatch.setenv("QLRF_NOTIFY_WEBHOOK", f"{web}/gates")
+    request = {
+        "run": "r-1",
+        "gate": "review",
+        "message": "ship it?",
+        "approvers": ["alice"],
+        "deadline": "2026-11-26T00:00:00Z",
+        "command": "qlrf-run approve r-1 review",
+    }
+    with caplog.at_level(logging.WARNING, logger="qlrf.gates"):
+        result = asyncio.run(ActivityEnvironment().run(gate_notify, request))
+    assert result == {"delivered": ["log", "webhook"]}
+    assert "qlrf-run approve r-1 review" in caplog.text
+    posted = _Handler.received[-1]
+    assert posted["command"] == "qlrf-run approve r-1 review" and "ship it?" in posted["text"]

@@ -26,6 +26,7 @@ from runner.plan.model import Plan, inputs_hash
 NAME_KEY = SearchAttributeKey.for_keyword("QlrfName")
 KIND_KEY = SearchAttributeKey.for_keyword("QlrfKind")
 POLL_SECONDS = 0.5
+DECIDE_TIMEOUT_SECONDS = 30
 
 
 def workflow_id_for(plan: Plan, inputs: dict[str, Any]) -> str:
@@ -154,17 +155,28 @@ async def decide(
     client: Client, run: str, decision: dict[str, Any], *, signal: bool = False
 ) -> tuple[bool, Any]:
     """Send a decision as the `decide` Update: (True, gate JSON) or (False, the reason)."""
-    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.client import (
+        WorkflowUpdateFailedError,
+        WorkflowUpdateRPCTimeoutOrCancelledError,
+    )
 
     handle = await existing(client, run)
     if signal:
         await handle.signal("decide", decision)
         return True, None
     try:
-        return True, await handle.execute_update("decide", decision)
+        # The validator runs on a worker: without one, say so instead of waiting forever.
+        return True, await handle.execute_update(
+            "decide", decision, rpc_timeout=timedelta(seconds=DECIDE_TIMEOUT_SECONDS)
+        )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         return False, getattr(cause, "message", None) or str(cause or exc)
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        return False, (
+            f"no worker answered for run {run} within {DECIDE_TIMEOUT_SECONDS}s; "
+            "start one with `qlrf-run worker` and decide again"
+        )
     except RPCError as exc:
         return False, f"run {run} does not take decisions now ({exc.message})"
 

@@ -576,3 +576,28 @@ steps:
     assert proc.returncode == 0, seen + rest
     assert "approve accepted: gate review is approved" in rest
     assert "succeeded" in rest
+
+
+def test_deciding_without_a_worker_says_so(temporal_address, tmp_path, monkeypatch):
+    """approve with no worker running ends with advice instead of waiting forever."""
+    from runner.engine import client as engine_client
+    from tests.conftest import qlrf
+
+    path = tmp_path / "gate.yaml"
+    path.write_text(
+        GATE.replace("name: gated", f"name: noworker-{uuid.uuid4().hex[:6]}") % {"quorum": 1}
+    )
+    env = {"QLRF_TEMPORAL_ADDRESS": temporal_address, "QLRF_USER": "tester"}
+    rid = json.loads(
+        qlrf("apply", str(path), "--detach", "--no-worker", "--format", "json", env=env).stdout
+    )["workflow_id"]
+
+    async def go():
+        client = await Client.connect(temporal_address)
+        monkeypatch.setattr(engine_client, "DECIDE_TIMEOUT_SECONDS", 2)
+        result = await engine_client.decide(client, rid, decision("approve", "alice"))
+        await client.get_workflow_handle(rid).terminate("test finished")
+        return result
+
+    accepted, reason = asyncio.run(go())
+    assert not accepted and "start one with `qlrf-run worker`" in reason

@@ -199,3 +199,30 @@ def test_gate_notification_goes_to_the_log_and_the_configured_webhook(web, caplo
     assert "qlrf-run approve r-1 review" in caplog.text
     posted = _Handler.received[-1]
     assert posted["command"] == "qlrf-run approve r-1 review" and "ship it?" in posted["text"]
+
+
+def test_sql_query_with_bound_parameters_and_errors(postgres_uri, monkeypatch):
+    """Rows come back as objects, parameters are bound, errors have stable types."""
+    from runner.steps.sql import sql
+
+    monkeypatch.setenv("QLRF_SECRET_DB", postgres_uri)
+    dsn = "@@qlrf-secret:DB@@"
+    rows = _run(
+        sql,
+        {
+            "dsn": dsn,
+            "query": "select $1::int + 1 as n, $2::text as s",
+            "params": [41, "x'; drop table y; --"],
+        },
+    )["output"]
+    assert rows == {"rows": [{"n": 42, "s": "x'; drop table y; --"}], "rowcount": 1}
+    _run(sql, {"dsn": dsn, "query": "create table if not exists t (v int)"})
+    inserted = _run(sql, {"dsn": dsn, "query": "insert into t values (1), (2)"})
+    assert inserted["output"]["rowcount"] == 2
+    with pytest.raises(ApplicationError) as bad:
+        _run(sql, {"dsn": dsn, "query": "select * from no_such_table"})
+    assert bad.value.type == "SQLError"
+    with pytest.raises(ApplicationError) as down:
+        _run(sql, {"dsn": "postgresql://nobody@127.0.0.1:1/none", "query": "select 1"})
+    assert down.value.type == "SQLConnectionError"
+    assert postgres_uri not in str(bad.value.message)

@@ -174,7 +174,7 @@ def test_schema_prints_the_runbook_schema():
 
 
 def test_validate_does_not_import_temporal_or_asyncpg():
-    """validate stays fast in pre-commit: the Temporal and PostgreSQL clients are not loaded."""
+    """validate stays fast in pre-commit: no Temporal, PostgreSQL, HTTP client nor asyncio."""
     code = (
         "import sys\n"
         "from runner.cli.app import app\n"
@@ -182,7 +182,8 @@ def test_validate_does_not_import_temporal_or_asyncpg():
         "    app(['validate', 'examples/drill.yaml'], standalone_mode=False)\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('temporalio', 'asyncpg')))\n"
+        "print(sorted(m for m in sys.modules\n"
+        "             if m.split('.')[0] in ('temporalio', 'asyncpg', 'asyncio', 'httpx')))\n"
     )
     import subprocess
     import sys

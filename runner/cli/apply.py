@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from runner.cli.common import err, exit_with, out
-from runner.pipeline import Compiled
+
+if TYPE_CHECKING:
+    from runner.pipeline import Compiled
 
 
 def apply(
@@ -44,6 +45,8 @@ def apply(
     for warning in compiled.warnings:
         err(warning.text())
     sha = hashlib.sha256(file.read_bytes()).hexdigest()
+    import asyncio
+
     code = asyncio.run(
         _apply(compiled, current_user(as_user), run_id, detach, format == "json", no_worker, sha)
     )

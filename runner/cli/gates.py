@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -58,6 +57,8 @@ def approve(
     signal: bool = typer.Option(False, "--signal", help="Send as a signal instead of an update"),
 ) -> None:
     """Approve a waiting gate. Exit 0 when accepted, 1 with the reason when refused."""
+    import asyncio
+
     exit_with(asyncio.run(_send(run, gate, "approve", as_user, comment, None, signal)))
 
 
@@ -69,6 +70,8 @@ def reject(
     signal: bool = typer.Option(False, "--signal", help="Send as a signal instead of an update"),
 ) -> None:
     """Reject a waiting gate: the approval step fails with ApprovalRejected."""
+    import asyncio
+
     exit_with(asyncio.run(_send(run, gate, "reject", as_user, comment, None, signal)))
 
 
@@ -81,6 +84,8 @@ def modify(
     signal: bool = typer.Option(False, "--signal", help="Send as a signal instead of an update"),
 ) -> None:
     """Change modifiable inputs; the gate's approvals are cleared and it waits again."""
+    import asyncio
+
     exit_with(asyncio.run(_send(run, gate, "modify", as_user, comment, set_, signal)))
 
 
@@ -93,6 +98,8 @@ def pending(
 
     async def go() -> list[dict[str, Any]]:
         return await pending_gates(await connect(target()))
+
+    import asyncio
 
     rows = asyncio.run(go())
     if format == "json":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -39,6 +38,8 @@ def status(
         state = await state_of(handle)
         state["_ui"] = where.ui_url
         return state
+
+    import asyncio
 
     state = asyncio.run(go())
     ui = state.pop("_ui")
@@ -80,6 +81,8 @@ def list_runs(
                 }
             )
         return rows
+
+    import asyncio
 
     rows = asyncio.run(go())
     if format == "json":
@@ -123,6 +126,8 @@ def cancel(
             out(f"run {run}: {state['status']}")
         return 0
 
+    import asyncio
+
     exit_with(asyncio.run(go()))
 
 
@@ -136,6 +141,8 @@ def history(
     async def go() -> list[dict[str, Any]]:
         handle, _ = await _handle(run)
         return await events_of(handle)
+
+    import asyncio
 
     events = asyncio.run(go())
     if format == "json":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 
 import typer
@@ -38,6 +37,8 @@ def worker(
         async with worker:
             await stop.wait()
             out("stopping: running activities get a chance to finish or be cancelled")
+
+    import asyncio
 
     asyncio.run(go())
 

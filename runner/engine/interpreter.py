@@ -134,7 +134,7 @@ class RunbookWorkflow:
             cancelled = True
             self._status = "cancelled"
             self._failing = True
-            await self._stop_running("the run was cancelled")
+            await self._stop_running("the run was cancelled", force=True)
             if self._main_task is not None:
                 await self._main_task
         # Compensation and finally run whatever happened, including after a cancel: the
@@ -182,7 +182,7 @@ class RunbookWorkflow:
                 "step": None,
                 "source": self._plan.get("source_file"),
             }
-            await self._stop_running("the run timed out")
+            await self._stop_running("the run timed out", force=True)
         await main
 
     def _finish(self, cancelled: bool) -> None:
@@ -289,8 +289,11 @@ class RunbookWorkflow:
         state.reason = reason
         state.finished_at = workflow.now()
 
-    async def _stop_running(self, reason: str) -> None:
-        if self._stopped:
+    async def _stop_running(self, reason: str, *, force: bool = False) -> None:
+        """Cancel the running steps. After a step failure this happens once, so that
+        `trigger_rule: always` steps started later still run; a cancel or the run's
+        timeout (force) stops everything."""
+        if self._stopped and not force:
             return
         self._stopped = True
         tasks = list(self._tasks.items())

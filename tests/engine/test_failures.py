@@ -160,3 +160,29 @@ def test_missing_activity_timeout_fails_instead_of_hanging(temporal_address, tmp
     state = asyncio.run(go())
     assert state["status"] == "failed"
     assert state["steps"]["a"]["error"]["type"] == "InvalidPlan"
+
+
+def test_cancel_stops_an_always_step_started_after_a_failure(run):
+    """After a failure, an `always` step still starts; a cancel then stops it too."""
+
+    async def cancel_when_cleanup_runs(handle):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = await handle.query("state")
+            if state["steps"]["cleanup"]["status"] == "running":
+                break
+            await asyncio.sleep(0.05)
+        await handle.cancel()
+
+    outcome = run(
+        HEAD
+        + """
+steps:
+  - {id: broken, type: assert, with: {that: "{{ false }}"}}
+  - {id: cleanup, type: sleep, trigger_rule: always, with: {duration: 1h}}
+""",
+        while_running=cancel_when_cleanup_runs,
+    )
+    assert outcome.state["status"] == "cancelled"
+    assert outcome.step("broken")["status"] == "failed"
+    assert outcome.step("cleanup")["status"] == "cancelled"

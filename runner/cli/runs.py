@@ -53,8 +53,9 @@ def list_runs(
     ),
     limit: int = typer.Option(50, "--limit", help="At most this many runs"),
     format: str = typer.Option("text", "--format", "-f", help="text or json"),
+    store: bool = typer.Option(False, "--store", help="Read the run store, not Temporal"),
 ) -> None:
-    """List runs, newest first, through Temporal visibility."""
+    """List runs, newest first, through Temporal visibility (or the run store)."""
     from runner.engine.client import status_query
 
     if state and state not in ("running", "succeeded", "failed", "cancelled", "timed_out"):
@@ -84,7 +85,13 @@ def list_runs(
 
     import asyncio
 
-    rows = asyncio.run(go())
+    if store:
+        from runner.local.postgres import database_url
+        from runner.store.queries import runs as stored_runs
+
+        rows = asyncio.run(stored_runs(database_url(), kind, state, limit))
+    else:
+        rows = asyncio.run(go())
     if format == "json":
         out(json.dumps(rows, indent=2))
         return
@@ -135,10 +142,19 @@ def history(
     run: str = typer.Argument(..., help="Run (workflow) id"),
     format: str = typer.Option("text", "--format", "-f", help="text or json"),
 ) -> None:
-    """The run's events, oldest first (from Temporal's history)."""
+    """The run's events, oldest first: from the run store, else from Temporal's history.
+
+    The store keeps runs after Temporal's retention has removed them.
+    """
     from runner.engine.history import events_of
+    from runner.local.postgres import database_url, store_enabled
+    from runner.store.queries import run_history
 
     async def go() -> list[dict[str, Any]]:
+        if store_enabled():
+            stored = await run_history(database_url(), run)
+            if stored is not None:
+                return stored
         handle, _ = await _handle(run)
         return await events_of(handle)
 

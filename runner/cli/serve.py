@@ -52,13 +52,18 @@ def dev_command(
     Other qlrf-run commands use it meanwhile. A server that was already running
     (started by `apply`) is left running when this command ends.
     """
+    import os
     import time
 
     from runner.local.temporal import EmbeddedServer
 
     server = EmbeddedServer()
     if stop:
+        from runner.local.postgres import stop_embedded
+
         out("stopped" if server.stop() else "not running")
+        if not os.environ.get("QLRF_DATABASE_URL") and stop_embedded():
+            out("stopped the embedded PostgreSQL")
         return
     before = server.read()
     info = server.ensure(ui=True)
@@ -66,6 +71,10 @@ def dev_command(
     out(f"Temporal dev server: {info.address}  (state in {server.dir})")
     if info.ui_url:
         out(f"Temporal UI:         {info.ui_url}")
+    from runner.local.postgres import database_url, store_enabled
+
+    if store_enabled():
+        out(f"Run store:           {database_url()}")
     if detach:
         out("running in the background; stop it with: qlrf-run dev --stop")
         return

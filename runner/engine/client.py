@@ -43,6 +43,9 @@ async def start(
     *,
     workflow_id: str | None = None,
     definition_sha256: str = "",
+    definition_file: str = "",
+    definition_text: str = "",
+    record: bool | None = None,
     task_queue: str = TASK_QUEUE,
 ) -> tuple[WorkflowHandle[Any, Any], bool]:
     """Start the run, or attach to the open run with the same id. Returns (handle, attached)."""
@@ -54,11 +57,21 @@ async def start(
     except RPCError:
         pass
     from runner.config import resolve_groups
+    from runner.local.postgres import store_enabled
 
     groups = resolve_groups(gate_groups(plan.to_dict()))
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        RunInput(plan.to_dict(), inputs, started_by, definition_sha256, groups),
+        RunInput(
+            plan.to_dict(),
+            inputs,
+            started_by,
+            definition_sha256,
+            groups,
+            record=store_enabled() if record is None else record,
+            definition_file=definition_file,
+            definition_text=definition_text,
+        ),
         id=wid,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from runner.engine.model import (
         DEFAULT_CONCURRENCY,
         GATE_NOTIFY_ACTIVITY,
+        STORE_ACTIVITY,
         WAITING_ATTRIBUTE,
         WORKFLOW_TYPE,
         RunInput,
@@ -44,6 +45,9 @@ with workflow.unsafe.imports_passed_through():
         ERROR_TEXT_LIMIT,
         MEMO_LIMIT,
         PAYLOAD_LIMIT,
+        STORE_BATCH_BYTES,
+        STORE_FLUSH_EVENTS,
+        STORE_FLUSH_INTERVAL,
         TERMINAL,
         Refused,
         StepFailed,
@@ -86,6 +90,13 @@ class RunbookWorkflow:
         self._gate_nodes: dict[str, dict[str, Any]] = {}
         self._groups: dict[str, list[str]] = {}
         self._declarations: dict[str, dict[str, Any]] = {}
+        # The run store's outbox: events numbered here, written by a local activity.
+        self._record = False
+        self._outbox: list[dict[str, Any]] = []
+        self._seq = 0
+        self._run_row: dict[str, Any] | None = None
+        self._closing = False
+        self._flush_now = False
 
     # -- queries ------------------------------------------------------------------------
 
@@ -127,11 +138,18 @@ class RunbookWorkflow:
         nodes = self._plan["nodes"]
         finally_nodes = self._plan["finally_nodes"]
         self._steps = {n["id"]: StepState() for n in (*nodes, *finally_nodes)}
+        flusher = None
+        if request.record:
+            self._record = True
+            self._run_row = self._run_record(request)
+            self._audit("run_started", self._started_by, {"inputs": self._inputs})
+            flusher = asyncio.create_task(self._flush_outbox())
         cancelled = False
         try:
             await self._main(nodes)
         except asyncio.CancelledError:
             cancelled = True
+            self._audit("cancel_requested", None, {})
             self._status = "cancelled"
             self._failing = True
             await self._stop_running("the run was cancelled", force=True)
@@ -144,6 +162,12 @@ class RunbookWorkflow:
         await self._section(finally_nodes, in_finally=True)
         self._finish(cancelled)
         self._record_final_state()
+        if flusher is not None:
+            # Nothing is lost: the run ends only once the store has every event.
+            self._run_row = self._run_record(request)
+            self._audit("run_finished", None, {"status": self._status, "error": self._error})
+            self._closing = True
+            await flusher
         if cancelled:
             raise asyncio.CancelledError()
         if self._status != "succeeded":
@@ -155,6 +179,104 @@ class RunbookWorkflow:
                 non_retryable=True,
             )
         return self._outputs
+
+    # -- the run store ------------------------------------------------------------------
+
+    def _run_record(self, request: RunInput) -> dict[str, Any]:
+        info = workflow.info()
+        return {
+            "run_id": info.run_id,
+            "workflow_id": info.workflow_id,
+            "name": self._plan["name"],
+            "kind": self._plan["kind"],
+            "plan_hash": self._plan["plan_hash"],
+            "definition_file": request.definition_file,
+            "definition_sha256": request.definition_sha256,
+            "definition_text": request.definition_text,
+            "inputs": self._inputs,
+            "status": self._status,
+            "started_by": self._started_by,
+            "started_at": iso(self._started_at),
+            "finished_at": iso(self._finished_at),
+            "outputs": self._outputs,
+            "error": self._error,
+        }
+
+    def _emit(self, table: str, fields: dict[str, Any]) -> None:
+        if not self._record:
+            return
+        self._seq += 1
+        self._outbox.append({"table": table, "seq": self._seq, "at": iso(workflow.now()), **fields})
+
+    def _audit(self, action: str, actor: str | None, detail: dict[str, Any]) -> None:
+        self._emit("audit", {"action": action, "actor": actor, "detail": detail})
+
+    def _step_event(self, sid: str, state: StepState, status: str) -> None:
+        self._emit(
+            "step",
+            {
+                "step": sid,
+                "item": None,
+                "attempt": state.attempts or None,
+                "status": status,
+                "started_at": iso(state.started_at),
+                "finished_at": iso(state.finished_at),
+                "output": state.output if status != "started" else None,
+                "error": state.error,
+            },
+        )
+
+    async def _flush_outbox(self) -> None:
+        """Write the outbox in batches until the run closes and the outbox is empty.
+
+        The local activity retries with backoff for as long as PostgreSQL is down;
+        the steps go on meanwhile, and the run waits for the store only at its end.
+        """
+        run_id = workflow.info().run_id
+        while True:
+            # Write in batches at moments that matter, not at every event: each write is a
+            # local activity, and writing per event cost a third of the throughput.
+            with contextlib.suppress(builtins.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: (
+                        self._closing or self._flush_now or len(self._outbox) >= STORE_FLUSH_EVENTS
+                    ),
+                    timeout=STORE_FLUSH_INTERVAL if self._outbox else None,
+                    timeout_summary="store flush",
+                )
+            self._flush_now = False
+            if not self._outbox and self._run_row is None:
+                if self._closing:
+                    return
+                await workflow.wait_condition(lambda: bool(self._outbox) or self._closing)
+                continue
+            events: list[dict[str, Any]] = []
+            size = 0
+            for event in self._outbox:
+                size += payload_size(event)
+                if events and size > STORE_BATCH_BYTES:
+                    break
+                events.append(event)
+            row = self._run_row
+            await workflow.execute_local_activity(
+                STORE_ACTIVITY,
+                {"run_id": run_id, "run": row, "events": events},
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    maximum_interval=timedelta(seconds=30),
+                    maximum_attempts=0,
+                ),
+            )
+            del self._outbox[: len(events)]
+            if self._run_row is row:
+                self._run_row = None
+
+    async def _store_drained(self) -> None:
+        """Wait until every event so far is in the store (before an evidence step)."""
+        if self._record:
+            self._flush_now = True
+            await workflow.wait_condition(lambda: not self._outbox and self._run_row is None)
 
     def _record_final_state(self) -> None:
         """Keep the final state in the memo, so `status` answers after the run closed."""
@@ -288,6 +410,7 @@ class RunbookWorkflow:
         state.status = "skipped"
         state.reason = reason
         state.finished_at = workflow.now()
+        self._step_event(node["id"], state, "skipped")
 
     async def _stop_running(self, reason: str, *, force: bool = False) -> None:
         """Cancel the running steps. After a step failure this happens once, so that
@@ -316,6 +439,7 @@ class RunbookWorkflow:
                 return
             state.status = "running"
             state.attempts = 1
+            self._step_event(node["id"], state, "started")
             state.output = await self._execute(node, state)
             state.status = "succeeded"
             self._completed.append(node["id"])
@@ -343,6 +467,7 @@ class RunbookWorkflow:
                 state.finished_at = workflow.now()
                 self._tasks.pop(node["id"], None)
                 self._changed = True
+                self._step_event(node["id"], state, state.status)
 
     def _fail(
         self, node: dict[str, Any], state: StepState, exc: StepFailed, in_finally: bool
@@ -394,6 +519,15 @@ class RunbookWorkflow:
             return await self._in_workflow(node)
         if kind == "child_workflow":
             return await self._child(node)
+        if node["type"] == "evidence":
+            if not self._record:
+                raise StepFailed(
+                    "EvidenceFailed",
+                    "the run store is off for this run "
+                    "(QLRF_STORE=off), so there is no evidence to bundle",
+                    1,
+                )
+            await self._store_drained()  # the bundle holds every event up to this step
         return await self._activity(node, state, node["with"], f"step:{node['id']}", node["name"])
 
     async def _in_workflow(self, node: dict[str, Any]) -> Any:
@@ -485,6 +619,16 @@ class RunbookWorkflow:
                 )
         gate.decisions.append(record)
         self._changed = True
+        detail = {
+            "gate": gate.gate,
+            "step": gate.step,
+            "decision": kind,
+            "comment": comment,
+            "changes": record.get("changes"),
+        }
+        self._audit("gate_decided", by, detail)
+        if kind == "modify":
+            self._audit("inputs_modified", by, {"gate": gate.gate, "changes": record["changes"]})
 
     async def _gate(self, node: dict[str, Any], params: dict[str, Any]) -> Any:
         now = workflow.now()
@@ -504,6 +648,18 @@ class RunbookWorkflow:
         )
         self._gates[gate.gate] = gate
         self._gate_nodes[gate.gate] = node
+        self._flush_now = True  # a waiting gate should be visible in the store at once
+        self._audit(
+            "gate_opened",
+            None,
+            {
+                "gate": gate.gate,
+                "step": gate.step,
+                "message": gate.message,
+                "approvers": gate.approvers,
+                "deadline": iso(gate.deadline),
+            },
+        )
         self._steps[node["id"]].status = "waiting"
         self._publish_waiting()
         notify = asyncio.create_task(self._notify_gate(gate))

@@ -15,6 +15,7 @@ WAITING_ATTRIBUTE = "QlrfWaiting"  # the ids of a run's waiting gates
 # name -> Temporal type; every server qlrf-run uses must have them registered.
 SEARCH_ATTRIBUTES = {"QlrfName": "Keyword", "QlrfKind": "Keyword", WAITING_ATTRIBUTE: "KeywordList"}
 GATE_NOTIFY_ACTIVITY = "gate_notify"
+STORE_ACTIVITY = "store_record"  # a local activity: writes a batch of the run's events
 # A run's steps and fan-out items at once when the runbook sets no `concurrency`:
 # safely under Temporal's limit of 2,000 pending activities per workflow.
 DEFAULT_CONCURRENCY = 500
@@ -28,6 +29,10 @@ class RunInput:
     definition_sha256: str = ""
     # Members of the groups that gates name, resolved when the run starts.
     groups: dict[str, list[str]] = field(default_factory=dict)
+    # The run store: whether to record, and the definition as applied (for evidence).
+    record: bool = False
+    definition_file: str = ""
+    definition_text: str = ""
 
 
 @dataclass

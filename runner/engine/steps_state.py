@@ -18,6 +18,9 @@ TERMINAL = ("succeeded", "failed", "skipped", "cancelled")
 # Temporal refuses payloads over 2 MiB (and a refused workflow task hangs the run).
 MEMO_LIMIT = 1_000_000
 PAYLOAD_LIMIT = 1_500_000
+STORE_BATCH_BYTES = 1_000_000  # one write to the run store stays far below 2 MiB
+STORE_FLUSH_EVENTS = 200  # write when this many events wait...
+STORE_FLUSH_INTERVAL = timedelta(seconds=60)  # ...or at the latest this long after one
 # Kept on the step and in the run's error, so an operator can read what happened.
 ERROR_TEXT_LIMIT = 4000
 

@@ -12,11 +12,12 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from runner.engine.interpreter import RunbookWorkflow
-from runner.engine.model import GATE_NOTIFY_ACTIVITY, TASK_QUEUE
+from runner.engine.model import GATE_NOTIFY_ACTIVITY, STORE_ACTIVITY, TASK_QUEUE
 from runner.steps.activities import for_registry
 from runner.steps.definitions import default_registry
 from runner.steps.gate_notify import gate_notify
 from runner.steps.registry import Registry
+from runner.store.activity import store_record
 
 
 def sandboxed_runner() -> SandboxedWorkflowRunner:
@@ -61,6 +62,7 @@ def build_worker(
     activities = [
         *for_registry(registry or default_registry(), activity_overrides),
         (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY, gate_notify),
+        (activity_overrides or {}).get(STORE_ACTIVITY, store_record),
     ]
     return Worker(
         client,

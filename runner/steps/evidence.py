@@ -1,22 +1,48 @@
-"""The `evidence` activity. The bundle is built from the run store, which is not part of
-this version yet, so the step fails at once with a clear, non-retryable error."""
+"""The `evidence` activity: write the evidence bundle of the run so far.
+
+The workflow waits until its outbox has reached the store before this step runs,
+so the bundle holds every event up to here.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from runner.engine.model import StepRequest
+from runner.evidence import markdown
+from runner.steps.common import fail, result
+from runner.steps.secrets import Resolver
 
 
 @activity.defn(name="evidence")
 async def evidence(request: StepRequest) -> dict[str, Any]:
-    raise ApplicationError(
-        "the evidence step needs the run store, which this version of qlrf-run does not "
-        "have yet; remove the step or run it with a later version",
-        {"attempt": activity.info().attempt},
-        type="EvidenceFailed",
-        non_retryable=True,
+    from runner.store.activity import pool
+    from runner.store.queries import bundle_in
+
+    secrets = Resolver()
+    params = secrets.resolve(request.params)
+    found = await bundle_in(await pool(), request.run_id)
+    if found is None:
+        fail(
+            secrets,
+            "EvidenceFailed",
+            f"run {request.run_id} is not in the run store; is the store on (QLRF_STORE)?",
+        )
+    text = (
+        markdown(found)
+        if params.get("format") == "md"
+        else json.dumps(found, indent=2, sort_keys=True)
     )
+    path = Path(params["path"])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        fail(secrets, "EvidenceFailed", f"cannot write {path}: {exc.strerror}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return result(secrets, {"path": str(path), "sha256": digest})

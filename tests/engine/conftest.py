@@ -120,3 +120,10 @@ def run(temporal_address: str, tmp_path: Path) -> Callable[..., Outcome]:
         return asyncio.run(run_runbook(temporal_address, path, inputs, **kwargs))
 
     return go
+
+
+@pytest.fixture(autouse=True)
+def run_store(postgres_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every run in these tests records to the session's real PostgreSQL."""
+    monkeypatch.setenv("QLRF_DATABASE_URL", postgres_uri)
+    return postgres_uri

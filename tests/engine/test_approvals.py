@@ -556,19 +556,20 @@ steps:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={**os.environ, "QLRF_TEMPORAL_ADDRESS": temporal_address},
-        text=True,
     )
     os.close(slave)
     seen = ""
     try:
         deadline = time.monotonic() + 60
+        # Raw reads: a buffered readline() could hold lines that select() no longer sees.
+        fd = proc.stdout.fileno()
         while "decide gate review as alice?" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 1)
+            ready, _, _ = select.select([fd], [], [], 1)
             if ready:
-                seen += proc.stdout.readline()
+                seen += os.read(fd, 65536).decode(errors="replace")
         assert "decide gate review as alice?" in seen, seen
         os.write(master, b"a\n")
-        rest, _ = proc.communicate(timeout=60)
+        rest = proc.communicate(timeout=60)[0].decode(errors="replace")
     finally:
         os.close(master)
         if proc.poll() is None:

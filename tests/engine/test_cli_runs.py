@@ -64,9 +64,9 @@ def test_apply_status_history_and_list(cluster):
     events = json.loads(qlrf("history", rid, "--format", "json", env=cluster).stdout)
     names = [e["event"] for e in events]
     assert names[0] == "run_started" and names[-1] == "run_finished"
-    # Temporal records an activity's last attempt only: check-app started on attempt 2.
-    started = [e for e in events if e["event"] == "step_started" and e["step"] == "check-app"]
-    assert [e["attempt"] for e in started] == [2]
+    # history reads the run store: check-app started, and succeeded on its second attempt.
+    done = [e for e in events if e["event"] == "step_succeeded" and e["step"] == "check-app"]
+    assert [e["attempt"] for e in done] == [2]
 
     def listed():
         result = qlrf("list", "--kind", "Drill", "--format", "json", env=cluster)

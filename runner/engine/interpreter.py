@@ -798,9 +798,31 @@ class RunbookWorkflow:
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
                 raise asyncio.CancelledError() from None  # the step was stopped, not failed
-            raise step_failure(exc, node["retry"]["max_attempts"]) from None
+            failure = step_failure(exc, node["retry"]["max_attempts"])
+            if activity_id.startswith("step:"):
+                self._attempt_failures(node["id"], failure.earlier)
+            raise failure from None
         state.attempts = int(result.get("attempt", 1))
+        if activity_id.startswith("step:"):
+            self._attempt_failures(node["id"], result.get("failures") or [])
         return result.get("output")
+
+    def _attempt_failures(self, sid: str, failures: list[dict[str, Any]]) -> None:
+        """Record the attempts that failed before the last one (see runner/steps/common.py)."""
+        for failure in failures:
+            self._emit(
+                "step",
+                {
+                    "step": sid,
+                    "item": None,
+                    "attempt": failure.get("attempt"),
+                    "status": "failed",
+                    "started_at": None,
+                    "finished_at": None,
+                    "output": None,
+                    "error": {"type": failure.get("type"), "message": failure.get("message")},
+                },
+            )
 
     async def _child(self, node: dict[str, Any]) -> Any:
         child_plan = node.get("child")

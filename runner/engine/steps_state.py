@@ -38,11 +38,18 @@ class Refused(Exception):
 
 
 class StepFailed(Exception):
-    def __init__(self, error_type: str, message: str, attempts: int | None = None) -> None:
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        attempts: int | None = None,
+        earlier: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.attempts = attempts
+        self.earlier = earlier or []  # failures of the attempts before the last one
 
 
 @dataclass
@@ -107,7 +114,9 @@ def step_failure(exc: ActivityError, max_attempts: int) -> StepFailed:
     if isinstance(cause, ApplicationError):
         details = cause.details[0] if cause.details else {}
         attempt = details.get("attempt") if isinstance(details, dict) else None
-        return StepFailed(cause.type or "ApplicationError", cause.message, attempt)
+        failures = details.get("failures") if isinstance(details, dict) else None
+        earlier = failures[:-1] if isinstance(failures, list) else []
+        return StepFailed(cause.type or "ApplicationError", cause.message, attempt, earlier)
     if isinstance(cause, TimeoutError):
         kind = cause.type.name.lower() if cause.type is not None else "activity"
         attempts = max_attempts if max_attempts > 0 else None

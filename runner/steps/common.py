@@ -23,11 +23,43 @@ def tail(data: bytes, cap: int = OUTPUT_CAP) -> str:
     return text
 
 
+# Temporal shows the workflow only a step's last attempt. So that the run store can
+# record every attempt, each failing attempt heartbeats its failure; the next attempt
+# reads it back from the heartbeat details and hands the list on, to the workflow in
+# the final result or error.
+MAX_KEPT_FAILURES = 20
+# Keep failure messages short: the list travels in heartbeats and results.
+FAILURE_MESSAGE_LIMIT = 1000
+
+
+def earlier_failures() -> list[dict[str, Any]]:
+    """The failures of this step's earlier attempts (from the last heartbeat)."""
+    details = activity.info().heartbeat_details
+    if details and isinstance(details[0], dict):
+        found = details[0].get("failures")
+        if isinstance(found, list):
+            return found
+    return []
+
+
+def beat(**progress: Any) -> None:
+    """Heartbeat progress, carrying the earlier attempts' failures along."""
+    activity.heartbeat({"failures": earlier_failures(), **progress})
+
+
 def fail(secrets: Resolver, error_type: str, message: str, **details: Any) -> NoReturn:
     """Raise the step's failure: a stable type, the attempt number, secrets masked."""
+    info = activity.info()
+    masked = secrets.mask(message)
+    failures = [
+        *earlier_failures(),
+        {"attempt": info.attempt, "type": error_type, "message": masked[:FAILURE_MESSAGE_LIMIT]},
+    ]
+    failures = failures[-MAX_KEPT_FAILURES:]
+    activity.heartbeat({"failures": failures})  # read back by the next attempt
     raise ApplicationError(
-        secrets.mask(message),
-        {"attempt": activity.info().attempt, **secrets.mask(details)},
+        masked,
+        {"attempt": info.attempt, "failures": failures, **secrets.mask(details)},
         type=error_type,
     )
 
@@ -42,4 +74,4 @@ def result(secrets: Resolver, output: Any) -> dict[str, Any]:
             f"the step's output is {size} bytes, over the {RESULT_LIMIT}-byte limit; "
             "write large data to a file and return its path",
         )
-    return {"output": masked, "attempt": activity.info().attempt}
+    return {"output": masked, "attempt": activity.info().attempt, "failures": earlier_failures()}

@@ -16,7 +16,7 @@ from typing import Any
 from temporalio import activity
 
 from runner.engine.model import StepRequest
-from runner.steps.common import RESULT_LIMIT, fail, result, tail
+from runner.steps.common import RESULT_LIMIT, beat, fail, result, tail
 from runner.steps.secrets import Resolver
 
 KILL_GRACE_SECONDS = 5.0
@@ -88,7 +88,7 @@ async def shell(request: StepRequest) -> dict[str, Any]:
                 await asyncio.wait_for(asyncio.shield(proc.wait()), HEARTBEAT_SECONDS)
                 break
             except TimeoutError:
-                activity.heartbeat({"stdout_bytes": len(out), "stderr_bytes": len(err)})
+                beat(stdout_bytes=len(out), stderr_bytes=len(err))
         await readers
     except asyncio.CancelledError:
         await _terminate(proc)

@@ -136,7 +136,12 @@ steps:
     type: shell
     retry: {max_attempts: 3, initial_interval: 100ms}
     with: {script: 'test "$QLRF_ATTEMPT" -ge 2'}
-  - {id: check, type: assert, with: {that: "{{ false }}"}}
+  - id: hopeless
+    type: shell
+    on_failure: continue
+    retry: {max_attempts: 3, initial_interval: 100ms}
+    with: {script: 'echo "attempt $QLRF_ATTEMPT failed" >&2; exit 1'}
+  - {id: check, type: assert, trigger_rule: all_done, with: {that: "{{ false }}"}}
   - {id: after, type: shell, with: {command: ["true"]}}
 """
     )
@@ -147,8 +152,21 @@ steps:
     assert names[0] == ("run_started", None) and names[-1] == ("run_finished", None)
     assert ("step_started", "flaky") in names and ("step_succeeded", "flaky") in names
     assert ("step_failed", "check") in names and ("step_skipped", "after") in names
-    flaky = next(e for e in events if e["event"] == "step_succeeded" and e["step"] == "flaky")
-    assert flaky["attempt"] == 2
+    hopeless = [
+        (e["event"], e["attempt"], (e["detail"] or {}).get("message"))
+        for e in events
+        if e["step"] == "hopeless"
+    ]
+    assert hopeless == [
+        ("step_started", 1, None),
+        ("step_failed", 1, "exit code 1: attempt 1 failed"),
+        ("step_failed", 2, "exit code 1: attempt 2 failed"),
+        ("step_failed", 3, "exit code 1: attempt 3 failed"),
+    ]
+    flaky = [(e["event"], e["attempt"]) for e in events if e["step"] == "flaky"]
+    assert flaky == [("step_started", 1), ("step_failed", 1), ("step_succeeded", 2)], (
+        "every attempt is recorded, the failed first one too"
+    )
 
 
 def test_decisions_and_modifications_are_audited(run, postgres_uri):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -49,44 +49,52 @@ async def _send(
     return 0
 
 
-def approve(
-    run: str = typer.Argument(..., help="Run id"),
-    gate: str = typer.Argument(..., help="Gate (the approval step's id)"),
-    comment: str = typer.Option("", "--comment", "-c", help="Why"),
-    as_user: str | None = typer.Option(None, "--as", help="Who decides (default: QLRF_USER)"),
-    signal: bool = typer.Option(False, "--signal", help="Send as a signal instead of an update"),
+# The options every decision command takes.
+Run = Annotated[str, typer.Argument(help="Run id")]
+Gate = Annotated[str, typer.Argument(help="Gate (the approval step's id)")]
+Comment = Annotated[str, typer.Option("--comment", "-c", help="Why")]
+AsUser = Annotated[str | None, typer.Option("--as", help="Who decides (default: QLRF_USER)")]
+Signal = Annotated[bool, typer.Option("--signal", help="Send as a signal, not an update")]
+
+
+def _decide(
+    run: str,
+    gate: str,
+    kind: str,
+    as_user: str | None,
+    comment: str,
+    changes: list[str] | None,
+    signal: bool,
 ) -> None:
-    """Approve a waiting gate. Exit 0 when accepted, 1 with the reason when refused."""
     import asyncio
 
-    exit_with(asyncio.run(_send(run, gate, "approve", as_user, comment, None, signal)))
+    exit_with(asyncio.run(_send(run, gate, kind, as_user, comment, changes, signal)))
+
+
+def approve(
+    run: Run, gate: Gate, comment: Comment = "", as_user: AsUser = None, signal: Signal = False
+) -> None:
+    """Approve a waiting gate. Exit 0 when accepted, 1 with the reason when refused."""
+    _decide(run, gate, "approve", as_user, comment, None, signal)
 
 
 def reject(
-    run: str = typer.Argument(..., help="Run id"),
-    gate: str = typer.Argument(..., help="Gate (the approval step's id)"),
-    comment: str = typer.Option("", "--comment", "-c", help="Why"),
-    as_user: str | None = typer.Option(None, "--as", help="Who decides (default: QLRF_USER)"),
-    signal: bool = typer.Option(False, "--signal", help="Send as a signal instead of an update"),
+    run: Run, gate: Gate, comment: Comment = "", as_user: AsUser = None, signal: Signal = False
 ) -> None:
     """Reject a waiting gate: the approval step fails with ApprovalRejected."""
-    import asyncio
-
-    exit_with(asyncio.run(_send(run, gate, "reject", as_user, comment, None, signal)))
+    _decide(run, gate, "reject", as_user, comment, None, signal)
 
 
 def modify(
-    run: str = typer.Argument(..., help="Run id"),
-    gate: str = typer.Argument(..., help="Gate (the approval step's id)"),
-    set_: list[str] = typer.Option(..., "--set", help="NAME=VALUE for a modifiable input"),
-    comment: str = typer.Option("", "--comment", "-c", help="Why"),
-    as_user: str | None = typer.Option(None, "--as", help="Who decides (default: QLRF_USER)"),
-    signal: bool = typer.Option(False, "--signal", help="Send as a signal instead of an update"),
+    run: Run,
+    gate: Gate,
+    set_: Annotated[list[str], typer.Option("--set", help="NAME=VALUE for a modifiable input")],
+    comment: Comment = "",
+    as_user: AsUser = None,
+    signal: Signal = False,
 ) -> None:
     """Change modifiable inputs; the gate's approvals are cleared and it waits again."""
-    import asyncio
-
-    exit_with(asyncio.run(_send(run, gate, "modify", as_user, comment, set_, signal)))
+    _decide(run, gate, "modify", as_user, comment, set_, signal)
 
 
 def pending(

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -134,41 +135,57 @@ def server_command(port: int, ui_port: int | None, db: Path | None) -> list[str]
     return cmd
 
 
+LAUNCH_ATTEMPTS = 3
+
+
 def launch(
     db: Path | None, *, ui: bool = False, log: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], int, int | None]:
     """Start a dev server in its own session and wait until it listens.
 
-    Returns (process, port, ui port). QlrfError with the server's own words if it
-    exits or does not listen within START_TIMEOUT_SECONDS.
+    Returns (process, port, ui port). A free port can be taken by another process
+    before the server binds it; the server then exits, and it is started again on
+    new ports. QlrfError with the server's own words if every attempt fails.
     """
-    port = free_port()
-    ui_port = free_port() if ui else None
-    sink = log.open("ab") if log is not None else subprocess.PIPE
-    try:
-        proc = subprocess.Popen(
-            server_command(port, ui_port, db),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-            start_new_session=True,
-        )
-    finally:
-        if log is not None:
-            sink.close()  # type: ignore[union-attr]
+    if log is None:
+        # Never a pipe nobody reads: a full pipe would block the server.
+        handle, name = tempfile.mkstemp(prefix="qlrf-temporal-", suffix=".log")
+        os.close(handle)
+        log = Path(name)
+    said = ""
+    for _ in range(LAUNCH_ATTEMPTS):
+        port = free_port()
+        ui_port = free_port() if ui else None
+        with log.open("ab") as sink:
+            proc = subprocess.Popen(
+                server_command(port, ui_port, db),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+                start_new_session=True,
+            )
+        failure = _wait_until_serving(proc, port, log)
+        if failure is None:
+            return proc, port, ui_port
+        said = failure
+    raise QlrfError(f"the Temporal dev server did not start; it said:\n{said}")
+
+
+def _wait_until_serving(proc: subprocess.Popen[bytes], port: int, log: Path) -> str | None:
+    """None once the server listens (and is still alive); else what it said before dying."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not _listening(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
+    while True:
+        alive = proc.poll() is None
+        if alive and _listening(port):
+            time.sleep(0.05)  # another process on the port would leave ours exiting
+            if proc.poll() is None:
+                return None
+            alive = False
+        if not alive or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            said = (
-                log.read_text(errors="replace")[-2000:]
-                if log is not None
-                else (proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else "")
-            )
-            raise QlrfError(f"the Temporal dev server did not start; it said:\n{said}")
+            return log.read_text(errors="replace")[-2000:]
         time.sleep(0.05)
-    return proc, port, ui_port
 
 
 def terminate(proc: subprocess.Popen[bytes]) -> None:

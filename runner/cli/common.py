@@ -8,10 +8,6 @@ from typing import NoReturn
 
 import typer
 
-from runner.pipeline import read_inputs_file, require_file
-
-__all__ = ["read_inputs_file", "require_file"]
-
 
 class DiagFormat(enum.StrEnum):
     text = "text"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from runner.cli.common import DiagFormat, exit_with, out, require_file
+from runner.cli.common import DiagFormat, exit_with, out
 from runner.errors import UsageError
+from runner.pipeline import require_file
 
 
 def validate(

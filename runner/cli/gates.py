@@ -9,46 +9,6 @@ import typer
 
 from runner.cli.common import err, exit_with, out
 
-
-async def _send(
-    run: str,
-    gate: str,
-    kind: str,
-    as_user: str | None,
-    comment: str,
-    changes: list[str] | None,
-    signal: bool,
-) -> int:
-    from runner.cli.identity import current_user
-    from runner.engine.client import decide, declarations
-    from runner.engine.connect import connect, target
-    from runner.plan.inputs import parse_assignments
-
-    client = await connect(target())
-    decision: dict[str, Any] = {
-        "gate": gate,
-        "decision": kind,
-        "by": current_user(as_user),
-        "comment": comment,
-    }
-    if kind == "modify":
-        decision["set"] = parse_assignments(changes or [], await declarations(client, run))
-    accepted, detail = await decide(client, run, decision, signal=signal)
-    if not accepted:
-        err(f"refused: {detail}")
-        return 1
-    if signal:
-        out(
-            f"sent {kind} for gate {gate} of {run} as a signal (checked by the run itself; "
-            "`qlrf-run status` shows whether it was taken)"
-        )
-        return 0
-    status = detail["status"]
-    count = f"{len(detail['approvals'])}/{detail['min_approvals']}"
-    out(f"{kind} by {decision['by']} accepted: gate {gate} is {status} ({count} approvals)")
-    return 0
-
-
 # The options every decision command takes.
 Run = Annotated[str, typer.Argument(help="Run id")]
 Gate = Annotated[str, typer.Argument(help="Gate (the approval step's id)")]
@@ -66,9 +26,40 @@ def _decide(
     changes: list[str] | None,
     signal: bool,
 ) -> None:
+    """Send one decision and exit 0 when accepted, 1 with the reason when refused."""
     import asyncio
 
-    exit_with(asyncio.run(_send(run, gate, kind, as_user, comment, changes, signal)))
+    async def send() -> int:
+        from runner.cli.identity import current_user
+        from runner.engine.client import decide, declarations
+        from runner.engine.connect import connect, target
+        from runner.plan.inputs import parse_assignments
+
+        client = await connect(target())
+        decision: dict[str, Any] = {
+            "gate": gate,
+            "decision": kind,
+            "by": current_user(as_user),
+            "comment": comment,
+        }
+        if kind == "modify":
+            decision["set"] = parse_assignments(changes or [], await declarations(client, run))
+        accepted, detail = await decide(client, run, decision, signal=signal)
+        if not accepted:
+            err(f"refused: {detail}")
+            return 1
+        if signal:
+            out(
+                f"sent {kind} for gate {gate} of {run} as a signal (checked by the run itself; "
+                "`qlrf-run status` shows whether it was taken)"
+            )
+            return 0
+        status = detail["status"]
+        count = f"{len(detail['approvals'])}/{detail['min_approvals']}"
+        out(f"{kind} by {decision['by']} accepted: gate {gate} is {status} ({count} approvals)")
+        return 0
+
+    exit_with(asyncio.run(send()))
 
 
 def approve(

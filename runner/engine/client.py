@@ -59,11 +59,12 @@ async def start(
     from runner.config import resolve_groups
     from runner.local.postgres import store_enabled
 
-    groups = resolve_groups(gate_groups(plan.to_dict()))
+    plan_json = plan.to_dict()  # walks the whole plan: once
+    groups = resolve_groups(gate_groups(plan_json))
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
         RunInput(
-            plan.to_dict(),
+            plan_json,
             inputs,
             started_by,
             definition_sha256,

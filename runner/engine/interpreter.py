@@ -810,19 +810,11 @@ class RunbookWorkflow:
     def _attempt_failures(self, sid: str, failures: list[dict[str, Any]]) -> None:
         """Record the attempts that failed before the last one (see runner/steps/common.py)."""
         for failure in failures:
-            self._emit(
-                "step",
-                {
-                    "step": sid,
-                    "item": None,
-                    "attempt": failure.get("attempt"),
-                    "status": "failed",
-                    "started_at": None,
-                    "finished_at": None,
-                    "output": None,
-                    "error": {"type": failure.get("type"), "message": failure.get("message")},
-                },
+            attempt = StepState(
+                attempts=failure.get("attempt") or 0,
+                error={"type": str(failure["type"]), "message": str(failure["message"])},
             )
+            self._step_event(sid, attempt, "failed")
 
     async def _child(self, node: dict[str, Any]) -> Any:
         child_plan = node.get("child")

@@ -25,7 +25,8 @@ async def runs(dsn: str, kind: str | None, state: str | None, limit: int) -> lis
     return await _with_store(dsn, list_runs, kind, state, limit)
 
 
-async def _bundle(pool: Any, run: str) -> dict[str, Any] | None:
+async def bundle_in(pool: Any, run: str) -> dict[str, Any] | None:
+    """The evidence bundle of a run, from an open pool (the evidence step's)."""
     found = await find_run(pool, run)
     if found is None:
         return None
@@ -34,8 +35,4 @@ async def _bundle(pool: Any, run: str) -> dict[str, Any] | None:
 
 
 async def bundle(dsn: str, run: str) -> dict[str, Any] | None:
-    return await _with_store(dsn, _bundle, run)
-
-
-async def bundle_in(pool: Any, run: str) -> dict[str, Any] | None:
-    return await _bundle(pool, run)
+    return await _with_store(dsn, bundle_in, run)

@@ -24,3 +24,49 @@ class Handwritten:
                 start_to_close_timeout=timedelta(minutes=1),
             )
         return steps
+
+
+@workflow.defn(name="bench.HandBatch")
+class HandBatch:
+    """One batch of hosts, `concurrency` at once: what a careful engineer writes by hand."""
+
+    @workflow.run
+    async def run(self, hosts: list[str], first: int, concurrency: int) -> dict[str, int]:
+        import asyncio
+
+        slots = asyncio.Semaphore(concurrency)
+        failed = 0
+
+        async def one(i: int, host: str) -> None:
+            nonlocal failed
+            async with slots:
+                try:
+                    await workflow.execute_activity(
+                        "shell",
+                        StepRequest(workflow.info().workflow_id, "noop", {"command": ["true"]}),
+                        activity_id=f"step:noop:{first + i}",
+                        start_to_close_timeout=timedelta(minutes=1),
+                    )
+                except Exception:
+                    failed += 1
+
+        await asyncio.gather(*(one(i, h) for i, h in enumerate(hosts)))
+        return {"succeeded": len(hosts) - failed, "failed": failed}
+
+
+@workflow.defn(name="bench.HandFanout")
+class HandFanout:
+    """The parent: one child per batch of 1,000 hosts, one after another, summed up."""
+
+    @workflow.run
+    async def run(self, hosts: list[str], concurrency: int) -> dict[str, int]:
+        total = {"succeeded": 0, "failed": 0}
+        for n, first in enumerate(range(0, len(hosts), 1000), start=1):
+            result = await workflow.execute_child_workflow(
+                HandBatch.run,
+                args=[hosts[first : first + 1000], first, concurrency],
+                id=f"{workflow.info().workflow_id}.{n}",
+            )
+            for key in total:
+                total[key] += result[key]
+        return total

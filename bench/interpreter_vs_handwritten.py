@@ -69,7 +69,7 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
     from runner.engine.worker import workflow_runner
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
-    from runner.store.activity import store_record
+    from runner.store.activity import close_pool, store_record
 
     with tempfile.TemporaryDirectory() as tmp:
         database = Path(db) if db else Path(tmp) / "bench.db"
@@ -134,6 +134,7 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
                         await batch(client, queue, runs, interpreter("activity", record=True))
                     )
         finally:
+            await close_pool()
             terminate(server)
             postgres.cleanup()
     med = {k: statistics.median(v) for k, v in results.items()}

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from runner.cli import apply, evidence, gates, init, plan, runs, schema, serve, validate
+from runner.cli import apply, control, evidence, gates, init, plan, runs, schema, serve, validate
 
 app = typer.Typer(
     name="qlrf-run",
@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for module in (validate, plan, apply, runs, gates, evidence, serve, schema, init):
+for module in (validate, plan, apply, runs, gates, control, evidence, serve, schema, init):
     module.register(app)
 
 

@@ -109,7 +109,7 @@ async def _apply(
 
     worker = None if no_worker else build_worker(client)
     async with worker if worker is not None else contextlib.nullcontext():
-        state = await follow(handle, on_state)
+        state = await follow(handle, on_state, client)
     if as_json:
         out(json.dumps(state, indent=2, default=str))
     else:

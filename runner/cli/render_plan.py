@@ -81,6 +81,7 @@ def _node_lines(node: Node) -> list[str]:
         waves = (
             ", ".join(
                 f"{w.name}={w.size if w.size is not None else f'{w.size_percent:g}%'}"
+                + (f" (pause {format_ms(w.pause_ms)})" if w.pause_ms else "")
                 + (" (approval)" if w.approval else "")
                 for w in f.waves
             )
@@ -88,6 +89,13 @@ def _node_lines(node: Node) -> list[str]:
         )
         items = f.foreach if isinstance(f.foreach, str) else json.dumps(f.foreach)
         lines.append(f"      foreach: {items} as {f.as_}; waves: {waves}")
+        budget = (
+            f"{f.max_failures_percent:g}%"
+            if f.max_failures_percent is not None
+            else ("none" if f.max_failures is None else str(f.max_failures))
+        )
+        at_once = f.concurrency if f.concurrency is not None else "the run's"
+        lines.append(f"      items at once: {at_once}; failure budget per wave: {budget}")
     if node.compensate:
         lines.append(f"      compensate: {node.compensate.type} ({node.compensate.name})")
     lines.append(f"      source: {node.source}")

@@ -34,8 +34,11 @@ def status(
     from runner.engine.client import state_of
 
     async def go() -> dict[str, Any]:
-        handle, where = await _handle(run)
-        state = await state_of(handle)
+        from runner.engine.client import existing
+
+        client, where = await _client()
+        handle = await existing(client, run)
+        state = await state_of(handle, client)
         state["_ui"] = where.ui_url
         return state
 
@@ -166,6 +169,8 @@ def history(
         return
     for e in events:
         where = f" {e['step']}" if e["step"] else ""
+        if e.get("item") is not None:
+            where += f" [{e['item']}]"
         attempt = f" attempt {e['attempt']}" if e["attempt"] else ""
         detail = f"  {e['detail']}" if e["detail"] else ""
         out(f"{e['at']}  {e['event']:<16}{where}{attempt}{detail}")

@@ -74,7 +74,10 @@ class Validator:
                 lambda: values.detect_retry_problems(doc, view, self.registry),
             ),
             ("detect_timeout_problems", lambda: values.detect_timeout_problems(doc, view)),
-            ("detect_fanout_problems", lambda: values.detect_fanout_problems(doc, view)),
+            (
+                "detect_fanout_problems",
+                lambda: values.detect_fanout_problems(doc, view, self.registry),
+            ),
             ("detect_approval_problems", lambda: values.detect_approval_problems(doc, view)),
             (
                 "detect_error_type_names",

@@ -90,10 +90,12 @@ def gate_groups(plan: dict[str, Any]) -> set[str]:
     """The groups that approval gates of the plan (and of its child plans) name."""
     names: set[str] = set()
     for node in (*plan.get("nodes", []), *plan.get("finally_nodes", [])):
-        if node["type"] == "approval":
-            for entry in node["with"].get("approvers") or []:
-                if isinstance(entry, str) and entry.startswith("group:"):
-                    names.add(entry.removeprefix("group:"))
+        approvers = list(node["with"].get("approvers") or []) if node["type"] == "approval" else []
+        for wave in (node.get("fanout") or {}).get("waves", []):
+            approvers += wave.get("approvers") or []
+        for entry in approvers:
+            if isinstance(entry, str) and entry.startswith("group:"):
+                names.add(entry.removeprefix("group:"))
         if node.get("child"):
             names |= gate_groups(node["child"])
     return names
@@ -109,15 +111,23 @@ async def existing(client: Client, run: str) -> WorkflowHandle[Any, Any]:
     return handle
 
 
-async def state_of(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-    """The run's state: the memo once closed, else the live query."""
+async def state_of(
+    handle: WorkflowHandle[Any, Any], client: Client | None = None
+) -> dict[str, Any]:
+    """The run's state: the memo once closed, else the live query.
+
+    With the client, the counts of the fan-out batches running now are added in.
+    """
     description = await handle.describe()
     if description.status != WorkflowExecutionStatus.RUNNING:
         memo = await description.memo()
         if "state" in memo:
             return dict(memo["state"])
     try:
-        return dict(await handle.query("state", rpc_timeout=timedelta(seconds=10)))
+        state = dict(await handle.query("state", rpc_timeout=timedelta(seconds=10)))
+        if client is not None:
+            await with_running_batches(client, state)
+        return state
     except RPCError as exc:
         raise QlrfError(
             f"run {handle.id} did not answer ({exc.message}); is a worker running? "
@@ -125,8 +135,30 @@ async def state_of(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
         ) from None
 
 
+async def with_running_batches(client: Client, state: dict[str, Any]) -> None:
+    """Add the progress of each running fan-out batch to its wave's counts.
+
+    The run learns a batch's counts when the batch ends; until then the batch (a
+    child workflow) answers its own `progress` query. A batch that ended between
+    the two queries is already counted by the run, so it is left alone.
+    """
+    for step in state.get("steps", {}).values():
+        for wave in (step.get("fanout") or {}).get("waves", []):
+            if not wave.get("batch"):
+                continue
+            with contextlib.suppress(RPCError):
+                live = await client.get_workflow_handle(wave["batch"]).query(
+                    "progress", rpc_timeout=timedelta(seconds=5)
+                )
+                for key in ("succeeded", "failed", "skipped"):
+                    wave[key] += live[key]
+                wave["running"] = live["running"]
+
+
 async def follow(
-    handle: WorkflowHandle[Any, Any], on_state: Callable[[dict[str, Any]], None]
+    handle: WorkflowHandle[Any, Any],
+    on_state: Callable[[dict[str, Any]], None],
+    client: Client | None = None,
 ) -> dict[str, Any]:
     """Poll the run's state until it closes; returns the final state."""
     done = asyncio.ensure_future(_wait_closed(handle))
@@ -134,7 +166,10 @@ async def follow(
         while not done.done():
             # Until a worker picks the run up, the query has no answer.
             with contextlib.suppress(RPCError):
-                on_state(dict(await handle.query("state", rpc_timeout=timedelta(seconds=5))))
+                state = dict(await handle.query("state", rpc_timeout=timedelta(seconds=5)))
+                if client is not None:
+                    await with_running_batches(client, state)
+                on_state(state)
             await asyncio.wait([done], timeout=POLL_SECONDS)
     finally:
         if not done.done():
@@ -169,19 +204,25 @@ async def decide(
     client: Client, run: str, decision: dict[str, Any], *, signal: bool = False
 ) -> tuple[bool, Any]:
     """Send a decision as the `decide` Update: (True, gate JSON) or (False, the reason)."""
+    if signal:
+        handle = await existing(client, run)
+        await handle.signal("decide", decision)
+        return True, None
+    return await update(client, run, "decide", decision)
+
+
+async def update(client: Client, run: str, name: str, request: Any) -> tuple[bool, Any]:
+    """Send an Update (a decision, a control): (True, its result) or (False, the reason)."""
     from temporalio.client import (
         WorkflowUpdateFailedError,
         WorkflowUpdateRPCTimeoutOrCancelledError,
     )
 
     handle = await existing(client, run)
-    if signal:
-        await handle.signal("decide", decision)
-        return True, None
     try:
         # The validator runs on a worker: without one, say so instead of waiting forever.
         return True, await handle.execute_update(
-            "decide", decision, rpc_timeout=timedelta(seconds=DECIDE_TIMEOUT_SECONDS)
+            name, request, rpc_timeout=timedelta(seconds=DECIDE_TIMEOUT_SECONDS)
         )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
@@ -189,10 +230,10 @@ async def decide(
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         return False, (
             f"no worker answered for run {run} within {DECIDE_TIMEOUT_SECONDS}s; "
-            "start one with `qlrf-run worker` and decide again"
+            "start one with `qlrf-run worker` and try again"
         )
     except RPCError as exc:
-        return False, f"run {run} does not take decisions now ({exc.message})"
+        return False, f"run {run} does not take {name} requests now ({exc.message})"
 
 
 async def declarations(client: Client, run: str) -> dict[str, Any]:

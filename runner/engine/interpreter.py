@@ -30,8 +30,10 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from runner import durations
+    from runner.engine import control as control_rules
     from runner.engine import gates as gate_rules
     from runner.engine import render
+    from runner.engine.campaign import Campaign
     from runner.engine.model import (
         DEFAULT_CONCURRENCY,
         GATE_NOTIFY_ACTIVITY,
@@ -45,16 +47,19 @@ with workflow.unsafe.imports_passed_through():
         ERROR_TEXT_LIMIT,
         MEMO_LIMIT,
         PAYLOAD_LIMIT,
-        STORE_BATCH_BYTES,
         STORE_FLUSH_EVENTS,
         STORE_FLUSH_INTERVAL,
+        STORE_RETRY,
+        STORE_WRITE_TIMEOUT,
         TERMINAL,
         Refused,
         StepFailed,
         StepState,
+        activity_timeouts,
         declaration,
         iso,
         ms,
+        next_store_batch,
         payload_size,
         retry_policy,
         step_failure,
@@ -63,6 +68,12 @@ with workflow.unsafe.imports_passed_through():
     from runner.plan import inputs as run_inputs
 
 
+CONTROL_ACTIONS = {
+    "pause": "run_paused",
+    "resume": "run_resumed",
+    "concurrency": "concurrency_set",
+    "skip": "items_skipped",
+}
 WAITING_KEY = SearchAttributeKey.for_keyword_list(WAITING_ATTRIBUTE)
 
 
@@ -97,6 +108,11 @@ class RunbookWorkflow:
         self._run_row: dict[str, Any] | None = None
         self._closing = False
         self._flush_now = False
+        # Live control: a paused run starts nothing new; every action is recorded.
+        self._paused = False
+        self._controls: list[dict[str, Any]] = []
+        self._campaigns: dict[str, Campaign] = {}
+        self._concurrency_set: dict[str, int] = {}  # set before the fan-out started
 
     # -- queries ------------------------------------------------------------------------
 
@@ -114,11 +130,20 @@ class RunbookWorkflow:
             "started_at": iso(self._started_at),
             "finished_at": iso(self._finished_at),
             "inputs": self._inputs,
-            "steps": {sid: st.as_json() for sid, st in self._steps.items()},
+            "steps": {sid: self._step_json(sid, st) for sid, st in self._steps.items()},
             "gates": [gate_rules.as_json(g, iso) for g in self._gates.values()],
+            "paused": self._paused,
+            "controls": self._controls,
             "outputs": self._outputs,
             "error": self._error,
         }
+
+    def _step_json(self, sid: str, state: StepState) -> dict[str, Any]:
+        found = state.as_json()
+        campaign = self._campaigns.get(sid)
+        if campaign is not None:
+            found["fanout"] = campaign.as_json()
+        return found
 
     @workflow.query
     def declarations(self) -> dict[str, dict[str, Any]]:
@@ -152,6 +177,7 @@ class RunbookWorkflow:
             self._audit("cancel_requested", None, {})
             self._status = "cancelled"
             self._failing = True
+            self._paused = False  # a cancel stops everything; compensation and finally run
             await self._stop_running("the run was cancelled", force=True)
             if self._main_task is not None:
                 await self._main_task
@@ -162,6 +188,8 @@ class RunbookWorkflow:
         await self._section(finally_nodes, in_finally=True)
         self._finish(cancelled)
         self._record_final_state()
+        # A control or decision still being handled finishes before the run closes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
         if flusher is not None:
             # Nothing is lost: the run ends only once the store has every event.
             self._run_row = self._run_record(request)
@@ -250,23 +278,13 @@ class RunbookWorkflow:
                     return
                 await workflow.wait_condition(lambda: bool(self._outbox) or self._closing)
                 continue
-            events: list[dict[str, Any]] = []
-            size = 0
-            for event in self._outbox:
-                size += payload_size(event)
-                if events and size > STORE_BATCH_BYTES:
-                    break
-                events.append(event)
+            events = next_store_batch(self._outbox)
             row = self._run_row
             await workflow.execute_local_activity(
                 STORE_ACTIVITY,
                 {"run_id": run_id, "run": row, "events": events},
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
-                    maximum_interval=timedelta(seconds=30),
-                    maximum_attempts=0,
-                ),
+                start_to_close_timeout=STORE_WRITE_TIMEOUT,
+                retry_policy=STORE_RETRY,
             )
             del self._outbox[: len(events)]
             if self._run_row is row:
@@ -304,6 +322,7 @@ class RunbookWorkflow:
                 "step": None,
                 "source": self._plan.get("source_file"),
             }
+            self._paused = False
             await self._stop_running("the run timed out", force=True)
         await main
 
@@ -365,7 +384,7 @@ class RunbookWorkflow:
         while waiting or any(sid in self._tasks for sid in ids):
             if self._failing and not in_finally:
                 await self._stop_running("another step failed")
-            progressed = True
+            progressed = not self._paused  # a paused run starts nothing new
             while progressed:
                 progressed = False
                 for node in list(waiting):
@@ -384,6 +403,9 @@ class RunbookWorkflow:
                     self._tasks[node["id"]] = asyncio.create_task(self._run_step(node, in_finally))
                     progressed = True
             running = [sid for sid in ids if sid in self._tasks]
+            if not running and waiting and self._paused:
+                await self._unpaused()
+                continue
             if not running:
                 if waiting:  # cannot happen after validation; never wait forever
                     for node in waiting:
@@ -514,6 +536,12 @@ class RunbookWorkflow:
         }
 
     async def _execute(self, node: dict[str, Any], state: StepState) -> Any:
+        if node.get("fanout"):
+            limit = self._plan.get("concurrency") or DEFAULT_CONCURRENCY
+            wanted = self._concurrency_set.get(node["id"]) or node["fanout"]["concurrency"]
+            campaign = Campaign(self, node, control_rules.fanout_concurrency(wanted, limit))
+            self._campaigns[node["id"]] = campaign
+            return await campaign.execute()
         kind = node["runs_in"]
         if kind == "workflow":
             return await self._in_workflow(node)
@@ -582,6 +610,62 @@ class RunbookWorkflow:
         else:
             self._refused_signals.append(record)
 
+    # -- live control -------------------------------------------------------------------
+
+    @workflow.update(name="control")
+    async def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """pause / resume the run, or change a running fan-out; the validator accepted it."""
+        action, by = request["action"], request["by"]
+        record: dict[str, Any] = {
+            "action": action,
+            "by": by,
+            "at": iso(workflow.now()),
+            "comment": request.get("comment") or "",
+        }
+        campaign = self._campaigns.get(request.get("step") or "")
+        if action in ("pause", "resume"):
+            self._paused = action == "pause"
+            for running in self._campaigns.values():
+                await running.tell_batch({"paused": self._paused})
+        elif action == "concurrency":
+            record.update(step=request["step"], concurrency=request["concurrency"])
+            self._concurrency_set[request["step"]] = request["concurrency"]
+            if campaign is not None:
+                campaign.concurrency = request["concurrency"]
+                await campaign.tell_batch({"concurrency": request["concurrency"]})
+        else:
+            assert campaign is not None  # the validator refuses a skip before the start
+            indexes, _ = campaign.indexes(request["items"])
+            campaign.skip.update(indexes)
+            record.update(step=request["step"], items=request["items"])
+            await campaign.tell_batch({"skip": indexes})
+        self._controls.append(record)
+        self._audit(CONTROL_ACTIONS[action], by, {k: v for k, v in record.items() if k != "by"})
+        self._changed = True
+        return record
+
+    @control.validator
+    def _validate_control(self, request: dict[str, Any]) -> None:
+        fanout = {
+            n["id"]: self._steps[n["id"]].status
+            for n in (*self._plan.get("nodes", []), *self._plan.get("finally_nodes", []))
+            if n.get("fanout")
+        }
+        problem = control_rules.refusal(
+            request,
+            run_status=self._status,
+            paused=self._paused,
+            fanout_steps=fanout,
+            started={sid: c for sid, c in self._campaigns.items() if c.started},
+            run_limit=self._plan.get("concurrency") or DEFAULT_CONCURRENCY,
+        )
+        if problem:
+            raise ApplicationError(problem, type="ControlRefused", non_retryable=True)
+
+    async def _unpaused(self) -> None:
+        if self._paused:
+            await workflow.wait_condition(lambda: not self._paused, timeout_summary="paused")
+
     def _refusal(self, decision: Any) -> str | None:
         return gate_rules.refusal(
             self._gates,
@@ -630,12 +714,14 @@ class RunbookWorkflow:
         if kind == "modify":
             self._audit("inputs_modified", by, {"gate": gate.gate, "changes": record["changes"]})
 
-    async def _gate(self, node: dict[str, Any], params: dict[str, Any]) -> Any:
+    async def _gate(
+        self, node: dict[str, Any], params: dict[str, Any], gate_id: str | None = None
+    ) -> Any:
         now = workflow.now()
         timeout_text = str(params.get("timeout") or "24h")  # as the operator wrote it
         timeout_ms = durations.parse_ms(timeout_text)
         gate = gate_rules.Gate(
-            gate=node["id"],
+            gate=gate_id or node["id"],
             step=node["id"],
             message=str(params.get("message", "")),
             approvers=[str(a) for a in params.get("approvers") or []],
@@ -755,23 +841,8 @@ class RunbookWorkflow:
         activity_id: str,
         summary: str,
     ) -> Any:
-        context = self._context(node)
-        script_env: dict[str, str] = {}
-        if node["type"] == "shell" and isinstance(params.get("script"), str):
-            script, script_env = render.render_script(params["script"], context)
-            rendered = render.render({k: v for k, v in params.items() if k != "script"}, context)
-            rendered["script"] = script
-        else:
-            rendered = render.render(params, context)
-        timeouts = node.get("timeouts") or {}
-        if not (timeouts.get("start_to_close_ms") or timeouts.get("schedule_to_close_ms")):
-            # Temporal refuses such an activity in a way that hangs the run; say why instead.
-            raise StepFailed(
-                "InvalidPlan",
-                f"step '{node['id']}' has neither a start_to_close nor a schedule_to_close "
-                "timeout; give it a `timeout`",
-                1,
-            )
+        rendered, script_env = render.step_params(node["type"], params, self._context(node))
+        timeouts = activity_timeouts(node)
         request = StepRequest(workflow.info().workflow_id, node["id"], rendered, script_env)
         size = payload_size(request.params) + payload_size(script_env)
         if size > PAYLOAD_LIMIT:

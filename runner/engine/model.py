@@ -11,6 +11,7 @@ from typing import Any
 
 TASK_QUEUE = "ql-rf-orchestrator"
 WORKFLOW_TYPE = "qlrf.Runbook"
+BATCH_WORKFLOW_TYPE = "qlrf.Batch"  # a child workflow that runs one batch of a fan-out
 WAITING_ATTRIBUTE = "QlrfWaiting"  # the ids of a run's waiting gates
 # name -> Temporal type; every server qlrf-run uses must have them registered.
 SEARCH_ATTRIBUTES = {"QlrfName": "Keyword", "QlrfKind": "Keyword", WAITING_ATTRIBUTE: "KeywordList"}
@@ -47,3 +48,31 @@ class StepRequest:
 class StepResult:
     output: Any
     attempt: int
+
+
+@dataclass
+class BatchItem:
+    index: int  # the item's place in the fan-out's list
+    key: str  # its name (runner/engine/waves.item_key)
+    params: dict[str, Any]  # the step's `with`, rendered for this item
+    script_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BatchInput:
+    """One batch of a fan-out's wave, run by a child workflow (runner/engine/batch.py)."""
+
+    run_id: str  # the run's workflow id, as activities see it
+    step: str
+    name: str
+    wave: str
+    activity: str
+    retry: dict[str, Any]
+    timeouts: dict[str, Any]
+    items: list[BatchItem]
+    concurrency: int
+    budget: int | None  # failures this batch may still have before the wave stops
+    keep_outputs: bool  # return every item's output (small fan-outs only)
+    paused: bool = False
+    skip: list[int] = field(default_factory=list)  # indexes an operator left out
+    store_run_id: str = ""  # the run store's run id; empty when the store is off

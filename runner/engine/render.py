@@ -102,6 +102,18 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
+def step_params(
+    step_type: str, params: dict[str, Any], context: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A step's `with`, rendered for its activity, and the environment of a shell script."""
+    if step_type == "shell" and isinstance(params.get("script"), str):
+        script, env = render_script(params["script"], context)
+        rendered = render({k: v for k, v in params.items() if k != "script"}, context)
+        rendered["script"] = script
+        return rendered, env
+    return render(params, context), {}
+
+
 def render_script(script: str, context: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     """Turn each `{{ expr }}` of a shell script into "${QLRF_ARG_n}" plus its value.
 

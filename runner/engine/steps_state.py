@@ -21,6 +21,13 @@ PAYLOAD_LIMIT = 1_500_000
 STORE_BATCH_BYTES = 1_000_000  # one write to the run store stays far below 2 MiB
 STORE_FLUSH_EVENTS = 200  # write when this many events wait...
 STORE_FLUSH_INTERVAL = timedelta(seconds=60)  # ...or at the latest this long after one
+# A write to the store retries with backoff for as long as PostgreSQL is down.
+STORE_WRITE_TIMEOUT = timedelta(seconds=30)
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)
 # Kept on the step and in the run's error, so an operator can read what happened.
 ERROR_TEXT_LIMIT = 4000
 
@@ -28,6 +35,18 @@ ERROR_TEXT_LIMIT = 4000
 def payload_size(value: Any) -> int:
 
     return len(json.dumps(value, default=str))
+
+
+def next_store_batch(outbox: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first events of an outbox that fit in one write (at least one)."""
+    events: list[dict[str, Any]] = []
+    size = 0
+    for event in outbox:
+        size += payload_size(event)
+        if events and size > STORE_BATCH_BYTES:
+            break
+        events.append(event)
+    return events
 
 
 class Refused(Exception):
@@ -95,6 +114,20 @@ def retry_policy(policy: dict[str, Any]) -> RetryPolicy:
         # An oversized result can never shrink by retrying.
         non_retryable_error_types=[*policy["non_retryable_errors"], "PayloadsTooLarge"],
     )
+
+
+def activity_timeouts(node: dict[str, Any]) -> dict[str, Any]:
+    """The node's timeouts; StepFailed when Temporal would refuse the activity."""
+    timeouts = node.get("timeouts") or {}
+    if not (timeouts.get("start_to_close_ms") or timeouts.get("schedule_to_close_ms")):
+        # Temporal refuses such an activity in a way that hangs the run; say why instead.
+        raise StepFailed(
+            "InvalidPlan",
+            f"step '{node['id']}' has neither a start_to_close nor a schedule_to_close "
+            "timeout; give it a `timeout`",
+            1,
+        )
+    return dict(timeouts)
 
 
 def declaration(spec: dict[str, Any]) -> dict[str, Any]:

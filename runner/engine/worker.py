@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from runner.engine.batch import BatchWorkflow
 from runner.engine.interpreter import RunbookWorkflow
 from runner.engine.model import GATE_NOTIFY_ACTIVITY, STORE_ACTIVITY, TASK_QUEUE
 from runner.steps.activities import for_registry
@@ -18,6 +19,9 @@ from runner.steps.definitions import default_registry
 from runner.steps.gate_notify import gate_notify
 from runner.steps.registry import Registry
 from runner.store.activity import store_record
+
+# The run's workflow, and the child that runs each batch of a fan-out.
+WORKFLOWS = [RunbookWorkflow, BatchWorkflow]
 
 
 def sandboxed_runner() -> SandboxedWorkflowRunner:
@@ -67,7 +71,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[RunbookWorkflow],
+        workflows=WORKFLOWS,
         activities=activities,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,

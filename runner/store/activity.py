@@ -48,3 +48,10 @@ async def store_record(batch: dict[str, Any]) -> int:
         if stale is not None:
             stale.terminate()
         raise
+
+
+async def close_pool() -> None:
+    """Close this event loop's pool: before the database it points at goes away."""
+    found = _POOLS.pop(id(asyncio.get_running_loop()), None)
+    if found is not None:
+        await found.close()

@@ -50,14 +50,16 @@ async def write(pool: asyncpg.Pool, batch: dict[str, Any]) -> int:
                 *values,
             )
         run_id = batch["run_id"]
+        source = batch.get("batch") or ""  # a fan-out batch numbers its own rows
         for event in batch.get("events", []):
             if event["table"] == "step":
                 result = await connection.execute(
-                    "INSERT INTO step_events (run_id, seq, at, step, item, attempt, status, "
-                    "started_at, finished_at, output, error) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-                    "ON CONFLICT (run_id, seq) DO NOTHING",
+                    "INSERT INTO step_events (run_id, batch, seq, at, step, item, attempt, "
+                    "status, started_at, finished_at, output, error) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+                    "ON CONFLICT (run_id, batch, seq) DO NOTHING",
                     run_id,
+                    source,
                     event["seq"],
                     _time(event["at"]),
                     event["step"],
@@ -96,7 +98,9 @@ async def find_run(pool: asyncpg.Pool, run: str) -> dict[str, Any] | None:
 async def events(
     pool: asyncpg.Pool, run_id: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    steps = await pool.fetch("SELECT * FROM step_events WHERE run_id = $1 ORDER BY seq", run_id)
+    steps = await pool.fetch(
+        "SELECT * FROM step_events WHERE run_id = $1 ORDER BY at, batch, seq", run_id
+    )
     audit = await pool.fetch("SELECT * FROM audit_log WHERE run_id = $1 ORDER BY seq", run_id)
     return [dict(r) for r in steps], [dict(r) for r in audit]
 
@@ -111,12 +115,14 @@ async def history(pool: asyncpg.Pool, run: str) -> list[dict[str, Any]] | None:
     if found is None:
         return None
     steps, audit = await events(pool, found["run_id"])
-    merged: list[tuple[int, dict[str, Any]]] = []
+    # By time, then by who numbered the row: the run's own rows (batch '') keep their
+    # order, and the rows of a fan-out's items fall in between where they happened.
+    merged: list[tuple[tuple[Any, str, int], dict[str, Any]]] = []
     for e in steps:
         detail = e["error"] if e["error"] else None
         merged.append(
             (
-                e["seq"],
+                (e["at"], e["batch"], e["seq"]),
                 {
                     "at": _iso(e["at"]),
                     "event": f"step_{e['status']}",
@@ -132,7 +138,7 @@ async def history(pool: asyncpg.Pool, run: str) -> list[dict[str, Any]] | None:
         detail = a["detail"] or {}
         merged.append(
             (
-                a["seq"],
+                (a["at"], "", a["seq"]),
                 {
                     "at": _iso(a["at"]),
                     "event": a["action"],

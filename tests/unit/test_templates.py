@@ -44,3 +44,12 @@ def test_single_expression_detection():
     assert templates.single_expression("  {{ x }}  ") == " x "
     assert templates.single_expression("a {{ x }}") is None
     assert templates.single_expression("{{ x }} {{ y }}") is None
+
+
+def test_a_mappings_keys_come_before_its_methods(env):
+    """`output.items` is a fan-out's list of items, not dict.items; a missing key is
+    still the attribute, as in plain Jinja2."""
+    output = {"items": [{"item": "h1"}], "succeeded": 1}
+    assert env.compile_expression("output.items")(output=output) == [{"item": "h1"}]
+    text = "{{ output.items | map(attribute='item') | join(',') }} {{ output.keys is callable }}"
+    assert env.from_string(text).render(output=output) == "h1 True"

@@ -181,10 +181,16 @@ class BatchWorkflow:
         except asyncio.CancelledError:
             status = "cancelled"
             raise
+        except GeneratorExit:
+            # The worker evicted the batch from its cache (it stops, or the cache is
+            # full): it goes on elsewhere from history, and no workflow call is allowed.
+            status = "evicted"
+            raise
         finally:
-            self._running -= 1
-            self._changed = True
-            self._event(batch, item, status, output, error, attempt, started)
+            if status != "evicted":
+                self._running -= 1
+                self._changed = True
+                self._event(batch, item, status, output, error, attempt, started)
 
     def _event(
         self,

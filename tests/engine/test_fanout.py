@@ -21,6 +21,16 @@ from runner.engine import client as runs
 from tests.engine.conftest import run_runbook, write_runbook
 
 HEAD = "apiVersion: qlrf/v1\nkind: Campaign\nname: fleet\n"
+# A fleet given as a list of host names, and a directory where items leave marks.
+FLEET = (
+    HEAD
+    + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+  dir: {type: string}
+steps:
+"""
+)
 
 
 def hosts(n: int) -> str:
@@ -105,12 +115,8 @@ def test_concurrency_limit_is_never_exceeded(run, tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
     outcome = run(
-        HEAD
+        FLEET
         + """
-inputs:
-  hosts: {type: array, items: {type: string}}
-  dir: {type: string}
-steps:
   - id: patch
     type: shell
     foreach: "{{ inputs.hosts }}"
@@ -133,12 +139,8 @@ steps:
 
 def test_exceeded_budget_stops_before_the_next_wave(run, tmp_path):
     outcome = run(
-        HEAD
+        FLEET
         + """
-inputs:
-  hosts: {type: array, items: {type: string}}
-  dir: {type: string}
-steps:
   - id: patch
     type: shell
     foreach: "{{ inputs.hosts }}"
@@ -300,12 +302,8 @@ def test_pause_resume_concurrency_and_skip_in_flight(temporal_address, tmp_path,
     marks.mkdir()
     path = write_runbook(
         tmp_path,
-        HEAD
+        FLEET
         + """
-inputs:
-  hosts: {type: array, items: {type: string}}
-  dir: {type: string}
-steps:
   - id: patch
     type: shell
     foreach: "{{ inputs.hosts }}"
@@ -514,12 +512,8 @@ def test_cancel_stops_the_batch_and_kills_the_items_in_flight(temporal_address, 
     marks.mkdir()
     path = write_runbook(
         tmp_path,
-        HEAD
+        FLEET
         + """
-inputs:
-  hosts: {type: array, items: {type: string}}
-  dir: {type: string}
-steps:
   - id: patch
     type: shell
     foreach: "{{ inputs.hosts }}"
@@ -583,3 +577,69 @@ def test_drift_remediation_example_restores_only_the_drifted_hosts(
     [fleet] = tmp_path.glob("qlrf-drift.*")
     baseline = (fleet / "baseline").read_text()
     assert all((h / "sshd_config").read_text() == baseline for h in fleet.glob("host-*"))
+
+
+def test_a_campaign_goes_on_across_worker_restarts(temporal_address, tmp_path):
+    """Workers stop at the wave gate and in the middle of a batch; each new worker
+    picks the run and its batch up from history, and every item ends succeeded."""
+    from runner.engine.worker import build_worker
+    from runner.pipeline import compile_file
+
+    done = tmp_path / "done"
+    done.mkdir()
+    path = write_runbook(
+        tmp_path,
+        FLEET
+        + """
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    concurrency: 4
+    waves:
+      - {name: canary, size: 3}
+      - {name: rest, size: "100%", approval: true}
+    with:
+      script: |
+        sleep 0.05
+        touch "{{ inputs.dir }}/{{ item }}"
+""",
+    )
+    compiled = compile_file(path, [hosts(60), f"dir={done}"])
+
+    async def go() -> dict[str, Any]:
+        client = await Client.connect(temporal_address)
+        queue = f"test-{time.monotonic_ns()}"
+        async with build_worker(client, task_queue=queue):
+            handle, _ = await runs.start(
+                client,
+                compiled.plan,
+                compiled.inputs,
+                "tester",
+                workflow_id=queue,
+                task_queue=queue,
+            )
+
+            async def gate_waits() -> bool:
+                state = await live_state(client, handle)
+                return any(g["status"] == "waiting" for g in state["gates"])
+
+            await eventually(gate_waits, "the rest wave's gate waits")
+        async with build_worker(client, task_queue=queue):
+            decision = {"gate": "patch/rest", "decision": "approve", "by": "alice"}
+            assert (await runs.update(client, queue, "decide", decision))[0]
+
+            async def some_done() -> bool:
+                return len(list(done.iterdir())) >= 20
+
+            await eventually(some_done, "20 items done")
+        assert len(list(done.iterdir())) < 60  # the worker stopped in the middle of the batch
+        async with build_worker(client, task_queue=queue):
+            await asyncio.wait_for(handle.result(), 120)
+            return await runs.state_of(handle)
+
+    state = asyncio.run(go())
+    assert state["status"] == "succeeded", state["error"]
+    output = state["steps"]["patch"]["output"]
+    assert (output["succeeded"], output["failed"]) == (60, 0)
+    assert [(w["name"], w["succeeded"]) for w in output["waves"]] == [("canary", 3), ("rest", 57)]
+    assert {p.name for p in done.iterdir()} == {f"h{i:02d}" for i in range(1, 61)}

@@ -126,3 +126,32 @@ steps:
         assert review["error"]["type"] == error_type and "24h" in review["error"]["message"]
     else:
         assert review["output"]["decision"] == "approved" and review["output"]["timed_out"]
+
+
+def test_a_waves_pause_is_a_durable_timer(time_skipping, tmp_path):
+    """A 6h pause before the fleet wave is a timer the test server skips; the wave
+    starts no earlier than six hours after the canary ended."""
+    outcome = _run(
+        time_skipping,
+        tmp_path,
+        HEAD
+        + """
+steps:
+  - id: patch
+    type: shell
+    foreach: [a, b, c]
+    waves:
+      - {name: canary, size: 1}
+      - {name: fleet, size: "100%", pause: 6h}
+    with: {command: [echo, "{{ item }}"]}
+""",
+    )
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    from datetime import datetime
+
+    canary, fleet = outcome.step("patch")["fanout"]["waves"]
+    waited = datetime.fromisoformat(fleet["started_at"]) - datetime.fromisoformat(
+        canary["finished_at"]
+    )
+    assert waited.total_seconds() >= 6 * 3600
+    assert '"pause before wave fleet of patch"' in outcome.history_text()

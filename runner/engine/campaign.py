@@ -104,6 +104,25 @@ class Campaign:
     # -- running ---------------------------------------------------------------------------
 
     async def execute(self) -> dict[str, Any]:
+        try:
+            return await self._execute()
+        except (StepFailed, asyncio.CancelledError) as exc:
+            # Rejected at a gate, over budget, cancelled: what was done is still the output.
+            if self.started:
+                self._stopped(cancelled=isinstance(exc, asyncio.CancelledError))
+                self.run._steps[self.node["id"]].output = self.output()
+            raise
+
+    def _stopped(self, *, cancelled: bool) -> None:
+        for wave in self.waves:
+            if wave["status"] in ("pending", "pausing", "waiting"):
+                wave["status"] = "not_started"
+                self.not_started += wave["size"]
+            elif wave["status"] == "running":
+                wave["status"] = "cancelled" if cancelled else "failed"
+                wave["finished_at"] = iso(workflow.now())
+
+    async def _execute(self) -> dict[str, Any]:
         node = self.node
         items = render.render(self.fan["foreach"], self.run._context(node))
         if not isinstance(items, list):
@@ -151,7 +170,6 @@ class Campaign:
             for later in self.waves[n + 1 :]:
                 later["status"] = "not_started"
                 self.not_started += later["size"]
-            self.run._steps[node["id"]].output = self.output()
             failed = [f["item"] for f in self.failures if f["index"] >= b.start]
             named = ", ".join(failed[: waves.NAMED_IN_ERROR])
             more = f" and {len(failed) - waves.NAMED_IN_ERROR} more" if len(failed) > 20 else ""

@@ -293,8 +293,12 @@ def test_a_rejected_wave_fails_the_step_and_runs_none_of_its_items(temporal_addr
     outcome = asyncio.run(scenario())
     assert outcome.state["status"] == "failed"
     assert outcome.step("patch")["error"]["type"] == "ApprovalRejected"
-    waves = outcome.step("patch")["fanout"]["waves"]
-    assert [(w["name"], w["succeeded"]) for w in waves] == [("canary", 1), ("fleet", 0)]
+    waves = outcome.step("patch")["output"]["waves"]
+    assert [(w["name"], w["succeeded"], w["status"]) for w in waves] == [
+        ("canary", 1, "succeeded"),
+        ("fleet", 0, "not_started"),
+    ]
+    assert outcome.step("patch")["output"]["not_started"] == 4
 
 
 def test_pause_resume_concurrency_and_skip_in_flight(temporal_address, tmp_path, run_store):
@@ -551,6 +555,8 @@ finally:
     assert outcome.step("patch")["status"] == "cancelled"
     assert outcome.step("cleanup")["status"] == "succeeded"  # finally runs after a cancel
     assert child_status == "CANCELED"
+    [wave] = outcome.step("patch")["output"]["waves"]
+    assert wave["status"] == "cancelled"
     # The two shell processes were stopped, not left looping.
     pids = [int(m.read_text()) for m in marks.glob("run.*")]
     assert len(pids) == 2

@@ -1,0 +1,137 @@
+"""The arithmetic of a fan-out, and the rules of live control (pure functions)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from runner.engine import control, waves
+
+
+def spec(name: str, size: int | None = None, percent: float | None = None) -> dict:
+    return {"name": name, "size": size, "size_percent": percent}
+
+
+def sizes(total: int, specs: list[dict]) -> list[tuple[str, int]]:
+    return [(b.name, b.end - b.start) for b in waves.bounds(total, specs)]
+
+
+def test_cumulative_sizes_from_design():
+    """DESIGN.md: 50 hosts with `1, 10%, 100%` make waves of 1, 4 and 45, in order."""
+    found = waves.bounds(
+        50, [spec("canary", 1), spec("staged", None, 10), spec("fleet", None, 100)]
+    )
+    assert [(b.name, b.start, b.end, b.spec) for b in found] == [
+        ("canary", 0, 1, 0),
+        ("staged", 1, 5, 1),
+        ("fleet", 5, 50, 2),
+    ]
+
+
+def test_percentages_round_up_and_the_last_wave_reaches_the_end():
+    assert sizes(7, [spec("a", None, 10), spec("b", None, 50), spec("c", 5)]) == [
+        ("a", 1),
+        ("b", 3),
+        ("c", 3),  # the last wave always extends to the whole list
+    ]
+
+
+def test_a_short_list_leaves_out_waves_that_would_be_empty():
+    assert sizes(3, [spec("canary", 1), spec("staged", None, 10), spec("fleet", None, 100)]) == [
+        ("canary", 1),
+        ("fleet", 2),
+    ]
+    assert sizes(1, [spec("canary", 5), spec("fleet", None, 100)]) == [("canary", 1)]
+
+
+def test_without_waves_the_whole_list_is_one_wave():
+    assert sizes(12, []) == [("all", 12)]
+    assert sizes(0, []) == []
+
+
+@pytest.mark.parametrize(
+    ("size", "count", "percent", "expected"),
+    [
+        (1, None, 5.0, 0),  # a canary of 1 tolerates none
+        (4, None, 5.0, 0),
+        (45, None, 5.0, 2),  # rounded down
+        (100, None, 100.0, 100),
+        (10, 3, None, 3),
+        (10, None, None, None),  # no budget
+    ],
+)
+def test_failure_budget(size, count, percent, expected):
+    assert waves.budget(size, count, percent) == expected
+
+
+def test_batches_split_by_count_and_by_bytes():
+    assert waves.batches([1] * 2500) == [(0, 1000), (1000, 2000), (2000, 2500)]
+    assert waves.batches([400, 400, 400, 400], max_bytes=1000) == [(0, 2), (2, 4)]
+    # An item larger than the byte limit still goes alone in a batch of its own.
+    assert waves.batches([10, 5000, 10], max_bytes=1000) == [(0, 1), (1, 2), (2, 3)]
+    assert waves.batches([]) == []
+
+
+def test_item_names():
+    assert waves.item_key("host-01") == "host-01"
+    assert waves.item_key({"name": "db", "az": 1}) == '{"az":1,"name":"db"}'
+    assert waves.item_key(7) == "7"
+
+
+def test_fanout_concurrency_is_bounded():
+    assert control.fanout_concurrency(None, 500) == 500
+    assert control.fanout_concurrency(20, 10) == 10  # the run's concurrency bounds it
+    assert control.fanout_concurrency(5000, 5000) == waves.MAX_CONCURRENCY
+
+
+def refusal(request: dict, **state) -> str | None:
+    campaign = SimpleNamespace(
+        keys=["h1", "h2", "h3"],
+        finished_before=1,
+        indexes=lambda names: (
+            [int(n[1:]) - 1 for n in names if n in ("h1", "h2", "h3")],
+            [n for n in names if n not in ("h1", "h2", "h3")],
+        ),
+    )
+    args = {
+        "run_status": "running",
+        "paused": False,
+        "fanout_steps": {"patch": "running", "later": "pending", "done": "succeeded"},
+        "started": {"patch": campaign},
+        "run_limit": 20,
+        **state,
+    }
+    return control.refusal({"by": "ops", **request}, **args)
+
+
+@pytest.mark.parametrize(
+    ("request_", "state", "reason"),
+    [
+        ({"action": "pause"}, {}, None),
+        ({"action": "pause"}, {"paused": True}, "already paused"),
+        ({"action": "resume"}, {}, "not paused"),
+        ({"action": "resume"}, {"paused": True}, None),
+        ({"action": "pause"}, {"run_status": "succeeded"}, "the run is succeeded"),
+        ({"action": "explode"}, {}, "unknown action"),
+        ({"action": "pause", "by": ""}, {}, "say who you are"),
+        ({"action": "concurrency", "step": "patch", "concurrency": 5}, {}, None),
+        ({"action": "concurrency", "step": "later", "concurrency": 5}, {}, None),
+        ({"action": "concurrency", "step": "done", "concurrency": 5}, {}, "already succeeded"),
+        ({"action": "concurrency", "step": "nope", "concurrency": 5}, {}, "not a fan-out step"),
+        ({"action": "concurrency", "step": "patch", "concurrency": 0}, {}, "at least 1"),
+        ({"action": "concurrency", "step": "patch", "concurrency": True}, {}, "whole number"),
+        ({"action": "concurrency", "step": "patch", "concurrency": 21}, {}, "limit of 20"),
+        ({"action": "skip", "step": "patch", "items": ["h3"]}, {}, None),
+        ({"action": "skip", "step": "patch", "items": ["h9"]}, {}, "no item 'h9'"),
+        ({"action": "skip", "step": "patch", "items": ["h1"]}, {}, "has already run"),
+        ({"action": "skip", "step": "patch", "items": []}, {}, "name the items"),
+        ({"action": "skip", "step": "later", "items": ["h1"]}, {}, "has not started"),
+    ],
+)
+def test_control_refusals(request_, state, reason):
+    found = refusal(request_, **state)
+    if reason is None:
+        assert found is None
+    else:
+        assert found is not None and reason in found

@@ -62,6 +62,7 @@ class BatchWorkflow:
         self._outbox: list[dict[str, Any]] = []
         self._seq = 0
         self._total = 0
+        self._signalled: set[str] = set()  # settings changed by `control` before the run began
         self._flushing: asyncio.Task[None] | None = None
         self._writes = 0
 
@@ -74,6 +75,7 @@ class BatchWorkflow:
             self._concurrency = max(1, int(change["concurrency"]))
         if "skip" in change:
             self._skip.update(int(i) for i in change["skip"])
+        self._signalled.update(change)
         self._changed = True
 
     @workflow.query
@@ -88,9 +90,12 @@ class BatchWorkflow:
 
     @workflow.run
     async def run(self, batch: BatchInput) -> dict[str, Any]:
-        self._concurrency = max(1, batch.concurrency)
-        self._paused = batch.paused
-        self._skip = set(batch.skip)
+        # A signal sent right after the start can be handled before this runs: it is newer.
+        if "concurrency" not in self._signalled:
+            self._concurrency = max(1, batch.concurrency)
+        if "paused" not in self._signalled:
+            self._paused = batch.paused
+        self._skip.update(batch.skip)
         self._total = len(batch.items)
         waiting = deque(batch.items)
         tasks: list[asyncio.Task[None]] = []

@@ -115,7 +115,7 @@ class Campaign:
 
     def _stopped(self, *, cancelled: bool) -> None:
         for wave in self.waves:
-            if wave["status"] in ("pending", "pausing", "waiting"):
+            if wave["status"] in ("pending", "pausing", "waiting", "paused"):
                 wave["status"] = "not_started"
                 self.not_started += wave["size"]
             elif wave["status"] == "running":
@@ -136,7 +136,8 @@ class Campaign:
         self.items = items
         self.keys = [waves.item_key(item) for item in items]
         specs = self.fan["waves"]
-        for b in waves.bounds(len(items), specs):
+        bounds = waves.bounds(len(items), specs)
+        for b in bounds:
             spec = specs[b.spec] if b.spec >= 0 else {}
             self.waves.append(
                 {
@@ -160,7 +161,6 @@ class Campaign:
         self.started = True
         # Batches write their items' rows under the run's row: make sure it exists.
         await self.run._store_drained()
-        bounds = waves.bounds(len(items), specs)
         for n, (b, entry) in enumerate(zip(bounds, self.waves, strict=True)):
             spec = specs[b.spec] if b.spec >= 0 else {}
             await self._before_wave(b, spec, entry)
@@ -172,7 +172,11 @@ class Campaign:
                 self.not_started += later["size"]
             failed = [f["item"] for f in self.failures if f["index"] >= b.start]
             named = ", ".join(failed[: waves.NAMED_IN_ERROR])
-            more = f" and {len(failed) - waves.NAMED_IN_ERROR} more" if len(failed) > 20 else ""
+            more = (
+                f" and {len(failed) - waves.NAMED_IN_ERROR} more"
+                if len(failed) > waves.NAMED_IN_ERROR
+                else ""
+            )
             after = f" before wave '{self.waves[n + 1]['name']}'" if n + 1 < len(bounds) else ""
             raise StepFailed(
                 "FailureBudgetExceeded",
@@ -194,7 +198,9 @@ class Campaign:
         if spec.get("approval"):
             entry["status"] = "waiting"
             await self.run._gate(self.node, self._gate_params(b, spec), gate_id=entry["gate"])
-        await self.run._unpaused()
+        if self.run._paused:
+            entry["status"] = "paused"
+            await self.run._unpaused()
 
     def _gate_params(self, b: waves.WaveBounds, spec: dict[str, Any]) -> dict[str, Any]:
         done = "; ".join(

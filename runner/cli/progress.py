@@ -96,6 +96,11 @@ def fanout_lines(step: dict[str, Any]) -> list[str]:
     return [head, *(f"      {wave_line(w, 'wave ' + w['name'])}" for w in fanout["waves"])]
 
 
+def last_control(state: dict[str, Any]) -> dict[str, Any]:
+    """The latest live-control action (who paused the run), or {} when there is none."""
+    return (state.get("controls") or [{}])[-1]
+
+
 class Follower:
     """Prints one line each time a step's status, attempt or compensation changes."""
 
@@ -125,7 +130,7 @@ class Follower:
             out(step_line(sid, step))
         if bool(state.get("paused")) != self.paused:
             self.paused = bool(state.get("paused"))
-            last = (state.get("controls") or [{}])[-1]
+            last = last_control(state)
             word = "paused" if self.paused else "resumed"
             out(f"  run {word}" + (f" by {last['by']}" if last.get("by") else ""))
         for gate in state.get("gates", []):
@@ -209,7 +214,7 @@ def status_text(state: dict[str, Any], ui_url: str | None = None) -> str:
         body.append(step_line(sid, step))
         body += fanout_lines(step)
     if state.get("paused"):
-        last = (state.get("controls") or [{}])[-1]
+        last = last_control(state)
         body.append(
             f"  paused by {last.get('by')} at {last.get('at')}; "
             f"qlrf-run resume {state['workflow_id']}"

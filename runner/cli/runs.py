@@ -19,10 +19,11 @@ async def _client() -> Any:
 
 
 async def _handle(run: str) -> Any:
+    """(client, the run's handle, where) for a run that exists."""
     from runner.engine.client import existing
 
     client, where = await _client()
-    return await existing(client, run), where
+    return client, await existing(client, run), where
 
 
 def status(
@@ -34,10 +35,7 @@ def status(
     from runner.engine.client import state_of
 
     async def go() -> dict[str, Any]:
-        from runner.engine.client import existing
-
-        client, where = await _client()
-        handle = await existing(client, run)
+        client, handle, where = await _handle(run)
         state = await state_of(handle, client)
         state["_ui"] = where.ui_url
         return state
@@ -128,7 +126,7 @@ def cancel(
     from runner.engine.client import follow
 
     async def go() -> int:
-        handle, _ = await _handle(run)
+        _, handle, _ = await _handle(run)
         await handle.cancel()
         out(f"cancel requested for {run}; compensations and finally steps run next")
         if wait:
@@ -158,7 +156,7 @@ def history(
             stored = await run_history(database_url(), run)
             if stored is not None:
                 return stored
-        handle, _ = await _handle(run)
+        _, handle, _ = await _handle(run)
         return await events_of(handle)
 
     import asyncio

@@ -166,10 +166,8 @@ class Campaign:
             await self._before_wave(b, spec, entry)
             if await self._wave(b, entry):
                 continue
-            # Over budget: nothing more starts, in this wave or any later one.
-            for later in self.waves[n + 1 :]:
-                later["status"] = "not_started"
-                self.not_started += later["size"]
+            # Over budget: nothing more starts, in this wave or any later one (execute
+            # marks the later waves not_started).
             failed = [f["item"] for f in self.failures if f["index"] >= b.start]
             named = ", ".join(failed[: waves.NAMED_IN_ERROR])
             more = (

@@ -376,9 +376,13 @@ class RunbookWorkflow:
 
     # -- scheduling ---------------------------------------------------------------------
 
+    def _run_limit(self) -> int:
+        """Steps (and each fan-out's items) at once in this run."""
+        return int(self._plan.get("concurrency") or DEFAULT_CONCURRENCY)
+
     async def _section(self, nodes: list[dict[str, Any]], *, in_finally: bool) -> None:
         """Start every node whose needs are done, up to the run's concurrency, until all end."""
-        limit = self._plan.get("concurrency") or DEFAULT_CONCURRENCY
+        limit = self._run_limit()
         ids = {n["id"] for n in nodes}
         waiting = list(nodes)
         while waiting or any(sid in self._tasks for sid in ids):
@@ -537,9 +541,9 @@ class RunbookWorkflow:
 
     async def _execute(self, node: dict[str, Any], state: StepState) -> Any:
         if node.get("fanout"):
-            limit = self._plan.get("concurrency") or DEFAULT_CONCURRENCY
             wanted = self._concurrency_set.get(node["id"]) or node["fanout"]["concurrency"]
-            campaign = Campaign(self, node, control_rules.fanout_concurrency(wanted, limit))
+            concurrency = control_rules.fanout_concurrency(wanted, self._run_limit())
+            campaign = Campaign(self, node, concurrency)
             self._campaigns[node["id"]] = campaign
             return await campaign.execute()
         kind = node["runs_in"]
@@ -657,7 +661,7 @@ class RunbookWorkflow:
             paused=self._paused,
             fanout_steps=fanout,
             started={sid: c for sid, c in self._campaigns.items() if c.started},
-            run_limit=self._plan.get("concurrency") or DEFAULT_CONCURRENCY,
+            run_limit=self._run_limit(),
         )
         if problem:
             raise ApplicationError(problem, type="ControlRefused", non_retryable=True)

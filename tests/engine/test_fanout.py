@@ -19,6 +19,7 @@ from temporalio.client import Client
 
 from runner.engine import client as runs
 from tests.engine.conftest import run_runbook, write_runbook
+from tests.engine.test_approvals import wait_for_gate
 
 HEAD = "apiVersion: qlrf/v1\nkind: Campaign\nname: fleet\n"
 # A fleet given as a list of host names, and a directory where items leave marks.
@@ -231,11 +232,7 @@ def test_a_wave_waits_for_its_approval(temporal_address, tmp_path):
         seen: dict[str, Any] = {}
 
         async def approve(handle: Any) -> None:
-            async def gate_waiting() -> Any:
-                state = await live_state(client, handle)
-                return state if any(g["status"] == "waiting" for g in state["gates"]) else None
-
-            state = await eventually(gate_waiting, "the fleet wave's gate waits")
+            state = await wait_for_gate(handle, "patch/fleet")
             seen["waves"] = [
                 (w["name"], w["status"]) for w in state["steps"]["patch"]["fanout"]["waves"]
             ]
@@ -278,11 +275,7 @@ def test_a_rejected_wave_fails_the_step_and_runs_none_of_its_items(temporal_addr
         client = await Client.connect(temporal_address)
 
         async def reject(handle: Any) -> None:
-            async def gate_waiting() -> bool:
-                state = await live_state(client, handle)
-                return any(g["status"] == "waiting" for g in state["gates"])
-
-            await eventually(gate_waiting, "the fleet wave's gate waits")
+            await wait_for_gate(handle, "patch/fleet")
             decision = {"gate": "patch/fleet", "decision": "reject", "by": "alice"}
             assert (await runs.update(client, handle.id, "decide", decision))[0]
 
@@ -624,12 +617,7 @@ def test_a_campaign_goes_on_across_worker_restarts(temporal_address, tmp_path):
                 workflow_id=queue,
                 task_queue=queue,
             )
-
-            async def gate_waits() -> bool:
-                state = await live_state(client, handle)
-                return any(g["status"] == "waiting" for g in state["gates"])
-
-            await eventually(gate_waits, "the rest wave's gate waits")
+            await wait_for_gate(handle, "patch/rest")
         async with build_worker(client, task_queue=queue):
             decision = {"gate": "patch/rest", "decision": "approve", "by": "alice"}
             assert (await runs.update(client, queue, "decide", decision))[0]

@@ -31,10 +31,18 @@ def test_there_are_golden_histories():
     }
 
 
+def test_scenarios_are_recorded():
+    """Cancels, trigger rules after a failure, a run timeout, a failed canary and live
+    control, recorded before the engine was rebuilt (record_scenarios.py)."""
+    names = {p.name.split(".")[0] for p in HISTORIES if ".before-engine." in p.name}
+    assert names == {p.stem for p in (HERE / "runbooks").glob("*.yaml")}
+
+
 def workflow_id_of(path: Path) -> str:
-    """record.py names a run by its example, and a fan-out batch NAME.batch-STEP-WAVE-N."""
-    name = path.name.split(".")[0]
-    batch = path.name.split(".")[1]
+    """The recorders name a run NAME[.VERSION], and a fan-out batch of it
+    NAME[.VERSION].batch-STEP-WAVE-N; the workflow id is NAME, or NAME.STEP.WAVE.N."""
+    parts = path.name.removesuffix(".history.json").split(".")
+    name, batch = parts[0], parts[-1]
     if batch.startswith("batch-"):
         return f"{name}.{batch.removeprefix('batch-').replace('-', '.')}"
     return name
@@ -42,7 +50,7 @@ def workflow_id_of(path: Path) -> str:
 
 def test_fanout_batches_are_recorded():
     """The patch campaign's run and each of its three waves' batches (child runs)."""
-    batches = [p.name for p in HISTORIES if ".batch-" in p.name]
+    batches = [p.name for p in HISTORIES if p.name.startswith("patch-campaign.batch-")]
     assert sorted(workflow_id_of(HERE / b) for b in batches) == [
         "patch-campaign.patch.canary.1",
         "patch-campaign.patch.fleet.1",

@@ -61,11 +61,11 @@ async def main(items: int, rounds: int, store: bool) -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from runner.engine.model import WORKFLOW_TYPE, RunInput
-    from runner.engine.worker import WORKFLOWS, workflow_runner
+    from runner.contract import WORKFLOW_TYPE, RunInput
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
     from runner.store.activity import close_pool, store_record
+    from runner.worker import WORKFLOWS, workflow_runner
 
     hosts = [f"host-{i:05d}" for i in range(items)]
     largest: dict[str, int] = {}

@@ -7,7 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from runner.engine.model import StepRequest
+    from runner.contract import StepRequest
 
 
 @workflow.defn(name="bench.Handwritten")

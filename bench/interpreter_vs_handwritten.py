@@ -64,12 +64,12 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
+    from runner.contract import WORKFLOW_TYPE, RunInput
     from runner.engine.interpreter import RunbookWorkflow
-    from runner.engine.model import WORKFLOW_TYPE, RunInput
-    from runner.engine.worker import workflow_runner
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
     from runner.store.activity import close_pool, store_record
+    from runner.worker import workflow_runner
 
     with tempfile.TemporaryDirectory() as tmp:
         database = Path(db) if db else Path(tmp) / "bench.db"

@@ -62,7 +62,7 @@ def _child_path(parent: Path, params: Any) -> Path:
     from runner.resources import data_dir
 
     if "file" in params:
-        return parent.parent / params["file"]
+        return parent.parent / str(params["file"])
     name = params["ref"].split("/", 1)[1]
     return data_dir("definitions") / "runbooks" / f"{name}.yaml"
 

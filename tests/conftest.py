@@ -1,16 +1,15 @@
-"""Shared test setup: the repository root, a validator, and `--update-goldens`."""
+"""Shared fixtures: a validator, a real PostgreSQL, `--update-goldens`, a clean exit."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.cli import ROOT
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,23 +38,6 @@ def in_root(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run from the repository root, so diagnostics carry short relative paths."""
     monkeypatch.chdir(ROOT)
     return ROOT
-
-
-def qlrf(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed `qlrf-run` console script the way an operator does."""
-    exe = Path(sys.executable).with_name("qlrf-run")
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [str(exe), *args],
-        cwd=cwd or ROOT,
-        env=full_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 _EXIT_STATUS: list[int] = []

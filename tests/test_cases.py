@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.cli import ROOT
 
 CASES = ROOT / "tests" / "cases"
 VALID = sorted((CASES / "valid").glob("*.yaml"))

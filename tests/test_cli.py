@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, qlrf
+from tests.helpers.cli import ROOT, qlrf
 
 INVALID = "tests/cases/invalid/unknown-need.yaml"
 WARNING = "tests/cases/warnings/unused-input.yaml"

@@ -10,10 +10,11 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.cli import ROOT
 
 TOOL = ROOT.parent / "shared" / "tools" / "yamlls"
 SCHEMA = ROOT / "schemas" / "runbook.schema.json"
@@ -34,7 +35,7 @@ def yamlls() -> Path:
     return TOOL / "complete.mjs"
 
 
-def _ask(tool: Path, tmp_path: Path, text: str, *args: str) -> object:
+def _ask(tool: Path, tmp_path: Path, text: str, *args: str) -> Any:
     doc = tmp_path / "doc.yaml"
     doc.write_text(text)
     result = subprocess.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.cli import ROOT
 
 SHIPPED = sorted((ROOT / "examples").glob("*.yaml")) + sorted(
     (ROOT / "definitions" / "runbooks").glob("*.yaml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from typing import Any
 
 import jsonschema
 import yaml
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.dsl.loader import load_file
-from tests.conftest import ROOT
+from tests.helpers.cli import ROOT
 
 SEED = load_file(ROOT / "tests" / "cases" / "valid" / "graph-and-failure.yaml").data
 FANOUT = load_file(ROOT / "tests" / "cases" / "valid" / "fanout-waves.yaml").data
@@ -70,7 +71,7 @@ def _assert_no_crash(validator, text: str) -> None:
         _assert_same_verdict_as_jsonschema(validator, checked.doc)
 
 
-_PLAIN = {}
+_PLAIN: dict[str, Any] = {}
 
 
 def _assert_same_verdict_as_jsonschema(validator, doc) -> None:

@@ -6,7 +6,7 @@ import json
 
 from runner.cli.render_plan import layers, render_mermaid
 from runner.pipeline import compile_file
-from tests.conftest import ROOT, qlrf
+from tests.helpers.cli import ROOT, qlrf
 
 DRILL = ROOT / "examples" / "drill.yaml"
 

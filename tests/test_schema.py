@@ -6,9 +6,9 @@ import json
 
 import jsonschema
 
+from runner.dsl.definitions import default_registry
 from runner.dsl.publish import RUNBOOK_SCHEMA, STEP_TYPE_SCHEMA, schema_files, stale_files
-from runner.steps.definitions import default_registry
-from tests.conftest import ROOT, qlrf
+from tests.helpers.cli import ROOT, qlrf
 
 SCHEMAS = ROOT / "schemas"
 

@@ -44,7 +44,7 @@ def apply(
         exit_with(1)
     for warning in compiled.warnings:
         err(warning.text())
-    from runner.engine.client import refuse_oversized
+    from runner.client.runs import refuse_oversized
 
     refuse_oversized(compiled.plan.to_dict(), compiled.inputs)  # before any server is started
     sha = hashlib.sha256(file.read_bytes()).hexdigest()
@@ -69,9 +69,9 @@ async def _apply(
 
     from runner.cli import logs
     from runner.cli.progress import Follower, summary, workflow_link
-    from runner.engine.client import follow, start
-    from runner.engine.connect import connect, target
-    from runner.engine.worker import build_worker
+    from runner.client.connect import connect, target
+    from runner.client.runs import follow, start
+    from runner.worker import build_worker
 
     # Step failures show in the progress lines; the SDK's own warnings would repeat them.
     logs.configure(logging.ERROR)
@@ -92,7 +92,8 @@ async def _apply(
         "workflow_id": handle.id,
     }
     if detach:
-        out(json.dumps(ids) if as_json else f"started run {handle.id}")
+        verb = "attached to the open run" if attached else "started run"
+        out(json.dumps({**ids, "attached": attached}) if as_json else f"{verb} {handle.id}")
         return 0
     if not as_json:
         verb = "attached to the open run" if attached else "started run"

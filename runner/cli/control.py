@@ -23,8 +23,8 @@ def _control(run: str, request: dict[str, Any], as_user: str | None, comment: st
 
     async def send() -> int:
         from runner.cli.identity import current_user
-        from runner.engine.client import update
-        from runner.engine.connect import connect, target
+        from runner.client.connect import connect, target
+        from runner.client.runs import update
 
         client = await connect(target())
         request.update(by=current_user(as_user), comment=comment)

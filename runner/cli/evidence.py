@@ -18,8 +18,8 @@ def evidence(
     verify: Path | None = typer.Option(None, "--verify", help="Check a JSON bundle's digest"),
 ) -> None:
     """The evidence bundle of a run, from the run store; --verify checks one."""
-    from runner.evidence import markdown
-    from runner.evidence import verify as check
+    from runner.store.evidence import markdown
+    from runner.store.evidence import verify as check
 
     if verify is not None:
         try:

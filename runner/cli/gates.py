@@ -31,8 +31,8 @@ def _decide(
 
     async def send() -> int:
         from runner.cli.identity import current_user
-        from runner.engine.client import decide, declarations
-        from runner.engine.connect import connect, target
+        from runner.client.connect import connect, target
+        from runner.client.runs import decide, declarations
         from runner.plan.inputs import parse_assignments
 
         client = await connect(target())
@@ -92,8 +92,8 @@ def pending(
     format: str = typer.Option("text", "--format", "-f", help="text or json"),
 ) -> None:
     """Every gate waiting for a decision, across runs."""
-    from runner.engine.client import pending as pending_gates
-    from runner.engine.connect import connect, target
+    from runner.client.connect import connect, target
+    from runner.client.runs import pending as pending_gates
 
     async def go() -> list[dict[str, Any]]:
         return await pending_gates(await connect(target()))

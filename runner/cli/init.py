@@ -110,8 +110,8 @@ steps:
 
 def _schema_reference(directory: Path) -> str:
     """A relative path to a runbook schema: an existing schemas/ above, or one written now."""
+    from runner.dsl.definitions import default_registry
     from runner.dsl.publish import RUNBOOK_SCHEMA, schema_files
-    from runner.steps.definitions import default_registry
 
     here = directory.resolve()
     for folder in (here, *here.parents):

@@ -98,7 +98,8 @@ def fanout_lines(step: dict[str, Any]) -> list[str]:
 
 def last_control(state: dict[str, Any]) -> dict[str, Any]:
     """The latest live-control action (who paused the run), or {} when there is none."""
-    return (state.get("controls") or [{}])[-1]
+    last: dict[str, Any] = (state.get("controls") or [{}])[-1]
+    return last
 
 
 class Follower:

@@ -29,7 +29,7 @@ class GatePrompt:
                 return
 
     async def _ask(self, gate: dict[str, Any]) -> None:
-        from runner.engine.client import decide, declarations
+        from runner.client.runs import decide, declarations
         from runner.errors import QlrfError
         from runner.plan.inputs import parse_assignments
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import typer
 
-from runner.cli.common import exit_with, out
+from runner.cli.common import err, exit_with, out
 from runner.errors import UsageError
 
 
 async def _client() -> Any:
-    from runner.engine.connect import connect, target
+    from runner.client.connect import connect, target
 
     where = target()
     return await connect(where), where
@@ -20,7 +20,7 @@ async def _client() -> Any:
 
 async def _handle(run: str) -> Any:
     """(client, the run's handle, where) for a run that exists."""
-    from runner.engine.client import existing
+    from runner.client.runs import existing
 
     client, where = await _client()
     return client, await existing(client, run), where
@@ -32,7 +32,7 @@ def status(
 ) -> None:
     """Show a run's steps, attempts, times and errors."""
     from runner.cli.progress import status_text
-    from runner.engine.client import state_of
+    from runner.client.runs import state_of
 
     async def go() -> dict[str, Any]:
         client, handle, where = await _handle(run)
@@ -57,7 +57,7 @@ def list_runs(
     store: bool = typer.Option(False, "--store", help="Read the run store, not Temporal"),
 ) -> None:
     """List runs, newest first, through Temporal visibility (or the run store)."""
-    from runner.engine.client import status_query
+    from runner.client.runs import status_query
 
     if state and state not in ("running", "succeeded", "failed", "cancelled", "timed_out"):
         raise UsageError(
@@ -69,7 +69,7 @@ def list_runs(
         rows = []
         async for wf in client.list_workflows(status_query(kind, state), limit=limit):
             attrs = wf.typed_search_attributes
-            from runner.engine.client import KIND_KEY, NAME_KEY
+            from runner.client.runs import KIND_KEY, NAME_KEY
 
             rows.append(
                 {
@@ -123,11 +123,16 @@ def cancel(
     wait: bool = typer.Option(False, "--wait", help="Wait until compensation and finally end"),
 ) -> None:
     """Cancel a run: running steps stop, compensations and `finally` run."""
-    from runner.engine.client import follow
+    from runner.client.runs import follow
 
     async def go() -> int:
+        from runner.client.runs import request_cancel
+
         _, handle, _ = await _handle(run)
-        await handle.cancel()
+        refused = await request_cancel(handle)
+        if refused:
+            err(refused)
+            return 1
         out(f"cancel requested for {run}; compensations and finally steps run next")
         if wait:
             state = await follow(handle, lambda s: None)
@@ -147,7 +152,7 @@ def history(
 
     The store keeps runs after Temporal's retention has removed them.
     """
-    from runner.engine.history import events_of
+    from runner.client.history import events_of
     from runner.local.postgres import database_url, store_enabled
     from runner.store.queries import run_history
 

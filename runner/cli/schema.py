@@ -17,9 +17,9 @@ def schema(
     ),
 ) -> None:
     """Print the runbook JSON Schema, write both schema files (--out), or check them."""
+    from runner.dsl.definitions import default_registry
     from runner.dsl.publish import RUNBOOK_SCHEMA, schema_files, stale_files
     from runner.resources import repo_root
-    from runner.steps.definitions import default_registry
 
     registry = default_registry()
     if check:

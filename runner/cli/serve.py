@@ -14,8 +14,8 @@ def worker(
     task_queue: str = typer.Option("ql-rf-orchestrator", "--task-queue", help="Task queue"),
 ) -> None:
     """Run a worker until SIGINT or SIGTERM; start more of them anywhere to scale out."""
-    from runner.engine.connect import connect, target
-    from runner.engine.worker import build_worker
+    from runner.client.connect import connect, target
+    from runner.worker import build_worker
 
     async def go() -> None:
         import logging

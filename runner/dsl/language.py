@@ -10,10 +10,16 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runner import durations
-from runner.steps.registry import StepType
+from runner.catalog.step_type import StepType
+from runner.catalog.vocabulary import (
+    DRAFT,
+    choice,
+    duration,
+    retry_schema,
+    template_string,
+    timeout_schema,
+)
 
-DRAFT = "http://json-schema.org/draft-07/schema#"
 API_VERSION = "qlrf/v1"
 KINDS = {
     "Campaign": "A rollout over a fleet: canary, staged, fleet",
@@ -43,152 +49,7 @@ ON_FAILURE = {
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_-]*$"
 IDENT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-TEMPLATE_PATTERN = r"\{\{"
-# A duration, or a template that renders to one at run time.
-DURATION_PATTERN = durations.PATTERN[:-1] + r"$|^.*\{\{.*\}\}.*$"
 PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
-
-
-def choice(options: Mapping[str, str], description: str) -> dict[str, Any]:
-    """A closed set of strings, each with its own description (shown by editors)."""
-    return {
-        "description": description,
-        "type": "string",
-        "oneOf": [{"const": value, "description": text} for value, text in options.items()],
-    }
-
-
-def duration(description: str, *, template: bool = False) -> dict[str, Any]:
-    """A duration; in `with` it may also be a template that renders to one at run time."""
-    pattern = DURATION_PATTERN if template else durations.PATTERN
-    return {"type": "string", "pattern": pattern, "description": description}
-
-
-def _template(description: str) -> dict[str, Any]:
-    return {"type": "string", "pattern": TEMPLATE_PATTERN, "description": description}
-
-
-def retry_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": "Retry policy (Temporal's RetryPolicy in snake_case), merged field by field",
-        "additionalProperties": False,
-        "properties": {
-            "max_attempts": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "Attempts in all, including the first; 0 means unlimited",
-            },
-            "initial_interval": duration("Wait before the first retry"),
-            "backoff_coefficient": {
-                "type": "number",
-                "minimum": 1,
-                "description": "Factor by which the wait grows after each retry (>= 1)",
-            },
-            "max_interval": duration("Longest wait between retries"),
-            "non_retryable_errors": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Error types that fail the step at once, e.g. CommandNotFound",
-            },
-        },
-    }
-
-
-def timeout_schema() -> dict[str, Any]:
-    return {
-        "description": "A duration for start_to_close, or each of Temporal's timeouts",
-        "oneOf": [
-            duration("Longest time one attempt may take (start_to_close)"),
-            {
-                "type": "object",
-                "description": "Temporal's activity timeouts",
-                "additionalProperties": False,
-                "minProperties": 1,
-                "properties": {
-                    "start_to_close": duration("Longest time one attempt may take"),
-                    "schedule_to_close": duration("Longest time for all attempts together"),
-                    "schedule_to_start": duration("Longest wait for a worker to pick it up"),
-                    "heartbeat": duration("Longest silence before an attempt counts as lost"),
-                },
-            },
-        ],
-    }
-
-
-def step_type_schema() -> dict[str, Any]:
-    """The schema of a step-type definition file (definitions/steps/<type>.yaml)."""
-    documented: dict[str, Any] = {
-        "type": "object",
-        "required": ["description"],
-        "properties": {
-            "properties": {
-                "type": "object",
-                "additionalProperties": {"$ref": "#/definitions/documented"},
-            },
-            "items": {"$ref": "#/definitions/any_schema"},
-        },
-    }
-    timeouts = timeout_schema()["oneOf"][1]
-    return {
-        "$schema": DRAFT,
-        "$id": "https://qlrf.dev/schemas/step-type.schema.json",
-        "title": "qlrf-run step-type definition",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["type", "description", "runs_in", "errors", "params", "output"],
-        "properties": {
-            "type": {
-                "type": "string",
-                "pattern": r"^[a-z][a-z0-9_.-]*$",
-                "description": "The name runbooks use in `type:`",
-            },
-            "description": {"type": "string", "description": "One line, shown in editors"},
-            "runs_in": choice(
-                {
-                    "activity": "A Temporal activity on a worker",
-                    "workflow": "Evaluated in the workflow itself (timers, checks, gates)",
-                    "child_workflow": "A child workflow",
-                },
-                "Where a step of this type executes",
-            ),
-            "activity": {"type": "string", "description": "The registered activity's name"},
-            "errors": {
-                "type": "array",
-                "items": {"type": "string", "pattern": r"^[A-Z][A-Za-z0-9]*$"},
-                "description": "The ApplicationError types this step can fail with",
-            },
-            "params": {
-                "allOf": [
-                    {"$ref": "#/definitions/any_schema"},
-                    {
-                        "type": "object",
-                        "required": ["type", "properties"],
-                        "properties": {
-                            "type": {"const": "object", "description": "`with` is a mapping"},
-                            "properties": {
-                                "type": "object",
-                                "additionalProperties": {"$ref": "#/definitions/documented"},
-                            },
-                        },
-                    },
-                ],
-                "description": "JSON Schema of `with`; every property has a description",
-            },
-            "output": {
-                "$ref": "#/definitions/any_schema",
-                "description": "JSON Schema of the step's output",
-            },
-            "retry": retry_schema(),
-            "timeout": timeouts,
-        },
-        "if": {"properties": {"runs_in": {"const": "activity"}}},
-        "then": {"required": ["activity", "retry", "timeout"]},
-        "definitions": {
-            "any_schema": {"type": "object", "description": "A JSON Schema"},
-            "documented": documented,
-        },
-    }
 
 
 def _with_templates(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,10 +64,20 @@ def _with_templates(schema: Mapping[str, Any]) -> dict[str, Any]:
             inner = {k: v for k, v in prop.items() if k != "description"}
             props[name] = {
                 "description": description,
-                "anyOf": [inner, _template("A template that renders to this value")],
+                "anyOf": [inner, template_string("A template that renders to this value")],
             }
     out["additionalProperties"] = False
     return out
+
+
+def _budget(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "oneOf": [
+            {"type": "integer", "minimum": 0, "description": "A count of items"},
+            {"type": "string", "pattern": PERCENT_PATTERN, "description": "N% of the wave"},
+        ],
+    }
 
 
 def _common_step_props() -> dict[str, Any]:
@@ -237,6 +108,10 @@ def _common_step_props() -> dict[str, Any]:
             },
             "min_approvals": {"type": "integer", "minimum": 1, "description": "Quorum"},
             "timeout": duration("How long the wave's gate waits (default 24h)"),
+            "max_failures": _budget(
+                "This wave's failure budget: a count or a percentage of the wave "
+                "(default: the step's; 0 for the first wave)"
+            ),
         },
     }
     return {
@@ -254,7 +129,10 @@ def _common_step_props() -> dict[str, Any]:
         },
         "when": {
             "description": "A template; false skips the step",
-            "anyOf": [{"type": "boolean", "description": "A constant"}, _template("A template")],
+            "anyOf": [
+                {"type": "boolean", "description": "A constant"},
+                template_string("A template"),
+            ],
         },
         "trigger_rule": choice(TRIGGER_RULES, "When the step may run, given its needs"),
         "retry": retry_schema(),
@@ -264,7 +142,7 @@ def _common_step_props() -> dict[str, Any]:
             "description": "Run the step once per item of this list",
             "anyOf": [
                 {"type": "array", "description": "A literal list"},
-                _template("A template giving a list"),
+                template_string("A template giving a list"),
             ],
         },
         "as": {
@@ -283,13 +161,10 @@ def _common_step_props() -> dict[str, Any]:
             "items": wave,
             "description": "Roll out in waves; sizes are cumulative and must grow",
         },
-        "max_failures": {
-            "description": "Failure budget per wave: a count or a percentage of the wave",
-            "oneOf": [
-                {"type": "integer", "minimum": 0, "description": "A count of items"},
-                {"type": "string", "pattern": PERCENT_PATTERN, "description": "N% of the wave"},
-            ],
-        },
+        "max_failures": _budget(
+            "Failure budget of each wave after the first (a count or a percentage of the "
+            "wave), unless the wave sets its own; the first wave's default is 0"
+        ),
     }
 
 

@@ -96,7 +96,7 @@ def _scalar(ev: events.ScalarEvent) -> Any:
 class _Frame:
     __slots__ = ("anchor", "data", "key", "key_mark", "merges", "path", "pos", "size")
 
-    def __init__(self, data: Any, pos: Pos, anchor: str | None, path: tuple) -> None:
+    def __init__(self, data: Any, pos: Pos, anchor: str | None, path: tuple[Any, ...]) -> None:
         self.data = data
         self.path = path
         self.pos = pos
@@ -232,7 +232,7 @@ def _compose(stream: Any, file: str, diagnostics: list[Diagnostic]) -> tuple[Any
     return result
 
 
-def _child_path(stack: list[_Frame]) -> tuple:
+def _child_path(stack: list[_Frame]) -> tuple[Any, ...]:
     """The path of a collection that starts now, for diagnostics found inside it."""
     if not stack:
         return ()
@@ -266,7 +266,7 @@ def _char_at(text: str, mark: Any) -> str:
     lines = text.splitlines()
     if mark.line >= len(lines) or mark.column >= len(lines[mark.line]):
         return ""
-    return lines[mark.line][mark.column]
+    return str(lines[mark.line][mark.column])
 
 
 def load_text(text: str, file: str) -> Document:

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runner.dsl.language import runbook_schema, step_type_schema
-from runner.steps.registry import Registry
+from runner.catalog.registry import Registry
+from runner.catalog.vocabulary import step_type_schema
+from runner.dsl.language import runbook_schema
 
 RUNBOOK_SCHEMA = "runbook.schema.json"
 STEP_TYPE_SCHEMA = "step-type.schema.json"

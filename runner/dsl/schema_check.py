@@ -15,15 +15,10 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from runner.catalog.vocabulary import DURATION_PATTERN, TEMPLATE_PATTERN
 from runner.dsl.diagnostics import Diagnostic
 from runner.dsl.document import Document
-from runner.dsl.language import (
-    DURATION_PATTERN,
-    NAME_PATTERN,
-    PERCENT_PATTERN,
-    STEP_ID_PATTERN,
-    TEMPLATE_PATTERN,
-)
+from runner.dsl.language import NAME_PATTERN, PERCENT_PATTERN, STEP_ID_PATTERN
 from runner.durations import PATTERN as DURATION_STRICT
 from runner.suggest import hint
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.catalog.registry import Registry
 from runner.dsl.checks import graph, values
 from runner.dsl.checks.templates import detect_template_problems
 from runner.dsl.diagnostics import Diagnostic, has_errors
@@ -19,7 +20,6 @@ from runner.dsl.loader import load_file, load_text
 from runner.dsl.model import RunbookView, build
 from runner.dsl.schema_check import SchemaChecker
 from runner.resources import data_dir
-from runner.steps.registry import Registry
 
 
 @dataclass
@@ -78,14 +78,17 @@ class Validator:
                 "detect_fanout_problems",
                 lambda: values.detect_fanout_problems(doc, view, self.registry),
             ),
-            ("detect_approval_problems", lambda: values.detect_approval_problems(doc, view)),
+            (
+                "detect_approval_problems",
+                lambda: values.detect_approval_problems(doc, view, self.registry),
+            ),
             (
                 "detect_error_type_names",
                 lambda: values.detect_error_type_names(doc, view, self.registry),
             ),
             (
                 "detect_child_runbooks",
-                lambda: values.detect_child_runbooks(doc, view, self.library),
+                lambda: values.detect_child_runbooks(doc, view, self.library, self.registry),
             ),
         ]
         for name, check in checks:
@@ -98,7 +101,7 @@ class Validator:
             return found
 
         diagnostics += _guarded(doc, "the template checks", templates)
-        modifiable_only = _modifiable_names(view)
+        modifiable_only = _modifiable_names(view, self.registry)
         diagnostics += _guarded(
             doc,
             "detect_unused_inputs",
@@ -124,11 +127,13 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _modifiable_names(view: RunbookView) -> set[str]:
+def _modifiable_names(view: RunbookView, registry: Registry) -> set[str]:
     # An input listed as modifiable is read by the gate, even if no template uses it.
     names: set[str] = set()
     for step in view.steps:
-        mod = step.with_.get("modifiable") if step.type == "approval" else None
+        step_type = registry.find(step.type)
+        gate = step_type is not None and step_type.capabilities.gate
+        mod = step.with_.get("modifiable") if gate else None
         names.update(n for n in (mod if isinstance(mod, list) else []) if isinstance(n, str))
     return names
 
@@ -156,6 +161,6 @@ def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 
 @functools.cache
 def default_validator() -> Validator:
-    from runner.steps.definitions import default_registry
+    from runner.dsl.definitions import default_registry
 
     return Validator(default_registry())

@@ -16,30 +16,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from runner.engine.model import (
+    from runner.contract import (
+        BATCH_CONTROL_SIGNAL,
         BATCH_WORKFLOW_TYPE,
-        STORE_ACTIVITY,
+        PROGRESS_QUERY,
         BatchInput,
         BatchItem,
         StepRequest,
     )
-    from runner.engine.steps_state import (
-        ERROR_TEXT_LIMIT,
-        STORE_FLUSH_EVENTS,
-        STORE_RETRY,
-        STORE_WRITE_TIMEOUT,
-        iso,
-        ms,
-        next_store_batch,
-        retry_policy,
-        step_failure,
-    )
+    from runner.engine.activity_call import call_activity
+    from runner.engine.failures import StepFailed
+    from runner.engine.outbox import BatchWriter, Outbox
+    from runner.plan.model import RetryPolicy, Timeouts
+    from runner.times import iso
 
 # An item's error as kept in the summary: enough to act on, small enough for 1,000.
 ITEM_ERROR_LIMIT = 500
@@ -59,14 +54,12 @@ class BatchWorkflow:
         self._changed = False
         self._failures: list[dict[str, Any]] = []
         self._outputs: dict[str, Any] = {}
-        self._outbox: list[dict[str, Any]] = []
-        self._seq = 0
         self._total = 0
         self._signalled: set[str] = set()  # settings changed by `control` before the run began
-        self._flushing: asyncio.Task[None] | None = None
-        self._writes = 0
+        self._outbox = Outbox(False, workflow.now)
+        self._writer: BatchWriter | None = None
 
-    @workflow.signal
+    @workflow.signal(name=BATCH_CONTROL_SIGNAL)
     def control(self, change: dict[str, Any]) -> None:
         """Live control forwarded by the run; the run's Update validated it already."""
         if "paused" in change:
@@ -78,7 +71,7 @@ class BatchWorkflow:
         self._signalled.update(change)
         self._changed = True
 
-    @workflow.query
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> dict[str, int]:
         return {
             "total": self._total,
@@ -97,6 +90,10 @@ class BatchWorkflow:
             self._paused = batch.paused
         self._skip.update(batch.skip)
         self._total = len(batch.items)
+        self._outbox.enabled = bool(batch.store_run_id)
+        writer = self._writer = BatchWriter(self._outbox, batch.store_run_id)
+        retry = RetryPolicy.from_dict(batch.retry)
+        timeouts = Timeouts.from_dict(batch.timeouts)
         waiting = deque(batch.items)
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -110,13 +107,13 @@ class BatchWorkflow:
                     item = waiting.popleft()
                     if item.index in self._skip:
                         self._skipped.append(item.index)
-                        self._event(batch, item, "skipped", None, None, None)
+                        self._event(batch, item, "skipped")
                         continue
                     self._running += 1
-                    tasks.append(asyncio.create_task(self._one(batch, item)))
+                    tasks.append(asyncio.create_task(self._one(batch, item, retry, timeouts)))
                 if self._running == 0 and (not waiting or self._exceeded):
                     break
-                self._flush_soon(batch)
+                writer.soon()
                 self._changed = False
                 await workflow.wait_condition(lambda: self._changed)
         except asyncio.CancelledError:
@@ -126,11 +123,11 @@ class BatchWorkflow:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await self._flush_all(batch)
+            await writer.all()
             raise
         # Items never started because the wave stopped are left out, and counted so.
         not_started = [item.index for item in waiting]
-        await self._flush_all(batch)
+        await writer.all()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return {
             "succeeded": self._succeeded,
@@ -142,34 +139,28 @@ class BatchWorkflow:
             "outputs": self._outputs if batch.keep_outputs else {},
         }
 
-    async def _one(self, batch: BatchInput, item: BatchItem) -> None:
+    async def _one(
+        self, batch: BatchInput, item: BatchItem, retry: RetryPolicy, timeouts: Timeouts
+    ) -> None:
         started = workflow.now()
         status, output, error, attempt = "failed", None, None, None
         try:
-            result = await workflow.execute_activity(
+            result = await call_activity(
                 batch.activity,
                 StepRequest(batch.run_id, batch.step, item.params, item.script_env),
                 activity_id=f"step:{batch.step}:{item.index}",
                 summary=f"{batch.name} [{item.key}]"[:200],
-                start_to_close_timeout=ms(batch.timeouts.get("start_to_close_ms")),
-                schedule_to_close_timeout=ms(batch.timeouts.get("schedule_to_close_ms")),
-                schedule_to_start_timeout=ms(batch.timeouts.get("schedule_to_start_ms")),
-                heartbeat_timeout=ms(batch.timeouts.get("heartbeat_ms")),
-                retry_policy=retry_policy(batch.retry),
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                retry=retry,
+                timeouts=timeouts,
             )
             status, output = "succeeded", result.get("output")
             attempt = int(result.get("attempt", 1))
             self._succeeded += 1
             if batch.keep_outputs:
                 self._outputs[str(item.index)] = output
-        except ActivityError as exc:
-            if isinstance(exc.cause, CancelledError):
-                status = "cancelled"
-                raise asyncio.CancelledError() from None
-            failure = step_failure(exc, batch.retry["max_attempts"])
+        except StepFailed as failure:
             attempt = failure.attempts
-            error = {"type": failure.error_type, "message": failure.message[:ERROR_TEXT_LIMIT]}
+            error = failure.as_error()
             self._failed += 1
             self._failures.append(
                 {
@@ -202,64 +193,19 @@ class BatchWorkflow:
         batch: BatchInput,
         item: BatchItem,
         status: str,
-        output: Any,
-        error: dict[str, str] | None,
-        attempt: int | None,
-        started: Any = None,
+        output: Any = None,
+        error: dict[str, str] | None = None,
+        attempt: int | None = None,
+        started: datetime | None = None,
     ) -> None:
         """One run store row per item, at its end (it holds when it started)."""
-        if not batch.store_run_id:
-            return
-        self._seq += 1
-        now = iso(workflow.now())
-        self._outbox.append(
-            {
-                "table": "step",
-                "seq": self._seq,
-                "at": now,
-                "step": batch.step,
-                "item": item.key,
-                "attempt": attempt,
-                "status": status,
-                "started_at": iso(started),
-                "finished_at": now,
-                "output": output,
-                "error": error,
-            }
+        self._outbox.step(
+            batch.step,
+            status,
+            item=item.key,
+            attempt=attempt,
+            started_at=iso(started),
+            finished_at=iso(workflow.now()),
+            output=output,
+            error=error,
         )
-
-    def _flush_soon(self, batch: BatchInput) -> None:
-        """Write a full outbox in the background, one write at a time; items go on."""
-        if len(self._outbox) < STORE_FLUSH_EVENTS:
-            return
-        if self._flushing is not None and not self._flushing.done():
-            return
-        self._flushing = asyncio.create_task(self._flush(batch))
-
-    async def _flush(self, batch: BatchInput) -> None:
-        events = next_store_batch(self._outbox)
-        self._writes += 1
-        # A regular activity, not a local one as the run uses: a local activity holds
-        # the workflow task open, and with hundreds of items completing meanwhile the
-        # server failed such tasks (FORCE_CLOSE_COMMAND), costing replays.
-        await workflow.execute_activity(
-            STORE_ACTIVITY,
-            {
-                "run_id": batch.store_run_id,
-                "run": None,
-                "events": events,
-                # Rows of this batch are numbered by it: (run, batch, seq) is unique.
-                "batch": workflow.info().workflow_id,
-            },
-            activity_id=f"store:{self._writes}",
-            summary="write items to the run store",
-            start_to_close_timeout=STORE_WRITE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-        )
-        del self._outbox[: len(events)]
-
-    async def _flush_all(self, batch: BatchInput) -> None:
-        if self._flushing is not None:
-            await self._flushing
-        while self._outbox:
-            await self._flush(batch)

@@ -1,53 +1,78 @@
 """A `foreach` step run as a campaign: waves, failure budgets, wave gates, live control.
 
-Workflow code (it runs inside RunbookWorkflow): no I/O, time only from the workflow.
-For each wave, in list order: wait out its `pause` (a durable timer), open its gate
-`<step>/<wave>` when it has `approval: true`, then run its items in batches of at
-most 1,000, each batch a child workflow (runner/engine/batch.py) with a
-deterministic id. A wave that exceeds its failure budget stops the campaign before
-the next wave, and the step fails with FailureBudgetExceeded naming the failed items.
+Workflow code: no I/O, time only from the workflow. For each wave, in list order:
+wait out its `pause` (a durable timer), open its gate `<step>/<wave>` when it has
+`approval: true`, then run its items in batches of at most 1,000, each batch a
+child workflow (runner/engine/batch.py) with a deterministic id. A wave that
+exceeds its failure budget stops the campaign before the next wave, and the step
+fails with FailureBudgetExceeded naming the failed items.
+
+The campaign knows the run only through `CampaignHost`; the run steers it only
+through `set_concurrency`, `skip` and `tell_batch`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from temporalio import workflow
-from temporalio.exceptions import CancelledError, ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError
 
-with workflow.unsafe.imports_passed_through():
-    from runner import durations
-    from runner.engine import render, waves
-    from runner.engine.model import BATCH_WORKFLOW_TYPE, BatchInput, BatchItem
-    from runner.engine.steps_state import (
-        PAYLOAD_LIMIT,
-        StepFailed,
-        activity_timeouts,
-        iso,
-        payload_size,
-    )
+from runner import durations
+from runner.contract import (
+    BATCH_CONTROL_SIGNAL,
+    BATCH_WORKFLOW_TYPE,
+    PAYLOAD_LIMIT,
+    BatchInput,
+    BatchItem,
+    payload_size,
+)
+from runner.engine import render
+from runner.engine.activity_call import checked_timeouts
+from runner.engine.child_call import child_failure
+from runner.engine.failures import StepFailed
+from runner.plan import waves
+from runner.plan.model import FanOut, Node, Wave, to_json
+from runner.times import iso
 
-if TYPE_CHECKING:
-    from runner.engine.interpreter import RunbookWorkflow
+
+class CampaignHost(Protocol):
+    """What a campaign needs from the run it belongs to."""
+
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def recording(self) -> bool: ...  # the run store is on
+
+    def context(self, **loop: Any) -> Any: ...
+
+    def audit(self, action: str, actor: str | None, detail: dict[str, Any]) -> None: ...
+
+    async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any: ...
+
+    async def unpaused(self) -> None: ...
+
+    async def store_drained(self) -> None: ...
 
 
 class Campaign:
     """The live state of one fan-out step, shown in `state` and steered by `control`."""
 
-    def __init__(self, run: RunbookWorkflow, node: dict[str, Any], concurrency: int) -> None:
-        self.run = run
+    def __init__(self, host: CampaignHost, node: Node, concurrency: int, *, legacy: bool) -> None:
+        assert node.fanout is not None
+        self.host = host
         self.node = node
-        self.fan: dict[str, Any] = node["fanout"]
+        self.fan: FanOut = node.fanout
         self.concurrency = concurrency
+        self.legacy = legacy  # a run started before per-wave budgets
         self.items: list[Any] = []
         self.keys: list[str] = []
-        self.skip: set[int] = set()
+        self.skipped_by_operator: set[int] = set()
         self.waves: list[dict[str, Any]] = []
         self.batch: workflow.ChildWorkflowHandle[Any, Any] | None = None
-        self.batch_range = (0, 0)
         self.finished_before = 0  # items before this index are in finished batches
         self.status: dict[int, str] = {}  # every item's status, for small fan-outs
         self.outputs: dict[int, Any] = {}
@@ -66,7 +91,7 @@ class Campaign:
         }
 
     def output(self) -> dict[str, Any]:
-        """DESIGN.md's step output; with more than 1,000 items, only failed items are listed."""
+        """The step's output (docs/campaigns.md); above 1,000 items, only the failed ones."""
         failed = {f["index"]: f for f in self.failures}
         if len(self.items) <= waves.OUTPUT_ITEMS:
             items = [
@@ -101,19 +126,8 @@ class Campaign:
             out["outputs_left_out"] = True
         return out
 
-    # -- running ---------------------------------------------------------------------------
-
-    async def execute(self) -> dict[str, Any]:
-        try:
-            return await self._execute()
-        except (StepFailed, asyncio.CancelledError) as exc:
-            # Rejected at a gate, over budget, cancelled: what was done is still the output.
-            if self.started:
-                self._stopped(cancelled=isinstance(exc, asyncio.CancelledError))
-                self.run._steps[self.node["id"]].output = self.output()
-            raise
-
-    def _stopped(self, *, cancelled: bool) -> None:
+    def stopped_output(self, *, cancelled: bool) -> dict[str, Any]:
+        """The output of a campaign stopped by a gate, its budget or a cancel."""
         for wave in self.waves:
             if wave["status"] in ("pending", "pausing", "waiting", "paused"):
                 wave["status"] = "not_started"
@@ -121,10 +135,13 @@ class Campaign:
             elif wave["status"] == "running":
                 wave["status"] = "cancelled" if cancelled else "failed"
                 wave["finished_at"] = iso(workflow.now())
+        return self.output()
 
-    async def _execute(self) -> dict[str, Any]:
+    # -- running ---------------------------------------------------------------------------
+
+    async def execute(self) -> dict[str, Any]:
         node = self.node
-        items = render.render(self.fan["foreach"], self.run._context(node))
+        items = render.render(self.fan.foreach, self.host.context())
         if not isinstance(items, list):
             raise StepFailed(
                 "InvalidForeach",
@@ -132,21 +149,27 @@ class Campaign:
                 "give it a list from inputs or from an earlier step's output",
                 1,
             )
-        activity_timeouts(node)  # refuse a plan Temporal would refuse, before any wave
+        checked_timeouts(node.id, node.timeouts)  # refuse what Temporal would, before a wave
         self.items = items
         self.keys = [waves.item_key(item) for item in items]
-        specs = self.fan["waves"]
+        specs = self.fan.waves
         bounds = waves.bounds(len(items), specs)
         for b in bounds:
-            spec = specs[b.spec] if b.spec >= 0 else {}
+            spec = specs[b.spec] if b.spec >= 0 else None
+            size = b.end - b.start
             self.waves.append(
                 {
                     "name": b.name,
-                    "gate": f"{node['id']}/{b.name}" if spec.get("approval") else None,
-                    "size": b.end - b.start,
+                    "gate": f"{node.id}/{b.name}" if spec is not None and spec.approval else None,
+                    "size": size,
                     "first": b.start,
-                    "budget": waves.budget(
-                        b.end - b.start, self.fan["max_failures"], self.fan["max_failures_percent"]
+                    "budget": waves.wave_budget(
+                        b.spec == 0,
+                        size,
+                        spec,
+                        self.fan.max_failures,
+                        self.fan.max_failures_percent,
+                        first_defaults_to_zero=not self.legacy,
                     ),
                     "status": "pending",
                     "succeeded": 0,
@@ -160,64 +183,65 @@ class Campaign:
             )
         self.started = True
         # Batches write their items' rows under the run's row: make sure it exists.
-        await self.run._store_drained()
+        await self.host.store_drained()
         for n, (b, entry) in enumerate(zip(bounds, self.waves, strict=True)):
-            spec = specs[b.spec] if b.spec >= 0 else {}
+            spec = specs[b.spec] if b.spec >= 0 else None
             await self._before_wave(b, spec, entry)
             if await self._wave(b, entry):
                 continue
-            # Over budget: nothing more starts, in this wave or any later one (execute
-            # marks the later waves not_started).
-            failed = [f["item"] for f in self.failures if f["index"] >= b.start]
-            named = ", ".join(failed[: waves.NAMED_IN_ERROR])
-            more = (
-                f" and {len(failed) - waves.NAMED_IN_ERROR} more"
-                if len(failed) > waves.NAMED_IN_ERROR
-                else ""
-            )
+            # Over budget: nothing more starts, in this wave or any later one.
             after = f" before wave '{self.waves[n + 1]['name']}'" if n + 1 < len(bounds) else ""
-            raise StepFailed(
-                "FailureBudgetExceeded",
-                f"wave '{b.name}' had {len(failed)} failed "
-                f"item{'s' if len(failed) != 1 else ''}, over its budget of "
-                f"{entry['budget']}: {named}{more}; the campaign stopped{after}",
-                1,
-            )
+            raise StepFailed("FailureBudgetExceeded", self._over_budget(b, entry) + after, 1)
         return self.output()
 
-    async def _before_wave(self, b: waves.WaveBounds, spec: dict[str, Any], entry: dict) -> None:
-        if spec.get("pause_ms"):
-            entry["status"] = "pausing"
-            entry["until"] = iso(workflow.now() + timedelta(milliseconds=spec["pause_ms"]))
-            await workflow.sleep(
-                timedelta(milliseconds=spec["pause_ms"]),
-                summary=f"pause before wave {b.name} of {self.node['id']}",
-            )
-        if spec.get("approval"):
-            entry["status"] = "waiting"
-            await self.run._gate(self.node, self._gate_params(b, spec), gate_id=entry["gate"])
-        if self.run._paused:
-            entry["status"] = "paused"
-            await self.run._unpaused()
+    def _over_budget(self, b: waves.WaveBounds, entry: dict[str, Any]) -> str:
+        failed = [f["item"] for f in self.failures if f["index"] >= b.start]
+        named = ", ".join(failed[: waves.NAMED_IN_ERROR])
+        more = (
+            f" and {len(failed) - waves.NAMED_IN_ERROR} more"
+            if len(failed) > waves.NAMED_IN_ERROR
+            else ""
+        )
+        return (
+            f"wave '{b.name}' had {len(failed)} failed "
+            f"item{'s' if len(failed) != 1 else ''}, over its budget of "
+            f"{entry['budget']}: {named}{more}; the campaign stopped"
+        )
 
-    def _gate_params(self, b: waves.WaveBounds, spec: dict[str, Any]) -> dict[str, Any]:
+    async def _before_wave(
+        self, b: waves.WaveBounds, spec: Wave | None, entry: dict[str, Any]
+    ) -> None:
+        if spec is not None and spec.pause_ms:
+            entry["status"] = "pausing"
+            entry["until"] = iso(workflow.now() + timedelta(milliseconds=spec.pause_ms))
+            await workflow.sleep(
+                timedelta(milliseconds=spec.pause_ms),
+                summary=f"pause before wave {b.name} of {self.node.id}",
+            )
+        if spec is not None and spec.approval:
+            entry["status"] = "waiting"
+            await self.host.open_gate(self.node, self._gate_params(b, spec), entry["gate"])
+        if self.host.paused:
+            entry["status"] = "paused"
+            await self.host.unpaused()
+
+    def _gate_params(self, b: waves.WaveBounds, spec: Wave) -> dict[str, Any]:
         done = "; ".join(
             f"{w['name']}: {w['succeeded']} succeeded, {w['failed']} failed"
             for w in self.waves
             if w["status"] in ("succeeded", "failed")
         )
         message = (
-            f"Start wave '{b.name}' of {self.node['name']}: items {b.start + 1}-{b.end} of "
+            f"Start wave '{b.name}' of {self.node.name}: items {b.start + 1}-{b.end} of "
             f"{len(self.items)}?" + (f" So far {done}." if done else "")
         )
-        timeout = spec.get("timeout_ms")
         return {
             "message": message,
-            "approvers": list(spec.get("approvers") or []),
-            "min_approvals": spec.get("min_approvals") or 1,
-            # "Else anyone may approve" (DESIGN.md): the operator running it, too.
+            "approvers": list(spec.approvers),
+            "min_approvals": spec.min_approvals or 1,
+            # A wave gate without approvers: anyone may approve, the operator running it too.
             "allow_self_approval": True,
-            "timeout": durations.format_ms(timeout) if timeout else "24h",
+            "timeout": durations.format_ms(spec.timeout_ms) if spec.timeout_ms else "24h",
             "on_timeout": "reject",
             "modifiable": [],
         }
@@ -226,18 +250,18 @@ class Campaign:
         """Run one wave's items; False when it exceeded its failure budget."""
         entry["status"] = "running"
         entry["started_at"] = iso(workflow.now())
-        step = self.node["id"]
-        self.run._audit(
-            "wave_started", None, {"step": step, "wave": b.name, "items": b.end - b.start}
+        node = self.node
+        self.host.audit(
+            "wave_started", None, {"step": node.id, "wave": b.name, "items": b.end - b.start}
         )
         # Rendered now, not at the start: a decision at a gate may have changed inputs.
-        context = self.run._context(self.node)
-        loop_var = self.fan["as"]
+        loop_var = self.fan.as_
+        script = node.capabilities.script
         requests: list[BatchItem] = []
         sizes: list[int] = []
         for i in range(b.start, b.end):
-            context[loop_var] = self.items[i]
-            params, env = render.step_params(self.node["type"], self.node["with"], context)
+            context = self.host.context(**{loop_var: self.items[i]})
+            params, env = render.step_params(node.with_, context, script)
             size = payload_size(params) + payload_size(env)
             if size > PAYLOAD_LIMIT:
                 raise StepFailed(
@@ -249,7 +273,7 @@ class Campaign:
             requests.append(BatchItem(i, self.keys[i], params, env))
             sizes.append(size)
         for number, (start, end) in enumerate(waves.batches(sizes), start=1):
-            await self.run._unpaused()
+            await self.host.unpaused()
             result = await self._batch(entry, requests[start:end], number)
             self._merge(entry, result)
             self.finished_before = b.start + end
@@ -264,8 +288,8 @@ class Campaign:
         entry["status"] = status
         entry["finished_at"] = iso(workflow.now())
         detail = {k: entry[k] for k in ("succeeded", "failed", "skipped", "budget", "status")}
-        self.run._audit(
-            "wave_finished", None, {"step": self.node["id"], "wave": entry["name"], **detail}
+        self.host.audit(
+            "wave_finished", None, {"step": self.node.id, "wave": entry["name"], **detail}
         )
 
     async def _batch(
@@ -275,38 +299,36 @@ class Campaign:
         info = workflow.info()
         first, last = items[0].index, items[-1].index
         budget = entry["budget"]
+        assert node.activity is not None and node.retry is not None
         batch = BatchInput(
             run_id=info.workflow_id,
-            step=node["id"],
-            name=node["name"],
+            step=node.id,
+            name=node.name,
             wave=entry["name"],
-            activity=node["activity"],
-            retry=node["retry"],
-            timeouts=node["timeouts"],
+            activity=node.activity,
+            retry=to_json(node.retry),
+            timeouts=to_json(node.timeouts),
             items=items,
             concurrency=self.concurrency,
             budget=None if budget is None else budget - entry["failed"],
             keep_outputs=len(self.items) <= waves.OUTPUT_ITEMS,
-            paused=self.run._paused,
-            skip=sorted(i for i in self.skip if first <= i <= last),
-            store_run_id=info.run_id if self.run._record else "",
+            paused=self.host.paused,
+            skip=sorted(i for i in self.skipped_by_operator if first <= i <= last),
+            store_run_id=info.run_id if self.host.recording else "",
         )
-        child_id = f"{info.workflow_id}.{node['id']}.{entry['name']}.{number}"
+        child_id = f"{info.workflow_id}.{node.id}.{entry['name']}.{number}"
         handle = await workflow.start_child_workflow(
             BATCH_WORKFLOW_TYPE,
             batch,
             id=child_id,
-            static_summary=f"{node['name']}: wave {entry['name']}, items {first + 1}-{last + 1}",
+            static_summary=f"{node.name}: wave {entry['name']}, items {first + 1}-{last + 1}",
         )
-        self.batch, self.batch_range = handle, (first, last)
+        self.batch = handle
         entry["batch"] = child_id
         try:
             return dict(await handle)
         except ChildWorkflowError as exc:
-            if isinstance(exc.cause, CancelledError):
-                raise asyncio.CancelledError() from None
-            message = getattr(exc.cause, "message", None) or str(exc.cause or exc)
-            raise StepFailed("BatchFailed", f"batch {child_id}: {message}", 1) from None
+            raise child_failure(exc, "BatchFailed", f"batch {child_id}") from None
         finally:
             self.batch = None
             entry["batch"] = None
@@ -328,13 +350,22 @@ class Campaign:
 
     # -- live control ----------------------------------------------------------------------
 
+    async def set_concurrency(self, value: int) -> None:
+        self.concurrency = value
+        await self.tell_batch({"concurrency": value})
+
+    async def skip(self, names: list[str]) -> None:
+        indexes, _ = self.indexes(names)
+        self.skipped_by_operator.update(indexes)
+        await self.tell_batch({"skip": indexes})
+
     async def tell_batch(self, change: dict[str, Any]) -> None:
         """Forward a control change to the running batch, if there is one."""
         if self.batch is None:
             return
         # The batch may have just finished; the next one starts with the new settings.
         with contextlib.suppress(Exception):
-            await self.batch.signal("control", change)
+            await self.batch.signal(BATCH_CONTROL_SIGNAL, change)
 
     def indexes(self, names: list[str]) -> tuple[list[int], list[str]]:
         """The indexes of items by name, and the names that match no item."""

@@ -1,18 +1,29 @@
 """Live control of a run: pause, resume, a fan-out's concurrency, skipping items.
 
-Pure rules, shared by the `control` Update's validator (which refuses before
+The rules are shared by the `control` Update's validator (which refuses before
 anything is written to history) and the handler. Like a gate decision, every
 accepted action is recorded with who, when and the comment.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from runner.engine.waves import MAX_CONCURRENCY
+from runner.engine.run_state import TERMINAL, RunState
+from runner.plan.waves import MAX_CONCURRENCY
+
+if TYPE_CHECKING:
+    from runner.engine.campaign import Campaign
 
 ACTIONS = ("pause", "resume", "concurrency", "skip")
-TERMINAL = ("succeeded", "failed", "skipped", "cancelled")
+# What each action is called in the audit log.
+AUDITED_AS = {
+    "pause": "run_paused",
+    "resume": "run_resumed",
+    "concurrency": "concurrency_set",
+    "skip": "items_skipped",
+}
 
 
 def fanout_concurrency(wanted: int | None, run_limit: int) -> int:
@@ -70,3 +81,39 @@ def refusal(
     if done:
         return f"item {', '.join(map(repr, done))} of step '{step}' has already run"
     return None
+
+
+async def apply(
+    request: dict[str, Any],
+    *,
+    run: RunState,
+    campaigns: Mapping[str, Campaign],
+    concurrency_set: dict[str, int],
+    audit: Callable[[str, str | None, dict[str, Any]], None],
+    at: str | None,
+) -> dict[str, Any]:
+    """Carry out an accepted control request; returns its record (kept in the state)."""
+    action, by = request["action"], request["by"]
+    record: dict[str, Any] = {
+        "action": action,
+        "by": by,
+        "at": at,
+        "comment": request.get("comment") or "",
+    }
+    campaign = campaigns.get(request.get("step") or "")
+    if action in ("pause", "resume"):
+        run.paused = action == "pause"
+        for running in campaigns.values():
+            await running.tell_batch({"paused": run.paused})
+    elif action == "concurrency":
+        record.update(step=request["step"], concurrency=request["concurrency"])
+        concurrency_set[request["step"]] = request["concurrency"]
+        if campaign is not None:
+            await campaign.set_concurrency(request["concurrency"])
+    else:
+        assert campaign is not None  # the validator refuses a skip before the start
+        record.update(step=request["step"], items=request["items"])
+        await campaign.skip(request["items"])
+    run.controls.append(record)
+    audit(AUDITED_AS[action], by, {k: v for k, v in record.items() if k != "by"})
+    return record

@@ -1,4 +1,4 @@
-"""Approval gates: their state and the rules a decision must pass.
+"""Approval gates: their state, the rules a decision must pass, and the desk that keeps them.
 
 Pure code, shared by the `decide` Update's validator (which refuses before anything
 is written to history) and the `decide` signal (checked the same way in the
@@ -7,11 +7,15 @@ workflow, a refusal recorded in the state).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from runner.engine import render
+from runner.engine.run_state import RunState
 from runner.plan.inputs import value_problem
+from runner.times import iso
 
 DECISIONS = ("approve", "reject", "modify")
 
@@ -28,11 +32,31 @@ class Gate:
     on_timeout: str
     opened_at: datetime
     deadline: datetime
-    status: str = "waiting"  # waiting | approved | rejected | timed_out
+    message_template: str = ""  # rendered again after a modify
+    status: str = "waiting"  # waiting | approved | rejected | timed_out | cancelled
     approvals: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     modifications: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate,
+            "step": self.step,
+            "status": self.status,
+            "message": self.message,
+            "approvers": self.approvers,
+            "min_approvals": self.min_approvals,
+            "allow_self_approval": self.allow_self_approval,
+            "modifiable": self.modifiable,
+            "on_timeout": self.on_timeout,
+            "approvals": self.approvals,
+            "decisions": self.decisions,
+            "modifications": self.modifications,
+            "refused": self.refused,
+            "waiting_since": iso(self.opened_at),
+            "deadline": iso(self.deadline),
+        }
 
 
 def allowed(gate: Gate, by: str, groups: dict[str, list[str]]) -> bool:
@@ -97,21 +121,55 @@ def refusal(
     return None
 
 
-def as_json(gate: Gate, iso: Any) -> dict[str, Any]:
-    return {
-        "gate": gate.gate,
-        "step": gate.step,
-        "status": gate.status,
-        "message": gate.message,
-        "approvers": gate.approvers,
-        "min_approvals": gate.min_approvals,
-        "allow_self_approval": gate.allow_self_approval,
-        "modifiable": gate.modifiable,
-        "on_timeout": gate.on_timeout,
-        "approvals": gate.approvals,
-        "decisions": gate.decisions,
-        "modifications": gate.modifications,
-        "refused": gate.refused,
-        "waiting_since": iso(gate.opened_at),
-        "deadline": iso(gate.deadline),
-    }
+class GateDesk:
+    """The run's gates: opening them, judging decisions, and applying the accepted ones."""
+
+    def __init__(self, run: RunState) -> None:
+        self.run = run
+        self.gates: dict[str, Gate] = {}
+        self.refused_signals: list[dict[str, Any]] = []  # signals naming no gate
+
+    def open(self, gate: Gate) -> None:
+        self.gates[gate.gate] = gate
+
+    def waiting(self) -> list[str]:
+        return sorted(g.gate for g in self.gates.values() if g.status == "waiting")
+
+    def refusal(self, decision: Any) -> str | None:
+        return refusal(
+            self.gates,
+            decision,
+            started_by=self.run.started_by,
+            groups=self.run.groups,
+            declarations=self.run.declarations,
+        )
+
+    def refuse(self, decision: Any, reason: str, now: datetime) -> None:
+        """Keep a refused signal in the state: unlike an Update, a signal is never bounced."""
+        gate = self.gates.get(str(decision.get("gate"))) if isinstance(decision, dict) else None
+        record = {"at": iso(now), "decision": decision, "reason": reason}
+        (gate.refused if gate is not None else self.refused_signals).append(record)
+
+    def apply(self, decision: dict[str, Any], now: datetime) -> tuple[Gate, dict[str, Any]]:
+        """Apply an accepted decision; returns the gate and the decision's record."""
+        gate = self.gates[decision["gate"]]
+        at = iso(now)
+        kind, by = decision["decision"], decision["by"]
+        comment = decision.get("comment") or ""
+        record: dict[str, Any] = {"decision": kind, "by": by, "at": at, "comment": comment}
+        if kind == "approve":
+            gate.approvals.append({"by": by, "at": at, "comment": comment})
+            if len(gate.approvals) >= gate.min_approvals:
+                gate.status = "approved"
+        elif kind == "reject":
+            gate.status = "rejected"
+        else:
+            changes = self.run.change_inputs(decision["set"])
+            record["changes"] = changes
+            gate.modifications.append({"by": by, "at": at, "comment": comment, "changes": changes})
+            gate.approvals.clear()  # what was approved has changed: ask again
+            # The message may name inputs that changed: render it again.
+            with contextlib.suppress(render.TemplateFailure):
+                gate.message = str(render.render(gate.message_template, self.run.context()))
+        gate.decisions.append(record)
+        return gate, record

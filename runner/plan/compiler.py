@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from runner import durations
-from runner.plan import policy
+from runner.catalog.registry import Registry
+from runner.catalog.step_type import StepType
+from runner.plan import policy, waves
 from runner.plan.model import (
     Compensation,
     FanOut,
@@ -20,13 +21,11 @@ from runner.plan.model import (
     Wave,
     compute_hash,
 )
-from runner.steps.registry import Registry, StepType
 
 # (path) -> "line:col", so the compiler can cite sources without knowing YAML.
 Locate = Callable[[tuple[Any, ...]], str]
 # (the `with` of a runbook step, the step id) -> the child's compiled Plan.
 ResolveChild = Callable[[Mapping[str, Any], str], Plan]
-_PERCENT = re.compile(r"^([0-9]+(?:\.[0-9]+)?)%$")
 
 
 def _ms(value: Any) -> int | None:
@@ -50,10 +49,8 @@ def _timeouts(layers: list[Any]) -> Timeouts:
 
 
 def _split_size(value: Any) -> tuple[int | None, float | None]:
-    if isinstance(value, str):
-        m = _PERCENT.match(value)
-        return (None, float(m.group(1))) if m else (None, None)
-    return (value if isinstance(value, int) else None), None
+    amount = waves.parse_amount(value)
+    return (None, None) if amount is None else (amount.count, amount.percent)
 
 
 class Compiler:
@@ -86,10 +83,11 @@ class Compiler:
     def _fanout(self, step: Mapping[str, Any]) -> FanOut | None:
         if "foreach" not in step:
             return None
-        waves = []
+        planned = []
         for i, w in enumerate(step.get("waves") or []):
             size, percent = _split_size(w["size"])
-            waves.append(
+            budget, budget_percent = _split_size(w.get("max_failures"))
+            planned.append(
                 Wave(
                     name=w.get("name", f"wave-{i + 1}"),
                     size=size,
@@ -99,6 +97,8 @@ class Compiler:
                     approvers=tuple(w.get("approvers", ())),
                     min_approvals=int(w.get("min_approvals", 1)),
                     timeout_ms=_ms(w.get("timeout")),
+                    max_failures=budget,
+                    max_failures_percent=budget_percent,
                 )
             )
         budget, budget_percent = _split_size(step.get("max_failures"))
@@ -106,7 +106,7 @@ class Compiler:
             foreach=step["foreach"],
             as_=step.get("as", "item"),
             concurrency=step.get("concurrency"),
-            waves=tuple(waves),
+            waves=tuple(planned),
             max_failures=budget,
             max_failures_percent=budget_percent,
         )
@@ -124,6 +124,7 @@ class Compiler:
             with_=dict(comp.get("with") or {}),
             retry=retry,
             timeouts=timeouts,
+            capabilities=step_type.capabilities,
         )
 
     def _child(self, step_type: StepType, step: Mapping[str, Any]) -> Plan | None:
@@ -157,6 +158,7 @@ class Compiler:
                     section=section,
                     source=f"{self.file}:{self.locate((section, i))}",
                     child=self._child(step_type, step),
+                    capabilities=step_type.capabilities,
                 )
             )
             previous = step["id"]

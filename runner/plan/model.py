@@ -10,10 +10,34 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.catalog.step_type import Capabilities
+
 PLAN_VERSION = 1
+
+# Plans compiled before step types declared capabilities carry none; the built-in
+# types of that time had these. Only such plans (runs started by an older version,
+# and the golden histories) ever use this table.
+_LEGACY_CAPABILITIES = {
+    "shell": Capabilities(fan_out=True, script="script"),
+    "http": Capabilities(fan_out=True),
+    "notify": Capabilities(fan_out=True),
+    "sql": Capabilities(fan_out=True),
+    "evidence": Capabilities(drains_store=True),
+    "sleep": Capabilities(evaluator="timer"),
+    "assert": Capabilities(evaluator="condition"),
+    "approval": Capabilities(evaluator="gate"),
+}
+
+
+def _capabilities(data: Mapping[str, Any]) -> Capabilities:
+    found = data.get("capabilities")
+    if isinstance(found, Mapping):
+        return Capabilities.from_dict(found)
+    return _LEGACY_CAPABILITIES.get(str(data.get("type")), Capabilities())
 
 
 @dataclass(frozen=True)
@@ -24,6 +48,16 @@ class RetryPolicy:
     max_interval_ms: int
     non_retryable_errors: tuple[str, ...]
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RetryPolicy:
+        return cls(
+            max_attempts=int(data["max_attempts"]),
+            initial_interval_ms=int(data["initial_interval_ms"]),
+            backoff_coefficient=float(data["backoff_coefficient"]),
+            max_interval_ms=int(data["max_interval_ms"]),
+            non_retryable_errors=tuple(data["non_retryable_errors"]),
+        )
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -31,6 +65,15 @@ class Timeouts:
     schedule_to_close_ms: int | None = None
     schedule_to_start_ms: int | None = None
     heartbeat_ms: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Timeouts:
+        return cls(
+            start_to_close_ms=data.get("start_to_close_ms"),
+            schedule_to_close_ms=data.get("schedule_to_close_ms"),
+            schedule_to_start_ms=data.get("schedule_to_start_ms"),
+            heartbeat_ms=data.get("heartbeat_ms"),
+        )
 
 
 @dataclass(frozen=True)
@@ -43,6 +86,24 @@ class Wave:
     approvers: tuple[str, ...] = ()
     min_approvals: int = 1
     timeout_ms: int | None = None
+    # The wave's own failure budget (count, or percentage of the wave); None: the default.
+    max_failures: int | None = None
+    max_failures_percent: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Wave:
+        return cls(
+            name=data["name"],
+            size=data.get("size"),
+            size_percent=data.get("size_percent"),
+            approval=bool(data.get("approval", False)),
+            pause_ms=data.get("pause_ms"),
+            approvers=tuple(data.get("approvers") or ()),
+            min_approvals=int(data.get("min_approvals") or 1),
+            timeout_ms=data.get("timeout_ms"),
+            max_failures=data.get("max_failures"),
+            max_failures_percent=data.get("max_failures_percent"),
+        )
 
 
 @dataclass(frozen=True)
@@ -54,6 +115,17 @@ class FanOut:
     max_failures: int | None
     max_failures_percent: float | None
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FanOut:
+        return cls(
+            foreach=data["foreach"],
+            as_=data["as"],
+            concurrency=data.get("concurrency"),
+            waves=tuple(Wave.from_dict(w) for w in data.get("waves") or ()),
+            max_failures=data.get("max_failures"),
+            max_failures_percent=data.get("max_failures_percent"),
+        )
+
 
 @dataclass(frozen=True)
 class Compensation:
@@ -64,6 +136,20 @@ class Compensation:
     with_: dict[str, Any]
     retry: RetryPolicy | None
     timeouts: Timeouts | None
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Compensation:
+        return cls(
+            type=data["type"],
+            runs_in=data["runs_in"],
+            activity=data.get("activity"),
+            name=data["name"],
+            with_=dict(data.get("with") or {}),
+            retry=_optional(RetryPolicy.from_dict, data.get("retry")),
+            timeouts=_optional(Timeouts.from_dict, data.get("timeouts")),
+            capabilities=_capabilities(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +171,30 @@ class Node:
     section: str  # steps | finally
     source: str
     child: Plan | None = None  # a `runbook` step's compiled child runbook
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Node:
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            type=data["type"],
+            runs_in=data["runs_in"],
+            activity=data.get("activity"),
+            with_=dict(data.get("with") or {}),
+            needs=tuple(data.get("needs") or ()),
+            trigger_rule=data["trigger_rule"],
+            when=data.get("when"),
+            on_failure=data["on_failure"],
+            retry=_optional(RetryPolicy.from_dict, data.get("retry")),
+            timeouts=_optional(Timeouts.from_dict, data.get("timeouts")),
+            fanout=_optional(FanOut.from_dict, data.get("fanout")),
+            compensate=_optional(Compensation.from_dict, data.get("compensate")),
+            section=data["section"],
+            source=data.get("source", ""),
+            child=_optional(Plan.from_dict, data.get("child")),
+            capabilities=_capabilities(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -97,6 +207,31 @@ class InputSpec:
     enum: tuple[Any, ...] | None
     items_type: str | None
     description: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InputSpec:
+        enum = data.get("enum")
+        return cls(
+            name=data["name"],
+            type=data["type"],
+            required=bool(data.get("required", False)),
+            has_default=bool(data.get("has_default", False)),
+            default=data.get("default"),
+            enum=tuple(enum) if enum is not None else None,
+            items_type=data.get("items_type"),
+            description=data.get("description", ""),
+        )
+
+    def declaration(self) -> dict[str, Any]:
+        """The input's declaration as runbooks write it, for checking a value against it."""
+        decl: dict[str, Any] = {"type": self.type, "required": self.required}
+        if self.has_default:
+            decl["default"] = self.default
+        if self.enum is not None:
+            decl["enum"] = list(self.enum)
+        if self.items_type:
+            decl["items"] = {"type": self.items_type}
+        return decl
 
 
 @dataclass(frozen=True)
@@ -116,7 +251,32 @@ class Plan:
     plan_hash: str = field(default="")
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(self)
+        found: dict[str, Any] = _jsonable(self)
+        return found
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """The typed Plan of its JSON form (as it crosses into Temporal); the inverse of
+        to_dict. Plans written by earlier versions of qlrf-run read too."""
+        return cls(
+            name=data["name"],
+            kind=data["kind"],
+            description=data.get("description", ""),
+            labels=dict(data.get("labels") or {}),
+            source_file=data.get("source_file", ""),
+            inputs=tuple(InputSpec.from_dict(i) for i in data.get("inputs") or ()),
+            concurrency=data.get("concurrency"),
+            timeout_ms=data.get("timeout_ms"),
+            nodes=tuple(Node.from_dict(n) for n in data.get("nodes") or ()),
+            finally_nodes=tuple(Node.from_dict(n) for n in data.get("finally_nodes") or ()),
+            outputs=dict(data.get("outputs") or {}),
+            version=int(data.get("version", PLAN_VERSION)),
+            plan_hash=data.get("plan_hash", ""),
+        )
+
+    def declarations(self) -> dict[str, dict[str, Any]]:
+        """Every input's declaration by name."""
+        return {spec.name: spec.declaration() for spec in self.inputs}
 
     def canonical_json(self) -> str:
         return canonical(self.to_dict())
@@ -128,7 +288,18 @@ class Plan:
         raise KeyError(node_id)
 
 
+def _optional(build: Any, data: Any) -> Any:
+    return None if data is None else build(data)
+
+
+def to_json(value: Any) -> Any:
+    """A plan object (or part of one) as JSON-compatible data, as in Plan.to_dict()."""
+    return _jsonable(value)
+
+
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Capabilities):
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name.rstrip("_"): _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)

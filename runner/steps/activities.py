@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runner.catalog.registry import Registry
 from runner.errors import DefinitionError
 from runner.steps.evidence import evidence
 from runner.steps.http import http
 from runner.steps.notify import notify
-from runner.steps.registry import Registry
 from runner.steps.shell import shell
 from runner.steps.sql import sql
 

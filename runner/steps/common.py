@@ -1,19 +1,36 @@
-"""Helpers every activity shares: failures with a stable type, capped output."""
+"""Helpers every activity shares: failures with a stable type, capped output, attempts.
+
+Temporal shows the workflow only a step's last attempt. So that the run store can
+record every attempt with its own times, each attempt heartbeats who it is (its
+number and start) and, when it fails, its failure; the next attempt reads that
+back from the heartbeat details and hands the list on, to the workflow in its
+final result or error. An attempt that left no failure behind (its worker was
+killed, or it ran out of time) is recognised by the next one and recorded as
+WorkerLost (or StepTimedOut).
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from runner.steps.secrets import Resolver
+from runner.times import iso, parse
 
 # Per stream; the tail is kept, since the end of a log says what went wrong.
 OUTPUT_CAP = 64 * 1024
 # A step's whole result must stay far below Temporal's 2 MiB payload limit.
 RESULT_LIMIT = 1024 * 1024
+MAX_KEPT_FAILURES = 20
+# Keep failure messages short: the list travels in heartbeats and results.
+FAILURE_MESSAGE_LIMIT = 1000
+# An attempt whose last heartbeat came this close to its start_to_close limit ran
+# out of time; otherwise, with no failure of its own, its worker was lost.
+TIMEOUT_SLACK = timedelta(seconds=3)
 
 
 def tail(data: bytes, cap: int = OUTPUT_CAP) -> str:
@@ -23,28 +40,70 @@ def tail(data: bytes, cap: int = OUTPUT_CAP) -> str:
     return text
 
 
-# Temporal shows the workflow only a step's last attempt. So that the run store can
-# record every attempt, each failing attempt heartbeats its failure; the next attempt
-# reads it back from the heartbeat details and hands the list on, to the workflow in
-# the final result or error.
-MAX_KEPT_FAILURES = 20
-# Keep failure messages short: the list travels in heartbeats and results.
-FAILURE_MESSAGE_LIMIT = 1000
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lost(details: dict[str, Any], info: activity.Info) -> dict[str, Any]:
+    """The record of the attempt that heartbeated `details` and then fell silent."""
+    number = details.get("attempt")
+    started, beat = parse(details.get("started_at")), parse(details.get("beat_at"))
+    limit = info.start_to_close_timeout
+    if started and beat and limit and beat - started >= limit - TIMEOUT_SLACK:
+        kind, message = "StepTimedOut", f"attempt {number} ran out of its {limit} start_to_close"
+    else:
+        kind = "WorkerLost"
+        message = (
+            f"attempt {number} ended without a result: its worker stopped answering "
+            f"(last heartbeat {details.get('beat_at')})"
+        )
+    return {
+        "attempt": number,
+        "type": kind,
+        "message": message,
+        "started_at": details.get("started_at"),
+        "failed_at": details.get("beat_at"),
+    }
 
 
 def earlier_failures() -> list[dict[str, Any]]:
-    """The failures of this step's earlier attempts (from the last heartbeat)."""
-    details = activity.info().heartbeat_details
-    if details and isinstance(details[0], dict):
-        found = details[0].get("failures")
-        if isinstance(found, list):
-            return found
-    return []
+    """The failures of this step's earlier attempts, lost ones included."""
+    info = activity.info()
+    details = info.heartbeat_details[0] if info.heartbeat_details else None
+    found: list[dict[str, Any]] = []
+    last = 0  # the latest attempt that left a trace
+    if isinstance(details, dict):
+        kept = details.get("failures")
+        if isinstance(kept, list):
+            found = [f for f in kept if isinstance(f, dict)]
+        numbers = [int(f["attempt"]) for f in found if isinstance(f.get("attempt"), int)]
+        last = max(numbers, default=0)
+        beating = details.get("attempt")
+        if isinstance(beating, int) and last < beating < info.attempt:
+            found.append(_lost(details, info))
+            last = beating
+    for number in range(last + 1, info.attempt):
+        # An attempt that ended before its first heartbeat left nothing to read.
+        found.append(
+            {
+                "attempt": number,
+                "type": "WorkerLost",
+                "message": f"attempt {number} ended without a result or a heartbeat",
+                "started_at": None,
+                "failed_at": None,
+            }
+        )
+    return found[-MAX_KEPT_FAILURES:]
+
+
+def _identity() -> dict[str, Any]:
+    info = activity.info()
+    return {"attempt": info.attempt, "started_at": iso(info.started_time), "beat_at": iso(_now())}
 
 
 def beat(**progress: Any) -> None:
-    """Heartbeat progress, carrying the earlier attempts' failures along."""
-    activity.heartbeat({"failures": earlier_failures(), **progress})
+    """Heartbeat progress, carrying this attempt's identity and the earlier failures."""
+    activity.heartbeat({"failures": earlier_failures(), **_identity(), **progress})
 
 
 def fail(secrets: Resolver, error_type: str, message: str, **details: Any) -> NoReturn:
@@ -53,10 +112,16 @@ def fail(secrets: Resolver, error_type: str, message: str, **details: Any) -> No
     masked = secrets.mask(message)
     failures = [
         *earlier_failures(),
-        {"attempt": info.attempt, "type": error_type, "message": masked[:FAILURE_MESSAGE_LIMIT]},
+        {
+            "attempt": info.attempt,
+            "type": error_type,
+            "message": masked[:FAILURE_MESSAGE_LIMIT],
+            "started_at": iso(info.started_time),
+            "failed_at": iso(_now()),
+        },
     ]
     failures = failures[-MAX_KEPT_FAILURES:]
-    activity.heartbeat({"failures": failures})  # read back by the next attempt
+    activity.heartbeat({"failures": failures, **_identity()})  # read back by the next attempt
     raise ApplicationError(
         masked,
         {"attempt": info.attempt, "failures": failures, **secrets.mask(details)},
@@ -74,4 +139,10 @@ def result(secrets: Resolver, output: Any) -> dict[str, Any]:
             f"the step's output is {size} bytes, over the {RESULT_LIMIT}-byte limit; "
             "write large data to a file and return its path",
         )
-    return {"output": masked, "attempt": activity.info().attempt, "failures": earlier_failures()}
+    info = activity.info()
+    return {
+        "output": masked,
+        "attempt": info.attempt,
+        "started_at": iso(info.started_time),
+        "failures": earlier_failures(),
+    }

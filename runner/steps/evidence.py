@@ -13,10 +13,10 @@ from typing import Any
 
 from temporalio import activity
 
-from runner.engine.model import StepRequest
-from runner.evidence import markdown
+from runner.contract import StepRequest
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
+from runner.store.evidence import markdown
 
 
 @activity.defn(name="evidence")

@@ -8,7 +8,7 @@ import httpx
 from temporalio import activity
 
 from runner import durations
-from runner.engine.model import StepRequest
+from runner.contract import StepRequest
 from runner.steps.common import fail, result, tail
 from runner.steps.secrets import Resolver
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from runner.engine.model import StepRequest
+from runner.contract import StepRequest
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from runner.engine.render import SECRET_RE
+from runner import secretref
 
 MASK = "***"
 
@@ -58,7 +58,7 @@ class Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, str):
-            return SECRET_RE.sub(lambda m: self.lookup(m.group(1)), value)
+            return secretref.PATTERN.sub(lambda m: self.lookup(m.group(1)), value)
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         if isinstance(value, dict):

@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import activity
 
-from runner.engine.model import StepRequest
+from runner.contract import StepRequest
 from runner.steps.common import RESULT_LIMIT, beat, fail, result, tail
 from runner.steps.secrets import Resolver
 

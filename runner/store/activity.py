@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from temporalio import activity
 
-from runner.engine.model import STORE_ACTIVITY
+from runner.contract import STORE_ACTIVITY
 from runner.store.db import open_store
 from runner.store.records import write
 

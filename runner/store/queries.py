@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from runner.evidence import build
 from runner.store.db import open_store
+from runner.store.evidence import build
 from runner.store.records import events, find_run, history, list_runs
 
+T = TypeVar("T")
 
-async def _with_store(dsn: str, fn: Any, *args: Any) -> Any:
+
+async def _with_store(dsn: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     pool = await open_store(dsn, min_size=1, max_size=2)
     try:
         return await fn(pool, *args)

@@ -110,7 +110,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 async def history(pool: asyncpg.Pool, run: str) -> list[dict[str, Any]] | None:
-    """DESIGN.md's history JSON: [{at, event, step, item, attempt, actor, detail}], oldest first."""
+    """`history --format json`: [{at, event, step, item, attempt, actor, detail}], oldest first."""
     found = await find_run(pool, run)
     if found is None:
         return None
@@ -125,7 +125,10 @@ async def history(pool: asyncpg.Pool, run: str) -> list[dict[str, Any]] | None:
                 (e["at"], e["batch"], e["seq"]),
                 {
                     "at": _iso(e["at"]),
-                    "event": f"step_{e['status']}",
+                    # compensation_started / _succeeded / _failed keep their own names.
+                    "event": e["status"]
+                    if str(e["status"]).startswith("compensation_")
+                    else f"step_{e['status']}",
                     "step": e["step"],
                     "item": e["item"],
                     "attempt": e["attempt"],

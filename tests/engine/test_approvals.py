@@ -10,56 +10,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client
 
-from runner.engine import client as runs
-from runner.engine.worker import build_worker
+from runner.client import runs
 from runner.local.temporal import temporal_binary
 from runner.pipeline import compile_file
-from tests.engine.conftest import RUN_TIMEOUT_SECONDS
+from runner.worker import build_worker
+from tests.helpers.cli import qlrf
+from tests.helpers.gates import GATE, GATE_HEAD, decision, history_length, wait_for_gate
+from tests.helpers.runs import RUN_TIMEOUT_SECONDS
 
-HEAD = "apiVersion: qlrf/v1\nkind: Task\nname: gated\n"
-GATE = (
-    HEAD
-    + """
-inputs:
-  batch_size: {type: integer, default: 1}
-  region: {type: string, default: eu-west-1}
-steps:
-  - id: review
-    type: approval
-    with:
-      message: "run with batch {{ inputs.batch_size }}?"
-      approvers: [alice, bob, tester]
-      min_approvals: %(quorum)d
-      modifiable: [batch_size]
-  - id: act
-    type: shell
-    with: {command: [echo, "batch={{ inputs.batch_size }}"]}
-"""
-)
-
-
-async def wait_for_gate(handle, gate: str = "review", status: str = "waiting") -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            state = await handle.query("state")
-            for g in state["gates"]:
-                if g["gate"] == gate and g["status"] == status:
-                    return state
-        except Exception:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"gate {gate} never became {status}")
-
-
-async def history_length(handle) -> int:
-    return len((await handle.fetch_history()).events)
-
-
-def decision(kind: str, by: str, **extra: Any) -> dict[str, Any]:
-    return {"gate": "review", "decision": kind, "by": by, "comment": "", **extra}
+HEAD = GATE_HEAD
 
 
 def test_approve_lets_the_run_continue(run):
@@ -150,7 +112,7 @@ def test_refusals_are_immediate_and_write_no_history(run):
             try:
                 await handle.execute_update("decide", payload)
             except WorkflowUpdateFailedError as exc:
-                refusals[name] = exc.cause.message
+                refusals[name] = str(exc.cause)
             else:
                 raise AssertionError(f"{name} was accepted")
             assert await history_length(handle) == before, f"{name} wrote history"
@@ -158,7 +120,7 @@ def test_refusals_are_immediate_and_write_no_history(run):
         try:
             await handle.execute_update("decide", decision("approve", "tester"))
         except WorkflowUpdateFailedError as exc:
-            refusals["not waiting"] = exc.cause.message
+            refusals["not waiting"] = str(exc.cause)
 
     outcome = run(GATE % {"quorum": 2}, while_running=refuse)
     assert outcome.state["status"] == "succeeded"
@@ -252,8 +214,6 @@ def test_gate_survives_a_killed_worker_process(temporal_address, tmp_path):
     import os
     import signal
     import sys
-
-    from tests.conftest import qlrf
 
     path = tmp_path / "gate.yaml"
     path.write_text(
@@ -367,7 +327,7 @@ def test_groups_are_resolved_at_start(run, tmp_path, monkeypatch):
             await handle.execute_update("decide", decision("approve", "erin"))
             raise AssertionError("erin is not in sre")
         except WorkflowUpdateFailedError as exc:
-            assert "erin may not decide" in exc.cause.message
+            assert "erin may not decide" in str(exc.cause)
         await handle.execute_update("decide", decision("approve", "dave"))
 
     outcome = run(
@@ -399,7 +359,6 @@ def test_unknown_group_is_refused_before_the_run_starts(run, tmp_path, monkeypat
 
 def test_gate_notification_names_the_approve_command(run):
     """When a gate opens, the notification carries message, deadline and the exact command."""
-    from temporalio import activity
 
     sent: list[dict] = []
 
@@ -416,6 +375,27 @@ def test_gate_notification_names_the_approve_command(run):
     [note] = sent
     assert note["command"] == f"qlrf-run approve {outcome.workflow_id} review"
     assert note["message"] == "run with batch 1?" and note["deadline"]
+
+
+def test_a_modify_notifies_the_approvers_again(run):
+    """The gate waits again after a modify, and its approvers hear of it again."""
+    sent: list[dict[str, Any]] = []
+
+    @activity.defn(name="gate_notify")
+    async def capture(request: dict[str, Any]) -> dict[str, Any]:
+        sent.append(request)
+        return {"delivered": ["test"]}
+
+    async def modify_then_approve(handle):
+        await wait_for_gate(handle)
+        await handle.execute_update("decide", decision("modify", "bob", set={"batch_size": 4}))
+        await handle.execute_update("decide", decision("approve", "alice"))
+
+    outcome = run(
+        GATE % {"quorum": 1}, while_running=modify_then_approve, overrides={"gate_notify": capture}
+    )
+    assert outcome.state["status"] == "succeeded"
+    assert [s["message"] for s in sent] == ["run with batch 1?", "run with batch 4?"]
 
 
 def test_the_plain_temporal_cli_can_decide(run, temporal_address):
@@ -453,7 +433,6 @@ def test_the_plain_temporal_cli_can_decide(run, temporal_address):
 
 def test_cli_approve_reject_modify_and_pending(temporal_address, tmp_path):
     """approve/modify/reject exit 0 when accepted and 1 with the reason when refused."""
-    from tests.conftest import qlrf
 
     path = tmp_path / "gate.yaml"
     path.write_text(
@@ -562,6 +541,7 @@ steps:
     try:
         deadline = time.monotonic() + 60
         # Raw reads: a buffered readline() could hold lines that select() no longer sees.
+        assert proc.stdout is not None
         fd = proc.stdout.fileno()
         while "decide gate review as alice?" not in seen and time.monotonic() < deadline:
             ready, _, _ = select.select([fd], [], [], 1)
@@ -581,8 +561,7 @@ steps:
 
 def test_deciding_without_a_worker_says_so(temporal_address, tmp_path, monkeypatch):
     """approve with no worker running ends with advice instead of waiting forever."""
-    from runner.engine import client as engine_client
-    from tests.conftest import qlrf
+    from runner.client import runs as engine_client
 
     path = tmp_path / "gate.yaml"
     path.write_text(

@@ -11,7 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import ROOT, qlrf
+from tests.helpers.cli import ROOT, qlrf
 
 
 def _poll(check, what: str, seconds: float = 60.0):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, qlrf
+from tests.helpers.cli import ROOT, qlrf
 
 
 @pytest.fixture
@@ -98,6 +98,12 @@ def test_reapplying_an_open_run_attaches_to_it(cluster, tmp_path):
     detached = qlrf("apply", str(runbook), "--detach", "--format", "json", env=cluster)
     assert detached.returncode == 0, detached.stderr
     ids = json.loads(detached.stdout)
+    detached_again = qlrf("apply", str(runbook), "--detach", env=cluster)
+    assert detached_again.returncode == 0, detached_again.stderr
+    assert detached_again.stdout.strip() == f"attached to the open run {ids['workflow_id']}"
+    assert json.loads(
+        qlrf("apply", str(runbook), "--detach", "--format", "json", env=cluster).stdout
+    )["attached"]
     again = qlrf("apply", str(runbook), env=cluster)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"attached to the open run {ids['workflow_id']}" in again.stdout
@@ -142,6 +148,10 @@ finally:
         assert state["steps"]["nap"]["status"] == "cancelled"
         assert state["steps"]["cleanup"]["status"] == "succeeded"
         assert log.read_text() == "cleaned\n"
+        closed = qlrf("cancel", rid, env=cluster)
+        assert closed.returncode == 1, closed.stdout
+        assert "has already ended (canceled)" in closed.stderr
+        assert "cancel requested" not in closed.stdout
     finally:
         worker.send_signal(signal.SIGTERM)
         output, _ = worker.communicate(timeout=60)

@@ -7,8 +7,9 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-from tests.engine.conftest import RUN_TIMEOUT_SECONDS
+from tests.helpers.runs import RUN_TIMEOUT_SECONDS, wait_for_step
 
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: failures\n"
 
@@ -132,9 +133,10 @@ def test_missing_activity_timeout_fails_instead_of_hanging(temporal_address, tmp
     """A plan node without start_to_close or schedule_to_close fails with InvalidPlan."""
     from temporalio.client import Client
 
-    from runner.engine import client as runs
-    from runner.engine.worker import build_worker
+    from runner.client import runs
+    from runner.contract import RunInput
     from runner.pipeline import compile_file
+    from runner.worker import build_worker
 
     path = tmp_path / "r.yaml"
     path.write_text(HEAD + "steps:\n  - {id: a, type: shell, with: {command: ['true']}}\n")
@@ -146,8 +148,8 @@ def test_missing_activity_timeout_fails_instead_of_hanging(temporal_address, tmp
         client = await Client.connect(temporal_address)
         queue = f"test-{uuid.uuid4()}"
         async with build_worker(client, task_queue=queue):
-            handle = await client.start_workflow(
-                "qlrf.Runbook", runs.RunInput(plan, {}, "tester"), id=queue, task_queue=queue
+            handle: Any = await client.start_workflow(
+                "qlrf.Runbook", RunInput(plan, {}, "tester"), id=queue, task_queue=queue
             )
             try:
                 await asyncio.wait_for(handle.result(), RUN_TIMEOUT_SECONDS)
@@ -166,12 +168,7 @@ def test_cancel_stops_an_always_step_started_after_a_failure(run):
     """After a failure, an `always` step still starts; a cancel then stops it too."""
 
     async def cancel_when_cleanup_runs(handle):
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            state = await handle.query("state")
-            if state["steps"]["cleanup"]["status"] == "running":
-                break
-            await asyncio.sleep(0.05)
+        await wait_for_step(handle, "cleanup")
         await handle.cancel()
 
     outcome = run(

@@ -17,9 +17,10 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
-from runner.engine import client as runs
-from tests.engine.conftest import run_runbook, write_runbook
-from tests.engine.test_approvals import wait_for_gate
+from runner.client import runs as runs
+from tests.helpers.cli import ROOT
+from tests.helpers.gates import wait_for_gate
+from tests.helpers.runs import run_runbook, write_runbook
 
 HEAD = "apiVersion: qlrf/v1\nkind: Campaign\nname: fleet\n"
 # A fleet given as a list of host names, and a directory where items leave marks.
@@ -139,6 +140,7 @@ def test_concurrency_limit_is_never_exceeded(run, tmp_path):
 
 
 def test_exceeded_budget_stops_before_the_next_wave(run, tmp_path):
+    """Over budget: nothing new starts, the item in flight finishes, later waves never start."""
     outcome = run(
         FLEET
         + """
@@ -184,6 +186,7 @@ def test_exceeded_budget_stops_before_the_next_wave(run, tmp_path):
 
 
 def test_a_budget_in_percent_tolerates_failures_within_it(run):
+    """Without waves the whole list is one wave, with the step's budget: 10% of 20 is 2."""
     outcome = run(
         HEAD
         + """
@@ -205,6 +208,66 @@ steps:
     output = outcome.step("patch")["output"]
     assert (output["succeeded"], output["failed"]) == (18, 2)
     assert sorted(i["item"] for i in output["items"] if i["status"] == "failed") == ["h03", "h07"]
+
+
+def test_a_failed_canary_stops_the_campaign_whatever_the_steps_budget(run):
+    """The first wave's budget is 0 unless the wave sets its own: a canary of one host that
+    fails stops the campaign, though the step tolerates 2 failures a wave."""
+    outcome = run(
+        HEAD
+        + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+steps:
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    retry: {max_attempts: 1}
+    waves:
+      - {name: canary, size: 1}
+      - {name: rest, size: "100%"}
+    max_failures: 2
+    with:
+      script: 'test "{{ item }}" != h01'
+""",
+        [hosts(6)],
+    )
+    assert outcome.state["status"] == "failed"
+    step = outcome.step("patch")
+    assert step["error"]["type"] == "FailureBudgetExceeded"
+    assert "over its budget of 0: h01" in step["error"]["message"]
+    waves = [(w["name"], w["status"], w["failed"]) for w in step["output"]["waves"]]
+    assert waves == [("canary", "failed", 1), ("rest", "not_started", 0)]
+
+
+def test_a_wave_may_carry_its_own_budget(run):
+    """A wave's own max_failures wins over the defaults, in the first wave and later ones."""
+    outcome = run(
+        HEAD
+        + """
+inputs:
+  hosts: {type: array, items: {type: string}}
+steps:
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    retry: {max_attempts: 1}
+    waves:
+      - {name: canary, size: 2, max_failures: 1}
+      - {name: rest, size: "100%", max_failures: "50%"}
+    max_failures: 0
+    with:
+      script: 'case "{{ item }}" in h01|h03|h04) exit 1;; esac'
+""",
+        [hosts(6)],
+    )
+    assert outcome.state["status"] == "succeeded", outcome.state["error"]
+    waves = [
+        (w["name"], w["failed"], w["status"]) for w in outcome.step("patch")["output"]["waves"]
+    ]
+    assert waves == [("canary", 1, "succeeded"), ("rest", 2, "succeeded")]
+    budgets = [w["budget"] for w in outcome.step("patch")["fanout"]["waves"]]
+    assert budgets == [1, 2]
 
 
 WAVE_GATE = (
@@ -440,6 +503,11 @@ steps:
     assert outcome.step("not-a-list")["error"]["type"] == "InvalidForeach"
 
 
+# 40 s on an idle 2-core machine; the guard is for a hang, not for a busy machine.
+TEN_THOUSAND_GUARD_SECONDS = 1200
+
+
+@pytest.mark.timeout(TEN_THOUSAND_GUARD_SECONDS + 60)
 def test_ten_thousand_items_keep_every_history_small(temporal_address, tmp_path, run_store):
     """10,000 real no-op shell items: every history (the run's and each batch's) is
     fetched and stays under Temporal's 10,240-event warning, and the store has a row
@@ -470,7 +538,11 @@ steps:
         client = await Client.connect(temporal_address)
         compiled = compile_file(path, [], inventory)
         outcome = await run_runbook(
-            temporal_address, path, [f"hosts={json.dumps(compiled.inputs['hosts'])}"], client=client
+            temporal_address,
+            path,
+            [f"hosts={json.dumps(compiled.inputs['hosts'])}"],
+            client=client,
+            timeout=TEN_THOUSAND_GUARD_SECONDS,
         )
         sizes = {outcome.workflow_id: len(json.loads(outcome.history_json)["events"])}
         for wave, batches in (("canary", 1), ("fleet", 10)):
@@ -541,6 +613,7 @@ finally:
             temporal_address, path, [hosts(6), f"dir={marks}"], client=client, while_running=cancel
         )
         child = await client.get_workflow_handle(f"{outcome.workflow_id}.patch.all.1").describe()
+        assert child.status is not None
         return outcome, child.status.name
 
     outcome, child_status = asyncio.run(scenario())
@@ -562,7 +635,6 @@ def test_drift_remediation_example_restores_only_the_drifted_hosts(
     temporal_address, tmp_path, monkeypatch
 ):
     """examples/drift-remediation.yaml: detect over the fleet, remediate what drifted."""
-    from tests.conftest import ROOT
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # where its fleet of directories goes
     example = ROOT / "examples" / "drift-remediation.yaml"
@@ -581,8 +653,8 @@ def test_drift_remediation_example_restores_only_the_drifted_hosts(
 def test_a_campaign_goes_on_across_worker_restarts(temporal_address, tmp_path):
     """Workers stop at the wave gate and in the middle of a batch; each new worker
     picks the run and its batch up from history, and every item ends succeeded."""
-    from runner.engine.worker import build_worker
     from runner.pipeline import compile_file
+    from runner.worker import build_worker
 
     done = tmp_path / "done"
     done.mkdir()

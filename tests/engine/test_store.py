@@ -8,13 +8,15 @@ import json
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from runner.store.db import migrate, migrations, open_store
 from runner.store.records import history, write
-from tests.conftest import ROOT, qlrf
+from tests.helpers.cli import ROOT, qlrf
+from tests.helpers.gates import GATE, decision, wait_for_gate
 
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: stored\n"
 
@@ -64,7 +66,7 @@ def test_migrations_from_empty_rerun_and_concurrent(postgres_uri):
 
 def test_the_same_event_written_twice_leaves_one_row(postgres_uri):
     """A retried or replayed write changes nothing."""
-    batch = {
+    batch: dict[str, Any] = {
         "run_id": f"r-{uuid.uuid4()}",
         "run": {
             "run_id": None,
@@ -171,7 +173,6 @@ steps:
 
 def test_decisions_and_modifications_are_audited(run, postgres_uri):
     """Gate opened, each decision with its actor, and the inputs changed."""
-    from tests.engine.test_approvals import GATE, decision, wait_for_gate
 
     async def decide(handle):
         await wait_for_gate(handle)
@@ -206,9 +207,12 @@ def test_evidence_bundle_verifies_and_detects_tampering(run, tmp_path):
         "plan_hash",
         "inputs",
         "steps",
+        "compensations",
         "approvals",
         "digest",
     }
+    undone = {(c["step"], c["status"]) for c in bundle["compensations"]}
+    assert undone >= {("shift-traffic", "succeeded"), ("promote", "succeeded")}
     assert bundle["run"]["status"] == "failed" and bundle["digest"]["algorithm"] == "sha256"
     assert {s["id"]: s["status"] for s in bundle["steps"]}["verify"] == "failed"
     assert qlrf("evidence", "--verify", str(bundle_path)).returncode == 0

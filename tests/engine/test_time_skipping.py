@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.engine.model import SEARCH_ATTRIBUTES
-from tests.engine.conftest import RUN_TIMEOUT_SECONDS, run_runbook
+from runner.contract import SEARCH_ATTRIBUTES
+from tests.helpers.runs import RUN_TIMEOUT_SECONDS, run_runbook
 
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: long\n"
 

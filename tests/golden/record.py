@@ -25,7 +25,7 @@ BATCHES = {"patch-campaign": ["patch.canary.1", "patch.staged.1", "patch.fleet.1
 
 async def _decide(handle) -> None:
     """The ai-task-approval gate: a refused vote, a modify, then an approval."""
-    from tests.engine.test_approvals import decision, wait_for_gate
+    from tests.helpers.gates import decision, wait_for_gate
 
     await wait_for_gate(handle)
     await handle.signal("decide", decision("approve", "mallory"))  # refused, recorded
@@ -34,7 +34,7 @@ async def _decide(handle) -> None:
 
 
 async def _approve_wave(handle) -> None:
-    from tests.engine.test_approvals import decision, wait_for_gate
+    from tests.helpers.gates import decision, wait_for_gate
 
     await wait_for_gate(handle, "patch/staged")
     await handle.execute_update("decide", decision("approve", "alice", gate="patch/staged"))
@@ -51,7 +51,7 @@ async def main() -> None:
 
     from runner.local.temporal import launch, terminate
     from runner.store.activity import close_pool
-    from tests.engine.conftest import run_runbook
+    from tests.helpers.runs import run_runbook
 
     proc, port, _ = launch(None)
     client = await Client.connect(f"127.0.0.1:{port}")

@@ -15,7 +15,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from runner.engine.interpreter import RunbookWorkflow
-from runner.engine.worker import WORKFLOWS, sandboxed_runner, workflow_runner
+from runner.worker import WORKFLOWS, sandboxed_runner, workflow_runner
+from tests.helpers.runs import decoded_history
 
 HERE = Path(__file__).resolve().parent
 HISTORIES = sorted(HERE.glob("*.history.json"))
@@ -33,9 +34,22 @@ def test_there_are_golden_histories():
 
 def test_scenarios_are_recorded():
     """Cancels, trigger rules after a failure, a run timeout, a failed canary and live
-    control, recorded before the engine was rebuilt (record_scenarios.py)."""
-    names = {p.name.split(".")[0] for p in HISTORIES if ".before-engine." in p.name}
-    assert names == {p.stem for p in (HERE / "runbooks").glob("*.yaml")}
+    control (record_scenarios.py), as the engine runs them now and as it ran them before
+    the rules of qlrf-engine-2 (those runs replay with the rules they started with)."""
+    scenarios = {p.stem for p in (HERE / "runbooks").glob("*.yaml")}
+    before = {p.name.split(".")[0] for p in HISTORIES if ".before-engine." in p.name}
+    now = {p.name.split(".")[0] for p in HISTORIES if p.name.count(".") == 2}
+    assert before >= scenarios and now >= scenarios
+
+
+def test_new_runs_carry_the_engine_marker_and_old_ones_do_not():
+    """Runs started now record the qlrf-engine-2 patch marker; the older histories, which
+    replay under the earlier rules, have none."""
+    for path in HISTORIES:
+        if ".batch-" in path.name:
+            continue
+        marked = "qlrf-engine-2" in decoded_history(path.read_text())
+        assert marked == (".before-" not in path.name), path.name
 
 
 def workflow_id_of(path: Path) -> str:
@@ -64,7 +78,7 @@ def test_history_replays(path, sandboxed):
     """Replaying raises no non-determinism error, in the worker's runner and in the sandbox.
 
     The sandbox fails on a clock, random source or I/O call in the interpreter, which
-    runs unsandboxed in production for speed (runner/engine/worker.py).
+    runs unsandboxed in production for speed (runner/worker.py).
     """
     history = WorkflowHistory.from_json(workflow_id_of(path), path.read_text())
     runner = sandboxed_runner() if sandboxed else workflow_runner()

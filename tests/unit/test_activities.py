@@ -12,7 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from runner.engine.model import StepRequest
+from runner.contract import StepRequest
 from runner.steps import common
 from runner.steps.http import http
 from runner.steps.notify import notify
@@ -182,9 +182,11 @@ def test_gate_notification_goes_to_the_log_and_the_configured_webhook(web, caplo
     """A gate that opens is logged and POSTed to QLRF_NOTIFY_WEBHOOK with the approve command."""
     import logging
 
-    from runner.steps.gate_notify import gate_notify
+    from runner.config import notify_webhook
+    from runner.steps.gate_notify import gate_notifier
 
     monkeypatch.setenv("QLRF_NOTIFY_WEBHOOK", f"{web}/gates")
+    gate_notify = gate_notifier(notify_webhook)
     request = {
         "run": "r-1",
         "gate": "review",

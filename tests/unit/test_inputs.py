@@ -1,11 +1,13 @@
 """Run inputs: conversion from the command line and checking against declarations."""
 
+from typing import Any
+
 import pytest
 
 from runner.errors import InputError
 from runner.plan.inputs import convert, parse_assignments, resolve
 
-DECLARED = {
+DECLARED: dict[str, dict[str, Any]] = {
     "region": {"type": "string", "enum": ["us-west-2", "eu-west-1"], "default": "us-west-2"},
     "count": {"type": "integer", "required": True},
     "ratio": {"type": "number", "default": 0.5},

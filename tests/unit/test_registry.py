@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.catalog.registry import Registry
+from runner.dsl.definitions import builtin_paths, default_registry, load_definition
 from runner.errors import DefinitionError, DuplicateStepType, UnknownStepType
-from runner.steps.definitions import builtin_paths, default_registry, load_definition
-from runner.steps.registry import Registry
 
 BUILTINS = {"shell", "http", "sleep", "assert", "approval", "notify", "sql", "runbook", "evidence"}
 
@@ -68,7 +68,7 @@ def test_builtin_definitions_ship_from_one_folder():
 
 def test_plugins_add_step_types_through_entry_points(tmp_path, monkeypatch):
     """An entry point in qlrf_run.steps names a definition file; its type joins the registry."""
-    from runner.steps import definitions
+    from runner.dsl import definitions
 
     source = (Path(definitions.builtin_paths()[0]).parent / "notify.yaml").read_text()
     plugin = tmp_path / "pager.yaml"
@@ -81,7 +81,7 @@ def test_plugins_add_step_types_through_entry_points(tmp_path, monkeypatch):
             return lambda: plugin  # a callable returning the path is allowed
 
     monkeypatch.setattr(
-        definitions.metadata,
+        definitions.metadata,  # type: ignore[attr-defined]
         "entry_points",
         lambda group: [EntryPoint()] if group == "qlrf_run.steps" else [],
     )

@@ -55,7 +55,7 @@ def test_a_crashing_check_becomes_an_internal_error_not_a_traceback(validator, m
     def broken(doc, view):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(validate_module.graph, "detect_cycles", broken)
+    monkeypatch.setattr(validate_module.graph, "detect_cycles", broken)  # type: ignore[attr-defined]
     checked = validator.check_text(
         HEAD + "steps:\n  - {id: a, type: sleep, needs: [nope], with: {duration: 1s}}\n"
     )

@@ -6,14 +6,28 @@ from types import SimpleNamespace
 
 import pytest
 
-from runner.engine import control, waves
+from runner.engine import control
+from runner.plan import waves
+from runner.plan.model import Wave
 
 
-def spec(name: str, size: int | None = None, percent: float | None = None) -> dict:
-    return {"name": name, "size": size, "size_percent": percent}
+def spec(
+    name: str,
+    size: int | None = None,
+    percent: float | None = None,
+    budget: int | None = None,
+    budget_percent: float | None = None,
+) -> Wave:
+    return Wave(
+        name=name,
+        size=size,
+        size_percent=percent,
+        max_failures=budget,
+        max_failures_percent=budget_percent,
+    )
 
 
-def sizes(total: int, specs: list[dict]) -> list[tuple[str, int]]:
+def sizes(total: int, specs: list[Wave]) -> list[tuple[str, int]]:
     return [(b.name, b.end - b.start) for b in waves.bounds(total, specs)]
 
 
@@ -30,6 +44,7 @@ def test_cumulative_sizes_from_design():
 
 
 def test_percentages_round_up_and_the_last_wave_reaches_the_end():
+    """A percentage rounds up; the last wave reaches the end whatever its size says."""
     assert sizes(7, [spec("a", None, 10), spec("b", None, 50), spec("c", 5)]) == [
         ("a", 1),
         ("b", 3),
@@ -38,6 +53,7 @@ def test_percentages_round_up_and_the_last_wave_reaches_the_end():
 
 
 def test_a_short_list_leaves_out_waves_that_would_be_empty():
+    """A wave that would hold no item on a short list is left out."""
     assert sizes(3, [spec("canary", 1), spec("staged", None, 10), spec("fleet", None, 100)]) == [
         ("canary", 1),
         ("fleet", 2),
@@ -46,6 +62,7 @@ def test_a_short_list_leaves_out_waves_that_would_be_empty():
 
 
 def test_without_waves_the_whole_list_is_one_wave():
+    """No `waves`: one wave named `all` (none for an empty list)."""
     assert sizes(12, []) == [("all", 12)]
     assert sizes(0, []) == []
 
@@ -62,10 +79,51 @@ def test_without_waves_the_whole_list_is_one_wave():
     ],
 )
 def test_failure_budget(size, count, percent, expected):
-    assert waves.budget(size, count, percent) == expected
+    """A count as written; a percentage of the wave rounded down; None means no budget."""
+    amount = None if count is None and percent is None else waves.Amount(count, percent)
+    assert waves.budget(size, amount) == expected
+
+
+@pytest.mark.parametrize(
+    ("first", "size", "wave", "step", "expected"),
+    [
+        # The first wave's default is 0, whatever the step's budget...
+        (True, 1, spec("canary", 1), (1, None), 0),
+        (True, 5, spec("canary", 5), (None, 50.0), 0),
+        # ...unless the wave sets its own.
+        (True, 5, spec("canary", 5, budget=1), (None, None), 1),
+        # Later waves take the step's budget, or their own.
+        (False, 45, spec("fleet", None, 100), (None, 5.0), 2),
+        (False, 45, spec("fleet", None, 100, budget_percent=10.0), (None, 5.0), 4),
+        (False, 45, spec("fleet", None, 100, budget=0), (3, None), 0),
+        (False, 45, spec("fleet", None, 100), (None, None), None),
+        # Without `waves` the whole list is one wave, with the step's budget.
+        (True, 12, None, (2, None), 2),
+    ],
+)
+def test_per_wave_budgets(first, size, wave, step, expected):
+    """DESIGN.md "Per-wave failure budgets": own budget, else the step's; the first wave 0."""
+    assert waves.wave_budget(first, size, wave, step[0], step[1]) == expected
+
+
+def test_runs_before_per_wave_budgets_keep_the_steps_budget_on_the_first_wave():
+    """A run started by an older version replays with the budget it had."""
+    found = waves.wave_budget(True, 1, spec("canary", 1), 1, None, first_defaults_to_zero=False)
+    assert found == 1
+
+
+def test_amounts_are_counts_or_percentages():
+    """`5` and `"10%"` parse; anything else is left to the schema check."""
+    assert waves.parse_amount(5) == waves.Amount(count=5)
+    assert waves.parse_amount("12.5%") == waves.Amount(percent=12.5)
+    assert waves.parse_amount(True) is None
+    assert waves.parse_amount("ten") is None
+    assert waves.cumulative_end(50, waves.Amount(percent=10)) == 5
+    assert waves.cumulative_end(7, waves.Amount(percent=10)) == 1
 
 
 def test_batches_split_by_count_and_by_bytes():
+    """At most 1,000 items and 1 MB a batch; an oversized item goes alone."""
     assert waves.batches([1] * 2500) == [(0, 1000), (1000, 2000), (2000, 2500)]
     assert waves.batches([400, 400, 400, 400], max_bytes=1000) == [(0, 2), (2, 4)]
     # An item larger than the byte limit still goes alone in a batch of its own.
@@ -74,12 +132,14 @@ def test_batches_split_by_count_and_by_bytes():
 
 
 def test_item_names():
+    """A string item is its own name; anything else is its JSON with sorted keys."""
     assert waves.item_key("host-01") == "host-01"
     assert waves.item_key({"name": "db", "az": 1}) == '{"az":1,"name":"db"}'
     assert waves.item_key(7) == "7"
 
 
 def test_fanout_concurrency_is_bounded():
+    """Items at once: the step's, bounded by the run's and by 1,000."""
     assert control.fanout_concurrency(None, 500) == 500
     assert control.fanout_concurrency(20, 10) == 10  # the run's concurrency bounds it
     assert control.fanout_concurrency(5000, 5000) == waves.MAX_CONCURRENCY
@@ -130,6 +190,7 @@ def refusal(request: dict, **state) -> str | None:
     ],
 )
 def test_control_refusals(request_, state, reason):
+    """Every control request the validator must refuse, with its reason."""
     found = refusal(request_, **state)
     if reason is None:
         assert found is None

@@ -10,11 +10,11 @@ from typing import Any
 import jinja2
 
 from runner import templates
+from runner.catalog.registry import Registry
 from runner.dsl.checks.graph import bit_of, upstream
 from runner.dsl.diagnostics import Diagnostic, Path
 from runner.dsl.document import Document
 from runner.dsl.model import RunbookView, StepView
-from runner.steps.registry import Registry
 from runner.suggest import hint
 
 # Keys of a step whose values are never templates.
@@ -93,6 +93,7 @@ class TemplateChecker:
         step_type = self.registry.find(step.type)
         activity = step_type is not None and step_type.runs_in == "activity"
         ups = self.upstream.get(step.id, 0) if step.id else 0
+        script = step_type.capabilities.script if step_type is not None else None
         for key, value in step.data.items():
             if key in _STATIC_KEYS:
                 continue
@@ -104,25 +105,33 @@ class TemplateChecker:
                 activity and key == "with",
                 f"step '{step.id}'",
             )
-            for path, text in _strings(value, (*step.path, key)):
-                if key == "with" and step.type == "shell" and path[-2:] == ("with", "script"):
-                    # In a script only {{ }} is a template (each becomes $QLRF_ARG_n);
-                    # `${#array[@]}` and friends are bash, not Jinja comments.
-                    for expr in templates.EXPRESSION.findall(text):
-                        self._check(path, "{{" + expr + "}}", scope)
-                    self._quoted(path, text)
-                else:
-                    self._check(path, text, scope)
+            self._strings_of(value, (*step.path, key), scope, script if key == "with" else None)
         comp = step.data.get("compensate")
         if isinstance(comp, dict):
-            ctype = comp.get("type")
-            found = self.registry.find(ctype)
+            found = self.registry.find(comp.get("type"))
             cact = found is not None and found.runs_in == "activity"
+            cscript = found.capabilities.script if found is not None else None
             own = self.bits.get(step.id, 0) if step.id else 0
             scope = Scope(ups | own, None, None, cact, f"the compensation of '{step.id}'")
             for key in ("with", "name"):
-                for path, text in _strings(comp.get(key), (*step.path, "compensate", key)):
-                    self._check(path, text, scope)
+                self._strings_of(
+                    comp.get(key),
+                    (*step.path, "compensate", key),
+                    scope,
+                    cscript if key == "with" else None,
+                )
+
+    def _strings_of(self, value: Any, where: Path, scope: Scope, script: str | None) -> None:
+        """Check every template under `where`; `script` names the `with` key holding a
+        bash script, in which only {{ }} is a template (each becomes $QLRF_ARG_n)."""
+        for path, text in _strings(value, where):
+            if script is not None and path[-2:] == ("with", script):
+                # `${#array[@]}` and friends are bash, not Jinja comments.
+                for expr in templates.EXPRESSION.findall(text):
+                    self._check(path, "{{" + expr + "}}", scope)
+                self._quoted(path, text)
+            else:
+                self._check(path, text, scope)
 
     def _parse(self, text: str) -> templates.References | jinja2.TemplateSyntaxError:
         cached = self._cache.get(text)

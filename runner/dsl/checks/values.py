@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from runner import durations
+from runner.catalog.registry import Registry
 from runner.dsl.diagnostics import Diagnostic
 from runner.dsl.document import Document
 from runner.dsl.model import RunbookView, StepView
-from runner.plan import policy
+from runner.plan import policy, waves
 from runner.plan.inputs import value_problem
-from runner.steps.registry import Registry
 from runner.suggest import hint
 from runner.templates import ROOTS
-
-_PERCENT = re.compile(r"^([0-9]+(?:\.[0-9]+)?)%$")
 
 
 def detect_input_problems(doc: Document, view: RunbookView) -> Iterator[Diagnostic]:
@@ -123,18 +119,6 @@ def detect_timeout_problems(doc: Document, view: RunbookView) -> Iterator[Diagno
         yield from _zero_durations(doc, step.data.get("timeout"), (*step.path, "timeout"))
 
 
-def _size(value: Any) -> tuple[str, float] | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return ("count", value)
-    if isinstance(value, str):
-        m = _PERCENT.match(value)
-        if m:
-            return ("percent", float(m.group(1)))
-    return None
-
-
 def _literal_length(step: StepView) -> int | None:
     foreach = step.data.get("foreach")
     return len(foreach) if isinstance(foreach, list) else None
@@ -145,18 +129,17 @@ def detect_fanout_problems(
 ) -> Iterator[Diagnostic]:
     for step in view.steps:
         data = step.data
-        if "foreach" in data and isinstance(step.type, str) and step.type in registry:
-            step_type = registry.get(step.type)
-            if step_type.runs_in != "activity" or step_type.type == "evidence":
-                yield doc.diag(
-                    (*step.path, "foreach"),
-                    "foreach-type",
-                    f"{'an' if step.type[:1] in 'aeiou' else 'a'} {step.type} step cannot "
-                    "fan out: `foreach` runs step types that "
-                    "are activities (shell, http, notify, sql, or a plug-in's); put the "
-                    "per-item work in such a step",
-                    on_key=True,
-                )
+        step_type = registry.find(step.type)
+        if "foreach" in data and step_type is not None and not step_type.capabilities.fan_out:
+            able = ", ".join(t.type for t in registry if t.capabilities.fan_out)
+            yield doc.diag(
+                (*step.path, "foreach"),
+                "foreach-type",
+                f"{'an' if step_type.type[:1] in 'aeiou' else 'a'} {step_type.type} step "
+                f"cannot fan out: `foreach` runs step types that may ({able}); put the "
+                "per-item work in such a step",
+                on_key=True,
+            )
         if "foreach" not in data:
             for key in ("as", "waves", "max_failures", "concurrency"):
                 if key in data:
@@ -177,24 +160,24 @@ def detect_fanout_problems(
                 "already use; pick another name",
             )
         yield from _waves(doc, step)
-        budget = _size(data.get("max_failures"))
-        if budget and budget[0] == "percent" and budget[1] > 100:
-            yield doc.diag(
-                (*step.path, "max_failures"),
-                "wave-size",
-                "max_failures is over 100%; use a percentage up to 100%",
-            )
+        yield from _budget_over_100(doc, data.get("max_failures"), (*step.path, "max_failures"))
+
+
+def _budget_over_100(doc: Document, value: Any, path: tuple[Any, ...]) -> Iterator[Diagnostic]:
+    budget = waves.parse_amount(value)
+    if budget is not None and budget.percent is not None and budget.percent > 100:
+        yield doc.diag(path, "wave-size", "max_failures is over 100%; use a percentage up to 100%")
 
 
 def _waves(doc: Document, step: StepView) -> Iterator[Diagnostic]:
-    waves = step.data.get("waves")
-    if not isinstance(waves, list):
+    specs = step.data.get("waves")
+    if not isinstance(specs, list):
         return
     total = _literal_length(step)
-    previous: tuple[str, float] | None = None
-    previous_count: float | None = None
+    previous: waves.Amount | None = None
+    previous_count: int | None = None
     names: dict[str, int] = {}
-    for i, wave in enumerate(waves):
+    for i, wave in enumerate(specs):
         if not isinstance(wave, dict):
             continue
         path = (*step.path, "waves", i)
@@ -208,10 +191,11 @@ def _waves(doc: Document, step: StepView) -> Iterator[Diagnostic]:
                     "wave names are gate names and must be unique",
                 )
             names.setdefault(name, i)
-        size = _size(wave.get("size"))
+        yield from _budget_over_100(doc, wave.get("max_failures"), (*path, "max_failures"))
+        size = waves.parse_amount(wave.get("size"))
         if size is None:
             continue
-        kind, amount = size
+        amount = size.percent if size.percent is not None else size.count or 0
         if amount <= 0:
             yield doc.diag(
                 (*path, "size"),
@@ -219,26 +203,23 @@ def _waves(doc: Document, step: StepView) -> Iterator[Diagnostic]:
                 "a wave of size 0 would do nothing; sizes are cumulative and start at 1 or more",
             )
             continue
-        if kind == "percent" and amount > 100:
+        if size.percent is not None and size.percent > 100:
             yield doc.diag(
                 (*path, "size"),
                 "wave-size",
                 f"{wave['size']} is over 100%; the last wave can be at most 100%",
             )
             continue
-        count = (
-            (math.ceil(total * amount / 100) if kind == "percent" else amount)
-            if total is not None
-            else None
-        )
+        count = waves.cumulative_end(total, size) if total is not None else None
         not_growing = False
         if previous is not None:
-            if previous == ("percent", 100.0):
+            if previous.percent == 100.0:
                 not_growing = True
             elif count is not None and previous_count is not None:
                 not_growing = count <= previous_count
-            elif kind == previous[0]:
-                not_growing = amount <= previous[1]
+            elif (size.percent is None) == (previous.percent is None):
+                before = previous.percent if previous.percent is not None else previous.count
+                not_growing = amount <= (before or 0)
         if not_growing:
             yield doc.diag(
                 (*path, "size"),
@@ -247,27 +228,32 @@ def _waves(doc: Document, step: StepView) -> Iterator[Diagnostic]:
                 "not exceed the wave before it; make it larger",
             )
         previous, previous_count = size, count
-        if kind == "count" and total is not None and amount > total:
+        if size.count is not None and total is not None and size.count > total:
             yield doc.diag(
                 (*path, "size"),
                 "wave-size",
-                f"wave size {int(amount)} is more than the {total} items of the list",
+                f"wave size {size.count} is more than the {total} items of the list",
             )
 
 
-def _approval_blocks(view: RunbookView) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+def _approval_blocks(
+    view: RunbookView, registry: Registry
+) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
     for step in view.steps:
-        if step.type == "approval":
+        step_type = registry.find(step.type)
+        if step_type is not None and step_type.capabilities.gate:
             yield (*step.path, "with"), step.with_
-        waves = step.data.get("waves")
-        for i, wave in enumerate(waves if isinstance(waves, list) else []):
+        specs = step.data.get("waves")
+        for i, wave in enumerate(specs if isinstance(specs, list) else []):
             if isinstance(wave, dict) and wave.get("approval") is True:
                 yield (*step.path, "waves", i), wave
 
 
-def detect_approval_problems(doc: Document, view: RunbookView) -> Iterator[Diagnostic]:
+def detect_approval_problems(
+    doc: Document, view: RunbookView, registry: Registry
+) -> Iterator[Diagnostic]:
     inputs = list(view.inputs)
-    for path, block in _approval_blocks(view):
+    for path, block in _approval_blocks(view, registry):
         modifiable = block.get("modifiable")
         for i, name in enumerate(modifiable if isinstance(modifiable, list) else []):
             if isinstance(name, str) and name not in inputs:
@@ -317,11 +303,12 @@ def detect_error_type_names(
 
 
 def detect_child_runbooks(
-    doc: Document, view: RunbookView, library: Path | None
+    doc: Document, view: RunbookView, library: Path | None, registry: Registry
 ) -> Iterator[Diagnostic]:
     base = Path(doc.file).parent
     for step in view.steps:
-        if step.type != "runbook":
+        step_type = registry.find(step.type)
+        if step_type is None or step_type.runs_in != "child_workflow":
             continue
         params = step.with_
         file = params.get("file")

@@ -1,4 +1,9 @@
-"""The worker: RunbookWorkflow plus the activity of every registered step type."""
+"""The worker's composition root: the engine's workflows, every step type's activity,
+the run store's writer and the gate notifier, on one task queue.
+
+It sits above the engine, the steps and the store, which know nothing of each
+other: the engine names activities, this module supplies them.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,19 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from runner.catalog.registry import Registry
+from runner.config import notify_webhook
+from runner.contract import GATE_NOTIFY_ACTIVITY, STORE_ACTIVITY, TASK_QUEUE
+from runner.dsl.definitions import default_registry
 from runner.engine.batch import BatchWorkflow
 from runner.engine.interpreter import RunbookWorkflow
-from runner.engine.model import GATE_NOTIFY_ACTIVITY, STORE_ACTIVITY, TASK_QUEUE
 from runner.steps.activities import for_registry
-from runner.steps.definitions import default_registry
-from runner.steps.gate_notify import gate_notify
-from runner.steps.registry import Registry
+from runner.steps.gate_notify import gate_notifier
 from runner.store.activity import store_record
 
 # The run's workflow, and the child that runs each batch of a fan-out.
 WORKFLOWS = [RunbookWorkflow, BatchWorkflow]
+HEARTBEAT_THROTTLE = timedelta(seconds=5)
 
 
 def sandboxed_runner() -> SandboxedWorkflowRunner:
@@ -65,7 +72,7 @@ def build_worker(
     """A worker for every step type in the registry; fails at once if one has no activity."""
     activities = [
         *for_registry(registry or default_registry(), activity_overrides),
-        (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY, gate_notify),
+        (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY) or gate_notifier(notify_webhook),
         (activity_overrides or {}).get(STORE_ACTIVITY, store_record),
     ]
     return Worker(
@@ -78,4 +85,8 @@ def build_worker(
         workflow_runner=workflow_runner(),
         # Give running shell steps time to be cancelled cleanly on shutdown.
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # A cancel (or the run's timeout) reaches a running step with its next
+        # heartbeat to the server; without a cap the SDK holds heartbeats back for up
+        # to 0.8x the step's heartbeat timeout (24 s for shell).
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )

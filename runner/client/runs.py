@@ -19,7 +19,7 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError
 
-from runner.engine.model import TASK_QUEUE, WORKFLOW_TYPE, RunInput
+from runner.contract import TASK_QUEUE, WORKFLOW_TYPE, RunInput
 from runner.errors import QlrfError
 from runner.plan.model import Plan, inputs_hash
 
@@ -61,7 +61,7 @@ async def start(
 
     plan_json = plan.to_dict()  # walks the whole plan: once
     refuse_oversized(plan_json, inputs)
-    groups = resolve_groups(gate_groups(plan_json))
+    groups = resolve_groups(gate_groups(plan))
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
         RunInput(
@@ -93,7 +93,7 @@ def refuse_oversized(plan: dict[str, Any], inputs: dict[str, Any]) -> None:
     Found before the run starts: once started, such a run could never be scheduled.
     An inventory is the usual culprit, so the largest input is named.
     """
-    from runner.engine.steps_state import PAYLOAD_LIMIT, payload_size
+    from runner.contract import PAYLOAD_LIMIT, payload_size
 
     size = payload_size(plan) + payload_size(inputs)
     if size <= PAYLOAD_LIMIT:
@@ -113,18 +113,21 @@ def refuse_oversized(plan: dict[str, Any], inputs: dict[str, Any]) -> None:
     )
 
 
-def gate_groups(plan: dict[str, Any]) -> set[str]:
+def gate_groups(plan: Plan) -> set[str]:
     """The groups that approval gates of the plan (and of its child plans) name."""
     names: set[str] = set()
-    for node in (*plan.get("nodes", []), *plan.get("finally_nodes", [])):
-        approvers = list(node["with"].get("approvers") or []) if node["type"] == "approval" else []
-        for wave in (node.get("fanout") or {}).get("waves", []):
-            approvers += wave.get("approvers") or []
+    for node in (*plan.nodes, *plan.finally_nodes):
+        approvers: list[Any] = []
+        if node.capabilities.gate:
+            approvers += list(node.with_.get("approvers") or [])
+        if node.fanout is not None:
+            for wave in node.fanout.waves:
+                approvers += wave.approvers
         for entry in approvers:
             if isinstance(entry, str) and entry.startswith("group:"):
                 names.add(entry.removeprefix("group:"))
-        if node.get("child"):
-            names |= gate_groups(node["child"])
+        if node.child is not None:
+            names |= gate_groups(node.child)
     return names
 
 
@@ -136,6 +139,16 @@ async def existing(client: Client, run: str) -> WorkflowHandle[Any, Any]:
     except RPCError:
         raise QlrfError(f"no run '{run}'; `qlrf-run list` shows the runs") from None
     return handle
+
+
+async def request_cancel(handle: WorkflowHandle[Any, Any]) -> str | None:
+    """Ask a running run to cancel; the reason when it cannot be (it has already ended)."""
+    description = await handle.describe()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        name = description.status.name.lower() if description.status else "closed"
+        return f"run {handle.id} has already ended ({name}); only a running run can be cancelled"
+    await handle.cancel()
+    return None
 
 
 async def state_of(

@@ -1,7 +1,8 @@
-"""Load step-type definitions: the built-in ones shipped with qlrf-run, then plug-ins.
+"""Read step-type definition files: the built-in ones shipped with qlrf-run, then plug-ins.
 
 A plug-in declares an entry point in the group `qlrf_run.steps`; loading it gives
 the path of its definition file (a str or Path, or a callable returning one).
+This module reads the YAML; runner.catalog judges what it holds.
 """
 
 from __future__ import annotations
@@ -10,16 +11,13 @@ import functools
 import os
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-import jsonschema
-
-from runner.dsl.diagnostics import path_str
-from runner.dsl.language import step_type_schema
+from runner.catalog.definition import step_type_from
+from runner.catalog.registry import Registry
+from runner.catalog.step_type import StepType
 from runner.dsl.loader import load_file
 from runner.errors import DefinitionError
 from runner.resources import data_dir
-from runner.steps.registry import Registry, StepType
 
 ENTRY_POINT_GROUP = "qlrf_run.steps"
 
@@ -29,28 +27,7 @@ def load_definition(path: Path) -> StepType:
     doc = load_file(path)
     if doc.diagnostics:
         raise DefinitionError("\n".join(d.text() for d in doc.diagnostics))
-    validator = jsonschema.Draft7Validator(step_type_schema())
-    errors = sorted(validator.iter_errors(doc.data), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = []
-        for err in errors:
-            where = tuple(err.absolute_path)
-            line, col = doc.at(where)
-            lines.append(f"{path}:{line}:{col}: {path_str(where)}: {err.message}")
-        raise DefinitionError("invalid step-type definition:\n" + "\n".join(lines))
-    data: dict[str, Any] = doc.data
-    return StepType(
-        type=data["type"],
-        description=data["description"],
-        runs_in=data["runs_in"],
-        activity=data.get("activity"),
-        errors=tuple(data["errors"]),
-        params=data["params"],
-        output=data["output"],
-        retry=data.get("retry", {}),
-        timeout=data.get("timeout", {}),
-        source=os.fspath(path),
-    )
+    return step_type_from(doc.data, os.fspath(path), doc.at)
 
 
 def _plugin_paths() -> list[Path]:

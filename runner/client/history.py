@@ -1,4 +1,4 @@
-"""A run's events from Temporal history, in the shape of DESIGN.md's `history --format json`."""
+"""A run's events from Temporal history, in the shape of `history --format json`."""
 
 from __future__ import annotations
 

@@ -26,9 +26,22 @@ def digest_of(bundle: dict[str, Any]) -> str:
 def build(
     run: dict[str, Any], steps: list[dict[str, Any]], audit: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The bundle of DESIGN.md ("Run store") from the store's rows."""
+    """The evidence bundle (docs/store.md) from the store's rows."""
     final: dict[tuple[str, Any], dict[str, Any]] = {}
+    compensations: list[dict[str, Any]] = []
     for event in steps:  # in seq order: the last event of a step is its outcome
+        if str(event["status"]).startswith("compensation_"):
+            compensations.append(
+                {
+                    "step": event["step"],
+                    "status": event["status"].removeprefix("compensation_"),
+                    "attempt": event["attempt"],
+                    "started_at": _iso(event["started_at"]),
+                    "finished_at": _iso(event["finished_at"]),
+                    "error": event["error"],
+                }
+            )
+            continue
         key = (event["step"], event["item"])
         entry = final.setdefault(
             key,
@@ -43,9 +56,12 @@ def build(
                 "error": None,
             },
         )
-        entry["status"] = event["status"]
         entry["attempts"] = max(entry["attempts"], event["attempt"] or 0)
-        entry["started_at"] = _iso(event["started_at"]) or entry["started_at"]
+        # The step began with its first attempt; each later row holds its own attempt.
+        entry["started_at"] = entry["started_at"] or _iso(event["started_at"])
+        if event["status"] == "failed" and entry["status"] not in (None, "started", "failed"):
+            continue  # an earlier attempt's failure, written after the outcome
+        entry["status"] = event["status"]
         entry["finished_at"] = _iso(event["finished_at"]) or entry["finished_at"]
         if event["status"] != "started":
             entry["output"], entry["error"] = event["output"], event["error"]
@@ -83,6 +99,7 @@ def build(
         "plan_hash": run["plan_hash"],
         "inputs": run["inputs"],
         "steps": list(final.values()),
+        "compensations": compensations,
         "approvals": approvals,
     }
     bundle["digest"] = {"algorithm": "sha256", "value": digest_of(bundle)}
@@ -132,6 +149,21 @@ def markdown(bundle: dict[str, Any]) -> str:
             f"{step['started_at'] or ''} | {step['finished_at'] or ''} | "
             f"{error.replace('|', '/')} |"
         )
+    if bundle.get("compensations"):
+        lines += [
+            "",
+            "## Compensations",
+            "",
+            "| step | status | attempt | started | finished | error |",
+        ]
+        lines.append("|---|---|---|---|---|---|")
+        for comp in bundle["compensations"]:
+            error = f"{comp['error']['type']}: {comp['error']['message']}" if comp["error"] else ""
+            lines.append(
+                f"| {comp['step']} | {comp['status']} | {comp['attempt'] or ''} | "
+                f"{comp['started_at'] or ''} | {comp['finished_at'] or ''} | "
+                f"{error.replace('|', '/')} |"
+            )
     lines += ["", "## Approvals", ""]
     if not bundle["approvals"]:
         lines.append("No approval gate in this run.")

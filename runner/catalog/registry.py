@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Iterator
 
+from runner.catalog.step_type import StepType
 from runner.errors import DuplicateStepType, UnknownStepType
 from runner.suggest import closest
-
-
-@dataclass(frozen=True)
-class StepType:
-    """A step type: its definition file, and where its work runs."""
-
-    type: str
-    description: str
-    runs_in: str  # activity | workflow | child_workflow
-    activity: str | None
-    errors: tuple[str, ...]
-    params: Mapping[str, Any]
-    output: Mapping[str, Any]
-    retry: Mapping[str, Any]
-    timeout: Mapping[str, Any]
-    source: str = field(default="", compare=False)
 
 
 class Registry:

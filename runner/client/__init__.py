@@ -1,0 +1,1 @@
+"""Talking to Temporal from outside a run: connecting, starting, following, deciding."""

@@ -1,0 +1,108 @@
+"""The wire contract: what crosses the Temporal boundary between clients, runs and workers.
+
+Names of the workflows, activities, Updates, signals, queries and search
+attributes, and the plain dataclasses that travel as their arguments. They stay
+JSON-compatible so that histories remain readable, and so that a run started by
+one version of qlrf-run replays in the next: add fields with defaults, never
+rename or remove one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+TASK_QUEUE = "ql-rf-orchestrator"
+WORKFLOW_TYPE = "qlrf.Runbook"
+BATCH_WORKFLOW_TYPE = "qlrf.Batch"  # a child workflow that runs one batch of a fan-out
+
+# Handlers of the run.
+STATE_QUERY = "state"
+DECLARATIONS_QUERY = "declarations"
+DECIDE = "decide"  # an Update, and a signal of the same name for clients that only signal
+CONTROL = "control"  # an Update: pause, resume, concurrency, skip
+# Handlers of a batch.
+PROGRESS_QUERY = "progress"
+BATCH_CONTROL_SIGNAL = "control"
+
+# Plumbing activities (every step type's own activity is named in its definition).
+GATE_NOTIFY_ACTIVITY = "gate_notify"
+STORE_ACTIVITY = "store_record"  # writes a batch of a run's events to the run store
+
+NAME_ATTRIBUTE = "QlrfName"
+KIND_ATTRIBUTE = "QlrfKind"
+WAITING_ATTRIBUTE = "QlrfWaiting"  # the ids of a run's waiting gates
+# name -> Temporal type; every server qlrf-run uses must have them registered.
+SEARCH_ATTRIBUTES = {
+    NAME_ATTRIBUTE: "Keyword",
+    KIND_ATTRIBUTE: "Keyword",
+    WAITING_ATTRIBUTE: "KeywordList",
+}
+
+# A run's steps and fan-out items at once when the runbook sets no `concurrency`:
+# safely under Temporal's limit of 2,000 pending activities per workflow.
+DEFAULT_CONCURRENCY = 500
+# Temporal refuses payloads over 2 MiB, and a refused workflow task hangs the run:
+# what the run sends or keeps stays below these.
+PAYLOAD_LIMIT = 1_500_000
+MEMO_LIMIT = 1_000_000
+
+
+def payload_size(value: Any) -> int:
+    """The size of `value` as JSON, close to what Temporal's converter makes of it."""
+    return len(json.dumps(value, default=str))
+
+
+@dataclass
+class RunInput:
+    """The input of qlrf.Runbook."""
+
+    plan: dict[str, Any]  # Plan.to_dict()
+    inputs: dict[str, Any]
+    started_by: str
+    definition_sha256: str = ""
+    # Members of the groups that gates name, resolved when the run starts.
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    # The run store: whether to record, and the definition as applied (for evidence).
+    record: bool = False
+    definition_file: str = ""
+    definition_text: str = ""
+
+
+@dataclass
+class StepRequest:
+    """The argument of every step type's activity."""
+
+    run_id: str  # the run's workflow id
+    step: str
+    params: dict[str, Any]  # rendered `with`; secrets still as references
+    script_env: dict[str, str] = field(default_factory=dict)  # a script's QLRF_ARG_n values
+
+
+@dataclass
+class BatchItem:
+    index: int  # the item's place in the fan-out's list
+    key: str  # its name (runner.plan.waves.item_key)
+    params: dict[str, Any]  # the step's `with`, rendered for this item
+    script_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BatchInput:
+    """One batch of a fan-out's wave, run by the child workflow qlrf.Batch."""
+
+    run_id: str  # the run's workflow id, as activities see it
+    step: str
+    name: str
+    wave: str
+    activity: str
+    retry: dict[str, Any]  # the plan's RetryPolicy as JSON
+    timeouts: dict[str, Any]  # the plan's Timeouts as JSON
+    items: list[BatchItem]
+    concurrency: int
+    budget: int | None  # failures this batch may still have before the wave stops
+    keep_outputs: bool  # return every item's output (small fan-outs only)
+    paused: bool = False
+    skip: list[int] = field(default_factory=list)  # indexes an operator left out
+    store_run_id: str = ""  # the run store's run id; empty when the store is off

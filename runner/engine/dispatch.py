@@ -1,0 +1,315 @@
+"""Run one node of the plan: a fan-out, an in-workflow step, a child run or an activity.
+
+The Dispatcher is the host the scheduler drives (runner/engine/scheduler.py) and
+the host a campaign runs in (runner/engine/campaign.py). It keeps each step's
+state and its run-store events; how a step type runs is read from the plan's
+`runs_in` and capabilities, never from the type's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ChildWorkflowError
+
+from runner.contract import PAYLOAD_LIMIT, WORKFLOW_TYPE, RunInput, StepRequest, payload_size
+from runner.engine import control, render
+from runner.engine.activity_call import call_activity, checked_timeouts
+from runner.engine.campaign import Campaign
+from runner.engine.child_call import child_failure
+from runner.engine.evaluators import Evaluators
+from runner.engine.failures import StepFailed
+from runner.engine.outbox import Outbox, RunWriter
+from runner.engine.run_state import RunState, StepState
+from runner.engine.scheduler import StepEnd
+from runner.errors import InputError
+from runner.plan import inputs as run_inputs
+from runner.plan.model import Node
+from runner.times import iso
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        run: RunState,
+        outbox: Outbox,
+        writer: RunWriter | None,
+        evaluators: Evaluators,
+        *,
+        legacy: bool,
+    ) -> None:
+        self.run = run
+        self.outbox = outbox
+        self.writer = writer
+        self.evaluators = evaluators
+        self.legacy = legacy
+        self.campaigns: dict[str, Campaign] = {}
+        self.concurrency_set: dict[str, int] = {}  # set before the fan-out started
+
+    # -- what the scheduler asks ------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self.run.paused
+
+    def knows(self, step_id: str) -> bool:
+        return self.run.knows(step_id)
+
+    def status_of(self, step_id: str) -> str:
+        return self.run.status_of(step_id)
+
+    def skip(self, node: Node, reason: str) -> None:
+        state = self.run.skip(node.id, reason, workflow.now())
+        self._event(node.id, state, "skipped")
+
+    def stopping(self, step_id: str, reason: str) -> None:
+        self.run.steps[step_id].reason = reason
+
+    async def wait(self, condition: Callable[[], bool], summary: str | None = None) -> None:
+        await workflow.wait_condition(condition, timeout_summary=summary)
+
+    async def run_step(self, node: Node, in_finally: bool) -> StepEnd:
+        """Run one step to its end; a failure is returned, a cancel raised."""
+        state = self.run.steps[node.id]
+        state.started_at = workflow.now()
+        failure: StepFailed | None = None
+        evicted = False
+        try:
+            when = node.when
+            if when is not None and not render.truthy(render.render(when, self.run.context())):
+                state.status = "skipped"
+                state.reason = "its `when` is false"
+                return StepEnd("skipped")
+            state.status = "running"
+            state.attempts = 1
+            self._event(node.id, state, "started")
+            state.output = await self._execute(node, state)
+            state.status = "succeeded"
+            return StepEnd("succeeded")
+        except render.TemplateFailure as exc:
+            failure = StepFailed("TemplateError", str(exc), state.attempts)
+        except StepFailed as exc:
+            failure = exc
+        except asyncio.CancelledError:
+            state.status = "cancelled"
+            raise
+        except Exception as exc:
+            # Anything else raised here would fail the workflow task, which Temporal
+            # retries forever: the run would hang in RUNNING. Fail the step instead.
+            failure = StepFailed("InternalError", f"{type(exc).__name__}: {exc}", state.attempts)
+        except GeneratorExit:
+            # The worker evicted the run from its cache (it stops, or the cache is full):
+            # the run goes on elsewhere from history, and no workflow call is allowed now.
+            evicted = True
+            raise
+        finally:
+            if failure is not None:
+                state.status = "failed"
+                if failure.attempts is not None:
+                    state.attempts = failure.attempts
+                state.error = failure.as_error()
+            if not evicted:
+                state.finished_at = workflow.now()
+                self._event(node.id, state, state.status)
+        return StepEnd("failed", failure)
+
+    # -- what a campaign asks ---------------------------------------------------------
+
+    @property
+    def recording(self) -> bool:
+        return self.writer is not None
+
+    def context(self, **loop: Any) -> Any:
+        return self.run.context(**loop)
+
+    def audit(self, action: str, actor: str | None, detail: dict[str, Any]) -> None:
+        self.outbox.audit(action, actor, detail)
+
+    async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any:
+        return await self.evaluators.open_gate(node, params, gate_id)
+
+    async def unpaused(self) -> None:
+        if self.run.paused:
+            await workflow.wait_condition(lambda: not self.run.paused, timeout_summary="paused")
+
+    async def store_drained(self) -> None:
+        if self.writer is not None:
+            await self.writer.drained()
+
+    # -- executing one node -----------------------------------------------------------
+
+    async def _execute(self, node: Node, state: StepState) -> Any:
+        if node.fanout is not None:
+            return await self._fan_out(node, state)
+        if node.runs_in == "workflow":
+            return await self.evaluators.evaluate(node)
+        if node.runs_in == "child_workflow":
+            return await self._child(node)
+        if node.capabilities.drains_store:
+            if self.writer is None:
+                raise StepFailed(
+                    "EvidenceFailed",
+                    f"a {node.type} step reads the run store, which is off for this run "
+                    "(QLRF_STORE=off)",
+                    1,
+                )
+            await self.writer.drained()  # the store holds every event up to this step
+        return await self._activity(node, state, f"step:{node.id}", node.name)
+
+    async def _fan_out(self, node: Node, state: StepState) -> Any:
+        assert node.fanout is not None
+        wanted = self.concurrency_set.get(node.id) or node.fanout.concurrency
+        concurrency = control.fanout_concurrency(wanted, self.run.run_limit)
+        campaign = Campaign(self, node, concurrency, legacy=self.legacy)
+        self.campaigns[node.id] = campaign
+        try:
+            return await campaign.execute()
+        except (StepFailed, asyncio.CancelledError) as exc:
+            # Rejected at a gate, over budget, cancelled: what was done is still the output.
+            if campaign.started:
+                cancelled = isinstance(exc, asyncio.CancelledError)
+                state.output = campaign.stopped_output(cancelled=cancelled)
+            raise
+
+    async def _activity(self, node: Node, state: StepState, activity_id: str, summary: str) -> Any:
+        rendered, script_env = render.step_params(
+            node.with_, self.run.context(), node.capabilities.script
+        )
+        timeouts = checked_timeouts(node.id, node.timeouts)
+        request = StepRequest(workflow.info().workflow_id, node.id, rendered, script_env)
+        size = payload_size(request.params) + payload_size(script_env)
+        if size > PAYLOAD_LIMIT:
+            # Scheduling it would fail the workflow task (and hang the run) instead.
+            raise StepFailed(
+                "PayloadsTooLarge",
+                f"the step's rendered parameters are {size} "
+                f"bytes, over the {PAYLOAD_LIMIT}-byte limit",
+                1,
+            )
+        assert node.activity is not None and node.retry is not None
+        own_step = activity_id.startswith("step:")
+        try:
+            result = await call_activity(
+                node.activity,
+                request,
+                activity_id=activity_id,
+                summary=summary,
+                retry=node.retry,
+                timeouts=timeouts,
+            )
+        except StepFailed as failure:
+            state.last_attempt_at = failure.started_at
+            self._earlier_attempts(node.id, failure.earlier, compensation=not own_step)
+            raise
+        state.attempts = int(result.get("attempt", 1))
+        state.last_attempt_at = result.get("started_at")
+        self._earlier_attempts(node.id, result.get("failures") or [], compensation=not own_step)
+        return result.get("output")
+
+    def _earlier_attempts(
+        self, step_id: str, failures: list[dict[str, Any]], *, compensation: bool
+    ) -> None:
+        """Record the attempts that failed before the last one, each with its own times."""
+        if compensation and self.legacy:
+            return
+        status = "compensation_failed" if compensation else "failed"
+        for failure in failures:
+            self.outbox.step(
+                step_id,
+                status,
+                attempt=failure.get("attempt") or None,
+                started_at=failure.get("started_at"),
+                finished_at=failure.get("failed_at"),
+                error={"type": str(failure["type"]), "message": str(failure["message"])},
+                at=failure.get("failed_at"),
+            )
+
+    async def _child(self, node: Node) -> Any:
+        child_plan = node.child
+        if child_plan is None:
+            raise StepFailed(
+                "ChildRunFailed", "the child runbook was not compiled into the plan", 1
+            )
+        given = render.render(node.with_.get("inputs") or {}, self.run.context())
+        try:
+            values = run_inputs.resolve(child_plan.declarations(), given)
+        except InputError as exc:
+            raise StepFailed("InputError", f"child runbook inputs: {exc}", 1) from None
+        child_id = f"{workflow.info().workflow_id}.{node.id}"
+        try:
+            return await workflow.execute_child_workflow(
+                WORKFLOW_TYPE,
+                RunInput(child_plan.to_dict(), values, self.run.started_by, "", self.run.groups),
+                id=child_id,
+                static_summary=node.name,
+            )
+        except ChildWorkflowError as exc:
+            raise child_failure(exc, "ChildRunFailed", f"child run {child_id}") from None
+
+    # -- compensation -----------------------------------------------------------------
+
+    async def compensate(self, nodes: list[Node]) -> None:
+        """Run the compensations of `nodes`, in that order; a failed one does not stop the rest."""
+        for node in nodes:
+            comp = node.compensate
+            assert comp is not None
+            state = self.run.steps[node.id]
+            record: dict[str, Any] = {"status": "running", "error": None}
+            state.compensation = record
+            began = workflow.now()
+            shadow = dataclasses.replace(
+                node,
+                type=comp.type,
+                runs_in=comp.runs_in,
+                activity=comp.activity,
+                name=comp.name,
+                with_=comp.with_,
+                retry=comp.retry,
+                timeouts=comp.timeouts,
+                capabilities=comp.capabilities,
+                fanout=None,
+            )
+            attempts = StepState(attempts=1)
+            if not self.legacy:
+                self.outbox.step(node.id, "compensation_started", attempt=1, started_at=iso(began))
+            try:
+                if comp.runs_in != "activity":
+                    raise StepFailed(
+                        "StepTypeUnavailable", f"a {comp.type} step cannot compensate", 1
+                    )
+                await self._activity(shadow, attempts, f"compensate:{node.id}", comp.name)
+                record["status"] = "succeeded"
+            except render.TemplateFailure as exc:
+                record.update(status="failed", error={"type": "TemplateError", "message": str(exc)})
+            except StepFailed as exc:
+                if exc.attempts is not None:
+                    attempts.attempts = exc.attempts
+                record.update(status="failed", error=exc.as_error())
+            if not self.legacy:
+                self.outbox.step(
+                    node.id,
+                    f"compensation_{record['status']}",
+                    attempt=attempts.attempts,
+                    started_at=iso(began),
+                    finished_at=iso(workflow.now()),
+                    error=record["error"],
+                )
+
+    # -- the run store ----------------------------------------------------------------
+
+    def _event(self, step_id: str, state: StepState, status: str) -> None:
+        # The row of the step's outcome is that of its last attempt, with its own start.
+        started = state.last_attempt_at if status != "started" else None
+        self.outbox.step(
+            step_id,
+            status,
+            attempt=state.attempts or None,
+            started_at=started or iso(state.started_at),
+            finished_at=iso(state.finished_at),
+            output=state.output if status != "started" else None,
+            error=state.error,
+        )

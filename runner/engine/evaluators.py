@@ -1,0 +1,195 @@
+"""Steps evaluated in the workflow itself: a timer, a condition, an approval gate.
+
+A step type names its evaluator in its definition (`capabilities.evaluator`);
+nothing here looks at a type's name. A gate waits as a durable condition with
+its deadline as the timeout, so a worker restart or a 24-hour wait loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+from runner import durations
+from runner.contract import GATE_NOTIFY_ACTIVITY
+from runner.engine import publish, render
+from runner.engine.failures import StepFailed
+from runner.engine.gates import Gate, GateDesk
+from runner.engine.outbox import Outbox
+from runner.engine.run_state import RunState
+from runner.plan.model import Node
+from runner.times import iso
+
+
+class Evaluators:
+    def __init__(
+        self,
+        run: RunState,
+        desk: GateDesk,
+        outbox: Outbox,
+        gate_opened: Callable[[], None],
+        *,
+        legacy: bool,
+    ) -> None:
+        self.run = run
+        self.desk = desk
+        self.outbox = outbox
+        self.gate_opened = gate_opened  # makes the store write soon: a waiting gate shows
+        self.legacy = legacy
+        self._by_name: dict[str, Callable[[Node, dict[str, Any]], Awaitable[Any]]] = {
+            "timer": self._timer,
+            "condition": self._condition,
+            "gate": self._gate,
+        }
+
+    async def evaluate(self, node: Node) -> Any:
+        params = render.render(node.with_, self.run.context())
+        evaluator = self._by_name.get(node.capabilities.evaluator or "")
+        if evaluator is None:
+            raise StepFailed(
+                "StepTypeUnavailable",
+                f"step type '{node.type}' is not available in this version of qlrf-run",
+                1,
+            )
+        return await evaluator(node, params)
+
+    async def _timer(self, node: Node, params: dict[str, Any]) -> Any:
+        try:
+            wait = durations.parse_ms(params["duration"])
+        except ValueError as exc:
+            raise StepFailed("InvalidDuration", str(exc), 1) from None
+        await workflow.sleep(timedelta(milliseconds=wait), summary=node.name)
+        return {}
+
+    async def _condition(self, node: Node, params: dict[str, Any]) -> Any:
+        if not render.truthy(params["that"]):
+            message = params.get("message") or f"the condition {node.with_['that']} is false"
+            raise StepFailed("AssertionFailed", str(message), 1)
+        return {}
+
+    async def _gate(self, node: Node, params: dict[str, Any]) -> Any:
+        return await self.open_gate(node, params, node.id, node.with_.get("message", ""))
+
+    async def open_gate(
+        self, node: Node, params: dict[str, Any], gate_id: str, template: Any = None
+    ) -> Any:
+        """Open a gate and wait for its decision or its deadline; the step's output."""
+        now = workflow.now()
+        timeout_text = str(params.get("timeout") or "24h")  # as the operator wrote it
+        timeout_ms = durations.parse_ms(timeout_text)
+        gate = Gate(
+            gate=gate_id,
+            step=node.id,
+            message=str(params.get("message", "")),
+            approvers=[str(a) for a in params.get("approvers") or []],
+            min_approvals=int(params.get("min_approvals") or 1),
+            allow_self_approval=bool(params.get("allow_self_approval", False)),
+            modifiable=[str(m) for m in params.get("modifiable") or []],
+            on_timeout=str(params.get("on_timeout") or "reject"),
+            opened_at=now,
+            deadline=now + timedelta(milliseconds=timeout_ms),
+            message_template=str(template if template is not None else params.get("message", "")),
+        )
+        self.desk.open(gate)
+        self.gate_opened()
+        self.outbox.audit(
+            "gate_opened",
+            None,
+            {
+                "gate": gate.gate,
+                "step": gate.step,
+                "message": gate.message,
+                "approvers": gate.approvers,
+                "deadline": iso(gate.deadline),
+            },
+        )
+        state = self.run.steps[node.id]
+        state.status = "waiting"
+        publish.waiting_gates(self.desk.waiting())
+        notices = [asyncio.create_task(self._notify(gate, 0))]
+        try:
+            while gate.status == "waiting":
+                remaining = gate.deadline - workflow.now()
+                if remaining <= timedelta(0):
+                    gate.status = "timed_out"
+                    break
+                modifications = len(gate.modifications)
+                try:
+                    await workflow.wait_condition(
+                        lambda seen=modifications: (  # type: ignore[misc]
+                            gate.status != "waiting" or len(gate.modifications) > seen
+                        ),
+                        timeout=remaining,
+                        timeout_summary=f"approval:{gate.gate}",
+                    )
+                except builtins.TimeoutError:
+                    gate.status = "timed_out"
+                if gate.status == "waiting" and not self.legacy:
+                    # A modify asks again: the approvers hear of it again.
+                    notices.append(asyncio.create_task(self._notify(gate, len(gate.modifications))))
+        finally:
+            if gate.status == "waiting":
+                gate.status = "cancelled"
+            state.status = "running"
+            publish.waiting_gates(self.desk.waiting())
+        for notice in notices:
+            await notice
+        return self._outcome(gate, timeout_text)
+
+    def _outcome(self, gate: Gate, timeout_text: str) -> dict[str, Any]:
+        output: dict[str, Any] = {
+            "decision": gate.status,
+            "approvals": gate.approvals,
+            "modifications": gate.modifications,
+        }
+        if gate.status == "approved":
+            return output
+        if gate.status == "rejected":
+            last = gate.decisions[-1]
+            reason = f": {last['comment']}" if last.get("comment") else ""
+            raise StepFailed(
+                "ApprovalRejected", f"gate '{gate.gate}' was rejected by {last['by']}{reason}", 1
+            )
+        # No decision before the deadline.
+        if gate.on_timeout == "approve":
+            output["decision"] = "approved"
+            output["timed_out"] = True
+            return output
+        if gate.on_timeout == "fail":
+            raise StepFailed(
+                "ApprovalTimedOut", f"gate '{gate.gate}' had no decision within {timeout_text}", 1
+            )
+        raise StepFailed(
+            "ApprovalRejected",
+            f"gate '{gate.gate}' had no decision within {timeout_text}, so it is rejected",
+            1,
+        )
+
+    async def _notify(self, gate: Gate, round_: int) -> None:
+        """Tell the configured sinks that a gate waits; a failed notification never blocks it."""
+        info = workflow.info()
+        request = {
+            "run": info.workflow_id,
+            "gate": gate.gate,
+            "message": gate.message,
+            "approvers": gate.approvers,
+            "deadline": iso(gate.deadline),
+            "command": f"qlrf-run approve {info.workflow_id} {gate.gate}",
+        }
+        with contextlib.suppress(ActivityError):
+            await workflow.execute_activity(
+                GATE_NOTIFY_ACTIVITY,
+                request,
+                activity_id=f"notify:{gate.gate}" + (f":{round_}" if round_ else ""),
+                summary=f"notify approvers of {gate.gate}",
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+            )

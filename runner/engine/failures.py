@@ -1,0 +1,39 @@
+"""How a step fails inside the workflow: a stable error type, a message, the attempts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Kept on the step and in the run's error, so an operator can read what happened.
+ERROR_TEXT_LIMIT = 4000
+
+
+class StepFailed(Exception):
+    """A step failed: the error type operators see (CommandFailed, ApprovalRejected...)."""
+
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        attempts: int | None = None,
+        earlier: list[dict[str, Any]] | None = None,
+        started_at: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.attempts = attempts
+        self.earlier = earlier or []  # failures of the attempts before the last one
+        self.started_at = started_at  # when the last attempt began, if known
+
+    def as_error(self) -> dict[str, str]:
+        return {"type": self.error_type, "message": self.message[:ERROR_TEXT_LIMIT]}
+
+
+class Refused(Exception):
+    """The run refuses to go on with something it computed (outputs too large)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message

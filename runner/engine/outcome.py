@@ -1,0 +1,85 @@
+"""How a run ends: its status, its error, and its outputs (rendered once every step ended)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from runner import durations
+from runner.contract import PAYLOAD_LIMIT, payload_size
+from runner.engine import render
+from runner.engine.failures import ERROR_TEXT_LIMIT, StepFailed
+from runner.engine.run_state import RunState
+from runner.plan.model import Node
+
+
+def timed_out(run: RunState) -> None:
+    """The run's deadline passed: say so now; the rest still ends (compensation, finally)."""
+    run.status = "timed_out"
+    timeout_ms = run.plan.timeout_ms or 0
+    run.error = {
+        "type": "RunTimedOut",
+        "message": f"the run did not finish within its timeout of "
+        f"{durations.format_ms(timeout_ms)}",
+        "step": None,
+        "source": run.plan.source_file,
+    }
+
+
+def conclude(
+    run: RunState,
+    failure: tuple[Node, StepFailed | None] | None,
+    *,
+    cancelled: bool,
+    now: datetime,
+) -> None:
+    """Set the run's final status, error and outputs."""
+    run.finished_at = now
+    if cancelled:
+        run.status = "cancelled"
+        run.error = run.error or {
+            "type": "RunCancelled",
+            "message": "the run was cancelled",
+            "step": None,
+            "source": None,
+        }
+        return
+    if run.status == "timed_out":
+        return
+    if failure is not None:
+        node, exc = failure
+        error_type = exc.error_type if exc is not None else "StepFailed"
+        message = exc.message if exc is not None else "the step failed"
+        run.status = "failed"
+        run.error = {
+            "type": error_type,
+            "message": f"step '{node.id}' ({node.type}, {node.source}) failed with "
+            f"{error_type}: {message}"[:ERROR_TEXT_LIMIT],
+            "step": node.id,
+            "source": node.source,
+        }
+        return
+    run.status = "succeeded"
+    try:
+        outputs = render.render(run.plan.outputs or {}, run.context())
+    except render.TemplateFailure as exc:
+        _fail(run, "TemplateError", f"outputs: {exc}")
+        return
+    size = payload_size(outputs)
+    if size > PAYLOAD_LIMIT:
+        _fail(
+            run,
+            "OutputsTooLarge",
+            f"the run's outputs are {size} bytes, over the {PAYLOAD_LIMIT}-byte limit; return less",
+        )
+        return
+    run.outputs = outputs
+
+
+def _fail(run: RunState, error_type: str, message: str) -> None:
+    run.status = "failed"
+    run.error = {
+        "type": error_type,
+        "message": message,
+        "step": None,
+        "source": run.plan.source_file,
+    }

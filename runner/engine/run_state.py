@@ -1,0 +1,146 @@
+"""The state of one run: its plan, inputs, steps, pause, and what templates see.
+
+Pure data, no Temporal import: the interpreter passes in the workflow's clock and
+ids. The template context is a live view of the steps, read when a template asks
+for it, so rendering costs the same in a run of ten steps as in one of thousands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from runner.contract import DEFAULT_CONCURRENCY
+from runner.engine.render import Secrets
+from runner.plan.model import Node, Plan
+from runner.times import iso
+
+TERMINAL = frozenset(("succeeded", "failed", "skipped", "cancelled"))
+
+
+@dataclass
+class StepState:
+    status: str = "pending"
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    output: Any = None
+    error: dict[str, str] | None = None
+    reason: str | None = None  # why a step was skipped or cancelled
+    compensation: dict[str, Any] | None = None
+    last_attempt_at: str | None = None  # when the attempt that ended the step began
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "output": self.output,
+            "error": self.error,
+            "reason": self.reason,
+            "compensation": self.compensation,
+        }
+
+    def for_templates(self) -> dict[str, Any]:
+        """`steps.<id>` as templates see it (docs/language.md)."""
+        duration = None
+        if self.started_at and self.finished_at:
+            duration = (self.finished_at - self.started_at).total_seconds()
+        return {
+            "output": self.output,
+            "status": self.status,
+            "attempts": self.attempts,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "duration_seconds": duration,
+        }
+
+
+class StepsView(Mapping[str, Mapping[str, Any]]):
+    """`steps` in templates: each step's current facts, made when a template reads them."""
+
+    def __init__(self, steps: Mapping[str, StepState]) -> None:
+        self._steps = steps
+
+    def __getitem__(self, step_id: str) -> Mapping[str, Any]:
+        return self._steps[step_id].for_templates()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._steps)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+
+class RunState:
+    """Everything the run knows about itself; the `state` query shows it."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        inputs: Mapping[str, Any],
+        started_by: str,
+        groups: Mapping[str, list[str]],
+        workflow_id: str,
+        started_at: datetime,
+    ) -> None:
+        self.plan = plan
+        self.inputs: dict[str, Any] = dict(inputs)
+        self.started_by = started_by
+        self.groups = {str(k): list(v) for k, v in groups.items()}
+        self.declarations = plan.declarations()
+        self.nodes: dict[str, Node] = {n.id: n for n in (*plan.nodes, *plan.finally_nodes)}
+        self.steps: dict[str, StepState] = {sid: StepState() for sid in self.nodes}
+        self.status = "running"
+        self.error: dict[str, Any] | None = None
+        self.outputs: Any = None
+        self.started_at = started_at
+        self.finished_at: datetime | None = None
+        self.paused = False
+        self.controls: list[dict[str, Any]] = []
+        self._context: dict[str, Any] = {
+            # The same mapping as self.inputs: a modify at a gate reaches later templates.
+            "inputs": self.inputs,
+            "steps": StepsView(self.steps),
+            "run": {
+                "id": workflow_id,
+                "name": plan.name,
+                "kind": plan.kind,
+                "started_by": started_by,
+                "started_at": iso(started_at),
+            },
+            "secrets": Secrets(),
+        }
+
+    @property
+    def run_limit(self) -> int:
+        """Steps (and each fan-out's items) at once in this run."""
+        return self.plan.concurrency or DEFAULT_CONCURRENCY
+
+    def context(self, **loop: Any) -> Mapping[str, Any]:
+        """What templates see; `loop` adds a fan-out's loop variable."""
+        return {**self._context, **loop} if loop else self._context
+
+    def status_of(self, step_id: str) -> str:
+        return self.steps[step_id].status
+
+    def knows(self, step_id: str) -> bool:
+        return step_id in self.steps
+
+    def skip(self, step_id: str, reason: str, now: datetime) -> StepState:
+        state = self.steps[step_id]
+        state.status = "skipped"
+        state.reason = reason
+        state.finished_at = now
+        return state
+
+    def change_inputs(self, changes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Apply a gate's modification; returns {name: {from, to}}."""
+        recorded = {
+            key: {"from": self.inputs.get(key), "to": value} for key, value in changes.items()
+        }
+        self.inputs.update(changes)
+        return recorded

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests. Test modules import these, never each other."""

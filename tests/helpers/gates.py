@@ -1,0 +1,53 @@
+"""Waiting for an approval gate, and building decisions, as clients send them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+# A runbook with one gate `review` (quorum as %(quorum)d) and a step after it.
+GATE_HEAD = "apiVersion: qlrf/v1\nkind: Task\nname: gated\n"
+GATE = (
+    GATE_HEAD
+    + """
+inputs:
+  batch_size: {type: integer, default: 1}
+  region: {type: string, default: eu-west-1}
+steps:
+  - id: review
+    type: approval
+    with:
+      message: "run with batch {{ inputs.batch_size }}?"
+      approvers: [alice, bob, tester]
+      min_approvals: %(quorum)d
+      modifiable: [batch_size]
+  - id: act
+    type: shell
+    with: {command: [echo, "batch={{ inputs.batch_size }}"]}
+"""
+)
+
+
+async def wait_for_gate(
+    handle: Any, gate: str = "review", status: str = "waiting"
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            state = await handle.query("state")
+            for g in state["gates"]:
+                if g["gate"] == gate and g["status"] == status:
+                    return state
+        except Exception:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"gate {gate} never became {status}")
+
+
+async def history_length(handle: Any) -> int:
+    return len((await handle.fetch_history()).events)
+
+
+def decision(kind: str, by: str, **extra: Any) -> dict[str, Any]:
+    return {"gate": "review", "decision": kind, "by": by, "comment": "", **extra}

@@ -188,6 +188,10 @@ class RunbookWorkflow:
             run.paused = False
             scheduler.halt("the run timed out")
             await scheduler.stop("the run timed out", force=True)
+        if not scheduler.legacy:
+            # A cancel arriving now must not cancel the section: it still has to skip
+            # what will never run.
+            await workflow.wait_condition(main.done)
         await main
 
     def _run_row(self, request: RunInput) -> dict[str, Any]:

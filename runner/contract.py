@@ -78,6 +78,11 @@ class StepRequest:
     step: str
     params: dict[str, Any]  # rendered `with`; secrets still as references
     script_env: dict[str, str] = field(default_factory=dict)  # a script's QLRF_ARG_n values
+    # Where the worker may resolve secret references: positions in `params`, and
+    # names in `script_env`. None only in requests made before positions existed.
+    secret_params: list[list[str | int]] | None = None
+    secret_env: list[str] | None = None
+    item: str | None = None  # the fan-out item this request is for ($QLRF_ITEM)
 
 
 @dataclass
@@ -86,6 +91,8 @@ class BatchItem:
     key: str  # its name (runner.plan.waves.item_key)
     params: dict[str, Any]  # the step's `with`, rendered for this item
     script_env: dict[str, str] = field(default_factory=dict)
+    secret_params: list[list[str | int]] = field(default_factory=list)
+    secret_env: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -6,12 +6,13 @@ here, so a run never reads files: editing a file cannot change a run in flight.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.dsl.diagnostics import Diagnostic
-from runner.errors import InputError, QlrfError, UsageError
+from runner.errors import InputError, QlrfError
 from runner.plan.model import Plan
 
 if TYPE_CHECKING:
@@ -35,21 +36,30 @@ class Compiled:
     inputs: dict[str, Any]
     warnings: list[Diagnostic]
     missing_required: list[str]
-    source_text: str
+    source: bytes  # the file exactly as it was read and compiled
+
+    @property
+    def source_text(self) -> str:
+        return self.source.decode("utf-8")
+
+    @property
+    def source_sha256(self) -> str:
+        return hashlib.sha256(self.source).hexdigest()
 
 
-def require_file(path: Path) -> None:
-    if not path.exists():
-        raise UsageError(f"no such file: {path}")
-    if path.is_dir():
-        raise UsageError(f"{path} is a directory; give a runbook file")
+def require_file(path: Path, what: str = "runbook") -> None:
+    """UsageError unless `path` is a regular file: not missing, a directory, a FIFO,
+    a device, a socket or a symlink loop."""
+    from runner.files import check_regular
+
+    check_regular(path, what)
 
 
 def read_inputs_file(path: Path) -> dict[str, Any]:
     """--inputs-file: a YAML or JSON mapping of input values."""
     from runner.dsl.loader import load_file
 
-    require_file(path)
+    require_file(path, "inputs file")
     doc = load_file(path)
     if doc.diagnostics:
         raise InputError("; ".join(d.text() for d in doc.diagnostics))
@@ -67,13 +77,13 @@ def _child_path(parent: Path, params: Any) -> Path:
     return data_dir("definitions") / "runbooks" / f"{name}.yaml"
 
 
-def compile_checked(path: Path, stack: tuple[Path, ...] = ()) -> tuple[Plan, Checked]:
+def compile_checked(path: Path, stack: tuple[Path, ...] = ()) -> tuple[Plan, Checked, bytes]:
     """Validate and compile one file and, recursively, the runbooks it calls."""
     from runner.dsl.validate import collector_paused, default_validator
     from runner.plan.compiler import compile_plan
 
     validator = default_validator()
-    checked = validator.check_file(path)
+    checked, source = validator.check_source(path)
     if not checked.ok:
         raise InvalidRunbook(str(path), checked.diagnostics)
     here = path.resolve()
@@ -89,12 +99,12 @@ def compile_checked(path: Path, stack: tuple[Path, ...] = ()) -> tuple[Plan, Che
             raise QlrfError(f"{path}: step '{step_id}' calls runbooks in a cycle: {chain}")
         if len(stack) >= MAX_CHILD_DEPTH:
             raise QlrfError(f"{path}: runbooks call each other more than {MAX_CHILD_DEPTH} deep")
-        plan, _ = compile_checked(child, (*stack, here))
+        plan, _, _ = compile_checked(child, (*stack, here))
         return plan
 
     with collector_paused():
         plan = compile_plan(validator.registry, checked.doc.data, str(path), locate, resolve_child)
-    return plan, checked
+    return plan, checked, source
 
 
 def compile_file(
@@ -112,7 +122,7 @@ def compile_file(
     from runner.plan import inputs as run_inputs
 
     require_file(file)
-    plan, checked = compile_checked(file)
+    plan, checked, source = compile_checked(file)
     declared = checked.doc.data.get("inputs") or {}
     given: dict[str, Any] = {}
     if inputs_file is not None:
@@ -130,4 +140,4 @@ def compile_file(
         values = run_inputs.resolve(present, given)
         values.update(dict.fromkeys(missing))
     warnings = [d for d in checked.diagnostics if d.severity == "warning"]
-    return Compiled(plan, values, warnings, missing, file.read_text(encoding="utf-8"))
+    return Compiled(plan, values, warnings, missing, source)

@@ -3,17 +3,23 @@
 Jinja2 in an immutable sandbox, strict about undefined names, with the
 non-deterministic helpers (`random`, `lipsum`) removed: templates are rendered
 inside the Temporal workflow and must give the same result on every replay.
+Every render runs under a budget (runner/template_budget.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.environment import Template, TemplateExpression
+from jinja2.parser import Parser
+
+from runner.template_budget import BudgetedEnvironment, guard
+
+__all__ = ["BudgetedEnvironment"]  # the environment templates are rendered in
 
 # Names a template may start from, besides loop variables.
 ROOTS = ("inputs", "steps", "run", "secrets")
@@ -28,12 +34,9 @@ STEP_FIELDS = (
 RUN_FIELDS = ("id", "name", "started_by", "started_at", "kind")
 
 _MARKERS = re.compile(r"{{|{%|{#")
-# One `{{ expr }}`; shell scripts are templated expression by expression.
-EXPRESSION = re.compile(r"{{(.*?)}}", re.S)
-_SINGLE_EXPR = re.compile(r"^\s*{{(?P<expr>.*)}}\s*$", re.S)
 
 
-class _DataEnvironment(ImmutableSandboxedEnvironment):
+class _DataEnvironment(BudgetedEnvironment):
     """`a.b` on a mapping reads its key `b` first, then the attribute.
 
     Runbook data is YAML and JSON: `steps.patch.output.items` means the fan-out's
@@ -42,11 +45,11 @@ class _DataEnvironment(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping) and attribute in obj:
-            return obj[attribute]
+            return self.getitem(obj, attribute)
         return super().getattr(obj, attribute)
 
 
-def new_environment() -> ImmutableSandboxedEnvironment:
+def new_environment() -> BudgetedEnvironment:
     """A fresh environment with the deterministic subset of Jinja2."""
     env = _DataEnvironment(undefined=StrictUndefined, autoescape=False)
     env.filters.pop("random", None)
@@ -63,10 +66,54 @@ def is_template(value: object) -> bool:
 
 def single_expression(text: str) -> str | None:
     """The inner expression when `text` is exactly one `{{ expr }}` (it keeps its native type)."""
-    m = _SINGLE_EXPR.match(text)
-    if not m or "{{" in m.group("expr") or "}}" in m.group("expr"):
+    stripped = text.strip()
+    if not (stripped.startswith("{{") and stripped.endswith("}}")) or len(stripped) < 4:
         return None
-    return m.group("expr")
+    inner = stripped[2:-2]
+    if "{{" in inner or "}}" in inner:
+        return None
+    return inner
+
+
+def expressions(text: str) -> list[tuple[int, int, str]]:
+    """Each `{{ expr }}` of `text` as (start, end, expr), found in linear time.
+
+    Shell scripts are templated expression by expression. A `{{` without a later
+    `}}` ends the search: no later `{{` can have one either.
+    """
+    found: list[tuple[int, int, str]] = []
+    at = 0
+    while True:
+        start = text.find("{{", at)
+        if start < 0:
+            return found
+        end = text.find("}}", start + 2)
+        if end < 0:
+            return found
+        found.append((start, end + 2, text[start + 2 : end]))
+        at = end + 2
+
+
+def compile_template(env: BudgetedEnvironment, text: str) -> Template:
+    """`text` as a template whose loops, `~` and output count against the budget."""
+    return env.from_string(guard(env.parse(text)))
+
+
+def compile_expression(env: BudgetedEnvironment, expr: str) -> TemplateExpression:
+    """One expression, keeping its native type, under the budget like a template."""
+    parser = Parser(env, expr, state="variable")
+    try:
+        body = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError(
+                "chunk after expression", parser.stream.current.lineno, None, None
+            )
+        body.set_environment(env)
+    except TemplateSyntaxError:
+        env.handle_exception(source=expr)
+    assign = nodes.Assign(nodes.Name("result", "store"), body, lineno=1)
+    tree = nodes.Template([assign], lineno=1)
+    return TemplateExpression(env.from_string(guard(tree)), undefined_to_none=False)
 
 
 @dataclass
@@ -81,7 +128,7 @@ class References:
     bare_roots: list[str] = field(default_factory=list)  # e.g. `{{ inputs }}` as a whole
 
 
-def analyse(env: ImmutableSandboxedEnvironment, text: str) -> References:
+def analyse(env: BudgetedEnvironment, text: str) -> References:
     """Parse `text` and list its references; raises jinja2.TemplateSyntaxError."""
     tree = env.parse(text)
     refs = References()
@@ -159,3 +206,54 @@ def _record(name: str, chain: list[str | None], refs: References, local: set[str
         refs.run.append(first)
     else:
         refs.secrets.append(first)
+
+
+# Names a template may use that are not data: Jinja's own globals and the loop.
+_GLOBALS = {"range", "dict", "namespace", "loop", "true", "false", "none", "True", "False", "None"}
+# Nodes worth evaluating on their own: anything that computes something.
+_COMPUTING = (nodes.BinExpr, nodes.Filter, nodes.Call, nodes.Concat, nodes.CondExpr, nodes.Test)
+
+
+def _closed(node: nodes.Node, local: Collection[str] = ()) -> bool:
+    """The expression uses no data: it gives the same value in every run."""
+    return all(
+        name.name in _GLOBALS or name.name in local or name.ctx != "load"
+        for name in node.find_all(nodes.Name)
+    )
+
+
+def budget_problem(env: BudgetedEnvironment, text: str) -> str | None:
+    """Why a template is certain to go over its budget whatever the run's data (a
+    constant such as `'a' * 10**9`, or loops over constants); None when it is not."""
+    from runner.template_budget import BudgetExceeded, scope
+
+    try:
+        tree = env.parse(text)
+    except (TemplateSyntaxError, RecursionError):
+        return None
+    candidates: list[nodes.Expr] = []
+
+    def visit(node: nodes.Node) -> None:
+        if isinstance(node, _COMPUTING) and _closed(node):
+            candidates.append(node)
+            return
+        for child in node.iter_child_nodes():
+            visit(child)
+
+    whole = _closed(tree, _locally_bound(tree))
+    if not whole:
+        visit(tree)
+    try:
+        with scope():
+            if whole:
+                compile_template(env, text).render()
+                return None
+        for candidate in candidates:
+            with scope():
+                output = nodes.Template([nodes.Output([candidate])], lineno=1)
+                env.from_string(guard(output)).render()
+    except BudgetExceeded as exc:
+        return str(exc)
+    except Exception:
+        return None  # anything else depends on the run, or is reported elsewhere
+    return None

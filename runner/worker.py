@@ -7,6 +7,7 @@ other: the engine names activities, this module supplies them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from datetime import timedelta
@@ -90,3 +91,51 @@ def build_worker(
         # to 0.8x the step's heartbeat timeout (24 s for shell).
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
+
+
+MOVED_CHECK_SECONDS = 2.0
+
+
+async def _moved(address: str) -> None:
+    """Return once the embedded server answers at another address than `address`."""
+    from runner.local.temporal import EmbeddedServer
+
+    server = EmbeddedServer()
+    while True:
+        await asyncio.sleep(MOVED_CHECK_SECONDS)
+        info = await asyncio.to_thread(server.read)
+        if info is not None and info.address != address and server.healthy(info):
+            return
+
+
+async def serve(
+    stop: asyncio.Event,
+    *,
+    task_queue: str = TASK_QUEUE,
+    max_concurrent_activities: int = 100,
+    on_connect: Callable[[Any], None] | None = None,
+) -> None:
+    """Run a worker until `stop` is set.
+
+    Against the embedded dev server, the worker follows it: if it was restarted on
+    another address, the worker reconnects there instead of retrying the old one
+    forever. (A restarted server keeps its ports when they are free, and then the
+    connection simply recovers.)
+    """
+    from runner.client.connect import connect, target
+
+    while not stop.is_set():
+        where = await asyncio.to_thread(target, ui=False)
+        client = await connect(where)
+        if on_connect is not None:
+            on_connect(where)
+        worker = build_worker(
+            client, task_queue=task_queue, max_concurrent_activities=max_concurrent_activities
+        )
+        async with worker:
+            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+            if where.embedded:
+                waiters.append(asyncio.ensure_future(_moved(where.address)))
+            _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()

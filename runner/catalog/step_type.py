@@ -21,6 +21,7 @@ class Capabilities:
 
     fan_out: bool = False  # may be the step of a `foreach`
     script: str | None = None  # the `with` key holding a bash script; its {{ }} become env vars
+    argv: str | None = None  # the `with` key holding a program and its arguments (no shell)
     drains_store: bool = False  # needs the run store, holding every event up to its start
     evaluator: str | None = None  # for runs_in: workflow: timer | condition | gate
 
@@ -33,6 +34,7 @@ class Capabilities:
         return {
             "fan_out": self.fan_out,
             "script": self.script,
+            "argv": self.argv,
             "drains_store": self.drains_store,
             "evaluator": self.evaluator,
         }
@@ -42,6 +44,7 @@ class Capabilities:
         return cls(
             fan_out=bool(data.get("fan_out", False)),
             script=data.get("script"),
+            argv=data.get("argv"),
             drains_store=bool(data.get("drains_store", False)),
             evaluator=data.get("evaluator"),
         )

@@ -14,8 +14,10 @@ from runner import durations
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 TEMPLATE_PATTERN = r"\{\{"
-# A duration, or a template that renders to one at run time.
-DURATION_PATTERN = durations.PATTERN[:-1] + r"$|^.*\{\{.*\}\}.*$"
+# A duration, or a template that renders to one at run time. The template
+# alternative reads up to the first `{{` one character at a time and cannot
+# backtrack into it, so it runs in linear time on any text (editors use it too).
+DURATION_PATTERN = durations.PATTERN[:-1] + r"$|^(?:[^{]|\{(?!\{))*\{\{[\s\S]*\}\}"
 
 
 def choice(options: Mapping[str, str], description: str) -> dict[str, Any]:
@@ -187,6 +189,11 @@ def capabilities_schema() -> dict[str, Any]:
                 "type": "string",
                 "description": "The `with` key holding a bash script; each {{ }} in it is "
                 "passed as an environment variable, never spliced into the code",
+            },
+            "argv": {
+                "type": "string",
+                "description": "The `with` key holding a program and its arguments, run "
+                "without a shell",
             },
             "drains_store": {
                 "type": "boolean",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -47,7 +46,7 @@ def apply(
     from runner.client.runs import refuse_oversized
 
     refuse_oversized(compiled.plan.to_dict(), compiled.inputs)  # before any server is started
-    sha = hashlib.sha256(file.read_bytes()).hexdigest()
+    sha = compiled.source_sha256  # of the bytes compiled, read once
     import asyncio
 
     code = asyncio.run(

@@ -22,9 +22,11 @@ def evidence(
     from runner.store.evidence import verify as check
 
     if verify is not None:
+        from runner.files import read_text
+
         try:
-            bundle = json.loads(verify.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            bundle = json.loads(read_text(verify, "evidence bundle", 64 * 1024 * 1024))
+        except ValueError as exc:
             raise UsageError(f"{verify}: not a readable JSON bundle ({exc})") from None
         ok, message = check(bundle)
         (out if ok else err)(f"{verify}: {message}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import typer
 
@@ -14,8 +15,7 @@ def worker(
     task_queue: str = typer.Option("ql-rf-orchestrator", "--task-queue", help="Task queue"),
 ) -> None:
     """Run a worker until SIGINT or SIGTERM; start more of them anywhere to scale out."""
-    from runner.client.connect import connect, target
-    from runner.worker import build_worker
+    from runner.worker import serve
 
     async def go() -> None:
         import logging
@@ -23,20 +23,24 @@ def worker(
         from runner.cli import logs
 
         logs.configure(logging.WARNING)
-        where = target()
-        client = await connect(where)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        worker = build_worker(client, task_queue=task_queue, max_concurrent_activities=concurrency)
-        out(
-            f"worker on {where.address} ({where.namespace}), task queue {task_queue}; "
-            "Ctrl-C stops it"
+
+        def connected(where: Any) -> None:
+            out(
+                f"worker on {where.address} ({where.namespace}), task queue {task_queue}; "
+                "Ctrl-C stops it"
+            )
+
+        await serve(
+            stop,
+            task_queue=task_queue,
+            max_concurrent_activities=concurrency,
+            on_connect=connected,
         )
-        async with worker:
-            await stop.wait()
-            out("stopping: running activities get a chance to finish or be cancelled")
+        out("stopped: running activities were given a chance to finish or be cancelled")
 
     import asyncio
 

@@ -22,6 +22,7 @@ from yaml import events
 
 from runner.dsl.diagnostics import Diagnostic, path_str
 from runner.dsl.document import Document, Pos
+from runner.files import FileRefused, read_bytes
 
 MAX_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 64
@@ -317,81 +318,35 @@ def load_text(text: str, file: str) -> Document:
     return Document(file, data, root, diagnostics)
 
 
+def _unloadable(file: str, code: str, message: str) -> Document:
+    return Document(file, None, Pos(1, 1), [Diagnostic(file, 1, 1, "error", code, "$", message)])
+
+
 def load_file(path: str | os.PathLike[str], display: str | None = None) -> Document:
-    """Load a runbook file, refusing oversized files before reading them."""
+    """Load a runbook file: a regular file only, refused when too large before it is read."""
+    return load_source(path, display)[0]
+
+
+def load_source(path: str | os.PathLike[str], display: str | None = None) -> tuple[Document, bytes]:
+    """The loaded document and the exact bytes it was read from (read once)."""
     file = display or os.fspath(path)
     try:
-        size = os.stat(path).st_size
-        if size > MAX_BYTES:
-            return Document(
-                file,
-                None,
-                Pos(1, 1),
-                [
-                    Diagnostic(
-                        file,
-                        1,
-                        1,
-                        "error",
-                        "too-large",
-                        "$",
-                        f"the file is {size / 1048576:.1f} MiB, over the "
-                        f"{MAX_BYTES // 1048576} MiB limit for a runbook; split it",
-                    )
-                ],
+        raw = read_bytes(path, "runbook", MAX_BYTES)
+    except FileRefused as exc:
+        if "limit" in str(exc):
+            size = os.stat(path).st_size
+            message = (
+                f"the file is {size / 1048576:.1f} MiB, over the "
+                f"{MAX_BYTES // 1048576} MiB limit for a runbook; split it"
             )
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
+            return _unloadable(file, "too-large", message), b""
+        return _unloadable(file, "unreadable", str(exc)), b""
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Document(
-            file,
-            None,
-            Pos(1, 1),
-            [
-                Diagnostic(
-                    file,
-                    1,
-                    1,
-                    "error",
-                    "encoding",
-                    "$",
-                    f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8",
-                )
-            ],
-        )
-    except OSError as exc:
-        return Document(
-            file,
-            None,
-            Pos(1, 1),
-            [
-                Diagnostic(
-                    file,
-                    1,
-                    1,
-                    "error",
-                    "unreadable",
-                    "$",
-                    f"cannot read the file: {exc.strerror or exc}",
-                )
-            ],
-        )
+        message = f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        return _unloadable(file, "encoding", message), raw
     if "\x00" in text:
-        return Document(
-            file,
-            None,
-            Pos(1, 1),
-            [
-                Diagnostic(
-                    file,
-                    1,
-                    1,
-                    "error",
-                    "encoding",
-                    "$",
-                    "the file holds NUL bytes; a runbook is UTF-8 text",
-                )
-            ],
-        )
-    return load_text(text, file)
+        message = "the file holds NUL bytes; a runbook is UTF-8 text"
+        return _unloadable(file, "encoding", message), raw
+    return load_text(text, file), raw

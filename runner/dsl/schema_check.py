@@ -294,6 +294,8 @@ class SchemaChecker:
         yield doc.diag(path, "schema", error.message)
 
     def _pattern(self, doc: Document, path: tuple[Any, ...], inst: Any, pattern: str) -> Diagnostic:
+        text = str(inst)
+        inst = text if len(text) <= 60 else text[:57] + "..."  # quoted in the message
         if pattern in (DURATION_PATTERN, DURATION_STRICT):
             return doc.diag(
                 path,

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.catalog.registry import Registry
-from runner.dsl.checks import graph, values
+from runner.dsl.checks import graph, shell, values
 from runner.dsl.checks.templates import detect_template_problems
 from runner.dsl.diagnostics import Diagnostic, has_errors
 from runner.dsl.document import Document
 from runner.dsl.language import runbook_schema
-from runner.dsl.loader import load_file, load_text
+from runner.dsl.loader import load_source, load_text
 from runner.dsl.model import RunbookView, build
 from runner.dsl.schema_check import SchemaChecker
 from runner.resources import data_dir
@@ -48,8 +48,13 @@ class Validator:
             self.library = data_dir("definitions") / "runbooks"
 
     def check_file(self, path: str | os.PathLike[str]) -> Checked:
+        return self.check_source(path)[0]
+
+    def check_source(self, path: str | os.PathLike[str]) -> tuple[Checked, bytes]:
+        """Check a file, and return the bytes it was read from (read once)."""
         with collector_paused():
-            return self.check(load_file(path))
+            doc, source = load_source(path)
+            return self.check(doc), source
 
     def check_text(self, text: str, file: str = "<text>") -> Checked:
         with collector_paused():
@@ -85,6 +90,10 @@ class Validator:
             (
                 "detect_error_type_names",
                 lambda: values.detect_error_type_names(doc, view, self.registry),
+            ),
+            (
+                "detect_shell_injection",
+                lambda: shell.detect_shell_injection(doc, view, self.registry),
             ),
             (
                 "detect_child_runbooks",

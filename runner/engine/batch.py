@@ -147,7 +147,15 @@ class BatchWorkflow:
         try:
             result = await call_activity(
                 batch.activity,
-                StepRequest(batch.run_id, batch.step, item.params, item.script_env),
+                StepRequest(
+                    batch.run_id,
+                    batch.step,
+                    item.params,
+                    item.script_env,
+                    secret_params=item.secret_params,
+                    secret_env=item.secret_env,
+                    item=item.key,
+                ),
                 activity_id=f"step:{batch.step}:{item.index}",
                 summary=f"{batch.name} [{item.key}]"[:200],
                 retry=retry,

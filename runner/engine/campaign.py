@@ -261,8 +261,8 @@ class Campaign:
         sizes: list[int] = []
         for i in range(b.start, b.end):
             context = self.host.context(**{loop_var: self.items[i]})
-            params, env = render.step_params(node.with_, context, script)
-            size = payload_size(params) + payload_size(env)
+            rendered = render.step_params(node.with_, context, script, node.secrets)
+            size = payload_size(rendered.params) + payload_size(rendered.script_env)
             if size > PAYLOAD_LIMIT:
                 raise StepFailed(
                     "PayloadsTooLarge",
@@ -270,7 +270,16 @@ class Campaign:
                     f"{PAYLOAD_LIMIT}-byte limit",
                     1,
                 )
-            requests.append(BatchItem(i, self.keys[i], params, env))
+            requests.append(
+                BatchItem(
+                    i,
+                    self.keys[i],
+                    rendered.params,
+                    rendered.script_env,
+                    rendered.secret_params,
+                    rendered.secret_env,
+                )
+            )
             sizes.append(size)
         for number, (start, end) in enumerate(waves.batches(sizes), start=1):
             await self.host.unpaused()

@@ -176,12 +176,19 @@ class Dispatcher:
             raise
 
     async def _activity(self, node: Node, state: StepState, activity_id: str, summary: str) -> Any:
-        rendered, script_env = render.step_params(
-            node.with_, self.run.context(), node.capabilities.script
+        rendered = render.step_params(
+            node.with_, self.run.context(), node.capabilities.script, node.secrets
         )
         timeouts = checked_timeouts(node.id, node.timeouts)
-        request = StepRequest(workflow.info().workflow_id, node.id, rendered, script_env)
-        size = payload_size(request.params) + payload_size(script_env)
+        request = StepRequest(
+            workflow.info().workflow_id,
+            node.id,
+            rendered.params,
+            rendered.script_env,
+            secret_params=rendered.secret_params,
+            secret_env=rendered.secret_env,
+        )
+        size = payload_size(request.params) + payload_size(request.script_env)
         if size > PAYLOAD_LIMIT:
             # Scheduling it would fail the workflow task (and hang the run) instead.
             raise StepFailed(
@@ -271,6 +278,7 @@ class Dispatcher:
                 retry=comp.retry,
                 timeouts=comp.timeouts,
                 capabilities=comp.capabilities,
+                secrets=comp.secrets,
                 fanout=None,
             )
             attempts = StepState(attempts=1)

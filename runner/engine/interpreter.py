@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         RunInput,
     )
-    from runner.engine import control, outcome, publish
+    from runner.engine import admission, control, outcome, publish
     from runner.engine.dispatch import Dispatcher
     from runner.engine.evaluators import Evaluators
     from runner.engine.gates import GateDesk
@@ -126,30 +126,22 @@ class RunbookWorkflow:
             writer.run_row = self._run_row(request)
             outbox.audit("run_started", run.started_by, {"inputs": run.inputs})
             flusher = asyncio.create_task(writer.loop())
+        refused = None if legacy else admission.input_problem(plan, request.inputs)
         cancelled = False
-        main: asyncio.Task[None] | None = None
-        try:
-            if legacy and plan.timeout_ms is None:
-                # As runs before ENGINE_V2 did: a cancel ends the steps' section at once.
-                await scheduler.run_steps()
-            else:
-                main = asyncio.create_task(scheduler.run_steps())
-                await self._until_done(main)
-        except asyncio.CancelledError:
-            cancelled = True
-            outbox.audit("cancel_requested", None, {})
-            run.status = "cancelled"
-            run.paused = False  # a cancel stops everything; compensation and finally run
-            scheduler.halt("the run was cancelled")
-            await scheduler.stop("the run was cancelled", force=True)
-            if main is not None:
-                await main
-        # Compensation and finally run whatever happened, including after a cancel: the
-        # cancel request was delivered once, and what is scheduled from here runs.
-        if scheduler.failing:
-            await dispatcher.compensate(scheduler.compensations())
-        await scheduler.run_finally()
-        outcome.conclude(run, scheduler.failure, cancelled=cancelled, now=workflow.now())
+        if refused is not None:
+            # Nothing runs, finally neither: what the run was asked to do is not valid.
+            outbox.audit("run_refused", None, {"reason": refused})
+            for sid in run.steps:
+                dispatcher.skip(run.nodes[sid], "the run was refused before its first step")
+            outcome.refuse(run, "InvalidInputs", refused, now=workflow.now())
+        else:
+            cancelled = await self._steps(legacy)
+            # Compensation and finally run whatever happened, including after a cancel:
+            # the cancel was delivered once, and what is scheduled from here runs.
+            if scheduler.failing:
+                await dispatcher.compensate(scheduler.compensations())
+            await scheduler.run_finally()
+            outcome.conclude(run, scheduler.failure, cancelled=cancelled, now=workflow.now())
         publish.final_state(self.state())
         # A control or decision still being handled finishes before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -170,6 +162,29 @@ class RunbookWorkflow:
                 non_retryable=True,
             )
         return run.outputs
+
+    async def _steps(self, legacy: bool) -> bool:
+        """Run the steps' section to its end; True when the run was cancelled."""
+        run, scheduler, outbox = self._run, self._scheduler, self._outbox
+        assert run is not None and scheduler is not None and outbox is not None
+        main: asyncio.Task[None] | None = None
+        try:
+            if legacy and run.plan.timeout_ms is None:
+                # As runs before ENGINE_V2 did: a cancel ends the steps' section at once.
+                await scheduler.run_steps()
+            else:
+                main = asyncio.create_task(scheduler.run_steps())
+                await self._until_done(main)
+        except asyncio.CancelledError:
+            outbox.audit("cancel_requested", None, {})
+            run.status = "cancelled"
+            run.paused = False  # a cancel stops everything; compensation and finally run
+            scheduler.halt("the run was cancelled")
+            await scheduler.stop("the run was cancelled", force=True)
+            if main is not None:
+                await main
+            return True
+        return False
 
     async def _until_done(self, main: asyncio.Task[None]) -> None:
         """Wait for the steps' section, or for the run's deadline."""

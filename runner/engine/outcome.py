@@ -25,6 +25,13 @@ def timed_out(run: RunState) -> None:
     }
 
 
+def refuse(run: RunState, error_type: str, message: str, *, now: datetime) -> None:
+    """The run may not start: it fails at once, with no step run."""
+    run.status = "failed"
+    run.finished_at = now
+    run.error = {"type": error_type, "message": message, "step": None, "source": None}
+
+
 def conclude(
     run: RunState,
     failure: tuple[Node, StepFailed | None] | None,

@@ -138,12 +138,28 @@ def server_command(port: int, ui_port: int | None, db: Path | None) -> list[str]
 LAUNCH_ATTEMPTS = 3
 
 
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def launch(
-    db: Path | None, *, ui: bool = False, log: Path | None = None
+    db: Path | None,
+    *,
+    ui: bool = False,
+    log: Path | None = None,
+    port: int | None = None,
+    ui_port: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], int, int | None]:
     """Start a dev server in its own session and wait until it listens.
 
-    Returns (process, port, ui port). A free port can be taken by another process
+    Returns (process, port, ui port). `port` and `ui_port` are used when free (a
+    restarted server keeps its address, so its workers reconnect by themselves);
+    otherwise free ports are taken. A free port can be taken by another process
     before the server binds it; the server then exits, and it is started again on
     new ports. QlrfError with the server's own words if every attempt fails.
     """
@@ -153,9 +169,12 @@ def launch(
         os.close(handle)
         log = Path(name)
     said = ""
+    wanted, wanted_ui = port, ui_port
     for _ in range(LAUNCH_ATTEMPTS):
-        port = free_port()
-        ui_port = free_port() if ui else None
+        port = wanted if wanted is not None and _free(wanted) else free_port()
+        chosen_ui = wanted_ui if wanted_ui is not None and _free(wanted_ui) else free_port()
+        ui_port = chosen_ui if ui else None
+        wanted = wanted_ui = None  # a second attempt takes whatever is free
         with log.open("ab") as sink:
             proc = subprocess.Popen(
                 server_command(port, ui_port, db),
@@ -188,6 +207,12 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], port: int, log: Path) -> 
         time.sleep(0.05)
 
 
+def _wait_gone(pid: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def terminate(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
@@ -203,6 +228,7 @@ class EmbeddedServer:
         self.lock_path = self.dir / "temporal.lock"
         self.db = self.dir / "temporal.db"
         self.log = self.dir / "temporal.log"
+        self.port_path = self.dir / "temporal.port"
 
     def read(self) -> ServerInfo | None:
         try:
@@ -223,17 +249,36 @@ class EmbeddedServer:
             if info is not None and _alive(info.pid):  # alive but deaf: replace it
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(info.pid, signal.SIGTERM)
-            return self._start(ui)
+                with contextlib.suppress(Exception):
+                    _wait_gone(info.pid)
+            return self._start(ui, info)
 
-    def _start(self, ui: bool) -> ServerInfo:
-        proc, port, ui_port = launch(self.db, ui=ui, log=self.log)
+    def _start(self, ui: bool, previous: ServerInfo | None = None) -> ServerInfo:
+        # The same ports as before when they are free: clients and workers that
+        # knew the old address find the restarted server there.
+        proc, port, ui_port = launch(
+            self.db,
+            ui=ui,
+            log=self.log,
+            port=previous.port if previous else self._last_port(),
+            ui_port=previous.ui_port if previous else None,
+        )
         info = ServerInfo(proc.pid, port, ui_port, str(self.db))
         self.info_path.write_text(json.dumps(asdict(info)))
         return info
 
+    def _last_port(self) -> int | None:
+        try:
+            return int(self.port_path.read_text())
+        except (OSError, ValueError):
+            return None
+
     def stop(self) -> bool:
         with _locked(self.lock_path):
             info = self.read()
+            if info is not None:
+                # A later start takes the same port again, if it is still free.
+                self.port_path.write_text(str(info.port))
             self.info_path.unlink(missing_ok=True)
             if info is None or not _alive(info.pid):
                 return False

@@ -21,6 +21,7 @@ from runner.plan.model import (
     Wave,
     compute_hash,
 )
+from runner.plan.secret_positions import secret_positions
 
 # (path) -> "line:col", so the compiler can cite sources without knowing YAML.
 Locate = Callable[[tuple[Any, ...]], str]
@@ -125,6 +126,7 @@ class Compiler:
             retry=retry,
             timeouts=timeouts,
             capabilities=step_type.capabilities,
+            secrets=secret_positions(comp.get("with") or {}, step_type.capabilities.script),
         )
 
     def _child(self, step_type: StepType, step: Mapping[str, Any]) -> Plan | None:
@@ -159,6 +161,7 @@ class Compiler:
                     source=f"{self.file}:{self.locate((section, i))}",
                     child=self._child(step_type, step),
                     capabilities=step_type.capabilities,
+                    secrets=secret_positions(step.get("with") or {}, step_type.capabilities.script),
                 )
             )
             previous = step["id"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from runner import durations
 from runner.errors import InputError
+from runner.files import FileRefused, read_text
 from runner.suggest import hint
 
 _PY_CHECK = {
@@ -62,10 +63,10 @@ def convert(name: str, decl: Mapping[str, Any], text: str) -> Any:
     if text.startswith("@"):
         path = Path(text[1:])
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
+            text = read_text(path)
+        except FileRefused as exc:
             raise InputError(
-                f"--input {name}=@{path}: cannot read the file ({exc.strerror}); check the path"
+                f"--input {name}=@{path}: cannot read the file ({exc}); check the path"
             ) from None
         if decl.get("type") in ("string", "duration"):
             text = text.rstrip("\n")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.catalog.step_type import Capabilities
+from runner.plan.secret_positions import Position, secret_positions
 
 PLAN_VERSION = 1
 
@@ -22,7 +23,7 @@ PLAN_VERSION = 1
 # types of that time had these. Only such plans (runs started by an older version,
 # and the golden histories) ever use this table.
 _LEGACY_CAPABILITIES = {
-    "shell": Capabilities(fan_out=True, script="script"),
+    "shell": Capabilities(fan_out=True, script="script", argv="command"),
     "http": Capabilities(fan_out=True),
     "notify": Capabilities(fan_out=True),
     "sql": Capabilities(fan_out=True),
@@ -31,6 +32,14 @@ _LEGACY_CAPABILITIES = {
     "assert": Capabilities(evaluator="condition"),
     "approval": Capabilities(evaluator="gate"),
 }
+
+
+def _secrets(data: Mapping[str, Any], capabilities: Capabilities) -> tuple[Position, ...]:
+    found = data.get("secrets")
+    if isinstance(found, list):
+        return tuple(tuple(p) for p in found)
+    # A plan compiled before positions were recorded: find them the same way now.
+    return secret_positions(data.get("with") or {}, capabilities.script)
 
 
 def _capabilities(data: Mapping[str, Any]) -> Capabilities:
@@ -137,9 +146,11 @@ class Compensation:
     retry: RetryPolicy | None
     timeouts: Timeouts | None
     capabilities: Capabilities = field(default_factory=Capabilities)
+    secrets: tuple[Position, ...] = ()  # positions in `with` that name a secret
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Compensation:
+        capabilities = _capabilities(data)
         return cls(
             type=data["type"],
             runs_in=data["runs_in"],
@@ -148,7 +159,8 @@ class Compensation:
             with_=dict(data.get("with") or {}),
             retry=_optional(RetryPolicy.from_dict, data.get("retry")),
             timeouts=_optional(Timeouts.from_dict, data.get("timeouts")),
-            capabilities=_capabilities(data),
+            capabilities=capabilities,
+            secrets=_secrets(data, capabilities),
         )
 
 
@@ -172,9 +184,11 @@ class Node:
     source: str
     child: Plan | None = None  # a `runbook` step's compiled child runbook
     capabilities: Capabilities = field(default_factory=Capabilities)
+    secrets: tuple[Position, ...] = ()  # positions in `with` that name a secret
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Node:
+        capabilities = _capabilities(data)
         return cls(
             id=data["id"],
             name=data["name"],
@@ -193,7 +207,8 @@ class Node:
             section=data["section"],
             source=data.get("source", ""),
             child=_optional(Plan.from_dict, data.get("child")),
-            capabilities=_capabilities(data),
+            capabilities=capabilities,
+            secrets=_secrets(data, capabilities),
         )
 
 

@@ -25,7 +25,7 @@ async def evidence(request: StepRequest) -> dict[str, Any]:
     from runner.store.queries import bundle_in
 
     secrets = Resolver()
-    params = secrets.resolve(request.params)
+    params, _ = secrets.request(request)
     found = await bundle_in(await pool(), request.run_id)
     if found is None:
         fail(

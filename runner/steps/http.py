@@ -18,7 +18,7 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 @activity.defn(name="http")
 async def http(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
-    params = secrets.resolve(request.params)
+    params, _ = secrets.request(request)
     method = params.get("method", "GET")
     timeout = DEFAULT_TIMEOUT_SECONDS
     if params.get("timeout"):

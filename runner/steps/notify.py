@@ -18,7 +18,7 @@ logger = logging.getLogger("qlrf.notify")
 @activity.defn(name="notify")
 async def notify(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
-    params = secrets.resolve(request.params)
+    params, _ = secrets.request(request)
     message = str(params["message"])
     if params.get("channel", "log") == "log":
         logger.info("%s/%s: %s", request.run_id, request.step, secrets.mask(message))

@@ -1,21 +1,35 @@
-"""Secrets on the worker: resolve the markers the workflow sent, and mask values in results.
+"""Secrets on the worker: resolve the references a step may hold, and mask what comes back.
 
 A value comes from the environment variable QLRF_SECRET_<NAME>, else from the file
-named by QLRF_SECRETS_FILE (lines of NAME=value; # starts a comment). Values never
-leave the activity: outputs and error messages have them replaced by ***.
+named by QLRF_SECRETS_FILE (lines of NAME=value; # starts a comment).
+
+References are resolved only at the positions the workflow marks as naming a
+secret (runner/engine/render.py), never elsewhere: text from inputs or outputs
+that looks like a reference stays text. Values never leave the activity: outputs,
+errors and logs have them replaced by ***, and so are their reversed, base64
+(at every alignment), URL-encoded and hex forms.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import os
-from pathlib import Path
+import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
 from runner import secretref
+from runner.contract import StepRequest
+from runner.files import read_text
 
 MASK = "***"
+# Encoded forms of shorter values would mask ordinary text; the value itself is
+# always masked.
+ENCODED_MIN = 4
 
 
 def _from_file() -> dict[str, str]:
@@ -23,7 +37,7 @@ def _from_file() -> dict[str, str]:
     if not path:
         return {}
     values = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in read_text(path, "QLRF_SECRETS_FILE").splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -32,11 +46,45 @@ def _from_file() -> dict[str, str]:
     return values
 
 
+def _base64_cores(raw: bytes) -> set[str]:
+    """The parts of a value's base64 that do not depend on the bytes around it.
+
+    Printed inside a longer base64 text, the value starts at one of three
+    alignments; each gives a core that appears whatever surrounds it.
+    """
+    found: set[str] = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        found.add(encode(raw).decode())
+        for offset in range(3):
+            text = encode(b"\0" * offset + raw).decode()
+            first = math.ceil(offset * 8 / 6)
+            last = (offset + len(raw)) * 8 // 6
+            found.add(text[first:last])
+    return found
+
+
+def encoded_forms(value: str) -> list[str]:
+    """The value and the forms it may be printed in, longest first."""
+    forms = {value}
+    if len(value) >= ENCODED_MIN:
+        raw = value.encode()
+        forms.add(value[::-1])
+        forms |= _base64_cores(raw)
+        forms.add(urllib.parse.quote(value, safe=""))
+        forms.add(urllib.parse.quote_plus(value))
+        hexed = binascii.hexlify(raw).decode()
+        forms |= {hexed, hexed.upper()}
+    return sorted(
+        (f for f in forms if len(f) >= min(ENCODED_MIN, len(value))), key=len, reverse=True
+    )
+
+
 class Resolver:
-    """Resolves markers for one activity attempt and remembers what to mask."""
+    """Resolves references for one activity attempt and remembers what to mask."""
 
     def __init__(self) -> None:
         self.values: set[str] = set()
+        self._forms: list[str] | None = None
         self._file: dict[str, str] | None = None
 
     def lookup(self, name: str) -> str:
@@ -54,9 +102,11 @@ class Resolver:
             )
         if value:
             self.values.add(value)
+            self._forms = None
         return value
 
     def resolve(self, value: Any) -> Any:
+        """Every reference inside `value` replaced by its secret."""
         if isinstance(value, str):
             return secretref.PATTERN.sub(lambda m: self.lookup(m.group(1)), value)
         if isinstance(value, list):
@@ -65,15 +115,60 @@ class Resolver:
             return {k: self.resolve(v) for k, v in value.items()}
         return value
 
+    def request(self, request: StepRequest) -> tuple[dict[str, Any], dict[str, str]]:
+        """The step's parameters and script environment, with references resolved only
+        where the workflow marked a position as naming a secret."""
+        if request.secret_params is None or request.secret_env is None:
+            # Made by a version of the engine before positions were marked.
+            return self.resolve(request.params), self.resolve(request.script_env)
+        params = _copy(request.params)
+        for path in request.secret_params:
+            _resolve_at(params, list(path), self)
+        wanted = set(request.secret_env)
+        env = {k: (self.resolve(v) if k in wanted else v) for k, v in request.script_env.items()}
+        return params, env
+
     def mask(self, value: Any) -> Any:
         if not self.values:
             return value
-        if isinstance(value, str):
-            for secret in sorted(self.values, key=len, reverse=True):
-                value = value.replace(secret, MASK)
-            return value
-        if isinstance(value, list):
-            return [self.mask(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self.mask(v) for k, v in value.items()}
+        if self._forms is None:
+            forms: set[str] = set()
+            for secret in self.values:
+                forms.update(encoded_forms(secret))
+            self._forms = sorted(forms, key=len, reverse=True)
+        return _masked(value, self._forms)
+
+
+def _masked(value: Any, forms: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        for form in forms:
+            if form in value:
+                value = value.replace(form, MASK)
         return value
+    if isinstance(value, list):
+        return [_masked(v, forms) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v, forms) for k, v in value.items()}
+    return value
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value
+
+
+def _resolve_at(container: Any, path: list[str | int], resolver: Resolver) -> None:
+    """Resolve the references under one position of `container`, in place."""
+    *inner, last = path
+    for key in inner:
+        try:
+            container = container[key]
+        except (KeyError, IndexError, TypeError):
+            return  # not there: nothing to resolve
+    try:
+        container[last] = resolver.resolve(container[last])
+    except (KeyError, IndexError, TypeError):
+        return

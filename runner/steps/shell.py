@@ -1,7 +1,14 @@
 """The `shell` activity: a command (argv, no shell) or a bash script, with heartbeats.
 
-The process runs in its own session, so cancelling the step (or its timeout) kills
-the whole process group: SIGTERM, then SIGKILL after a grace period. No orphan.
+- The environment is clean: only PATH, HOME, LANG and TZ of the worker's, the
+  names the worker allows in QLRF_STEP_ENV_ALLOW, the step's metadata
+  (QLRF_RUN, QLRF_STEP, QLRF_ATTEMPT, QLRF_ITEM), its script's QLRF_ARG_n, and its
+  own `env:`. Nothing else of the worker's reaches a step, no secret above all.
+- The process runs in its own session, registered with the worker's guardian
+  (runner/steps/guardian.py), so it dies with the worker even on SIGKILL.
+- A cancel, or the attempt's own start_to_close timeout, kills the whole process
+  group: SIGTERM, then SIGKILL after a grace period. The timeout is enforced here,
+  just before Temporal's, so the next attempt never overlaps this one.
 """
 
 from __future__ import annotations
@@ -9,18 +16,59 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import shutil
 import signal
+import time
 from typing import Any
 
 from temporalio import activity
 
 from runner.contract import StepRequest
 from runner.steps.common import RESULT_LIMIT, beat, fail, result, tail
+from runner.steps.guardian import NEVER_STARTED, guardian
 from runner.steps.secrets import Resolver
 
 KILL_GRACE_SECONDS = 5.0
 HEARTBEAT_SECONDS = 1.0
+# What a step always gets of the worker's environment, when the worker has it.
+BASE_ENV = ("PATH", "HOME", "LANG", "TZ")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+ALLOW_VARIABLE = "QLRF_STEP_ENV_ALLOW"
+# Never passed on, whatever the allowlist says.
+_NEVER = ("QLRF_SECRET_", "QLRF_SECRETS_FILE", "QLRF_SEAL_KEY", "QLRF_SIGNING_KEY")
+
+logger = logging.getLogger("qlrf.shell")
+
+
+def allowed_names() -> list[str]:
+    """The worker's QLRF_STEP_ENV_ALLOW, without any name that could carry a secret."""
+    names = [n.strip() for n in os.environ.get(ALLOW_VARIABLE, "").split(",") if n.strip()]
+    refused = [n for n in names if n.startswith(_NEVER)]
+    if refused:
+        logger.warning("%s may not pass %s to steps; left out", ALLOW_VARIABLE, ", ".join(refused))
+    return [n for n in names if n not in refused]
+
+
+def step_environment(
+    request: StepRequest, own: dict[str, Any], script_env: dict[str, str], attempt: int
+) -> dict[str, str]:
+    """The whole environment of a step's process."""
+    env = {name: os.environ[name] for name in (*BASE_ENV, *allowed_names()) if name in os.environ}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.update({str(k): str(v) for k, v in own.items()})
+    env.update(script_env)
+    env.update(
+        {
+            "QLRF_RUN": request.run_id,
+            "QLRF_STEP": request.step,
+            "QLRF_ATTEMPT": str(attempt),
+        }
+    )
+    if request.item is not None:
+        env["QLRF_ITEM"] = request.item
+    return env
 
 
 async def _read(stream: asyncio.StreamReader, sink: bytearray) -> None:
@@ -35,10 +83,10 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-async def _terminate(proc: asyncio.subprocess.Process) -> None:
+async def _terminate(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE_SECONDS) -> None:
     _kill_group(proc.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), KILL_GRACE_SECONDS)
+        await asyncio.wait_for(proc.wait(), grace)
     except TimeoutError:
         _kill_group(proc.pid, signal.SIGKILL)
         await proc.wait()
@@ -46,56 +94,127 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
     _kill_group(proc.pid, signal.SIGKILL)
 
 
-@activity.defn(name="shell")
-async def shell(request: StepRequest) -> dict[str, Any]:
-    secrets = Resolver()
-    params = secrets.resolve(request.params)
-    script_env = secrets.resolve(request.script_env)
-    if "command" in params:
-        argv = [str(a) for a in params["command"]]
-    else:
-        argv = ["bash", "-euo", "pipefail", "-c", params["script"]]
-    env = {
-        **os.environ,
-        **{k: str(v) for k, v in (params.get("env") or {}).items()},
-        **script_env,
-        "QLRF_RUN_ID": request.run_id,
-        "QLRF_STEP": request.step,
-        "QLRF_ATTEMPT": str(activity.info().attempt),
-    }
+def _deadline() -> tuple[float | None, float]:
+    """When this attempt must stop (monotonic), and the grace its processes get then.
+
+    Just before Temporal's start_to_close: Temporal retries on another worker once
+    that passes, and the processes of this attempt must be gone by then.
+    """
+    limit = activity.info().start_to_close_timeout
+    if not limit:
+        return None, KILL_GRACE_SECONDS
+    seconds = limit.total_seconds()
+    margin = min(max(seconds * 0.2, 0.5), KILL_GRACE_SECONDS + 1.0)
+    return time.monotonic() + seconds - margin, max(0.2, margin - 0.5)
+
+
+async def _spawn(
+    argv: list[str], cwd: str | None, env: dict[str, str]
+) -> asyncio.subprocess.Process:
+    """Start the step's process in its own session, registered with the guardian first."""
+    read_fd, write_fd = os.pipe()
     try:
+        handshake = f'read -r _ <&{read_fd} || exit {NEVER_STARTED}; exec {read_fd}<&-; exec "$@"'
         proc = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            handshake,
+            "qlrf-step",
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            cwd=params.get("cwd"),
+            cwd=cwd,
             env=env,
             start_new_session=True,
+            pass_fds=(read_fd,),
         )
+    except BaseException:
+        os.close(write_fd)
+        raise
+    finally:
+        os.close(read_fd)
+    try:
+        guardian().register(proc.pid)
+        os.write(write_fd, b"go\n")
+    except BaseException:
+        _kill_group(proc.pid, signal.SIGKILL)
+        raise
+    finally:
+        os.close(write_fd)
+    return proc
+
+
+def _program(name: str, path: str, cwd: str | None) -> str | None:
+    """The executable `name` stands for, as exec would find it; None when there is none."""
+    if "/" in name:
+        full = os.path.join(cwd or os.getcwd(), name)
+        return full if os.path.isfile(full) and os.access(full, os.X_OK) else None
+    return shutil.which(name, path=path)
+
+
+@activity.defn(name="shell")
+async def shell(request: StepRequest) -> dict[str, Any]:
+    secrets = Resolver()
+    params, script_env = secrets.request(request)
+    if "command" in params:
+        argv = [str(a) for a in params["command"]]
+    else:
+        argv = ["bash", "-euo", "pipefail", "-c", params["script"]]
+    attempt = activity.info().attempt
+    env = step_environment(request, params.get("env") or {}, script_env, attempt)
+    cwd = params.get("cwd")
+    if cwd is not None and not os.path.isdir(cwd):
+        fail(secrets, "CommandNotFound", f"cannot run '{argv[0]}': no directory {cwd}")
+    program = _program(argv[0], env["PATH"], cwd)
+    if program is None:
+        where = f" (cwd {cwd})" if cwd else ""
+        fail(secrets, "CommandNotFound", f"cannot run '{argv[0]}'{where}: no such file or command")
+    try:
+        proc = await _spawn([program, *argv[1:]], cwd, env)
     except FileNotFoundError as exc:
         missing = exc.filename or argv[0]
-        where = f" (cwd {params['cwd']})" if params.get("cwd") else ""
+        where = f" (cwd {cwd})" if cwd else ""
         fail(secrets, "CommandNotFound", f"cannot run '{missing}'{where}: no such file or command")
     except PermissionError:
         fail(secrets, "CommandNotFound", f"cannot run '{argv[0]}': permission denied")
     out, err = bytearray(), bytearray()
     assert proc.stdout is not None and proc.stderr is not None
     readers = asyncio.gather(_read(proc.stdout, out), _read(proc.stderr, err))
+    deadline, grace = _deadline()
+    timed_out = False
     try:
         while True:
+            wait = HEARTBEAT_SECONDS
+            if deadline is not None:
+                wait = min(wait, max(deadline - time.monotonic(), 0.0))
             try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), HEARTBEAT_SECONDS)
+                await asyncio.wait_for(asyncio.shield(proc.wait()), wait)
                 break
             except TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    timed_out = True
+                    await _terminate(proc, grace)
+                    break
                 beat(stdout_bytes=len(out), stderr_bytes=len(err))
         await readers
     except asyncio.CancelledError:
         await _terminate(proc)
         readers.cancel()
         raise
+    finally:
+        guardian().release(proc.pid)
     code = proc.returncode
+    assert code is not None
     stdout, stderr = tail(bytes(out)), tail(bytes(err))
+    if timed_out:
+        limit = activity.info().start_to_close_timeout
+        fail(
+            secrets,
+            "CommandTimedOut",
+            f"the command ran out of its {limit} start_to_close timeout and was stopped",
+            stderr=stderr[-4000:],
+        )
     if code != 0:
         last = stderr.strip().splitlines()[-5:] if stderr.strip() else []
         shown = "; ".join(last) or "(no stderr)"

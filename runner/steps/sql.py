@@ -24,7 +24,7 @@ def _jsonable(value: Any) -> Any:
 @activity.defn(name="sql")
 async def sql(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
-    params = secrets.resolve(request.params)
+    params, _ = secrets.request(request)
     try:
         connection = await asyncpg.connect(params["dsn"], timeout=30)
     except (

@@ -36,7 +36,7 @@ def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, tmp
             rid,
         ],
         cwd=ROOT,
-        env={**env, "TMPDIR": str(tmp_path)},
+        env={**env, "TMPDIR": str(tmp_path), "QLRF_STEP_ENV_ALLOW": "TMPDIR"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

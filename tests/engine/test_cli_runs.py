@@ -156,7 +156,7 @@ finally:
         worker.send_signal(signal.SIGTERM)
         output, _ = worker.communicate(timeout=60)
     assert worker.returncode == 0, output
-    assert "stopping" in output and "Traceback" not in output
+    assert "stopped" in output and "Traceback" not in output
 
 
 def test_unknown_run_is_a_clear_error(cluster):

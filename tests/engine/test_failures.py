@@ -114,17 +114,29 @@ steps:
 
 
 def test_oversized_outputs_or_parameters_fail_the_run(run):
-    """Run outputs or rendered parameters over the limit fail clearly instead of hanging."""
+    """Run outputs or rendered parameters over the payload limit, each value within the
+    template budget, fail clearly instead of hanging; one value over the budget fails
+    its step with TemplateError."""
+    part = "\"{{ 'x' * 250000 }}\""
+    outputs = "".join(f"  big{i}: \"{{{{ 'y' * 250000 }}}}\"\n" for i in range(7))
     outcome = run(
         HEAD
-        + """
+        + f"""
+inputs:
+  n: {{type: integer, default: 2000000}}
 steps:
-  - {id: a, type: shell, on_failure: continue, with: {command: [echo, "{{ 'x' * 2000000 }}"]}}
+  - {{id: a, type: shell, on_failure: continue, with: {{command: [echo, {", ".join([part] * 7)}]}}}}
+  - id: b
+    type: shell
+    needs: []
+    on_failure: continue
+    with: {{command: [echo, "{{{{ 'x' * inputs.n }}}}"]}}
 outputs:
-  big: "{{ 'y' * 2000000 }}"
-"""
+{outputs}"""
     )
     assert outcome.step("a")["error"]["type"] == "PayloadsTooLarge"
+    assert outcome.step("b")["error"]["type"] == "TemplateError"
+    assert "over its budget" in outcome.step("b")["error"]["message"]
     assert outcome.state["status"] == "failed"
     assert outcome.state["error"]["type"] == "OutputsTooLarge"
 

@@ -637,6 +637,7 @@ def test_drift_remediation_example_restores_only_the_drifted_hosts(
     """examples/drift-remediation.yaml: detect over the fleet, remediate what drifted."""
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # where its fleet of directories goes
+    monkeypatch.setenv("QLRF_STEP_ENV_ALLOW", "TMPDIR")  # which the worker passes to steps
     example = ROOT / "examples" / "drift-remediation.yaml"
     outcome = asyncio.run(
         run_runbook(temporal_address, example, ['drifted=["host-02", "host-09"]'])

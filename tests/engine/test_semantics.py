@@ -126,7 +126,8 @@ steps:
 
 
 def test_step_timeout(run):
-    """A shell step over its start_to_close timeout fails as StepTimedOut."""
+    """A shell step over its start_to_close timeout is stopped by its worker just before
+    Temporal's deadline, and fails as CommandTimedOut."""
     outcome = run(
         HEAD
         + """
@@ -139,7 +140,7 @@ steps:
 """
     )
     assert outcome.state["status"] == "failed"
-    assert outcome.step("slow")["error"]["type"] == "StepTimedOut"
+    assert outcome.step("slow")["error"]["type"] == "CommandTimedOut"
 
 
 def test_run_timeout_stops_the_run_and_still_runs_finally(run):

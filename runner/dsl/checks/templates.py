@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -127,7 +126,7 @@ class TemplateChecker:
         for path, text in _strings(value, where):
             if script is not None and path[-2:] == ("with", script):
                 # `${#array[@]}` and friends are bash, not Jinja comments.
-                for expr in templates.EXPRESSION.findall(text):
+                for _, _, expr in templates.expressions(text):
                     self._check(path, "{{" + expr + "}}", scope)
                 self._quoted(path, text)
             else:
@@ -140,6 +139,8 @@ class TemplateChecker:
                 cached = templates.analyse(self.env, text)
             except jinja2.TemplateSyntaxError as exc:
                 cached = exc
+            except RecursionError:
+                cached = jinja2.TemplateSyntaxError("it nests too deeply to read", 1)
             self._cache[text] = cached
         return cached
 
@@ -157,6 +158,16 @@ class TemplateChecker:
                 )
             )
             return
+        problem = templates.budget_problem(self.env, text)
+        if problem:
+            self.out.append(
+                d(
+                    path,
+                    "template-budget",
+                    f"this template goes over the budget of every render whatever the run's "
+                    f"data: {problem}",
+                )
+            )
         for name in refs.inputs:
             self.used_inputs.add(name)
             if name not in self.inputs:
@@ -278,9 +289,6 @@ class TemplateChecker:
                     severity="warning",
                 )
             )
-
-
-_SINGLE = re.compile(r"'[^']*{{.*?}}[^']*'")
 
 
 def _single_quoted_templates(script: str) -> list[str]:

@@ -80,6 +80,13 @@ def read_text(path: str | os.PathLike[str], what: str = "file", limit: int = MAX
 
 
 def _reason(path: str | os.PathLike[str], what: str, exc: OSError) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        # A socket cannot even be opened (ENXIO): say what it is.
+        return f"{what} {path} is {_kind(mode)}; give a regular file"
     if exc.errno == errno.ELOOP:
         return f"{what} {path} is a symlink loop (its links point back at each other)"
     if exc.errno == errno.ENOENT:

@@ -309,8 +309,10 @@ def _check_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
         old, new = arg(1, "old", ""), arg(2, "new", "")
         count = arg(3, "count", None)
         _refuse_size(_replace_size(value, str(old), str(new), -1 if count is None else count))
-    elif name == "join" and value is not None and not isinstance(value, str | dict):
-        listed, _ = _joined(str(arg(1, "d", "")), value)
+    elif name == "join" and value is not None:
+        # A string joins its characters, a mapping its keys: count them all the same.
+        items = list(value) if isinstance(value, str | dict) else value
+        listed, _ = _joined(str(arg(1, "d", "")), items)
         return (listed, *args[1:])
     elif name in ("slice", "batch"):
         count = arg(1, "slices" if name == "slice" else "linecount", 1)
@@ -334,15 +336,34 @@ def _check_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
     return args
 
 
+# Filters that go through every item of their input, in C as often as not: each
+# item is charged as an operation before they start.
+_ITERATING = {
+    "sum", "join", "list", "sort", "unique", "min", "max", "reverse", "map", "select",
+    "reject", "selectattr", "rejectattr", "groupby", "batch", "slice", "dictsort", "items",
+    "tojson", "pprint", "string", "wordcount", "striptags", "urlize", "wordwrap", "indent",
+}  # fmt: skip
+
+
+def _work(value: Any) -> int:
+    """Operations a pass over `value` counts as: one an item, one per 1,024 characters."""
+    if isinstance(value, str | bytes):
+        return len(value) // 1024 + 1
+    if isinstance(value, range | list | tuple | dict | set | frozenset):
+        return len(value) + 1
+    return 1
+
+
 def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     passes = getattr(function, "jinja_pass_arg", None)
 
     @functools.wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        offset = 1 if passes is not None else 0  # the context or environment comes first
         budget = _current()
         if budget is not None:
-            budget.charge()
-        offset = 1 if passes is not None else 0  # the context or environment comes first
+            value = args[offset] if len(args) > offset else None
+            budget.charge(_work(value) if name in _ITERATING else 1)
         checked = _check_filter(name, args[offset:], kwargs)
         return _made(function(*args[:offset], *checked, **kwargs))
 
@@ -373,7 +394,8 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = _current()
         if budget is not None:
-            budget.charge()
+            # `s.count(x)`, `l.index(x)`: a method goes through its receiver.
+            budget.charge(_work(getattr(__obj, "__self__", None)))
         if isinstance(getattr(__obj, "__self__", None), str) and hasattr(__obj, "__name__"):
             args = _check_str_method(__obj, args, kwargs)
         return _made(super().call(__context, __obj, *args, **kwargs))
@@ -388,7 +410,8 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         budget = _current()
         if budget is not None:
             budget.charge()
-        return super().getitem(obj, argument)
+        found = super().getitem(obj, argument)
+        return _made(found) if isinstance(argument, slice) else found
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         method = isinstance(value, types.MethodType | types.BuiltinMethodType)
@@ -441,6 +464,32 @@ def concat(*parts: Any) -> str:
     return joined
 
 
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: bool(a == b),
+    "ne": lambda a, b: bool(a != b),
+    "lt": lambda a, b: bool(a < b),
+    "lteq": lambda a, b: bool(a <= b),
+    "gt": lambda a, b: bool(a > b),
+    "gteq": lambda a, b: bool(a >= b),
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
+
+
+def compare(first: Any, *rest: Any) -> bool:
+    """A chain of comparisons (`a < b < c`, `x in items`), each charged by the size of
+    what it goes through. `rest` is operator, operand, operator, operand..."""
+    budget = _current()
+    left = first
+    for op, right in zip(rest[::2], rest[1::2], strict=True):
+        if budget is not None:
+            budget.charge(max(_work(left), _work(right)))
+        if not _COMPARE[op](left, right):
+            return False
+        left = right
+    return True
+
+
 def _imported(name: str) -> nodes.ImportedName:
     # An imported name cannot be shadowed by a template's own variables.
     return nodes.ImportedName(f"{__name__}.{name}")
@@ -459,6 +508,13 @@ class _Guard(NodeTransformer):
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
         return nodes.Call(_imported("concat"), list(node.nodes), [], None, None, lineno=node.lineno)
+
+    def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
+        self.generic_visit(node)
+        args: list[nodes.Expr] = [node.expr]
+        for operand in node.ops:
+            args += [nodes.Const(operand.op, lineno=node.lineno), operand.expr]
+        return nodes.Call(_imported("compare"), args, [], None, None, lineno=node.lineno)
 
     def visit_Output(self, node: nodes.Output) -> nodes.Node:
         self.generic_visit(node)

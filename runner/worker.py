@@ -8,6 +8,7 @@ other: the engine names activities, this module supplies them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from datetime import timedelta
@@ -93,18 +94,22 @@ def build_worker(
     )
 
 
-MOVED_CHECK_SECONDS = 2.0
+RESTART_CHECK_SECONDS = 1.0
+RETIRE_SECONDS = 15.0
 
 
-async def _moved(address: str) -> None:
-    """Return once the embedded server answers at another address than `address`."""
+async def _restarted(address: str) -> None:
+    """Return once the embedded server was started again (at this address or another)."""
     from runner.local.temporal import EmbeddedServer
 
     server = EmbeddedServer()
+    first = await asyncio.to_thread(server.read)
     while True:
-        await asyncio.sleep(MOVED_CHECK_SECONDS)
+        await asyncio.sleep(RESTART_CHECK_SECONDS)
         info = await asyncio.to_thread(server.read)
-        if info is not None and info.address != address and server.healthy(info):
+        if info is None or not server.healthy(info):
+            continue
+        if info.address != address or (first is not None and info.pid != first.pid):
             return
 
 
@@ -117,25 +122,53 @@ async def serve(
 ) -> None:
     """Run a worker until `stop` is set.
 
-    Against the embedded dev server, the worker follows it: if it was restarted on
-    another address, the worker reconnects there instead of retrying the old one
-    forever. (A restarted server keeps its ports when they are free, and then the
-    connection simply recovers.)
+    Against the embedded dev server, the worker follows it: when it was restarted,
+    on its old address or on another one, a new worker starts on the server as it
+    is now, and the old one is retired in the background, instead of retrying the
+    old connection with a growing backoff.
     """
     from runner.client.connect import connect, target
 
-    while not stop.is_set():
-        where = await asyncio.to_thread(target, ui=False)
-        client = await connect(where)
-        if on_connect is not None:
-            on_connect(where)
-        worker = build_worker(
-            client, task_queue=task_queue, max_concurrent_activities=max_concurrent_activities
-        )
-        async with worker:
-            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+    retiring: set[asyncio.Task[None]] = set()
+    running: tuple[Worker, asyncio.Task[None]] | None = None
+    try:
+        while not stop.is_set():
+            where = await asyncio.to_thread(target, ui=False)
+            client = await connect(where)
+            worker = build_worker(
+                client, task_queue=task_queue, max_concurrent_activities=max_concurrent_activities
+            )
+            task = asyncio.create_task(worker.run())
+            if running is not None:
+                retired = asyncio.create_task(_retire(*running))
+                retiring.add(retired)
+                retired.add_done_callback(retiring.discard)
+            running = (worker, task)
+            if on_connect is not None:
+                on_connect(where)
+            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait()), task]
             if where.embedded:
-                waiters.append(asyncio.ensure_future(_moved(where.address)))
-            _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in pending:
-                waiter.cancel()
+                waiters.append(asyncio.ensure_future(_restarted(where.address)))
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                if waiter is not task and not waiter.done():
+                    waiter.cancel()
+            if task.done():
+                task.result()  # a worker that failed on its own: say why
+    finally:
+        if running is not None:
+            await _retire(*running)
+        for retired in list(retiring):
+            await retired
+
+
+async def _retire(worker: Worker, task: asyncio.Task[None]) -> None:
+    """Shut a worker down: running activities get their chance to end or be cancelled.
+
+    A worker of a server that went away may wait on polls that never answer; it is
+    given up on after a while (the process ends, or the next worker has taken over).
+    """
+    with contextlib.suppress(Exception):
+        if not task.done():
+            await asyncio.wait_for(worker.shutdown(), RETIRE_SECONDS)
+        await asyncio.wait_for(task, RETIRE_SECONDS)

@@ -68,7 +68,7 @@ async def _apply(
 
     from runner.cli import logs
     from runner.cli.progress import Follower, summary, workflow_link
-    from runner.client.connect import connect, target
+    from runner.client.connect import connect, target, task_queue
     from runner.client.runs import follow, start
     from runner.worker import build_worker
 
@@ -85,6 +85,7 @@ async def _apply(
         definition_sha256=sha,
         definition_file=compiled.plan.source_file,
         definition_text=compiled.source_text,
+        task_queue=task_queue(),
     )
     ids = {
         "run_id": handle.result_run_id or handle.first_execution_run_id,
@@ -110,7 +111,7 @@ async def _apply(
             follower.update(state)
             prompt.update(state)
 
-    worker = None if no_worker else build_worker(client)
+    worker = None if no_worker else build_worker(client, task_queue=task_queue())
     async with worker if worker is not None else contextlib.nullcontext():
         state = await follow(handle, on_state, client)
     if as_json:

@@ -12,10 +12,15 @@ from runner.cli.common import out
 
 def worker(
     concurrency: int = typer.Option(100, "--concurrency", help="Activities at once"),
-    task_queue: str = typer.Option("ql-rf-orchestrator", "--task-queue", help="Task queue"),
+    task_queue: str | None = typer.Option(
+        None, "--task-queue", help="Task queue (default: QLRF_TASK_QUEUE, else ql-rf-orchestrator)"
+    ),
 ) -> None:
     """Run a worker until SIGINT or SIGTERM; start more of them anywhere to scale out."""
+    from runner.client.connect import task_queue as default_queue
     from runner.worker import serve
+
+    queue = task_queue or default_queue()
 
     async def go() -> None:
         import logging
@@ -30,13 +35,13 @@ def worker(
 
         def connected(where: Any) -> None:
             out(
-                f"worker on {where.address} ({where.namespace}), task queue {task_queue}; "
+                f"worker on {where.address} ({where.namespace}), task queue {queue}; "
                 "Ctrl-C stops it"
             )
 
         await serve(
             stop,
-            task_queue=task_queue,
+            task_queue=queue,
             max_concurrent_activities=concurrency,
             on_connect=connected,
         )

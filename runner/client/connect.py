@@ -8,6 +8,7 @@ from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 
+from runner.contract import TASK_QUEUE
 from runner.errors import QlrfError
 
 
@@ -27,6 +28,11 @@ def _read(path_var: str) -> bytes | None:
         return Path(path).read_bytes()
     except OSError as exc:
         raise QlrfError(f"{path_var}={path}: {exc.strerror}") from None
+
+
+def task_queue() -> str:
+    """QLRF_TASK_QUEUE, else the default task queue: where runs go and workers poll."""
+    return os.environ.get("QLRF_TASK_QUEUE") or TASK_QUEUE
 
 
 def target(*, ui: bool = True) -> Target:

@@ -81,6 +81,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    # A zombie has exited; it only waits for its parent to reap it.
+    with contextlib.suppress(OSError, IndexError):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
     return True
 
 
@@ -140,6 +144,8 @@ LAUNCH_ATTEMPTS = 3
 
 def _free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the server binds: connections of its last run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -207,8 +213,23 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], port: int, log: Path) -> 
         time.sleep(0.05)
 
 
-def _wait_gone(pid: int, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
+STOP_GRACE_SECONDS = 3.0
+
+
+def _stop(pid: int) -> None:
+    """SIGTERM the server's group, and SIGKILL it if it is not gone after a grace period.
+
+    Its SQLite database (WAL, synchronous=normal) survives a killed process; the
+    grace only spares the server's own shutdown, which can wait on long polls.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
@@ -247,10 +268,7 @@ class EmbeddedServer:
                 assert info is not None
                 return info
             if info is not None and _alive(info.pid):  # alive but deaf: replace it
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(info.pid, signal.SIGTERM)
-                with contextlib.suppress(Exception):
-                    _wait_gone(info.pid)
+                _stop(info.pid)
             return self._start(ui, info)
 
     def _start(self, ui: bool, previous: ServerInfo | None = None) -> ServerInfo:
@@ -282,6 +300,5 @@ class EmbeddedServer:
             self.info_path.unlink(missing_ok=True)
             if info is None or not _alive(info.pid):
                 return False
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(info.pid, signal.SIGTERM)
+            _stop(info.pid)
             return True

@@ -18,6 +18,7 @@ from runner.store.db import open_store
 from runner.store.evidence import build
 from runner.store.records import events, find_run, history
 from tests.helpers.cli import ROOT, worker_process
+from tests.helpers.processes import alive
 from tests.helpers.runs import RUN_TIMEOUT_SECONDS, wait_for_step
 
 RUNBOOKS = ROOT / "tests" / "golden" / "runbooks"
@@ -168,7 +169,7 @@ steps:
       script: |
         echo "$QLRF_ATTEMPT" >> {started}
         echo $$ >> {pids}
-        if [ "$QLRF_ATTEMPT" = 1 ]; then sleep 120; fi
+        if [ "$QLRF_ATTEMPT" = 1 ]; then sleep 120 & echo $! >> {pids}; wait; fi
 """
     )
     queue = f"lost-{uuid.uuid4()}"
@@ -193,6 +194,13 @@ steps:
             await asyncio.sleep(0.1)
         first.send_signal(signal.SIGKILL)
         first.wait()
+        # The worker's guardian kills attempt 1's processes at once, before attempt 2.
+        attempt_one = [int(p) for p in pids.read_text().split()]
+        assert len(attempt_one) == 2  # the step's bash, and the sleep it started
+        gone_by = time.monotonic() + 5
+        while any(alive(pid) for pid in attempt_one):
+            assert time.monotonic() < gone_by, "attempt 1 outlived its worker"
+            await asyncio.sleep(0.05)
         async with build_worker(client, task_queue=queue):
             await asyncio.wait_for(handle.result(), RUN_TIMEOUT_SECONDS)
             return await runs.state_of(handle)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.processes import alive
 from tests.helpers.runs import RUN_TIMEOUT_SECONDS, wait_for_step
 
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: failures\n"
@@ -23,16 +23,6 @@ async def _wait_for_lines(path: Path, count: int) -> list[str]:
                 return lines
         await asyncio.sleep(0.05)
     raise AssertionError(f"{path} never got {count} lines")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead but not yet reaped by its parent.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
 def test_cancel_runs_compensation_and_finally_and_leaves_no_process(run, tmp_path):
@@ -71,9 +61,9 @@ finally:
     assert log.read_text().split() == ["undo-setup", "finally"]
     leader, child = (int(p) for p in pids.read_text().split())
     deadline = time.monotonic() + 10
-    while (_alive(leader) or _alive(child)) and time.monotonic() < deadline:
+    while (alive(leader) or alive(child)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(leader) and not _alive(child), "no orphan process"
+    assert not alive(leader) and not alive(child), "no orphan process"
 
 
 def test_bad_template_at_run_time_fails_the_step(run):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tests.helpers.processes import alive
+
 HEAD = """\
 apiVersion: qlrf/v1
 kind: Runbook
@@ -125,22 +127,24 @@ steps:
     assert "runbook.yaml:6:5" in error["message"] and "exit code 3: disk full" in error["message"]
 
 
-def test_step_timeout(run):
+def test_step_timeout(run, tmp_path):
     """A shell step over its start_to_close timeout is stopped by its worker just before
-    Temporal's deadline, and fails as CommandTimedOut."""
+    Temporal's deadline, its whole process group with it, and fails as CommandTimedOut."""
+    pids = tmp_path / "pids"
     outcome = run(
         HEAD
-        + """
+        + f"""
 steps:
   - id: slow
     type: shell
-    timeout: {start_to_close: 1s, heartbeat: 30s}
-    retry: {max_attempts: 1}
-    with: {command: [sleep, "30"]}
+    timeout: {{start_to_close: 2s, heartbeat: 30s}}
+    retry: {{max_attempts: 1}}
+    with: {{script: 'sleep 300 & echo $$ $! > {pids}; wait'}}
 """
     )
     assert outcome.state["status"] == "failed"
     assert outcome.step("slow")["error"]["type"] == "CommandTimedOut"
+    assert not any(alive(int(p)) for p in pids.read_text().split())
 
 
 def test_run_timeout_stops_the_run_and_still_runs_finally(run):

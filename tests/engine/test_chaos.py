@@ -1,0 +1,258 @@
+"""Chaos on real servers: SIGKILLed workers, a restarted Temporal server, secrets hunted
+for everywhere they could leak. (The PostgreSQL outage is in test_store.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.chaos import kill_scenario
+from tests.helpers.cli import qlrf
+from tests.helpers.runs import decoded_history
+
+CI_KILLS = 5
+
+
+@pytest.mark.timeout(900)
+def test_workers_killed_at_random_moments_lose_nothing(temporal_address, postgres_uri, tmp_path):
+    """Five SIGKILLs during ten shell steps: the run completes, no two attempts of a step
+    overlap, no completed step runs again, and the store has every attempt."""
+    figures = asyncio.run(kill_scenario(temporal_address, postgres_uri, tmp_path, CI_KILLS))
+    print(figures.text())
+    assert figures.kills == CI_KILLS or figures.completed
+    assert figures.completed
+    assert figures.overlaps == []
+    assert figures.duplicated == []
+    assert figures.lost_rows == []
+
+
+def _embedded_env(tmp_path: Path, postgres_uri: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "QLRF_TEMPORAL_ADDRESS"}
+    env.update(XDG_STATE_HOME=str(tmp_path / "state"), QLRF_DATABASE_URL=postgres_uri)
+    return env
+
+
+@pytest.mark.parametrize("moved", [False, True], ids=["same-port", "moved"])
+def test_a_restarted_embedded_server_does_not_strand_the_worker(
+    tmp_path, postgres_uri, monkeypatch, moved
+):
+    """Restart the embedded Temporal server mid-run without touching the worker: it
+    reconnects, on the same port, or on the new one when the old port was taken."""
+    from temporalio.client import Client
+
+    from runner.client import runs
+    from runner.local.temporal import EmbeddedServer
+    from runner.pipeline import compile_file
+
+    env = _embedded_env(tmp_path, postgres_uri)
+    monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])
+    monkeypatch.delenv("QLRF_TEMPORAL_ADDRESS", raising=False)
+    server = EmbeddedServer()
+    first = server.ensure(ui=False)
+    marks = tmp_path / "marks"
+    path = tmp_path / "steps.yaml"
+    steps = "".join(
+        f"  - {{id: s{n}, type: shell, timeout: {{start_to_close: 1m, heartbeat: 2s}}, "
+        f"with: {{script: 'sleep 0.3; echo s{n} >> {marks}'}}}}\n"
+        for n in range(8)
+    )
+    path.write_text(f"apiVersion: qlrf/v1\nkind: Runbook\nname: restart\nsteps:\n{steps}")
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("qlrf-run")), "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    blocker: socket.socket | None = None
+    try:
+
+        async def start() -> str:
+            client = await Client.connect(first.address)
+            compiled = compile_file(path)
+            handle, _ = await runs.start(client, compiled.plan, {}, "tester", record=False)
+            return handle.id
+
+        rid = asyncio.run(start())
+        deadline = time.monotonic() + 60
+        while not (marks.exists() and len(marks.read_text().split()) >= 2):
+            assert time.monotonic() < deadline, "the run never got going"
+            time.sleep(0.05)
+        server.stop()
+        deadline = time.monotonic() + 30
+        while server.healthy(first):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        if moved:
+            blocker = socket.socket()
+            blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            blocker.bind(("127.0.0.1", first.port))
+            blocker.listen()
+        second = server.ensure(ui=False)
+        assert (second.port != first.port) == moved
+
+        async def finish() -> dict[str, Any]:
+            client = await Client.connect(second.address)
+            handle = client.get_workflow_handle(rid)
+            await asyncio.wait_for(handle.result(), 120)
+            return await runs.state_of(handle)
+
+        state = asyncio.run(finish())
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        if blocker is not None:
+            blocker.close()
+        server.stop()
+    assert state["status"] == "succeeded"
+    assert sorted(set(marks.read_text().split())) == [f"s{n}" for n in range(8)]
+
+
+SECRET = "hunter2-Very-Secret-Value"
+OTHER = "another-secret-nobody-asked-for"
+
+
+def _encodings(value: str) -> list[str]:
+    import base64
+    import urllib.parse
+
+    raw = value.encode()
+    return [
+        value,
+        value[::-1],
+        base64.b64encode(raw).decode(),
+        urllib.parse.quote(value, safe=""),
+        raw.hex(),
+    ]
+
+
+@pytest.mark.timeout(600)
+def test_a_secret_is_found_nowhere_whatever_the_step_tries(
+    temporal_address, postgres_uri, tmp_path, monkeypatch
+):
+    """A step that prints the worker's environment, echoes a forged reference, and prints
+    the secret it was given in plain, reversed, base64, URL and hex forms: the value and
+    its encodings reach neither Temporal history, nor the store, nor the worker's log,
+    nor any CLI output."""
+    from runner.secretref import marker
+
+    monkeypatch.setenv("QLRF_SECRET_TOKEN", SECRET)
+    runbook = tmp_path / "leaky.yaml"
+    runbook.write_text(
+        f"""apiVersion: qlrf/v1
+kind: Runbook
+name: leaky-{uuid.uuid4().hex[:6]}
+inputs:
+  forged: {{type: string}}
+  forged_other: {{type: string}}
+steps:
+  - id: environment
+    type: shell
+    with: {{script: 'env; echo "token=${{QLRF_SECRET_TOKEN:-unset}}"'}}
+  - id: forged
+    type: shell
+    with: {{command: [echo, "{{{{ inputs.forged }}}}"]}}
+  - id: encoded
+    type: shell
+    with:
+      env: {{T: "{{{{ secrets.TOKEN }}}}"}}
+      script: |
+        echo "$T"; echo "$T" | rev; printf %s "$T" | base64
+        printf %s "$T" | od -An -tx1 | tr -d ' \\n'; echo
+        python3 -c 'import os, urllib.parse; print(urllib.parse.quote(os.environ["T"], safe=""))'
+  - id: mixed
+    type: shell
+    on_failure: continue
+    with: {{command: [echo, "x{{{{ secrets.TOKEN }}}}{{{{ inputs.forged_other }}}}"]}}
+"""
+    )
+    env = {
+        "QLRF_TEMPORAL_ADDRESS": temporal_address,
+        "QLRF_DATABASE_URL": postgres_uri,
+        "QLRF_USER": "tester",
+        "QLRF_SECRET_TOKEN": SECRET,
+        "QLRF_SECRET_OTHER": OTHER,
+    }
+    queue = f"leaky-{uuid.uuid4().hex[:6]}"
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("qlrf-run")), "worker", "--task-queue", queue],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        inputs = tmp_path / "inputs.json"  # `--input k=@...` would read a file
+        inputs.write_text(json.dumps({"forged": marker("TOKEN"), "forged_other": marker("OTHER")}))
+        started = qlrf(
+            "apply",
+            str(runbook),
+            "--no-worker",
+            "--format",
+            "json",
+            "--inputs-file",
+            str(inputs),
+            env={**env, "QLRF_TASK_QUEUE": queue},
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        log, _ = worker.communicate(timeout=60)
+    assert started.returncode == 0, started.stdout + started.stderr
+    state = json.loads(started.stdout)
+    rid = state["workflow_id"]
+    assert state["steps"]["environment"]["output"]["stdout"].count("token=unset") == 1
+    assert state["steps"]["forged"]["output"]["stdout"].strip() == marker("TOKEN")
+    assert state["steps"]["encoded"]["status"] == "succeeded"
+    assert state["steps"]["mixed"]["error"]["type"] == "TemplateError"
+    assert "does not name" in state["steps"]["mixed"]["error"]["message"]
+
+    async def everywhere() -> str:
+        import asyncpg
+        from temporalio.client import Client
+
+        client = await Client.connect(temporal_address)
+        history = await client.get_workflow_handle(rid).fetch_history()
+        connection = await asyncpg.connect(postgres_uri)
+        try:
+            rows = await connection.fetch(
+                "SELECT e.* FROM step_events e JOIN runs r ON r.run_id = e.run_id "
+                "WHERE r.workflow_id = $1",
+                rid,
+            )
+            audit = await connection.fetch(
+                "SELECT a.* FROM audit_log a JOIN runs r ON r.run_id = a.run_id "
+                "WHERE r.workflow_id = $1",
+                rid,
+            )
+            run = await connection.fetch("SELECT * FROM runs WHERE workflow_id = $1", rid)
+        finally:
+            await connection.close()
+        return "\n".join(
+            [decoded_history(history.to_json()), *map(str, rows), *map(str, audit), str(run)]
+        )
+
+    cli = [
+        qlrf("status", rid, "--format", "json", env=env).stdout,
+        qlrf("history", rid, "--format", "json", env=env).stdout,
+        qlrf("evidence", rid, env=env).stdout,
+        started.stdout,
+        started.stderr,
+    ]
+    places = {
+        "temporal and store": asyncio.run(everywhere()),
+        "worker log": log,
+        "cli": "\n".join(cli),
+    }
+    for where, text in places.items():
+        for form in [*_encodings(SECRET), *_encodings(OTHER)]:
+            assert form not in text, f"{form!r} found in {where}"

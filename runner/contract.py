@@ -33,6 +33,9 @@ STORE_ACTIVITY = "store_record"  # writes a batch of a run's events to the run s
 NAME_ATTRIBUTE = "QlrfName"
 KIND_ATTRIBUTE = "QlrfKind"
 WAITING_ATTRIBUTE = "QlrfWaiting"  # the ids of a run's waiting gates
+# Memo keys a run publishes, read by `status` and `pending` when no worker answers.
+LIVE_MEMO = "live"  # a small picture of the run while it runs
+FINAL_MEMO = "state"  # the full state, once it has closed
 # name -> Temporal type; every server qlrf-run uses must have them registered.
 SEARCH_ATTRIBUTES = {
     NAME_ATTRIBUTE: "Keyword",

@@ -31,6 +31,7 @@ from runner.store.activity import store_record
 # The run's workflow, and the child that runs each batch of a fan-out.
 WORKFLOWS = [RunbookWorkflow, BatchWorkflow]
 HEARTBEAT_THROTTLE = timedelta(seconds=5)
+STICKY_TIMEOUT = timedelta(seconds=5)
 
 
 def sandboxed_runner() -> SandboxedWorkflowRunner:
@@ -91,6 +92,9 @@ def build_worker(
         # heartbeat to the server; without a cap the SDK holds heartbeats back for up
         # to 0.8x the step's heartbeat timeout (24 s for shell).
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        # A run cached by a worker that died is handed to another after this long
+        # (the SDK's default is 10 s): decisions and queries wait no longer than that.
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
-from tests.helpers.cli import ROOT, qlrf
+from tests.helpers.cli import EXE, ROOT, qlrf
 
 INVALID = "tests/cases/invalid/unknown-need.yaml"
 WARNING = "tests/cases/warnings/unused-input.yaml"
@@ -211,3 +212,83 @@ def test_an_inventory_too_large_for_a_payload_is_refused_before_the_run(tmp_path
     assert "split the inventory into several runs" in result.stderr
     assert "Traceback" not in result.stderr
     assert not state.exists()
+
+
+COMMANDS = [
+    "validate",
+    "plan",
+    "apply",
+    "status",
+    "watch",
+    "list",
+    "cancel",
+    "history",
+    "logs",
+    "approve",
+    "reject",
+    "modify",
+    "pending",
+    "pause",
+    "resume",
+    "set",
+    "skip",
+    "evidence",
+    "worker",
+    "dev",
+    "schema",
+    "init",
+]
+
+
+def test_version_and_shell_completion():
+    from importlib.metadata import version
+
+    shown = qlrf("--version")
+    assert shown.returncode == 0 and shown.stdout.strip() == f"qlrf-run {version('qlrf-run')}"
+    top = qlrf("--help").stdout
+    assert "--install-completion" in top and "--show-completion" in top
+    assert "--no-color" in top and "--verbose" in top
+    # The completion script is for the shell the command runs in.
+    completion = subprocess.run(
+        ["bash", "-c", f"{EXE} --show-completion"], capture_output=True, text=True, timeout=60
+    )
+    assert completion.returncode == 0 and "_QLRF_RUN_COMPLETE" in completion.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_an_example_in_its_help(command):
+    shown = qlrf(command, "--help", env={"COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "Examples:" in shown.stdout and f"qlrf-run {command}" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "choices"),
+    [
+        (["status", "RUN"], "text|json"),
+        (["list"], "text|json"),
+        (["pending"], "text|json"),
+        (["history", "RUN"], "text|json"),
+        (["logs", "RUN"], "text|json"),
+        (["apply", "examples/drill.yaml"], "text|json"),
+        (["evidence", "RUN"], "json|md"),
+        (["plan", "examples/drill.yaml"], "text|json|mermaid"),
+        (["validate", "examples/drill.yaml"], "text|json|github"),
+    ],
+)
+def test_every_format_lists_and_checks_its_choices(args, choices):
+    """--help lists the choices; an unknown one is a usage error naming them (never
+    silently ignored)."""
+    shown = qlrf(args[0], "--help", env={"COLUMNS": "200"})
+    assert choices in shown.stdout
+    wrong = qlrf(*args, "--format", "yaml")
+    assert wrong.returncode == 2
+    assert "yaml" in wrong.stderr and all(c in wrong.stderr for c in choices.split("|"))
+
+
+def test_exit_codes_are_only_0_1_2():
+    """Usage errors are 2, never another code, and never a traceback."""
+    for args in (["nonsense"], ["status"], ["list", "--state", "bogus"], ["set", "r", "s"]):
+        result = qlrf(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr

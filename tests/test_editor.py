@@ -1,22 +1,21 @@
-"""What an editor offers with our schema, asked of the real yaml-language-server.
+"""What an editor offers and underlines with our schema, asked of the real
+yaml-language-server (the engine of the VS Code YAML extension) over LSP.
 
-Uses ../shared/tools/yamlls (the engine of the VS Code YAML extension, driven over LSP).
-The session installs it with its setup.sh when it is missing, instead of skipping.
+The server is pinned in tests/editor/package.json; scripts/dev-setup installs it. The
+client is tests/helpers/yamlls.py. A missing node or server fails these tests: they
+never skip.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.helpers.cli import ROOT
+from tests.helpers import yamlls
+from tests.helpers.cli import ROOT, qlrf
 
-TOOL = ROOT.parent / "shared" / "tools" / "yamlls"
 SCHEMA = ROOT / "schemas" / "runbook.schema.json"
 BUILTINS = ["approval", "assert", "evidence", "http", "notify", "runbook", "shell", "sleep", "sql"]
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: editor\nsteps:\n  - id: a\n"
@@ -24,34 +23,16 @@ HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: editor\nsteps:\n  - id: a\n"
 pytestmark = pytest.mark.editor
 
 
-@pytest.fixture(scope="module")
-def yamlls() -> Path:
-    assert shutil.which("node"), "node is required for the editor test (see .ci/run)"
-    assert (TOOL / "complete.mjs").is_file(), f"the yamlls tool is missing at {TOOL}"
-    setup = subprocess.run(
-        ["bash", str(TOOL / "setup.sh")], capture_output=True, text=True, timeout=300
-    )
-    assert setup.returncode == 0, setup.stderr
-    return TOOL / "complete.mjs"
+@pytest.fixture(scope="module", autouse=True)
+def server_installed() -> None:
+    problem = yamlls.missing()
+    assert problem is None, problem
 
 
-def _ask(tool: Path, tmp_path: Path, text: str, *args: str) -> Any:
-    doc = tmp_path / "doc.yaml"
-    doc.write_text(text)
-    result = subprocess.run(
-        ["node", str(tool), "--schema", str(SCHEMA), "--file", str(doc), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def test_type_completion_offers_every_builtin_type(yamlls, tmp_path):
+def test_type_completion_offers_every_builtin_type(tmp_path):
     """At `type: |`, the editor lists all nine built-in step types."""
-    labels = _ask(yamlls, tmp_path, HEAD + "    type: <|>\n", "--marker", "<|>")
-    assert sorted(labels) == BUILTINS
+    labels = yamlls.completions(SCHEMA, tmp_path / "doc.yaml", HEAD + "    type: <|>\n")
+    assert labels == BUILTINS
 
 
 @pytest.mark.parametrize(
@@ -65,25 +46,99 @@ def test_type_completion_offers_every_builtin_type(yamlls, tmp_path):
         ("shell", {"command", "script", "env", "cwd", "parse"}, {"url", "method", "expect_status"}),
     ],
 )
-def test_with_completion_offers_only_that_types_keys(yamlls, tmp_path, step_type, own, other):
+def test_with_completion_offers_only_that_types_keys(tmp_path, step_type, own, other):
     """Under `with:`, the keys offered are those of the step's type and no other's."""
     text = HEAD + f"    type: {step_type}\n    with:\n      <|>\n"
-    labels = set(_ask(yamlls, tmp_path, text, "--marker", "<|>"))
+    labels = set(yamlls.completions(SCHEMA, tmp_path / "doc.yaml", text))
     assert own <= labels
     assert not (other & labels)
 
 
-def test_unknown_key_gets_a_diagnostic_on_its_line(yamlls, tmp_path):
+def test_unknown_key_gets_a_diagnostic_on_its_line(tmp_path):
     """An unknown step key is flagged on the line where it is written."""
     text = HEAD + "    type: sleep\n    bogus: 1\n    with: {duration: 1s}\n"
-    diagnostics = _ask(yamlls, tmp_path, text, "--diagnostics")
-    flagged = [d for d in diagnostics if "bogus" in d["message"]]
-    assert [d["line"] for d in flagged] == [6]  # 0-based: the seventh line
-    assert flagged[0]["severity"] == "error"
+    found = yamlls.diagnostics(SCHEMA, tmp_path / "doc.yaml", text)
+    flagged = [d for d in found if "bogus" in d.message]
+    assert [d.line for d in flagged] == [6]  # 0-based: the seventh line
+    assert flagged[0].severity == "error"
 
 
-def test_examples_have_no_editor_diagnostics(yamlls, tmp_path):
+def test_examples_have_no_editor_diagnostics(tmp_path):
     """The shipped examples open clean in an editor too."""
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         text = "\n".join(path.read_text().splitlines()[1:]) + "\n"  # drop the modeline
-        assert _ask(yamlls, tmp_path, text, "--diagnostics") == [], path.name
+        assert yamlls.diagnostics(SCHEMA, tmp_path / "doc.yaml", text) == [], path.name
+
+
+BAD = """\
+apiVersion: qlrf/v1
+kind: Runbook
+name: Payments_DR
+timeout: 2 hours
+steps:
+  - id: Provision
+    type: shell
+    with: {command: [ls]}
+  - id: typo
+    type: shel
+    with: {command: [ls]}
+  - id: both
+    type: shell
+    with:
+      command: [ls]
+      script: ls
+  - id: nap
+    type: sleep
+    with: {duration: 30m1h}
+"""
+# For each bad line (1-based, as `validate` counts): words the editor's message must
+# hold, naming the fix rather than quoting a regular expression or a schema's insides.
+EXPECTED = {
+    3: ["lowercase letters, digits and '-'"],  # name
+    4: ["not a duration", "1h30m"],  # timeout
+    6: ["start with a lowercase letter"],  # step id
+    10: ["unknown step type", "shell", "sleep"],  # type: shel
+    16: ["either command", "or script", "not both"],  # command and script
+    19: ["not a duration", "1h30m"],  # with.duration
+}
+
+
+def test_editor_diagnostics_name_the_fix_like_validate(tmp_path):
+    """The same bad file in the editor and in `validate`: both flag each bad line, and
+    the editor's message says what to write, never a regular expression."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    result = qlrf("validate", str(bad), "--format", "json")
+    assert result.returncode == 1
+    by_validate = {d["line"] for d in json.loads(result.stdout)["files"][0]["diagnostics"]}
+    # For command and script, validate flags `with:` (line 14), the editor the key.
+    assert set(EXPECTED) - {16} <= by_validate and 14 in by_validate
+
+    found = yamlls.diagnostics(SCHEMA, tmp_path / "doc.yaml", BAD)
+    by_line: dict[int, list[str]] = {}
+    for d in found:
+        by_line.setdefault(d.line + 1, []).append(d.message)
+    for line, words in EXPECTED.items():
+        messages = " | ".join(by_line.get(line, []))
+        for word in words:
+            assert word in messages, f"line {line}: {word!r} not in {messages!r}"
+    everything = " ".join(d.message for d in found)
+    assert "^" not in everything and "pattern" not in everything, everything
+    assert "Matches a schema that is not allowed" not in everything
+
+
+def test_type_values_carry_descriptions(tmp_path):
+    """Each step type offered at `type:` comes with its description (enumDescriptions)."""
+    schema = json.loads(SCHEMA.read_text())
+    chosen = schema["definitions"]["step"]["properties"]["type"]
+    described = dict(zip(chosen["enum"], chosen["enumDescriptions"], strict=True))
+    assert set(described) == set(BUILTINS)
+    assert all(len(text) > 10 for text in described.values())
+
+
+def test_the_editor_client_lives_in_the_repository():
+    """The suite needs nothing outside the repository: the client and the pinned server."""
+    assert Path(yamlls.__file__).resolve().is_relative_to(ROOT)
+    package = json.loads((ROOT / "tests" / "editor" / "package.json").read_text())
+    assert package["dependencies"]["yaml-language-server"] == "1.25.0"
+    assert (ROOT / "tests" / "editor" / "package-lock.json").is_file()

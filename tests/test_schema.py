@@ -76,15 +76,29 @@ def test_objects_are_closed_except_free_form_maps():
         if node.get("type") == "object"
         and node.get("properties")
         and node.get("additionalProperties") is not False
+        # A step's selector: each if/then variant it applies is closed itself.
+        and not all(
+            rule.get("then", {}).get("additionalProperties") is False
+            for rule in node.get("allOf", [{}])
+        )
     ]
     assert open_objects == []
 
 
-def test_each_step_type_is_a_titled_oneof_variant_selected_by_const():
-    """One variant per step type, with a title and its own `with` schema."""
+def test_each_step_type_is_a_titled_variant_selected_by_its_type():
+    """`type` is an enum of every step type, each described; one if/then variant per type,
+    with a title and its own `with` schema."""
     schema = _load(RUNBOOK_SCHEMA)
-    variants = schema["definitions"]["step"]["oneOf"]
+    step = schema["definitions"]["step"]
+    chosen = step["properties"]["type"]
+    assert chosen["enum"] == default_registry().names()
+    assert len(chosen["enumDescriptions"]) == len(chosen["enum"])
+    assert all(chosen["enumDescriptions"])
+    assert "use one of" in chosen["errorMessage"]
+    variants = [rule["then"] for rule in step["allOf"]]
+    selectors = [rule["if"]["properties"]["type"]["const"] for rule in step["allOf"]]
     types = [v["properties"]["type"]["const"] for v in variants]
+    assert types == selectors
     assert sorted(types) == default_registry().names()
     for variant in variants:
         assert variant["title"].startswith(variant["properties"]["type"]["const"] + ":")

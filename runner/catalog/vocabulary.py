@@ -20,19 +20,34 @@ TEMPLATE_PATTERN = r"\{\{"
 DURATION_PATTERN = durations.PATTERN[:-1] + r"$|^(?:[^{]|\{(?!\{))*\{\{[\s\S]*\}\}"
 
 
+# What an editor says of a value that does not match (JSON Schema `patternErrorMessage`,
+# which yaml-language-server shows instead of the raw regular expression), and what
+# `validate` says after quoting the value. One wording for both.
+DURATION_MESSAGE = (
+    "not a duration; write a number and a unit in falling order, "
+    "e.g. 500ms, 30s, 10m, 1h30m, 24h, 7d"
+)
+
+
 def choice(options: Mapping[str, str], description: str) -> dict[str, Any]:
     """A closed set of strings, each with its own description (shown by editors)."""
     return {
         "description": description,
         "type": "string",
-        "oneOf": [{"const": value, "description": text} for value, text in options.items()],
+        "enum": list(options),
+        "enumDescriptions": list(options.values()),
     }
 
 
 def duration(description: str, *, template: bool = False) -> dict[str, Any]:
     """A duration; in `with` it may also be a template that renders to one at run time."""
     pattern = DURATION_PATTERN if template else durations.PATTERN
-    return {"type": "string", "pattern": pattern, "description": description}
+    return {
+        "type": "string",
+        "pattern": pattern,
+        "patternErrorMessage": DURATION_MESSAGE,
+        "description": description,
+    }
 
 
 def template_string(description: str) -> dict[str, Any]:

@@ -6,11 +6,21 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from runner.cli.common import err, exit_with, out
+from runner.cli.common import (
+    INTERRUPTED,
+    FormatOption,
+    NoColorOption,
+    RunFormat,
+    err,
+    examples,
+    exit_with,
+    out,
+)
+from runner.cli.console import set_no_color
 
 if TYPE_CHECKING:
     from runner.pipeline import Compiled
@@ -20,22 +30,25 @@ def apply(
     file: Path = typer.Argument(..., help="Runbook file", show_default=False),
     input: list[str] = typer.Option([], "--input", "-i", help="NAME=VALUE (@path reads a file)"),
     inputs_file: Path | None = typer.Option(None, "--inputs-file", help="YAML or JSON inputs"),
-    run_id: str | None = typer.Option(None, "--run-id", help="Use this run (workflow) id"),
+    run_id: str | None = typer.Option(None, "--run-id", help="Use this run id"),
     detach: bool = typer.Option(False, "--detach", help="Start the run and return at once"),
     as_user: str | None = typer.Option(None, "--as", help="Who starts the run"),
-    format: str = typer.Option("text", "--format", "-f", help="text, or json (final state only)"),
+    format: RunFormat = FormatOption,
     no_worker: bool = typer.Option(
         False, "--no-worker", help="Do not run a worker in this process (others will)"
     ),
+    no_color: bool = NoColorOption,
 ) -> None:
-    """Run a runbook: exit 0 when it succeeds, 1 when it fails."""
+    """Run a runbook and follow it: exit 0 when it succeeds, 1 when it fails.
+
+    Re-applying the same file with the same inputs while its run is open attaches to
+    that run. Ctrl-C stops following; the run goes on (`qlrf-run watch RUN`).
+    """
     from runner.cli.identity import current_user
     from runner.dsl.diagnostics import render_text
-    from runner.errors import UsageError
     from runner.pipeline import InvalidRunbook, compile_file
 
-    if format not in ("text", "json"):
-        raise UsageError(f"--format {format}: choose text or json")
+    set_no_color(no_color)
     try:
         compiled = compile_file(file, input, inputs_file)
     except InvalidRunbook as exc:
@@ -46,13 +59,23 @@ def apply(
     from runner.client.runs import refuse_oversized
 
     refuse_oversized(compiled.plan.to_dict(), compiled.inputs)  # before any server is started
-    sha = compiled.source_sha256  # of the bytes compiled, read once
     import asyncio
 
     code = asyncio.run(
-        _apply(compiled, current_user(as_user), run_id, detach, format == "json", no_worker, sha)
+        _apply(compiled, current_user(as_user), run_id, detach, format == RunFormat.json, no_worker)
     )
     exit_with(code)
+
+
+async def _prepare_store(compiled: Compiled) -> bool:
+    """Whether the run is recorded; the store is reached, and the file kept, first."""
+    from runner.local.postgres import database_url, store_enabled
+    from runner.store.reach import check_store
+
+    if not store_enabled():
+        return False
+    await check_store(database_url(), (compiled.source_sha256, compiled.source_text))
+    return True
 
 
 async def _apply(
@@ -62,18 +85,20 @@ async def _apply(
     detach: bool,
     as_json: bool,
     no_worker: bool,
-    sha: str,
 ) -> int:
-    import logging
+    import asyncio
 
-    from runner.cli import logs
-    from runner.cli.progress import Follower, summary, workflow_link
+    from runner.cli import sdk_logging
+    from runner.cli.console import make_console
+    from runner.cli.progress import workflow_link
+    from runner.cli.watching import ctrl_c, follow_for_people, stopped_following
     from runner.client.connect import connect, target, task_queue
-    from runner.client.runs import follow, start
+    from runner.client.runs import start
     from runner.worker import build_worker
 
-    # Step failures show in the progress lines; the SDK's own warnings would repeat them.
-    logs.configure(logging.ERROR)
+    # Step failures show in the progress lines; the SDK's own log would repeat them.
+    sdk_logging.configure(gate_notices=as_json)
+    record = await _prepare_store(compiled)  # a broken store fails here, before any run
     where = target()
     client = await connect(where)
     handle, attached = await start(
@@ -82,44 +107,56 @@ async def _apply(
         compiled.inputs,
         user,
         workflow_id=run_id,
-        definition_sha256=sha,
+        definition_sha256=compiled.source_sha256,  # of the bytes compiled, read once
         definition_file=compiled.plan.source_file,
-        definition_text=compiled.source_text,
+        record=record,
         task_queue=task_queue(),
     )
     ids = {
-        "run_id": handle.result_run_id or handle.first_execution_run_id,
-        "workflow_id": handle.id,
+        "run_id": handle.id,
+        "temporal_run_id": handle.result_run_id or handle.first_execution_run_id,
     }
+    verb = "attached to the open run" if attached else "started run"
     if detach:
-        verb = "attached to the open run" if attached else "started run"
         out(json.dumps({**ids, "attached": attached}) if as_json else f"{verb} {handle.id}")
         return 0
+    console = make_console()
     if not as_json:
-        verb = "attached to the open run" if attached else "started run"
-        out(f"{verb} {handle.id} ({compiled.plan.kind} {compiled.plan.name}, as {user})")
+        console.print(f"{verb} {handle.id} ({compiled.plan.kind} {compiled.plan.name}, as {user})")
         if where.ui_url:
-            out(f"  {workflow_link(where.ui_url, handle.id)}")
-    follower = Follower()
-    on_state = (lambda s: None) if as_json else follower.update
+            console.print(f"  {workflow_link(where.ui_url, handle.id)}", style="dim")
+    prompt = None
     if not as_json and sys.stdin.isatty():
         from runner.cli.prompt import GatePrompt
 
         prompt = GatePrompt(client, handle.id, user)
-
-        def on_state(state: dict[str, Any]) -> None:
-            follower.update(state)
-            prompt.update(state)
-
     worker = None if no_worker else build_worker(client, task_queue=task_queue())
-    async with worker if worker is not None else contextlib.nullcontext():
-        state = await follow(handle, on_state, client)
+    stop = asyncio.Event()
+    with ctrl_c(stop):
+        async with worker if worker is not None else contextlib.nullcontext():
+            if as_json:
+                from runner.client.follow import follow
+
+                final = await follow(handle, lambda _: None, client, stop=stop)
+                state = final.state if final is not None else None
+            else:
+                state = await follow_for_people(
+                    client, handle, console, stop=stop, ui_url=where.ui_url, prompt=prompt
+                )
+            if state is None:
+                stopped_following(console, handle.id, worker_here=worker is not None)
+    if state is None:
+        return INTERRUPTED
     if as_json:
         out(json.dumps(state, indent=2, default=str))
-    else:
-        out(summary(state, where.ui_url))
     return 0 if state["status"] == "succeeded" else 1
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(apply)
+    app.command(
+        epilog=examples(
+            "qlrf-run apply drill.yaml",
+            "qlrf-run apply patch.yaml -i hosts=@hosts.json --as alice",
+            "qlrf-run apply task.yaml --detach --format json",
+        )
+    )(apply)

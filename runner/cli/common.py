@@ -1,12 +1,14 @@
-"""Helpers shared by the commands: output formats, reading inputs, exiting."""
+"""Helpers shared by the commands: output formats, options, exiting."""
 
 from __future__ import annotations
 
 import enum
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
+
+INTERRUPTED = 130  # the exit status after Ctrl-C
 
 
 class DiagFormat(enum.StrEnum):
@@ -19,6 +21,39 @@ class PlanFormat(enum.StrEnum):
     text = "text"
     json = "json"
     mermaid = "mermaid"
+
+
+class RunFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+class Kind(enum.StrEnum):
+    Campaign = "Campaign"
+    Drill = "Drill"
+    Runbook = "Runbook"
+    Task = "Task"
+
+
+class EvidenceFormat(enum.StrEnum):
+    json = "json"
+    md = "md"
+
+
+def format_option(default: enum.StrEnum) -> Any:
+    """`--format/-f`, its choices listed in --help and checked (exit 2 otherwise)."""
+    return typer.Option(default, "--format", "-f", help="Output format", show_default=True)
+
+
+FormatOption: Any = format_option(RunFormat.text)
+NoColorOption: Any = typer.Option(
+    False, "--no-color", help="No colour, also in a terminal (so does NO_COLOR=1)"
+)
+
+
+def examples(*lines: str) -> str:
+    """An --help epilog of example command lines (\\b keeps click from rewrapping it)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines) + "\n"
 
 
 def out(text: str) -> None:

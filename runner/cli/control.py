@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from runner.cli.common import err, exit_with, out
+from runner.cli.common import err, examples, exit_with, out
 
 Run = Annotated[str, typer.Argument(help="Run id")]
 Step = Annotated[str, typer.Argument(help="The fan-out step's id")]
@@ -90,7 +90,8 @@ def skip(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(pause)
-    app.command()(resume)
-    app.command("set")(set_)
-    app.command()(skip)
+    run = "patch-fleet-3f2a9c1d0e4b"
+    app.command(epilog=examples(f"qlrf-run pause {run} -c 'incident INC-42'"))(pause)
+    app.command(epilog=examples(f"qlrf-run resume {run}"))(resume)
+    app.command("set", epilog=examples(f"qlrf-run set {run} patch --concurrency 5"))(set_)
+    app.command(epilog=examples(f"qlrf-run skip {run} patch web-3 web-7 -c 'decommissioned'"))(skip)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import typer
 
-from runner.cli.common import err, exit_with, out
+from runner.cli.common import EvidenceFormat, err, examples, exit_with, format_option, out
 from runner.errors import QlrfError, UsageError
 
 
 def evidence(
     run: str | None = typer.Argument(None, help="Run id (workflow id or Temporal run id)"),
-    format: str = typer.Option("json", "--format", "-f", help="json or md"),
+    format: EvidenceFormat = format_option(EvidenceFormat.json),
     out_file: Path | None = typer.Option(None, "--out", help="Write the bundle to FILE"),
     verify: Path | None = typer.Option(None, "--verify", help="Check a JSON bundle's digest"),
 ) -> None:
@@ -33,8 +33,6 @@ def evidence(
         exit_with(0 if ok else 1)
     if run is None:
         raise UsageError("give a RUN, or --verify FILE")
-    if format not in ("json", "md"):
-        raise UsageError(f"--format {format}: choose json or md")
     import asyncio
 
     from runner.local.postgres import database_url
@@ -43,7 +41,11 @@ def evidence(
     found = asyncio.run(load(database_url(), run))
     if found is None:
         raise QlrfError(f"run '{run}' is not in the run store")
-    text = markdown(found) if format == "md" else json.dumps(found, indent=2, sort_keys=True)
+    text = (
+        markdown(found)
+        if format == EvidenceFormat.md
+        else json.dumps(found, indent=2, sort_keys=True)
+    )
     if out_file is None:
         out(text)
         return
@@ -52,4 +54,10 @@ def evidence(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(evidence)
+    app.command(
+        epilog=examples(
+            "qlrf-run evidence patch-fleet-3f2a9c1d0e4b --out evidence.json",
+            "qlrf-run evidence patch-fleet-3f2a9c1d0e4b --format md > evidence.md",
+            "qlrf-run evidence --verify evidence.json",
+        )
+    )(evidence)

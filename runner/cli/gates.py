@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from runner.cli.common import err, exit_with, out
+from runner.cli.common import FormatOption, RunFormat, err, examples, exit_with, out
 
 # The options every decision command takes.
 Run = Annotated[str, typer.Argument(help="Run id")]
@@ -88,12 +88,14 @@ def modify(
     _decide(run, gate, "modify", as_user, comment, set_, signal)
 
 
-def pending(
-    format: str = typer.Option("text", "--format", "-f", help="text or json"),
-) -> None:
-    """Every gate waiting for a decision, across runs."""
+def pending(format: RunFormat = FormatOption) -> None:
+    """Every gate waiting for a decision, across runs, with the command that decides it.
+
+    One visibility call: it answers without a worker, and fast with many runs waiting.
+    """
     from runner.client.connect import connect, target
-    from runner.client.runs import pending as pending_gates
+    from runner.client.pending import pending as pending_gates
+    from runner.times import human_until
 
     async def go() -> list[dict[str, Any]]:
         return await pending_gates(await connect(target()))
@@ -101,7 +103,7 @@ def pending(
     import asyncio
 
     rows = asyncio.run(go())
-    if format == "json":
+    if format == RunFormat.json:
         out(json.dumps(rows, indent=2))
         return
     if not rows:
@@ -112,13 +114,21 @@ def pending(
         out(f"{row['run_id']} / {row['gate']}: {row['message']}")
         out(
             f"    approvers {who}; {len(row['approvals'])}/{row['min_approvals']} approvals; "
-            f"deadline {row['deadline']}"
+            f"deadline {human_until(row['deadline'])}"
         )
         out(f"    qlrf-run approve {row['run_id']} {row['gate']}")
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(approve)
-    app.command()(reject)
-    app.command()(modify)
-    app.command()(pending)
+    run, gate = "patch-fleet-3f2a9c1d0e4b", "review"
+    app.command(
+        epilog=examples(
+            f"qlrf-run approve {run} {gate}",
+            f"qlrf-run approve {run} {gate} --as alice -c 'canary looks healthy'",
+        )
+    )(approve)
+    app.command(epilog=examples(f"qlrf-run reject {run} {gate} -c 'error rate too high'"))(reject)
+    app.command(epilog=examples(f"qlrf-run modify {run} {gate} --set replicas=3 -c 'smaller'"))(
+        modify
+    )
+    app.command(epilog=examples("qlrf-run pending", "qlrf-run pending --format json"))(pending)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from runner.cli.common import out
+from runner.cli.common import Kind, examples, out
 from runner.errors import UsageError
 
 _STARTERS = {
@@ -126,7 +126,7 @@ def _schema_reference(directory: Path) -> str:
 
 def init(
     name: str = typer.Argument(..., help="Runbook name: lowercase letters, digits and -"),
-    kind: str = typer.Option("Drill", "--kind", "-k", help="Drill, Campaign, Runbook or Task"),
+    kind: Kind = typer.Option(Kind.Drill, "--kind", "-k", help="What the runbook is"),
     directory: Path = typer.Option(Path("."), "--dir", help="Where to write NAME.yaml"),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
 ) -> None:
@@ -137,8 +137,6 @@ def init(
         raise UsageError(
             f"'{name}' is not a valid runbook name; use 1-63 lowercase letters, digits and '-'"
         )
-    if kind not in _STARTERS:
-        raise UsageError(f"--kind {kind}: choose one of {', '.join(_STARTERS)}")
     target = directory / f"{name}.yaml"
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; pass --force to overwrite it")
@@ -149,4 +147,6 @@ def init(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(init)
+    app.command(
+        epilog=examples("qlrf-run init nightly-patch", "qlrf-run init dr-drill --kind Drill")
+    )(init)

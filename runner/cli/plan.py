@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from runner.cli.common import PlanFormat, err, exit_with, out
+from runner.cli.common import PlanFormat, err, examples, exit_with, out
 
 
 def plan(
@@ -39,4 +39,10 @@ def plan(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(plan)
+    app.command(
+        epilog=examples(
+            "qlrf-run plan drill.yaml",
+            "qlrf-run plan patch.yaml -i hosts=@hosts.json --format json",
+            "qlrf-run plan drill.yaml --format mermaid > drill.mmd",
+        )
+    )(plan)

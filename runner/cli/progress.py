@@ -1,14 +1,25 @@
-"""Rendering a run's state for people: live progress lines, a status table, a summary."""
+"""A run's state for people: progress lines, the status table, the closing summary.
+
+Everything here builds rich Text, styled by what it says (console.STYLES); the
+console decides whether the styles become colour.
+"""
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from runner.cli.common import out
+from rich.text import Text
 
-ICONS = {
+from runner.cli.console import STYLES
+from runner.cli.events import Event, error_text, short
+from runner.times import between, human_duration, human_until, parse
+
+STEP_WIDTH = 22
+BAR_WIDTH = 24
+FAILED_ITEMS_NAMED = 20
+
+WORDS = {
     "succeeded": "ok",
     "failed": "FAILED",
     "skipped": "skipped",
@@ -19,40 +30,27 @@ ICONS = {
 }
 
 
-def _seconds(step: dict[str, Any]) -> float | None:
-    if not step.get("started_at") or not step.get("finished_at"):
-        return None
-    start = datetime.fromisoformat(step["started_at"].replace("Z", "+00:00"))
-    end = datetime.fromisoformat(step["finished_at"].replace("Z", "+00:00"))
-    return (end - start).total_seconds()
+def _style(key: str) -> str:
+    return STYLES.get(key, "")
 
 
-def step_line(sid: str, step: dict[str, Any]) -> str:
-    status = step["status"]
-    parts = [f"  {sid:<24} {ICONS.get(status, status):<9}"]
-    if step.get("attempts"):
-        parts.append(f"attempt {step['attempts']}")
-    took = _seconds(step)
-    if took is not None and status != "skipped":
-        parts.append(f"{took:.1f}s")
-    if step.get("error"):
-        parts.append(f"{step['error']['type']}: {step['error']['message']}")
-    elif step.get("reason") and status in ("skipped", "cancelled"):
-        parts.append(f"({step['reason']})")
-    comp = step.get("compensation")
-    if comp:
-        parts.append(f"[compensation {comp['status']}]")
-    return "  ".join(parts)
+def event_lines(event: Event, started_at: str | None) -> list[Text]:
+    """`  +12.3s  deploy                 ok in 1.2s`, and the commands it suggests."""
+    offset = between(started_at, event.at) if event.at else None
+    when = f"+{human_duration(offset)}" if offset is not None else ""
+    line = Text(f"  {when:>8}  ")
+    line.append(f"{event.subject:<{STEP_WIDTH}} ", style="bold")
+    line.append(event.text, style=_style(event.style))
+    lines = [line]
+    for hint in event.hints:
+        lines.append(Text(f"  {'':>8}  {'':<{STEP_WIDTH}} {hint}", style=_style("hint")))
+    return lines
 
 
-BAR_WIDTH = 24
-WAVE_LINE_SECONDS = 2.0  # a running wave's bar is printed again at most this often
-
-
-def bar(done: int, failed: int, running: int, size: int) -> str:
+def bar(done: int, failed: int, running: int, size: int) -> Text:
     """`[###x>>.....]`: succeeded or skipped, failed, running, still to do."""
     if size <= 0:
-        return "[" + " " * BAR_WIDTH + "]"
+        return Text("[" + " " * BAR_WIDTH + "]")
 
     def cells(n: int) -> int:
         return round(BAR_WIDTH * n / size)
@@ -62,38 +60,96 @@ def bar(done: int, failed: int, running: int, size: int) -> str:
         bad = 1  # a failure is always visible
     busy = min(cells(running) or (1 if running else 0), BAR_WIDTH - ok - bad)
     rest = max(0, BAR_WIDTH - ok - bad - busy)
-    return "[" + "#" * ok + "x" * bad + ">" * busy + "." * rest + "]"
+    return Text.assemble(
+        "[",
+        ("#" * ok, _style("succeeded")),
+        ("x" * bad, _style("failed")),
+        (">" * busy, _style("running")),
+        "." * rest,
+        "]",
+    )
 
 
-def wave_line(wave: dict[str, Any], label: str) -> str:
+def wave_line(wave: dict[str, Any], label: str, now: datetime | None = None) -> Text:
     """`label [###x>>....] 12/45 done, 1 failed, 5 running, budget 2, running`."""
-    done = wave["succeeded"] + wave["skipped"]
-    parts = [
-        f"{label:<24} {bar(done, wave['failed'], wave['running'], wave['size'])} "
-        f"{done + wave['failed']}/{wave['size']} done",
-        f"{wave['failed']} failed",
-    ]
-    if wave["running"]:
-        parts.append(f"{wave['running']} running")
-    if wave["skipped"]:
+    done = (wave.get("succeeded") or 0) + (wave.get("skipped") or 0)
+    failed, running, size = wave.get("failed") or 0, wave.get("running") or 0, wave["size"]
+    line = Text(f"{label:<{STEP_WIDTH}} ")
+    line.append_text(bar(done, failed, running, size))
+    parts = [f" {done + failed}/{size} done", f"{failed} failed"]
+    if running:
+        parts.append(f"{running} running")
+    if wave.get("skipped"):
         parts.append(f"{wave['skipped']} skipped")
     if wave.get("budget") is not None:
         parts.append(f"budget {wave['budget']}")
-    status = wave["status"]
+    line.append(", ".join(parts) + ", ")
+    status = wave.get("status", "pending")
+    shown = status
     if status == "pausing" and wave.get("until"):
-        status = f"pausing until {wave['until']}"
+        shown = f"pausing, next wave {human_until(wave['until'], now)}"
     elif status == "waiting" and wave.get("gate"):
-        status = f"waiting for gate {wave['gate']}"
-    parts.append(status)
-    return ", ".join(parts)
+        shown = f"waiting for gate {wave['gate']}"
+    line.append(shown, style=_style(status))
+    return line
 
 
-def fanout_lines(step: dict[str, Any]) -> list[str]:
+def step_line(sid: str, step: dict[str, Any]) -> Text:
+    status = step.get("status", "pending")
+    line = Text(f"  {sid:<{STEP_WIDTH}} ")
+    line.append(f"{WORDS.get(status, status):<9}", style=_style(status))
+    parts = []
+    if step.get("attempts"):
+        parts.append(f"attempt {step['attempts']}")
+    took = between(step.get("started_at"), step.get("finished_at"))
+    if took is not None and status != "skipped":
+        parts.append(human_duration(took))
+    if step.get("error"):
+        parts.append(error_text(step["error"]))
+    elif step.get("reason") and status in ("skipped", "cancelled"):
+        parts.append(f"({step['reason']})")
+    comp = step.get("compensation")
+    if comp:
+        parts.append(f"[compensation {comp['status']}]")
+    line.append("  ".join(parts))
+    return line
+
+
+def fanout_lines(step: dict[str, Any], now: datetime | None = None) -> list[Text]:
     fanout = step.get("fanout")
     if not fanout:
         return []
-    head = f"      {fanout['total']} items, {fanout['concurrency']} at once"
-    return [head, *(f"      {wave_line(w, 'wave ' + w['name'])}" for w in fanout["waves"])]
+    at_once = fanout.get("concurrency")
+    head = f"      {fanout['total']} items" + (f", {at_once} at once" if at_once else "")
+    lines = [Text(head)]
+    for wave in fanout.get("waves", []):
+        line = Text("      ")
+        line.append_text(wave_line(wave, "wave " + wave["name"], now))
+        lines.append(line)
+    for failed in fanout.get("failed_items", [])[-5:]:
+        lines.append(
+            Text(
+                f"      failed {failed['item']}: {error_text(failed.get('error'))}",
+                style=_style("failed"),
+            )
+        )
+    return lines
+
+
+def gate_lines(state: dict[str, Any], gate: dict[str, Any], now: datetime) -> list[Text]:
+    who = ", ".join(gate.get("approvers") or []) or "anyone"
+    count = f"{len(gate.get('approvals') or [])}/{gate.get('min_approvals', 1)}"
+    head = Text("  ")
+    head.append(f"gate {gate['gate']}", style="bold")
+    head.append(f" waits for {who} ({count} approvals)", style=_style("waiting"))
+    head.append(f", deadline {human_until(gate.get('deadline'), now)}: {gate.get('message')}")
+    modifiable = gate.get("modifiable") or []
+    also = f"; modify --set NAME=VALUE for {', '.join(modifiable)}" if modifiable else ""
+    hint = Text(
+        f"      qlrf-run approve {state['run_id']} {gate['gate']}   (or reject{also})",
+        style=_style("hint"),
+    )
+    return [head, hint]
 
 
 def last_control(state: dict[str, Any]) -> dict[str, Any]:
@@ -102,99 +158,69 @@ def last_control(state: dict[str, Any]) -> dict[str, Any]:
     return last
 
 
-class Follower:
-    """Prints one line each time a step's status, attempt or compensation changes."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, tuple[Any, ...]] = {}
-        self.gates: dict[str, tuple[Any, ...]] = {}
-        self.waves: dict[tuple[str, str], tuple[tuple[Any, ...], float]] = {}
-        self.paused = False
-
-    def update(self, state: dict[str, Any]) -> None:
-        # In the order things happened, not the order of the mapping.
-        steps = sorted(
-            state.get("steps", {}).items(),
-            key=lambda kv: (kv[1].get("finished_at") or kv[1].get("started_at") or "", kv[0]),
-        )
-        for sid, step in steps:
-            self._waves(sid, step)  # before the step's own line, which may be its end
-        for sid, step in steps:
-            key = (
-                step["status"],
-                step.get("attempts"),
-                (step.get("compensation") or {}).get("status"),
-            )
-            if step["status"] == "pending" or self.seen.get(sid) == key:
-                continue
-            self.seen[sid] = key
-            out(step_line(sid, step))
-        if bool(state.get("paused")) != self.paused:
-            self.paused = bool(state.get("paused"))
-            last = last_control(state)
-            word = "paused" if self.paused else "resumed"
-            out(f"  run {word}" + (f" by {last['by']}" if last.get("by") else ""))
-        for gate in state.get("gates", []):
-            key = (gate["status"], len(gate["approvals"]), len(gate["modifications"]))
-            if self.gates.get(gate["gate"]) == key:
-                continue
-            self.gates[gate["gate"]] = key
-            if gate["status"] == "waiting":
-                for line in gate_lines(state, gate):
-                    out(line)
-            else:
-                out(f"  gate {gate['gate']} {gate['status']}")
-
-    def _waves(self, sid: str, step: dict[str, Any]) -> None:
-        """A wave's line when its status changes, and while it runs, every few seconds."""
-        for wave in (step.get("fanout") or {}).get("waves", []):
-            if wave["status"] == "pending":
-                continue
-            key = (
-                wave["status"],
-                wave["succeeded"],
-                wave["failed"],
-                wave["skipped"],
-                wave["running"],
-            )
-            seen = self.waves.get((sid, wave["name"]))
-            now = time.monotonic()
-            if seen is not None:
-                if seen[0] == key:
-                    continue
-                same_status = seen[0][0] == key[0]
-                if same_status and now - seen[1] < WAVE_LINE_SECONDS:
-                    continue
-            self.waves[(sid, wave["name"])] = (key, now)
-            out(f"  {wave_line(wave, sid + '/' + wave['name'])}")
+def failed_items(state: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(step, item, reason) of every fan-out item that failed, from the steps' outputs."""
+    found = []
+    for sid, step in state.get("steps", {}).items():
+        output = step.get("output")
+        items = output.get("items") if isinstance(output, dict) else None
+        if isinstance(items, list):
+            for entry in items:
+                if isinstance(entry, dict) and entry.get("status") == "failed":
+                    found.append(
+                        (sid, short(entry.get("item"), 80), error_text(entry.get("error")))
+                    )
+        elif (step.get("fanout") or {}).get("failed_items"):
+            for entry in step["fanout"]["failed_items"]:
+                found.append((sid, str(entry.get("item")), error_text(entry.get("error"))))
+    return found
 
 
-def gate_lines(state: dict[str, Any], gate: dict[str, Any]) -> list[str]:
-    who = ", ".join(gate["approvers"]) or "anyone"
-    count = f"{len(gate['approvals'])}/{gate['min_approvals']}"
-    return [
-        f"  gate {gate['gate']} waits for {who} ({count} approvals) until {gate['deadline']}: "
-        f"{gate['message']}",
-        f"      qlrf-run approve {state['workflow_id']} {gate['gate']}   (or reject, or modify "
-        f"--set NAME=VALUE for {', '.join(gate['modifiable']) or 'no input'})",
-    ]
-
-
-def summary(state: dict[str, Any], ui_url: str | None = None) -> str:
+def summary(state: dict[str, Any], ui_url: str | None = None) -> list[Text]:
     steps = state.get("steps", {})
     counts: dict[str, int] = {}
     for step in steps.values():
         counts[step["status"]] = counts.get(step["status"], 0) + 1
     shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    lines = [f"run {state['workflow_id']}: {state['status']} ({shown})"]
+    status = state["status"]
+    took = between(state.get("started_at"), state.get("finished_at"))
+    head = Text(f"run {state['run_id']} ")
+    head.append(status, style=_style(status if status != "timed_out" else "failed") + " bold")
+    if took is not None:
+        head.append(f" in {human_duration(took)}")
+    head.append(f" (steps: {shown})")
+    lines = [head]
     if state.get("error"):
-        lines.append(f"  error: {state['error']['type']}: {state['error']['message']}")
-    if state.get("outputs"):
-        for key, value in state["outputs"].items():
-            lines.append(f"  output {key} = {value!r}")
+        lines.append(Text(f"  error: {error_text(state['error'])}", style=_style("failed")))
+    failed_steps = [
+        (sid, s) for sid, s in steps.items() if s["status"] == "failed" and s.get("error")
+    ]
+    for sid, step in failed_steps:
+        if state.get("error") and step["error"]["message"] in state["error"]["message"]:
+            continue
+        lines.append(Text(f"  step {sid} failed: {error_text(step['error'])}", _style("failed")))
+    items = failed_items(state)
+    if items:
+        lines.append(Text(f"  {len(items)} item(s) failed:", style=_style("failed")))
+        for sid, item, reason in items[:FAILED_ITEMS_NAMED]:
+            lines.append(Text(f"    {sid} [{item}]: {reason}"))
+        if len(items) > FAILED_ITEMS_NAMED:
+            lines.append(
+                Text(
+                    f"    and {len(items) - FAILED_ITEMS_NAMED} more: "
+                    f"qlrf-run status {state['run_id']} --format json",
+                    style=_style("hint"),
+                )
+            )
+    outputs = state.get("outputs")
+    if isinstance(outputs, dict):
+        for key, value in outputs.items():
+            lines.append(Text(f"  output {key} = {short(value, 2000)}"))
+    elif outputs is not None:
+        lines.append(Text(f"  outputs = {short(outputs, 2000)}"))
     if ui_url:
-        lines.append(f"  {workflow_link(ui_url, state['workflow_id'])}")
-    return "\n".join(lines)
+        lines.append(Text(f"  {workflow_link(ui_url, state['run_id'])}", style=_style("hint")))
+    return lines
 
 
 def workflow_link(ui_url: str, workflow_id: str) -> str:
@@ -203,24 +229,46 @@ def workflow_link(ui_url: str, workflow_id: str) -> str:
     return f"{ui_url}/namespaces/default/workflows/{quote(workflow_id, safe='')}"
 
 
-def status_text(state: dict[str, Any], ui_url: str | None = None) -> str:
-    head = [
-        f"{state['name']} ({state['kind']})  {state['status']}",
-        f"  run {state['workflow_id']}  started by {state['started_by']} at "
-        f"{state['started_at']}"
-        + (f", finished {state['finished_at']}" if state.get("finished_at") else ""),
+def status_lines(state: dict[str, Any], ui_url: str | None = None) -> list[Text]:
+    now = datetime.now(UTC)
+    status = state["status"]
+    head = Text(f"{state.get('name')} ({state.get('kind')})  ")
+    head.append(status, style=_style(status) + " bold")
+    started = parse(state.get("started_at"))
+    when = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "?"
+    lines = [
+        head,
+        Text(
+            f"  run {state['run_id']}  started by {state.get('started_by')} at {when}"
+            + (
+                f", took {human_duration(between(state['started_at'], state['finished_at']))}"
+                if state.get("finished_at")
+                else ""
+            )
+        ),
     ]
-    body = []
-    for sid, step in state["steps"].items():
-        body.append(step_line(sid, step))
-        body += fanout_lines(step)
+    if state.get("published_because"):
+        age = between(state.get("published_at"), now.isoformat())
+        when = f" {human_duration(age)} ago" if age is not None else ""
+        lines.append(
+            Text(
+                f"  as the run last published it{when}: {state['published_because']}",
+                style=_style("paused"),
+            )
+        )
+    for sid, step in state["steps"].items():  # in the plan's order
+        lines.append(step_line(sid, step))
+        lines += fanout_lines(step, now)
     if state.get("paused"):
         last = last_control(state)
-        body.append(
-            f"  paused by {last.get('by')} at {last.get('at')}; "
-            f"qlrf-run resume {state['workflow_id']}"
+        lines.append(
+            Text(
+                f"  paused by {last.get('by')} {human_until(last.get('at'), now)}; "
+                f"qlrf-run resume {state['run_id']}",
+                style=_style("paused"),
+            )
         )
     for gate in state.get("gates", []):
         if gate["status"] == "waiting":
-            body += gate_lines(state, gate)
-    return "\n".join([*head, *body, summary(state, ui_url)])
+            lines += gate_lines(state, gate, now)
+    return [*lines, *summary(state, ui_url)]

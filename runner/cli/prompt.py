@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from runner.cli.common import out
@@ -17,16 +19,22 @@ class GatePrompt:
         self.user = user
         self.asked: set[tuple[str, int]] = set()
         self.task: asyncio.Task[None] | None = None
+        # Set by the watcher: stops redrawing the terminal while someone types.
+        self.paused: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
     def update(self, state: dict[str, Any]) -> None:
         if self.task is not None and not self.task.done():
             return
         for gate in state.get("gates", []):
-            key = (gate["gate"], len(gate["modifications"]))
+            key = (gate["gate"], _round(gate))
             if gate["status"] == "waiting" and key not in self.asked:
                 self.asked.add(key)
-                self.task = asyncio.ensure_future(self._ask(gate))
+                self.task = asyncio.ensure_future(self._asked(gate))
                 return
+
+    async def _asked(self, gate: dict[str, Any]) -> None:
+        with self.paused():
+            await self._ask(gate)
 
     async def _ask(self, gate: dict[str, Any]) -> None:
         from runner.client.runs import decide, declarations
@@ -54,7 +62,7 @@ class GatePrompt:
                 )
             except QlrfError as exc:
                 out(f"  not sent: {exc}")
-                self.asked.discard((name, len(gate["modifications"])))
+                self.asked.discard((name, _round(gate)))
                 return
             decision["decision"] = "modify"
         else:
@@ -65,7 +73,11 @@ class GatePrompt:
             out(f"  {decision['decision']} accepted: gate {name} is {detail['status']}")
         else:
             out(f"  refused: {detail}")
-            self.asked.discard((name, len(gate["modifications"])))
+            self.asked.discard((name, _round(gate)))
+
+
+def _round(gate: dict[str, Any]) -> int:
+    return int(gate.get("round", len(gate.get("modifications") or [])))
 
 
 async def _read(prompt: str) -> str:

@@ -1,14 +1,39 @@
-"""Commands on runs that exist: status, list, cancel, history."""
+"""Commands on runs that exist: status, watch, list, cancel, history."""
 
 from __future__ import annotations
 
+import enum
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from runner.cli.common import err, exit_with, out
-from runner.errors import UsageError
+if TYPE_CHECKING:
+    pass
+
+from runner.cli.common import (
+    INTERRUPTED,
+    FormatOption,
+    Kind,
+    NoColorOption,
+    RunFormat,
+    err,
+    examples,
+    exit_with,
+    out,
+)
+from runner.cli.console import set_no_color
+
+RunArgument: Any = typer.Argument(..., help="Run id (as `apply` and `list` show it)")
+
+
+class State(enum.StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    timed_out = "timed_out"
+    terminated = "terminated"
 
 
 async def _client() -> Any:
@@ -27,131 +52,153 @@ async def _handle(run: str) -> Any:
 
 
 def status(
-    run: str = typer.Argument(..., help="Run (workflow) id"),
-    format: str = typer.Option("text", "--format", "-f", help="text or json"),
+    run: str = RunArgument, format: RunFormat = FormatOption, no_color: bool = NoColorOption
 ) -> None:
-    """Show a run's steps, attempts, times and errors."""
-    from runner.cli.progress import status_text
-    from runner.client.runs import state_of
+    """Show a run's steps (in the plan's order), attempts, times, errors and waiting gates.
 
-    async def go() -> dict[str, Any]:
-        client, handle, where = await _handle(run)
-        state = await state_of(handle, client)
-        state["_ui"] = where.ui_url
-        return state
-
+    With no worker running, it shows what the run last published, and says so.
+    """
     import asyncio
 
-    state = asyncio.run(go())
-    ui = state.pop("_ui")
-    out(json.dumps(state, indent=2, default=str) if format == "json" else status_text(state, ui))
+    from runner.cli.console import make_console
+    from runner.cli.progress import status_lines
+    from runner.client.state import state_of
+
+    set_no_color(no_color)
+
+    async def go() -> tuple[dict[str, Any], str | None]:
+        client, handle, where = await _handle(run)
+        return await state_of(handle, client), where.ui_url
+
+    state, ui = asyncio.run(go())
+    if format == RunFormat.json:
+        out(json.dumps(state, indent=2, default=str))
+        return
+    console = make_console()
+    for line in status_lines(state, ui):
+        console.print(line)
+
+
+def watch(
+    run: str = RunArgument,
+    no_color: bool = NoColorOption,
+) -> None:
+    """Follow any run until it ends, as `apply` does: exit 0 when it succeeds, 1 when not.
+
+    Ctrl-C stops watching; the run goes on.
+    """
+    import asyncio
+
+    from runner.cli import sdk_logging
+    from runner.cli.console import make_console
+    from runner.cli.watching import ctrl_c, follow_for_people, stopped_following
+
+    set_no_color(no_color)
+    sdk_logging.configure()
+
+    async def go() -> int:
+        client, handle, where = await _handle(run)
+        console = make_console()
+        console.print(f"watching run {handle.id}")
+        stop = asyncio.Event()
+        with ctrl_c(stop):
+            state = await follow_for_people(client, handle, console, stop=stop, ui_url=where.ui_url)
+        if state is None:
+            stopped_following(console, handle.id, worker_here=False)
+            return INTERRUPTED
+        return 0 if state["status"] == "succeeded" else 1
+
+    exit_with(asyncio.run(go()))
 
 
 def list_runs(
-    kind: str | None = typer.Option(None, "--kind", help="Campaign, Drill, Runbook or Task"),
-    state: str | None = typer.Option(
-        None, "--state", help="running, succeeded, failed, cancelled or timed_out"
-    ),
-    limit: int = typer.Option(50, "--limit", help="At most this many runs"),
-    format: str = typer.Option("text", "--format", "-f", help="text or json"),
+    kind: Kind | None = typer.Option(None, "--kind", help="Only runs of this kind"),
+    state: State | None = typer.Option(None, "--state", help="Only runs in this state"),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many runs"),
+    format: RunFormat = FormatOption,
     store: bool = typer.Option(False, "--store", help="Read the run store, not Temporal"),
 ) -> None:
     """List runs, newest first, through Temporal visibility (or the run store)."""
-    from runner.client.runs import status_query
+    import asyncio
 
-    if state and state not in ("running", "succeeded", "failed", "cancelled", "timed_out"):
-        raise UsageError(
-            f"--state {state}: choose running, succeeded, failed, cancelled or timed_out"
-        )
+    from runner.client.runs import status_query
+    from runner.times import iso
 
     async def go() -> list[dict[str, Any]]:
+        from runner.client.state import KIND_KEY, NAME_KEY, closed_status
+
         client, _ = await _client()
         rows = []
-        async for wf in client.list_workflows(status_query(kind, state), limit=limit):
+        query = status_query(kind.value if kind else None, state.value if state else None)
+        async for wf in client.list_workflows(query, limit=limit):
             attrs = wf.typed_search_attributes
-            from runner.client.runs import KIND_KEY, NAME_KEY
-
             rows.append(
                 {
-                    "workflow_id": wf.id,
-                    "run_id": wf.run_id,
+                    "run_id": wf.id,
+                    "temporal_run_id": wf.run_id,
                     "name": attrs.get(NAME_KEY),
                     "kind": attrs.get(KIND_KEY),
-                    "status": _status_name(wf.status),
-                    "started_at": wf.start_time.isoformat() if wf.start_time else None,
-                    "finished_at": wf.close_time.isoformat() if wf.close_time else None,
+                    "status": closed_status(wf.status),
+                    "started_at": iso(wf.start_time),
+                    "finished_at": iso(wf.close_time),
                 }
             )
         return rows
-
-    import asyncio
 
     if store:
         from runner.local.postgres import database_url
         from runner.store.queries import runs as stored_runs
 
-        rows = asyncio.run(stored_runs(database_url(), kind, state, limit))
+        rows = asyncio.run(
+            stored_runs(
+                database_url(), kind.value if kind else None, state.value if state else None, limit
+            )
+        )
     else:
         rows = asyncio.run(go())
-    if format == "json":
+    if format == RunFormat.json:
         out(json.dumps(rows, indent=2))
         return
     if not rows:
         out("no runs")
         return
     for row in rows:
-        out(
-            f"{row['workflow_id']:<48} {row['kind'] or '-':<9} {row['status']:<10} "
-            f"{row['started_at']}"
-        )
-
-
-def _status_name(status: Any) -> str:
-    names = {
-        "RUNNING": "running",
-        "COMPLETED": "succeeded",
-        "FAILED": "failed",
-        "CANCELED": "cancelled",
-        "TERMINATED": "terminated",
-        "TIMED_OUT": "timed_out",
-    }
-    return names.get(getattr(status, "name", ""), str(status).lower())
+        out(f"{row['run_id']:<48} {row['kind'] or '-':<9} {row['status']:<10} {row['started_at']}")
 
 
 def cancel(
-    run: str = typer.Argument(..., help="Run (workflow) id"),
+    run: str = RunArgument,
     wait: bool = typer.Option(False, "--wait", help="Wait until compensation and finally end"),
 ) -> None:
     """Cancel a run: running steps stop, compensations and `finally` run."""
-    from runner.client.runs import follow
+    import asyncio
 
     async def go() -> int:
+        from runner.client.follow import follow
         from runner.client.runs import request_cancel
 
-        _, handle, _ = await _handle(run)
+        client, handle, _ = await _handle(run)
         refused = await request_cancel(handle)
         if refused:
             err(refused)
             return 1
         out(f"cancel requested for {run}; compensations and finally steps run next")
         if wait:
-            state = await follow(handle, lambda s: None)
-            out(f"run {run}: {state['status']}")
+            final = await follow(handle, lambda _: None, client)
+            assert final is not None  # no stop was given
+            out(f"run {run}: {final.state['status']}")
         return 0
-
-    import asyncio
 
     exit_with(asyncio.run(go()))
 
 
-def history(
-    run: str = typer.Argument(..., help="Run (workflow) id"),
-    format: str = typer.Option("text", "--format", "-f", help="text or json"),
-) -> None:
+def history(run: str = RunArgument, format: RunFormat = FormatOption) -> None:
     """The run's events, oldest first: from the run store, else from Temporal's history.
 
     The store keeps runs after Temporal's retention has removed them.
     """
+    import asyncio
+
     from runner.client.history import events_of
     from runner.local.postgres import database_url, store_enabled
     from runner.store.queries import run_history
@@ -164,10 +211,8 @@ def history(
         _, handle, _ = await _handle(run)
         return await events_of(handle)
 
-    import asyncio
-
     events = asyncio.run(go())
-    if format == "json":
+    if format == RunFormat.json:
         out(json.dumps(events, indent=2, default=str))
         return
     for e in events:
@@ -175,12 +220,34 @@ def history(
         if e.get("item") is not None:
             where += f" [{e['item']}]"
         attempt = f" attempt {e['attempt']}" if e["attempt"] else ""
-        detail = f"  {e['detail']}" if e["detail"] else ""
-        out(f"{e['at']}  {e['event']:<16}{where}{attempt}{detail}")
+        actor = f" by {e['actor']}" if e.get("actor") else ""
+        shown = (
+            e["detail"] if isinstance(e["detail"], str) else json.dumps(e["detail"], default=str)
+        )
+        detail = f"  {shown}" if e["detail"] else ""
+        out(f"{e['at']}  {e['event']:<16}{where}{attempt}{actor}{detail}")
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(status)
-    app.command("list")(list_runs)
-    app.command()(cancel)
-    app.command()(history)
+    app.command(
+        epilog=examples(
+            "qlrf-run status patch-fleet-3f2a9c1d0e4b",
+            "qlrf-run status patch-fleet-3f2a9c1d0e4b --format json | jq .steps",
+        )
+    )(status)
+    app.command(epilog=examples("qlrf-run watch patch-fleet-3f2a9c1d0e4b"))(watch)
+    app.command(
+        "list",
+        epilog=examples(
+            "qlrf-run list --state running",
+            "qlrf-run list --kind Drill --limit 10 --format json",
+            "qlrf-run list --store --state failed",
+        ),
+    )(list_runs)
+    app.command(epilog=examples("qlrf-run cancel patch-fleet-3f2a9c1d0e4b --wait"))(cancel)
+    app.command(
+        epilog=examples(
+            "qlrf-run history patch-fleet-3f2a9c1d0e4b",
+            "qlrf-run history patch-fleet-3f2a9c1d0e4b --format json",
+        )
+    )(history)

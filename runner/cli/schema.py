@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from runner.cli.common import err, exit_with, out
+from runner.cli.common import err, examples, exit_with, out
 from runner.errors import UsageError
 
 
@@ -48,4 +48,10 @@ def schema(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(schema)
+    app.command(
+        epilog=examples(
+            "qlrf-run schema > runbook.schema.json",
+            "qlrf-run schema --out schemas",
+            "qlrf-run schema --out schemas --check   # in CI: is the committed copy current?",
+        )
+    )(schema)

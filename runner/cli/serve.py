@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from runner.cli.common import out
+from runner.cli.common import err, examples, out
 
 
 def worker(
@@ -25,13 +25,16 @@ def worker(
     async def go() -> None:
         import logging
 
-        from runner.cli import logs
+        from runner.cli import sdk_logging
 
-        logs.configure(logging.WARNING)
+        # A worker is a daemon: its log is where operators look for the SDK's warnings.
+        sdk_logging.configure(logging.WARNING)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+
+        await _check_store()
 
         def connected(where: Any) -> None:
             out(
@@ -50,6 +53,22 @@ def worker(
     import asyncio
 
     asyncio.run(go())
+
+
+async def _check_store() -> None:
+    """A malformed QLRF_DATABASE_URL stops the worker at once; a store that is down only
+    warns: the worker's writes retry until it is back, and nothing is lost."""
+    from runner.errors import QlrfError
+    from runner.local.postgres import database_url, store_enabled
+    from runner.store.reach import check_store
+
+    if not store_enabled():
+        return
+    url = database_url()
+    try:
+        await check_store(url)
+    except QlrfError as exc:
+        err(f"warning: {exc}; runs go on, and each waits at its end until the store has its events")
 
 
 def dev_command(
@@ -100,5 +119,12 @@ def dev_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(worker)
-    app.command("dev")(dev_command)
+    app.command(
+        epilog=examples(
+            "qlrf-run worker",
+            "QLRF_TEMPORAL_ADDRESS=temporal:7233 qlrf-run worker --concurrency 50",
+        )
+    )(worker)
+    app.command(
+        "dev", epilog=examples("qlrf-run dev", "qlrf-run dev --detach", "qlrf-run dev --stop")
+    )(dev_command)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from runner.cli.common import DiagFormat, exit_with, out
+from runner.cli.common import DiagFormat, examples, exit_with, out
 from runner.errors import UsageError
 from runner.pipeline import require_file
 
@@ -52,4 +52,10 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(validate)
+    app.command(
+        epilog=examples(
+            "qlrf-run validate runbooks/*.yaml",
+            "qlrf-run validate drill.yaml --format json",
+            "qlrf-run validate runbooks/*.yaml --format github   # annotations in CI",
+        )
+    )(validate)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
+from runner.client.failures import DATA_CONVERTER
 from runner.contract import TASK_QUEUE
+from runner.environment import CONNECT_SECONDS, TEMPORAL_VARIABLE, temporal_address
 from runner.errors import QlrfError
 
 
@@ -37,24 +49,72 @@ def task_queue() -> str:
 
 def target(*, ui: bool = True) -> Target:
     namespace = os.environ.get("QLRF_NAMESPACE", "default")
-    address = os.environ.get("QLRF_TEMPORAL_ADDRESS")
+    address = os.environ.get(TEMPORAL_VARIABLE)
     if address:
-        return Target(address, namespace, os.environ.get("QLRF_TEMPORAL_UI"), False)
+        return Target(
+            temporal_address(address), namespace, os.environ.get("QLRF_TEMPORAL_UI"), False
+        )
     from runner.local.temporal import EmbeddedServer
 
     info = EmbeddedServer().ensure(ui=ui)
     return Target(info.address, namespace, info.ui_url, True)
 
 
+def quiet_runtime() -> None:
+    """Route the SDK core's own log lines (coloured, every few seconds while something
+    retries) through Python logging, where `-v` decides whether anyone sees them."""
+    global _runtime_set
+    if _runtime_set:
+        return
+    _runtime_set = True
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+            )
+        )
+    )
+    with contextlib.suppress(RuntimeError):  # a runtime is already in use: keep it
+        Runtime.set_default(runtime, error_if_already_set=True)
+
+
+_runtime_set = False
+
+
+def _where(target: Target) -> str:
+    if target.embedded:
+        return f"the embedded Temporal dev server at {target.address}"
+    return f"Temporal at {target.address} ({TEMPORAL_VARIABLE})"
+
+
 async def connect(where: Target) -> Client:
+    """A client of the target; QlrfError naming the variable when it cannot be reached."""
+    quiet_runtime()
     cert, key, ca = _read("QLRF_TLS_CERT"), _read("QLRF_TLS_KEY"), _read("QLRF_TLS_CA")
     tls: TLSConfig | bool = False
     if cert or key or ca:
         tls = TLSConfig(client_cert=cert, client_private_key=key, server_root_ca_cert=ca)
     api_key = os.environ.get("QLRF_API_KEY")
     try:
-        return await Client.connect(
-            where.address, namespace=where.namespace, tls=tls or bool(api_key), api_key=api_key
+        return await asyncio.wait_for(
+            Client.connect(
+                where.address,
+                namespace=where.namespace,
+                tls=tls or bool(api_key),
+                api_key=api_key,
+                data_converter=DATA_CONVERTER,
+            ),
+            CONNECT_SECONDS,
         )
-    except RuntimeError as exc:
-        raise QlrfError(f"cannot reach Temporal at {where.address}: {exc}") from None
+    except TimeoutError:
+        raise QlrfError(
+            f"cannot reach {_where(where)}: no answer within {CONNECT_SECONDS:.0f}s; "
+            "check the address and that the server runs"
+        ) from None
+    except Exception as exc:  # the core raises RuntimeError, grpc errors, ValueError...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QlrfError(
+            f"cannot reach {_where(where)}: {first[:300]}; check the address and that the "
+            "server runs"
+        ) from None

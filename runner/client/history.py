@@ -7,6 +7,8 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
+from runner.times import iso
+
 
 def _step(activity_id: str) -> str | None:
     kind, _, rest = activity_id.partition(":")
@@ -17,7 +19,7 @@ async def events_of(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     scheduled: dict[int, str] = {}  # scheduled event id -> activity id
     async for event in handle.fetch_history_events():
-        at = event.event_time.ToDatetime().isoformat() + "Z"
+        at = iso(event.event_time.ToDatetime()) or ""
         kind = event.event_type
 
         def add(

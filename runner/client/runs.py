@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -19,13 +15,12 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError
 
-from runner.contract import TASK_QUEUE, WORKFLOW_TYPE, RunInput
+from runner.client.state import KIND_KEY, NAME_KEY
+from runner.client.workers import worker_answers
+from runner.contract import LIVE_MEMO, TASK_QUEUE, WORKFLOW_TYPE, RunInput, payload_size
 from runner.errors import QlrfError
 from runner.plan.model import Plan, inputs_hash
 
-NAME_KEY = SearchAttributeKey.for_keyword("QlrfName")
-KIND_KEY = SearchAttributeKey.for_keyword("QlrfKind")
-POLL_SECONDS = 0.5
 DECIDE_TIMEOUT_SECONDS = 30
 
 
@@ -81,10 +76,33 @@ async def start(
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(NAME_KEY, plan.name), SearchAttributePair(KIND_KEY, plan.kind)]
         ),
+        # Until a worker takes the run up, `status` shows this picture of it.
+        memo={LIVE_MEMO: first_picture(plan, started_by)},
         static_summary=f"{plan.kind} {plan.name}",
         static_details=plan.description or None,
     )
     return handle, attached
+
+
+FIRST_PICTURE_LIMIT = 64 * 1024
+
+
+def first_picture(plan: Plan, started_by: str) -> dict[str, Any]:
+    """The run as it is before any worker has seen it: every step pending."""
+    steps = {node.id: {"status": "pending", "attempts": 0} for node in plan.nodes}
+    steps.update({node.id: {"status": "pending", "attempts": 0} for node in plan.finally_nodes})
+    picture: dict[str, Any] = {
+        "status": "running",
+        "paused": False,
+        "started_by": started_by,
+        "steps": steps,
+        "gates": [],
+        "controls": [],
+        "error": None,
+    }
+    if payload_size(picture) > FIRST_PICTURE_LIMIT:
+        picture["steps"] = {}  # thousands of steps: the run publishes them itself
+    return picture
 
 
 def refuse_oversized(plan: dict[str, Any], inputs: dict[str, Any]) -> None:
@@ -93,7 +111,7 @@ def refuse_oversized(plan: dict[str, Any], inputs: dict[str, Any]) -> None:
     Found before the run starts: once started, such a run could never be scheduled.
     An inventory is the usual culprit, so the largest input is named.
     """
-    from runner.contract import PAYLOAD_LIMIT, payload_size
+    from runner.contract import PAYLOAD_LIMIT
 
     size = payload_size(plan) + payload_size(inputs)
     if size <= PAYLOAD_LIMIT:
@@ -151,79 +169,6 @@ async def request_cancel(handle: WorkflowHandle[Any, Any]) -> str | None:
     return None
 
 
-async def state_of(
-    handle: WorkflowHandle[Any, Any], client: Client | None = None
-) -> dict[str, Any]:
-    """The run's state: the memo once closed, else the live query.
-
-    With the client, the counts of the fan-out batches running now are added in.
-    """
-    description = await handle.describe()
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        memo = await description.memo()
-        if "state" in memo:
-            return dict(memo["state"])
-    try:
-        state = dict(await handle.query("state", rpc_timeout=timedelta(seconds=10)))
-        if client is not None:
-            await with_running_batches(client, state)
-        return state
-    except RPCError as exc:
-        raise QlrfError(
-            f"run {handle.id} did not answer ({exc.message}); is a worker running? "
-            "start one with `qlrf-run worker`"
-        ) from None
-
-
-async def with_running_batches(client: Client, state: dict[str, Any]) -> None:
-    """Add the progress of each running fan-out batch to its wave's counts.
-
-    The run learns a batch's counts when the batch ends; until then the batch (a
-    child workflow) answers its own `progress` query. A batch that ended between
-    the two queries is already counted by the run, so it is left alone.
-    """
-    for step in state.get("steps", {}).values():
-        for wave in (step.get("fanout") or {}).get("waves", []):
-            if not wave.get("batch"):
-                continue
-            with contextlib.suppress(RPCError):
-                live = await client.get_workflow_handle(wave["batch"]).query(
-                    "progress", rpc_timeout=timedelta(seconds=5)
-                )
-                for key in ("succeeded", "failed", "skipped"):
-                    wave[key] += live[key]
-                wave["running"] = live["running"]
-
-
-async def follow(
-    handle: WorkflowHandle[Any, Any],
-    on_state: Callable[[dict[str, Any]], None],
-    client: Client | None = None,
-) -> dict[str, Any]:
-    """Poll the run's state until it closes; returns the final state."""
-    done = asyncio.ensure_future(_wait_closed(handle))
-    try:
-        while not done.done():
-            # Until a worker picks the run up, the query has no answer.
-            with contextlib.suppress(RPCError):
-                state = dict(await handle.query("state", rpc_timeout=timedelta(seconds=5)))
-                if client is not None:
-                    await with_running_batches(client, state)
-                on_state(state)
-            await asyncio.wait([done], timeout=POLL_SECONDS)
-    finally:
-        if not done.done():
-            done.cancel()
-    state = await state_of(handle)
-    on_state(state)
-    return state
-
-
-async def _wait_closed(handle: WorkflowHandle[Any, Any]) -> None:
-    with contextlib.suppress(Exception):  # the outcome is read from the state
-        await handle.result()
-
-
 def status_query(kind: str | None, state: str | None) -> str:
     clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
     if kind:
@@ -234,6 +179,7 @@ def status_query(kind: str | None, state: str | None) -> str:
         "failed": "Failed",
         "cancelled": "Canceled",
         "timed_out": "Failed",
+        "terminated": "Terminated",
     }
     if state:
         clauses.append(f"ExecutionStatus = '{mapping[state]}'")
@@ -259,8 +205,16 @@ async def update(client: Client, run: str, name: str, request: Any) -> tuple[boo
     )
 
     handle = await existing(client, run)
+    description = await handle.describe()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        shown = description.status.name.lower() if description.status else "closed"
+        return False, f"run {run} has ended ({shown}); it takes no {name} requests"
+    # The validator runs on a worker: without one, say so now instead of waiting (and
+    # instead of leaving an Update that a worker could apply long after).
+    absent = await worker_answers(client, handle, description.task_queue)
+    if absent is not None:
+        return False, absent
     try:
-        # The validator runs on a worker: without one, say so instead of waiting forever.
         return True, await handle.execute_update(
             name, request, rpc_timeout=timedelta(seconds=DECIDE_TIMEOUT_SECONDS)
         )
@@ -278,38 +232,10 @@ async def update(client: Client, run: str, name: str, request: Any) -> tuple[boo
 
 async def declarations(client: Client, run: str) -> dict[str, Any]:
     handle = await existing(client, run)
+    absent = await worker_answers(client, handle, (await handle.describe()).task_queue)
+    if absent is not None:
+        raise QlrfError(absent)
     try:
         return dict(await handle.query("declarations", rpc_timeout=timedelta(seconds=10)))
     except RPCError as exc:
         raise QlrfError(f"run {run} did not answer ({exc.message}); is a worker running?") from None
-
-
-async def pending(client: Client) -> list[dict[str, Any]]:
-    """Every waiting gate across runs: one visibility query on QlrfWaiting, then each state."""
-    query = (
-        f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' "
-        "AND QlrfWaiting IS NOT NULL"
-    )
-    rows: list[dict[str, Any]] = []
-    async for wf in client.list_workflows(query):
-        try:
-            state = await state_of(client.get_workflow_handle(wf.id))
-        except QlrfError:
-            continue  # no worker answers for it now; it is still listed next time
-        for gate in state.get("gates", []):
-            if gate["status"] != "waiting":
-                continue
-            rows.append(
-                {
-                    "run_id": wf.id,
-                    "name": state.get("name"),
-                    "gate": gate["gate"],
-                    "message": gate["message"],
-                    "approvers": gate["approvers"],
-                    "min_approvals": gate["min_approvals"],
-                    "approvals": gate["approvals"],
-                    "waiting_since": gate["waiting_since"],
-                    "deadline": gate["deadline"],
-                }
-            )
-    return rows

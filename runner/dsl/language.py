@@ -50,6 +50,27 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_-]*$"
 IDENT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
+# What an editor shows for a value that misses its pattern (and `validate` says after
+# quoting the value); see vocabulary.DURATION_MESSAGE.
+PATTERN_MESSAGES = {
+    NAME_PATTERN: "not a valid name; use 1-63 lowercase letters, digits and '-', "
+    "starting with a letter or digit",
+    STEP_ID_PATTERN: "not a valid id; start with a lowercase letter and use lowercase "
+    "letters, digits, '_' and '-'",
+    IDENT_PATTERN: "not a valid name; start with a letter or '_' and use letters, digits "
+    "and '_' (templates read it as inputs.NAME)",
+    PERCENT_PATTERN: "not a count or a percentage such as 10%",
+}
+
+
+def patterned(pattern: str, description: str) -> dict[str, Any]:
+    """A string that must match `pattern`, with the editor's message when it does not."""
+    return {
+        "type": "string",
+        "pattern": pattern,
+        "patternErrorMessage": PATTERN_MESSAGES[pattern],
+        "description": description,
+    }
 
 
 def _with_templates(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,7 +96,7 @@ def _budget(description: str) -> dict[str, Any]:
         "description": description,
         "oneOf": [
             {"type": "integer", "minimum": 0, "description": "A count of items"},
-            {"type": "string", "pattern": PERCENT_PATTERN, "description": "N% of the wave"},
+            patterned(PERCENT_PATTERN, "N% of the wave"),
         ],
     }
 
@@ -87,16 +108,12 @@ def _common_step_props() -> dict[str, Any]:
         "additionalProperties": False,
         "required": ["size"],
         "properties": {
-            "name": {"type": "string", "pattern": STEP_ID_PATTERN, "description": "Wave name"},
+            "name": patterned(STEP_ID_PATTERN, "Wave name"),
             "size": {
                 "description": "Cumulative items done by the end of this wave: a count or N%",
                 "oneOf": [
                     {"type": "integer", "description": "A count of items"},
-                    {
-                        "type": "string",
-                        "pattern": PERCENT_PATTERN,
-                        "description": "A percentage of the list, rounded up",
-                    },
+                    patterned(PERCENT_PATTERN, "A percentage of the list, rounded up"),
                 ],
             },
             "approval": {"type": "boolean", "description": "Wait for approval before the wave"},
@@ -115,11 +132,7 @@ def _common_step_props() -> dict[str, Any]:
         },
     }
     return {
-        "id": {
-            "type": "string",
-            "pattern": STEP_ID_PATTERN,
-            "description": "Unique step id: lowercase letters, digits, _ and -",
-        },
+        "id": patterned(STEP_ID_PATTERN, "Unique step id: lowercase letters, digits, _ and -"),
         "name": {"type": "string", "description": "Shown in progress output and the Temporal UI"},
         "needs": {
             "type": "array",
@@ -145,11 +158,7 @@ def _common_step_props() -> dict[str, Any]:
                 template_string("A template giving a list"),
             ],
         },
-        "as": {
-            "type": "string",
-            "pattern": IDENT_PATTERN,
-            "description": "The loop variable's name (default item)",
-        },
+        "as": patterned(IDENT_PATTERN, "The loop variable's name (default item)"),
         "concurrency": {
             "type": "integer",
             "minimum": 1,
@@ -189,6 +198,42 @@ def _variant(step_type: StepType, common: Mapping[str, Any]) -> dict[str, Any]:
         "additionalProperties": False,
         "required": required,
         "properties": props,
+    }
+
+
+def _selected(
+    description: str, variants: list[dict[str, Any]], types: list[StepType]
+) -> dict[str, Any]:
+    """An object whose `type` (one of the registered types) selects its variant.
+
+    `type` is an enum with a description per type, so editors offer and explain
+    each one and name every choice for a typo; each variant then applies through
+    if/then, so the other types' keys never show up in a step's errors.
+    """
+    names = [t.type for t in types]
+    return {
+        "description": description,
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "enum": names,
+                "enumDescriptions": [t.description for t in types],
+                "description": "The step type: what the step does, and what `with` takes",
+                "errorMessage": "unknown step type; use one of: " + ", ".join(names),
+            }
+        },
+        "allOf": [
+            {
+                "if": {
+                    "properties": {"type": {"const": t.type, "description": t.description}},
+                    "required": ["type"],
+                },
+                "then": variant,
+            }
+            for t, variant in zip(types, variants, strict=True)
+        ],
     }
 
 
@@ -266,11 +311,9 @@ def runbook_schema(step_types: Iterable[StepType]) -> dict[str, Any]:
                 "description": "The language version; always qlrf/v1",
             },
             "kind": choice(KINDS, "What sort of runbook this is (shown in lists, searchable)"),
-            "name": {
-                "type": "string",
-                "pattern": NAME_PATTERN,
-                "description": "Runbook name: lowercase letters, digits and -, up to 63",
-            },
+            "name": patterned(
+                NAME_PATTERN, "Runbook name: lowercase letters, digits and -, up to 63"
+            ),
             "description": {"type": "string", "description": "What the runbook does"},
             "labels": {
                 "type": "object",
@@ -280,7 +323,10 @@ def runbook_schema(step_types: Iterable[StepType]) -> dict[str, Any]:
             "inputs": {
                 "type": "object",
                 "description": "Values given at apply time (--input k=v)",
-                "propertyNames": {"pattern": IDENT_PATTERN},
+                "propertyNames": {
+                    "pattern": IDENT_PATTERN,
+                    "patternErrorMessage": PATTERN_MESSAGES[IDENT_PATTERN],
+                },
                 "additionalProperties": {"$ref": "#/definitions/input"},
             },
             "defaults": {
@@ -309,20 +355,23 @@ def runbook_schema(step_types: Iterable[StepType]) -> dict[str, Any]:
             "outputs": {
                 "type": "object",
                 "description": "The run's result: templates over inputs and step outputs",
-                "propertyNames": {"pattern": IDENT_PATTERN},
+                "propertyNames": {
+                    "pattern": IDENT_PATTERN,
+                    "patternErrorMessage": PATTERN_MESSAGES[IDENT_PATTERN],
+                },
             },
         },
         "definitions": {
             "input": _input_schema(),
-            "step": {
-                "description": "A step; its `type` selects the keys allowed in `with`",
-                "type": "object",
-                "oneOf": [_variant(t, common) for t in types],
-            },
-            "compensate": {
-                "description": "Undo this step if the run fails after it succeeded",
-                "type": "object",
-                "oneOf": [_compensate_variant(t) for t in types],
-            },
+            "step": _selected(
+                "A step; its `type` selects the keys allowed in `with`",
+                [_variant(t, common) for t in types],
+                types,
+            ),
+            "compensate": _selected(
+                "Undo this step if the run fails after it succeeded",
+                [_compensate_variant(t) for t in types],
+                types,
+            ),
         },
     }

@@ -15,10 +15,16 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from runner.catalog.vocabulary import DURATION_PATTERN, TEMPLATE_PATTERN
+from runner.catalog.vocabulary import DURATION_MESSAGE, DURATION_PATTERN, TEMPLATE_PATTERN
 from runner.dsl.diagnostics import Diagnostic
 from runner.dsl.document import Document
-from runner.dsl.language import NAME_PATTERN, PERCENT_PATTERN, STEP_ID_PATTERN
+from runner.dsl.language import (
+    IDENT_PATTERN,
+    NAME_PATTERN,
+    PATTERN_MESSAGES,
+    PERCENT_PATTERN,
+    STEP_ID_PATTERN,
+)
 from runner.durations import PATTERN as DURATION_STRICT
 from runner.suggest import hint
 
@@ -76,7 +82,7 @@ class SchemaChecker:
                 v["properties"]["type"]["const"]: jsonschema.Draft7Validator(
                     {**v, "definitions": fast_defs}
                 )
-                for v in defs[kind]["oneOf"]
+                for v in (rule["then"] for rule in defs[kind]["allOf"])
             }
             for kind in ("step", "compensate")
         }
@@ -138,6 +144,11 @@ class SchemaChecker:
         inst = error.instance
         schema = error.schema if isinstance(error.schema, dict) else {}
 
+        own = schema.get("patternErrorMessage")
+        if "propertyNames" in error.schema_path and own and own != PATTERN_MESSAGES[IDENT_PATTERN]:
+            # A key that may not stand beside another one (a step type's own rule).
+            yield doc.diag((*path, inst), "conflicting-keys", f"'{inst}': {own}", on_key=True)
+            return
         if "propertyNames" in error.schema_path:
             yield doc.diag(
                 (*path, inst),
@@ -181,7 +192,7 @@ class SchemaChecker:
             )
             return
         if v == "pattern":
-            yield self._pattern(doc, path, inst, error.validator_value)
+            yield self._pattern(doc, path, inst, error.validator_value, error.schema)
             return
         if v == "const":
             yield doc.diag(
@@ -293,34 +304,24 @@ class SchemaChecker:
                 return
         yield doc.diag(path, "schema", error.message)
 
-    def _pattern(self, doc: Document, path: tuple[Any, ...], inst: Any, pattern: str) -> Diagnostic:
+    def _pattern(
+        self, doc: Document, path: tuple[Any, ...], inst: Any, pattern: str, schema: Any = None
+    ) -> Diagnostic:
         text = str(inst)
         inst = text if len(text) <= 60 else text[:57] + "..."  # quoted in the message
         if pattern in (DURATION_PATTERN, DURATION_STRICT):
-            return doc.diag(
-                path,
-                "invalid-duration",
-                f"'{inst}' is not a duration; write a number and a unit in falling order, "
-                "e.g. 500ms, 30s, 10m, 1h30m, 24h, 7d",
-            )
-        if pattern == NAME_PATTERN:
-            return doc.diag(
-                path,
-                "invalid-name",
-                f"'{inst}' is not a valid name; use 1-63 lowercase letters, digits and '-', "
-                "starting with a letter or digit",
-            )
-        if pattern == STEP_ID_PATTERN:
-            return doc.diag(
-                path,
-                "invalid-id",
-                f"'{inst}' is not a valid id; start with a lowercase letter and use lowercase "
-                "letters, digits, '_' and '-'",
-            )
-        if pattern == PERCENT_PATTERN:
-            return doc.diag(
-                path, "wave-size", f"'{inst}' is not a count or a percentage such as 10%"
-            )
+            return doc.diag(path, "invalid-duration", f"'{inst}' is {DURATION_MESSAGE}")
+        codes = {
+            NAME_PATTERN: "invalid-name",
+            STEP_ID_PATTERN: "invalid-id",
+            IDENT_PATTERN: "invalid-name",
+            PERCENT_PATTERN: "wave-size",
+        }
+        if pattern in codes:
+            return doc.diag(path, codes[pattern], f"'{inst}' is {PATTERN_MESSAGES[pattern]}")
+        own = schema.get("patternErrorMessage") if isinstance(schema, dict) else None
+        if own:  # a step type's own wording
+            return doc.diag(path, "invalid-value", f"'{inst}': {own}")
         return doc.diag(path, "invalid-value", f"'{inst}' does not match the pattern {pattern}")
 
 

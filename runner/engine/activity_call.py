@@ -56,8 +56,18 @@ def step_failure(exc: ActivityError, max_attempts: int) -> StepFailed:
         earlier = failures[:-1] if isinstance(failures, list) else []
         last = failures[-1] if isinstance(failures, list) and failures else {}
         started = last.get("started_at") if isinstance(last, dict) else None
+        printed = {
+            k: details[k]
+            for k in ("exit_code", "stdout", "stderr")
+            if isinstance(details, dict) and k in details
+        }
         return StepFailed(
-            cause.type or "ApplicationError", cause.message, attempt, earlier, started
+            cause.type or "ApplicationError",
+            cause.message,
+            attempt,
+            earlier,
+            started,
+            printed or None,
         )
     if isinstance(cause, TimeoutError):
         kind = cause.type.name.lower() if cause.type is not None else "activity"

@@ -174,6 +174,7 @@ class BatchWorkflow:
                 {
                     "index": item.index,
                     "item": item.key,
+                    "at": iso(workflow.now()),
                     "error": {
                         "type": error["type"],
                         "message": error["message"][:ITEM_ERROR_LIMIT],

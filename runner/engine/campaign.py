@@ -51,11 +51,16 @@ class CampaignHost(Protocol):
 
     def audit(self, action: str, actor: str | None, detail: dict[str, Any]) -> None: ...
 
+    def touch(self) -> None: ...  # a wave changed: publish it
+
     async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any: ...
 
     async def unpaused(self) -> None: ...
 
     async def store_drained(self) -> None: ...
+
+
+FAILED_ITEMS_SHOWN = 20
 
 
 class Campaign:
@@ -88,6 +93,11 @@ class Campaign:
             "total": len(self.items),
             "concurrency": self.concurrency,
             "waves": [dict(w) for w in self.waves],
+            # The latest failed items, named as `status` and `skip` name them.
+            "failed_items": [
+                {"item": f["item"], "error": f["error"], "at": f.get("at")}
+                for f in self.failures[-FAILED_ITEMS_SHOWN:]
+            ],
         }
 
     def output(self) -> dict[str, Any]:
@@ -182,6 +192,7 @@ class Campaign:
                 }
             )
         self.started = True
+        self.host.touch()
         # Batches write their items' rows under the run's row: make sure it exists.
         await self.host.store_drained()
         for n, (b, entry) in enumerate(zip(bounds, self.waves, strict=True)):
@@ -212,6 +223,7 @@ class Campaign:
         self, b: waves.WaveBounds, spec: Wave | None, entry: dict[str, Any]
     ) -> None:
         if spec is not None and spec.pause_ms:
+            self.host.touch()
             entry["status"] = "pausing"
             entry["until"] = iso(workflow.now() + timedelta(milliseconds=spec.pause_ms))
             await workflow.sleep(
@@ -250,6 +262,7 @@ class Campaign:
         """Run one wave's items; False when it exceeded its failure budget."""
         entry["status"] = "running"
         entry["started_at"] = iso(workflow.now())
+        self.host.touch()
         node = self.node
         self.host.audit(
             "wave_started", None, {"step": node.id, "wave": b.name, "items": b.end - b.start}
@@ -296,6 +309,7 @@ class Campaign:
     def _wave_finished(self, entry: dict[str, Any], status: str) -> None:
         entry["status"] = status
         entry["finished_at"] = iso(workflow.now())
+        self.host.touch()
         detail = {k: entry[k] for k in ("succeeded", "failed", "skipped", "budget", "status")}
         self.host.audit(
             "wave_finished", None, {"step": self.node.id, "wave": entry["name"], **detail}
@@ -343,6 +357,7 @@ class Campaign:
             entry["batch"] = None
 
     def _merge(self, entry: dict[str, Any], result: dict[str, Any]) -> None:
+        self.host.touch()
         entry["succeeded"] += result["succeeded"]
         entry["failed"] += result["failed"]
         entry["skipped"] += len(result["skipped"])

@@ -115,5 +115,6 @@ async def apply(
         record.update(step=request["step"], items=request["items"])
         await campaign.skip(request["items"])
     run.controls.append(record)
+    run.touch(urgent=True)
     audit(AUDITED_AS[action], by, {k: v for k, v in record.items() if k != "by"})
     return record

@@ -64,6 +64,7 @@ class Dispatcher:
 
     def skip(self, node: Node, reason: str) -> None:
         state = self.run.skip(node.id, reason, workflow.now())
+        self.run.touch()
         self._event(node.id, state, "skipped")
 
     def stopping(self, step_id: str, reason: str) -> None:
@@ -86,6 +87,7 @@ class Dispatcher:
                 return StepEnd("skipped")
             state.status = "running"
             state.attempts = 1
+            self.run.touch()
             self._event(node.id, state, "started")
             state.output = await self._execute(node, state)
             state.status = "succeeded"
@@ -112,8 +114,11 @@ class Dispatcher:
                 if failure.attempts is not None:
                     state.attempts = failure.attempts
                 state.error = failure.as_error()
+                if failure.output is not None:
+                    state.output = failure.output  # what a failed command printed
             if not evicted:
                 state.finished_at = workflow.now()
+                self.run.touch()
                 self._event(node.id, state, state.status)
         return StepEnd("failed", failure)
 
@@ -128,6 +133,9 @@ class Dispatcher:
 
     def audit(self, action: str, actor: str | None, detail: dict[str, Any]) -> None:
         self.outbox.audit(action, actor, detail)
+
+    def touch(self) -> None:
+        self.run.touch()
 
     async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any:
         return await self.evaluators.open_gate(node, params, gate_id)
@@ -224,6 +232,16 @@ class Dispatcher:
         if compensation and self.legacy:
             return
         status = "compensation_failed" if compensation else "failed"
+        if not compensation:
+            self.run.steps[step_id].failed_attempts = [
+                {
+                    "attempt": f.get("attempt"),
+                    "type": str(f.get("type")),
+                    "message": str(f.get("message")),
+                    "failed_at": f.get("failed_at"),
+                }
+                for f in failures
+            ]
         for failure in failures:
             self.outbox.step(
                 step_id,

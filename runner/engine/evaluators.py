@@ -113,6 +113,7 @@ class Evaluators:
         )
         state = self.run.steps[node.id]
         state.status = "waiting"
+        self.run.touch(urgent=True)
         publish.waiting_gates(self.desk.waiting())
         notices = [asyncio.create_task(self._notify(gate, 0))]
         try:
@@ -128,7 +129,7 @@ class Evaluators:
                             gate.status != "waiting" or len(gate.modifications) > seen
                         ),
                         timeout=remaining,
-                        timeout_summary=f"approval:{gate.gate}",
+                        timeout_summary=f"gate {gate.gate}: waiting for approval",
                     )
                 except builtins.TimeoutError:
                     gate.status = "timed_out"
@@ -139,6 +140,7 @@ class Evaluators:
             if gate.status == "waiting":
                 gate.status = "cancelled"
             state.status = "running"
+            self.run.touch(urgent=True)
             publish.waiting_gates(self.desk.waiting())
         for notice in notices:
             await notice
@@ -189,7 +191,7 @@ class Evaluators:
                 GATE_NOTIFY_ACTIVITY,
                 request,
                 activity_id=f"notify:{gate.gate}" + (f":{round_}" if round_ else ""),
-                summary=f"notify approvers of {gate.gate}",
+                summary=f"qlrf plumbing: notify the approvers of gate {gate.gate}",
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RetryPolicy(maximum_attempts=5),
             )

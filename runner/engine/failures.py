@@ -18,6 +18,7 @@ class StepFailed(Exception):
         attempts: int | None = None,
         earlier: list[dict[str, Any]] | None = None,
         started_at: str | None = None,
+        output: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.error_type = error_type
@@ -25,6 +26,7 @@ class StepFailed(Exception):
         self.attempts = attempts
         self.earlier = earlier or []  # failures of the attempts before the last one
         self.started_at = started_at  # when the last attempt began, if known
+        self.output = output  # what the last attempt printed (exit code, stdout, stderr)
 
     def as_error(self) -> dict[str, str]:
         return {"type": self.error_type, "message": self.message[:ERROR_TEXT_LIMIT]}

@@ -53,6 +53,7 @@ class Gate:
             "approvals": self.approvals,
             "decisions": self.decisions,
             "modifications": self.modifications,
+            "round": len(self.modifications),  # each modify opens a new round of approval
             "refused": self.refused,
             "waiting_since": iso(self.opened_at),
             "deadline": iso(self.deadline),
@@ -172,4 +173,5 @@ class GateDesk:
             with contextlib.suppress(render.TemplateFailure):
                 gate.message = str(render.render(gate.message_template, self.run.context()))
         gate.decisions.append(record)
+        self.run.touch(urgent=True)
         return gate, record

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from runner.engine.evaluators import Evaluators
     from runner.engine.gates import GateDesk
     from runner.engine.outbox import Outbox, RunWriter
+    from runner.engine.publish import Publisher
     from runner.engine.run_state import RunState
     from runner.engine.scheduler import Scheduler
     from runner.plan.model import Plan
@@ -53,6 +54,7 @@ class RunbookWorkflow:
         self._dispatcher: Dispatcher | None = None
         self._scheduler: Scheduler | None = None
         self._outbox: Outbox | None = None
+        self._publisher: asyncio.Task[None] | None = None
 
     # -- queries ----------------------------------------------------------------------
 
@@ -60,7 +62,13 @@ class RunbookWorkflow:
     def state(self) -> dict[str, Any]:
         """The status JSON (`qlrf-run status --format json`)."""
         info = workflow.info()
-        ids = {"run_id": info.run_id, "workflow_id": info.workflow_id}
+        # `run_id` is what every command takes as RUN (the workflow id); Temporal's own
+        # id of this execution is `temporal_run_id`.
+        ids = {
+            "run_id": info.workflow_id,
+            "workflow_id": info.workflow_id,
+            "temporal_run_id": info.run_id,
+        }
         run, desk, dispatcher = self._run, self._desk, self._dispatcher
         if run is None or desk is None or dispatcher is None:
             return {**ids, "status": "running", "steps": {}, "gates": []}
@@ -86,6 +94,9 @@ class RunbookWorkflow:
             "controls": run.controls,
             "outputs": run.outputs,
             "error": run.error,
+            # Events not yet in the run store: a run that ended waits for them to be
+            # written before it closes, so a store that is down shows here.
+            "store_backlog": len(self._outbox.events) if self._outbox is not None else 0,
         }
 
     @workflow.query(name=DECLARATIONS_QUERY)
@@ -126,6 +137,10 @@ class RunbookWorkflow:
             writer.run_row = self._run_row(request)
             outbox.audit("run_started", run.started_by, {"inputs": run.inputs})
             flusher = asyncio.create_task(writer.loop())
+        publisher = None
+        if not legacy:
+            publisher = Publisher(run, desk, dispatcher.campaigns)
+            self._publisher = asyncio.create_task(publisher.loop())
         refused = None if legacy else admission.input_problem(plan, request.inputs)
         cancelled = False
         if refused is not None:
@@ -142,6 +157,8 @@ class RunbookWorkflow:
                 await dispatcher.compensate(scheduler.compensations())
             await scheduler.run_finally()
             outcome.conclude(run, scheduler.failure, cancelled=cancelled, now=workflow.now())
+        if publisher is not None:
+            publisher.publish()
         publish.final_state(self.state())
         # A control or decision still being handled finishes before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)

@@ -126,7 +126,7 @@ class RunWriter:
                 await workflow.wait_condition(
                     lambda: self.closing or self.flush_now or len(events) >= STORE_FLUSH_EVENTS,
                     timeout=STORE_FLUSH_INTERVAL if events else None,
-                    timeout_summary="store flush",
+                    timeout_summary="qlrf plumbing: next write to the run store",
                 )
             self.flush_now = False
             if not events and self.run_row is None:
@@ -141,6 +141,7 @@ class RunWriter:
                 {"run_id": self.run_id, "run": row, "events": batch},
                 start_to_close_timeout=STORE_WRITE_TIMEOUT,
                 retry_policy=STORE_RETRY,
+                summary="qlrf plumbing: write the run's events to the run store",
             )
             self.outbox.written(len(batch))
             if self.run_row is row:
@@ -182,7 +183,7 @@ class BatchWriter:
                 "batch": workflow.info().workflow_id,
             },
             activity_id=f"store:{self._writes}",
-            summary="write items to the run store",
+            summary="qlrf plumbing: write the items' events to the run store",
             start_to_close_timeout=STORE_WRITE_TIMEOUT,
             retry_policy=STORE_RETRY,
         )

@@ -1,19 +1,42 @@
-"""What a run publishes outside its history: search attributes and the memo.
+"""What a run publishes outside its history, for when no worker can answer a query.
 
-`QlrfWaiting` lists the waiting gates, so `pending` is one visibility query; the
-memo keeps the final state, so `status` answers after the run closed.
+- `QlrfWaiting` (a search attribute) lists the waiting gates, so finding them is
+  one visibility query.
+- The memo `live` holds a small picture of the run: each step's status, fan-out
+  waves, the gates with who may decide, the current activity, so `status` and
+  `pending` answer from visibility without a worker. Each write is a history event
+  and a visibility update, which cost a third of the interpreter's throughput when
+  made on every change (bench/README.md). So a gate, a decision or a pause is
+  written at once, and other changes gather for up to PUBLISH_SECONDS (a timer,
+  only while something is left unwritten).
+- The memo `state` holds the full final state once the run has closed.
+- The Temporal UI's current details say what the run is doing: the running
+  steps, or the waiting gate with its approvers and the command that decides it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
-from runner.contract import MEMO_LIMIT, WAITING_ATTRIBUTE, payload_size
+from runner.contract import FINAL_MEMO, LIVE_MEMO, MEMO_LIMIT, WAITING_ATTRIBUTE, payload_size
+from runner.engine.gates import GateDesk
+from runner.engine.run_state import RunState
+from runner.times import iso
 
 WAITING_KEY = SearchAttributeKey.for_keyword_list(WAITING_ATTRIBUTE)
+# An error in the live picture: enough to recognise it; `status` with a worker has all.
+ERROR_TEXT = 300
+LIVE_LIMIT = 256 * 1024
+LIVE_FAILED_ITEMS = 5
+# The longest a change (a step's start or end) waits to be written to the memo.
+PUBLISH_SECONDS = 5.0
+LIVE_DECISIONS = 10
 
 
 def waiting_gates(gates: list[str]) -> None:
@@ -24,4 +47,166 @@ def final_state(state: dict[str, Any]) -> None:
     if payload_size(state) > MEMO_LIMIT:
         for step in state["steps"].values():
             step["output"] = "(left out: the final state was too large for the memo)"
-    workflow.upsert_memo({"state": state})
+    workflow.upsert_memo({FINAL_MEMO: state})
+
+
+def gate_view(gate: Any) -> dict[str, Any]:
+    """A gate as `pending` and `status` show it without a worker; the latest decisions."""
+    found = gate.as_json()
+    view = {
+        k: found[k]
+        for k in (
+            "gate",
+            "step",
+            "status",
+            "message",
+            "approvers",
+            "min_approvals",
+            "approvals",
+            "modifiable",
+            "round",
+            "waiting_since",
+            "deadline",
+        )
+    }
+    view["decisions"] = found["decisions"][-LIVE_DECISIONS:]
+    view["modifications"] = found["modifications"][-LIVE_DECISIONS:]
+    return view
+
+
+class Publisher:
+    """Keeps the memo `live` and the UI's current details up to date."""
+
+    def __init__(self, run: RunState, desk: GateDesk, fanouts: Any) -> None:
+        self.run = run
+        self.desk = desk
+        self.fanouts = fanouts  # step id -> campaign, for the waves
+        self.published = -1  # the run's version in the memo
+        self.detailed = -1  # the run's version in the current details
+        self.published_at: datetime | None = None
+
+    def picture(self) -> dict[str, Any]:
+        run = self.run
+        steps: dict[str, Any] = {}
+        for sid, step in run.steps.items():
+            entry: dict[str, Any] = {"status": step.status, "attempts": step.attempts}
+            if step.started_at:
+                entry["started_at"] = iso(step.started_at)
+            if step.finished_at:
+                entry["finished_at"] = iso(step.finished_at)
+            if step.error:
+                entry["error"] = {
+                    "type": step.error["type"],
+                    "message": step.error["message"][:ERROR_TEXT],
+                }
+            if step.reason and step.status in ("skipped", "cancelled"):
+                entry["reason"] = step.reason
+            campaign = self.fanouts.get(sid)
+            if campaign is not None:
+                entry["fanout"] = {
+                    "total": len(campaign.items),
+                    "concurrency": campaign.concurrency,
+                    "waves": [
+                        {
+                            k: w.get(k)
+                            for k in (
+                                "name",
+                                "status",
+                                "size",
+                                "succeeded",
+                                "failed",
+                                "skipped",
+                                "gate",
+                                "budget",
+                                "batch",
+                                "running",
+                                "until",
+                                "started_at",
+                                "finished_at",
+                            )
+                        }
+                        for w in campaign.waves
+                    ],
+                    "failed_items": [
+                        {"item": f["item"], "error": f["error"], "at": f.get("at")}
+                        for f in campaign.failures[-LIVE_FAILED_ITEMS:]
+                    ],
+                }
+            steps[sid] = entry
+        picture: dict[str, Any] = {
+            "status": run.status,
+            "paused": run.paused,
+            "started_by": run.started_by,
+            "started_at": iso(run.started_at),
+            "finished_at": iso(run.finished_at),
+            "published_at": iso(workflow.now()),
+            "steps": steps,
+            "gates": [gate_view(g) for g in self.desk.gates.values()],
+            "controls": run.controls[-5:],
+            "error": run.error,
+        }
+        if payload_size(picture) > LIVE_LIMIT:
+            # Thousands of steps: their statuses only.
+            picture["steps"] = {sid: {"status": s["status"]} for sid, s in steps.items()}
+        return picture
+
+    def details(self) -> str:
+        """Markdown for the Temporal UI: what the run is doing now."""
+        run = self.run
+        info = workflow.info()
+        lines = [
+            f"**{run.plan.kind} {run.plan.name}**: {run.status}"
+            + (" (paused)" if run.paused else "")
+        ]
+        for gate in self.desk.gates.values():
+            if gate.status == "waiting":
+                who = ", ".join(gate.approvers) or "anyone"
+                lines.append(
+                    f"- waiting at gate `{gate.gate}` for {who} "
+                    f"({len(gate.approvals)}/{gate.min_approvals}) until {iso(gate.deadline)}: "
+                    f"{gate.message}\n  `qlrf-run approve {info.workflow_id} {gate.gate}`"
+                )
+        running = [sid for sid, s in run.steps.items() if s.status == "running"]
+        if running:
+            lines.append("- running: " + ", ".join(f"`{sid}`" for sid in running[:20]))
+        if run.error:
+            lines.append(f"- error: {run.error['type']}: {run.error['message'][:ERROR_TEXT]}")
+        return "\n".join(lines)
+
+    async def loop(self) -> None:
+        """Keep the current details and the memo up to date, until the run ends."""
+        await asyncio.gather(self._details(), self._memo())
+
+    async def _details(self) -> None:
+        # Current details cost no command: they follow every change.
+        while True:
+            await workflow.wait_condition(lambda: self.run.version != self.detailed)
+            self.detailed = self.run.version
+            workflow.set_current_details(self.details())
+
+    async def _memo(self) -> None:
+        run = self.run
+        while True:
+            await workflow.wait_condition(lambda: run.version != self.published)
+            urgent = run.urgent_version > self.published
+            if not urgent and self.published_at is not None:
+                left = self.published_at + timedelta(seconds=PUBLISH_SECONDS) - workflow.now()
+                if left > timedelta(0):
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await workflow.wait_condition(
+                            lambda: run.urgent_version > self.published,
+                            timeout=left,
+                            timeout_summary="qlrf plumbing: publish the run's picture",
+                        )
+            self.write_memo()
+
+    def write_memo(self) -> None:
+        self.published = self.run.version
+        self.published_at = workflow.now()
+        workflow.upsert_memo({LIVE_MEMO: self.picture()})
+
+    def publish(self) -> None:
+        """Everything, now (at the run's end)."""
+        self.write_memo()
+        self.detailed = self.run.version
+        workflow.set_current_details(self.details())

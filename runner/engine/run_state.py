@@ -8,7 +8,7 @@ for it, so rendering costs the same in a run of ten steps as in one of thousands
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,8 @@ class StepState:
     reason: str | None = None  # why a step was skipped or cancelled
     compensation: dict[str, Any] | None = None
     last_attempt_at: str | None = None  # when the attempt that ended the step began
+    # The attempts that failed before the last one: why each was retried.
+    failed_attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class StepState:
             "error": self.error,
             "reason": self.reason,
             "compensation": self.compensation,
+            "failed_attempts": self.failed_attempts,
         }
 
     def for_templates(self) -> dict[str, Any]:
@@ -101,6 +104,8 @@ class RunState:
         self.finished_at: datetime | None = None
         self.paused = False
         self.controls: list[dict[str, Any]] = []
+        self.version = 0  # bumped on every change people can see (runner/engine/publish.py)
+        self.urgent_version = 0  # the latest change to publish without delay
         self._context: dict[str, Any] = {
             # The same mapping as self.inputs: a modify at a gate reaches later templates.
             "inputs": self.inputs,
@@ -114,6 +119,13 @@ class RunState:
             },
             "secrets": Secrets(),
         }
+
+    def touch(self, *, urgent: bool = False) -> None:
+        """Something people can see has changed: publish it. An urgent change (a gate, a
+        pause) is published at once; others gather for a while (publish.py)."""
+        self.version += 1
+        if urgent:
+            self.urgent_version = self.version
 
     @property
     def run_limit(self) -> int:

@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import Iterator
 
+from runner.environment import database_url_given
 from runner.local.paths import state_dir
 
 
@@ -26,7 +27,7 @@ def _quiet() -> Iterator[None]:
 
 def database_url() -> str:
     """QLRF_DATABASE_URL, else the embedded server's URI (starting it if needed)."""
-    url = os.environ.get("QLRF_DATABASE_URL")
+    url = database_url_given()  # checked for its form: a bad one is named at once
     if url:
         return url
     with _quiet():

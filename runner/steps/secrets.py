@@ -30,6 +30,9 @@ MASK = "***"
 # Encoded forms of shorter values would mask ordinary text; the value itself is
 # always masked.
 ENCODED_MIN = 4
+# Lines of a multi-line secret shorter than this (`-----END KEY-----` is longer) are
+# too common to mask on their own.
+LINE_MIN = 8
 
 
 def _from_file() -> dict[str, str]:
@@ -74,6 +77,9 @@ def encoded_forms(value: str) -> list[str]:
         forms.add(urllib.parse.quote_plus(value))
         hexed = binascii.hexlify(raw).decode()
         forms |= {hexed, hexed.upper()}
+        # A multi-line value (a key, a certificate) may be cut anywhere by a log's
+        # tail: each of its lines is masked on its own as well.
+        forms |= {line.strip() for line in value.splitlines() if len(line.strip()) >= LINE_MIN}
     return sorted(
         (f for f in forms if len(f) >= min(ENCODED_MIN, len(value))), key=len, reverse=True
     )

@@ -26,11 +26,14 @@ from typing import Any
 from temporalio import activity
 
 from runner.contract import StepRequest
-from runner.steps.common import RESULT_LIMIT, beat, fail, result, tail
+from runner.steps.common import beat, fail, result, tail
 from runner.steps.guardian import NEVER_STARTED, guardian
+from runner.steps.output import Captured, capture
 from runner.steps.secrets import Resolver
 
 KILL_GRACE_SECONDS = 5.0
+# What a failed step keeps of its output (the failure travels in Temporal's history).
+FAILED_OUTPUT = 8 * 1024
 HEARTBEAT_SECONDS = 1.0
 # What a step always gets of the worker's environment, when the worker has it.
 BASE_ENV = ("PATH", "HOME", "LANG", "TZ")
@@ -69,13 +72,6 @@ def step_environment(
     if request.item is not None:
         env["QLRF_ITEM"] = request.item
     return env
-
-
-async def _read(stream: asyncio.StreamReader, sink: bytearray) -> None:
-    while chunk := await stream.read(65536):
-        sink.extend(chunk)
-        if len(sink) > 2 * RESULT_LIMIT:  # keep memory bounded; only the tail is returned
-            del sink[: len(sink) - RESULT_LIMIT]
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -153,6 +149,19 @@ def _program(name: str, path: str, cwd: str | None) -> str | None:
     return shutil.which(name, path=path)
 
 
+def _progress(secrets: Resolver, request: StepRequest, out: Captured, err: Captured) -> None:
+    """Heartbeat the output's latest lines (masked) for `qlrf-run logs --follow`."""
+    beat(
+        item=request.item,
+        stdout_bytes=len(out),
+        stderr_bytes=len(err),
+        stdout_lines=out.lines,
+        stderr_lines=err.lines,
+        stdout_tail=secrets.mask(out.tail()),
+        stderr_tail=secrets.mask(err.tail()),
+    )
+
+
 @activity.defn(name="shell")
 async def shell(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
@@ -178,9 +187,9 @@ async def shell(request: StepRequest) -> dict[str, Any]:
         fail(secrets, "CommandNotFound", f"cannot run '{missing}'{where}: no such file or command")
     except PermissionError:
         fail(secrets, "CommandNotFound", f"cannot run '{argv[0]}': permission denied")
-    out, err = bytearray(), bytearray()
+    out, err = Captured(), Captured()
     assert proc.stdout is not None and proc.stderr is not None
-    readers = asyncio.gather(_read(proc.stdout, out), _read(proc.stderr, err))
+    readers = asyncio.gather(capture(proc.stdout, out), capture(proc.stderr, err))
     deadline, grace = _deadline()
     timed_out = False
     try:
@@ -196,7 +205,7 @@ async def shell(request: StepRequest) -> dict[str, Any]:
                     timed_out = True
                     await _terminate(proc, grace)
                     break
-                beat(stdout_bytes=len(out), stderr_bytes=len(err))
+                _progress(secrets, request, out, err)
         await readers
     except asyncio.CancelledError:
         await _terminate(proc)
@@ -206,14 +215,15 @@ async def shell(request: StepRequest) -> dict[str, Any]:
         guardian().release(proc.pid)
     code = proc.returncode
     assert code is not None
-    stdout, stderr = tail(bytes(out)), tail(bytes(err))
+    stdout, stderr = tail(bytes(out.data)), tail(bytes(err.data))
     if timed_out:
         limit = activity.info().start_to_close_timeout
         fail(
             secrets,
             "CommandTimedOut",
             f"the command ran out of its {limit} start_to_close timeout and was stopped",
-            stderr=stderr[-4000:],
+            stdout=stdout[-FAILED_OUTPUT:],
+            stderr=stderr[-FAILED_OUTPUT:],
         )
     if code != 0:
         last = stderr.strip().splitlines()[-5:] if stderr.strip() else []
@@ -223,12 +233,13 @@ async def shell(request: StepRequest) -> dict[str, Any]:
             "CommandFailed",
             f"exit code {code}: {shown}",
             exit_code=code,
-            stderr=stderr[-4000:],
+            stdout=stdout[-FAILED_OUTPUT:],
+            stderr=stderr[-FAILED_OUTPUT:],
         )
     parsed = None
     if params.get("parse") == "json":
         try:
-            parsed = json.loads(bytes(out))
+            parsed = json.loads(bytes(out.data))
         except ValueError as exc:
             fail(
                 secrets,

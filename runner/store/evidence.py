@@ -12,10 +12,25 @@ from datetime import datetime
 from typing import Any
 
 from runner.plan.model import canonical
+from runner.times import iso
 
 
 def _iso(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+    return iso(value) if isinstance(value, datetime) else value
+
+
+def run_identity(run: Any) -> dict[str, Any]:
+    """The run's row as every command shows it: RUN is the workflow id, the store's key is
+    Temporal's run id."""
+    return {
+        "run_id": run["workflow_id"],
+        "temporal_run_id": run["run_id"],
+        "name": run["name"],
+        "kind": run["kind"],
+        "status": run["status"],
+        "started_at": _iso(run["started_at"]),
+        "finished_at": _iso(run["finished_at"]),
+    }
 
 
 def digest_of(bundle: dict[str, Any]) -> str:
@@ -81,16 +96,7 @@ def build(
             }
         )
     bundle: dict[str, Any] = {
-        "run": {
-            "run_id": run["workflow_id"],
-            "temporal_run_id": run["run_id"],
-            "name": run["name"],
-            "kind": run["kind"],
-            "status": run["status"],
-            "started_by": run["started_by"],
-            "started_at": _iso(run["started_at"]),
-            "finished_at": _iso(run["finished_at"]),
-        },
+        "run": {**run_identity(run), "started_by": run["started_by"]},
         "definition": {
             "file": run["definition_file"],
             "sha256": run["definition_sha256"],

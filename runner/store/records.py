@@ -7,6 +7,9 @@ from typing import Any
 
 import asyncpg
 
+from runner.store.evidence import run_identity
+from runner.times import iso
+
 _RUN_COLUMNS = (
     "run_id",
     "workflow_id",
@@ -89,10 +92,47 @@ async def write(pool: asyncpg.Pool, batch: dict[str, Any]) -> int:
 async def find_run(pool: asyncpg.Pool, run: str) -> dict[str, Any] | None:
     """The run by Temporal run id, or the latest execution of a workflow id."""
     row = await pool.fetchrow(
-        "SELECT * FROM runs WHERE run_id = $1 OR workflow_id = $1 ORDER BY started_at DESC LIMIT 1",
+        "SELECT r.*, d.text AS kept_text FROM runs r "
+        "LEFT JOIN definitions d ON d.sha256 = r.definition_sha256 "
+        "WHERE r.run_id = $1 OR r.workflow_id = $1 ORDER BY r.started_at DESC LIMIT 1",
         run,
     )
+    if row is None:
+        return None
+    found = dict(row)
+    # Runs started before the definitions table carried the text in their own row.
+    kept = found.pop("kept_text")
+    found["definition_text"] = found["definition_text"] or kept
+    return found
+
+
+async def last_outcome(
+    pool: asyncpg.Pool, run: str, step: str, item: str | None
+) -> dict[str, Any] | None:
+    """The last recorded outcome of a step (or of one item of a fan-out): its status,
+    attempt, output and error; None when there is none yet."""
+    found = await find_run(pool, run)
+    if found is None:
+        return None
+    row = await pool.fetchrow(
+        "SELECT status, attempt, output, error FROM step_events "
+        "WHERE run_id = $1 AND step = $2 AND item IS NOT DISTINCT FROM $3 "
+        "AND status IN ('succeeded', 'failed', 'skipped', 'cancelled') "
+        "ORDER BY at DESC, seq DESC LIMIT 1",
+        found["run_id"],
+        step,
+        item,
+    )
     return dict(row) if row else None
+
+
+async def keep_definition(pool: asyncpg.Pool, sha256: str, text: str) -> None:
+    """Keep a runbook file's text under its digest (once: the same bytes, the same row)."""
+    await pool.execute(
+        "INSERT INTO definitions (sha256, text) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        sha256,
+        text,
+    )
 
 
 async def events(
@@ -106,7 +146,7 @@ async def events(
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return iso(value)
 
 
 async def history(pool: asyncpg.Pool, run: str) -> list[dict[str, Any]] | None:
@@ -167,7 +207,4 @@ async def list_runs(
         state,
         limit,
     )
-    return [
-        {**dict(r), "started_at": _iso(r["started_at"]), "finished_at": _iso(r["finished_at"])}
-        for r in rows
-    ]
+    return [run_identity(r) for r in rows]

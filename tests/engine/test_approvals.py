@@ -13,10 +13,13 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client
 
+from runner.client import pending as client_pending
 from runner.client import runs
+from runner.client import state as client_state
 from runner.local.temporal import temporal_binary
 from runner.pipeline import compile_file
 from runner.worker import build_worker
+from tests.helpers import shapes
 from tests.helpers.cli import qlrf
 from tests.helpers.gates import GATE, GATE_HEAD, decision, history_length, wait_for_gate
 from tests.helpers.runs import RUN_TIMEOUT_SECONDS
@@ -203,7 +206,7 @@ def test_gate_keeps_waiting_across_a_worker_restart(temporal_address, tmp_path):
             await wait_for_gate(handle)
             await handle.execute_update("decide", decision("approve", "alice"))
             await asyncio.wait_for(handle.result(), RUN_TIMEOUT_SECONDS)
-            return await runs.state_of(handle)
+            return await client_state.state_of(handle)
 
     state = asyncio.run(go())
     assert state["status"] == "succeeded"
@@ -238,7 +241,7 @@ def test_gate_survives_a_killed_worker_process(temporal_address, tmp_path):
     try:
         rid = json.loads(
             qlrf("apply", str(path), "--detach", "--no-worker", "--format", "json", env=env).stdout
-        )["workflow_id"]
+        )["run_id"]
         deadline = time.monotonic() + 60
         while not waiting(rid):
             assert time.monotonic() < deadline
@@ -287,7 +290,9 @@ def test_pending_lists_the_gates_of_three_runs(temporal_address, tmp_path):
             deadline = time.monotonic() + 30
             rows: list[dict] = []
             while time.monotonic() < deadline:
-                rows = [r for r in await runs.pending(client) if r["run_id"].startswith(queue)]
+                rows = [
+                    r for r in await client_pending.pending(client) if r["run_id"].startswith(queue)
+                ]
                 if len(rows) == 3:
                     break
                 await asyncio.sleep(0.3)
@@ -300,17 +305,7 @@ def test_pending_lists_the_gates_of_three_runs(temporal_address, tmp_path):
     assert sorted(r["run_id"].rsplit("-", 1)[1] for r in rows) == ["0", "1", "2"]
     row = rows[0]
     assert row["gate"] == "review" and row["message"] == "run with batch 1?"
-    assert set(row) == {
-        "run_id",
-        "name",
-        "gate",
-        "message",
-        "approvers",
-        "min_approvals",
-        "approvals",
-        "waiting_since",
-        "deadline",
-    }
+    shapes.check(rows, shapes.PENDING)
 
 
 def test_groups_are_resolved_at_start(run, tmp_path, monkeypatch):
@@ -440,7 +435,7 @@ def test_cli_approve_reject_modify_and_pending(temporal_address, tmp_path):
     )
     env = {"QLRF_TEMPORAL_ADDRESS": temporal_address, "QLRF_USER": "tester"}
     started = qlrf("apply", str(path), "--detach", "--format", "json", env=env)
-    rid = json.loads(started.stdout)["workflow_id"]
+    rid = json.loads(started.stdout)["run_id"]
     worker = subprocess.Popen(
         [str(Path(__import__("sys").executable).with_name("qlrf-run")), "worker"],
         env={**__import__("os").environ, **env},
@@ -570,7 +565,7 @@ def test_deciding_without_a_worker_says_so(temporal_address, tmp_path, monkeypat
     env = {"QLRF_TEMPORAL_ADDRESS": temporal_address, "QLRF_USER": "tester"}
     rid = json.loads(
         qlrf("apply", str(path), "--detach", "--no-worker", "--format", "json", env=env).stdout
-    )["workflow_id"]
+    )["run_id"]
 
     async def go():
         client = await Client.connect(temporal_address)

@@ -52,6 +52,7 @@ def test_a_restarted_embedded_server_does_not_strand_the_worker(
     from temporalio.client import Client
 
     from runner.client import runs
+    from runner.client import state as client_state
     from runner.local.temporal import EmbeddedServer
     from runner.pipeline import compile_file
 
@@ -105,7 +106,7 @@ def test_a_restarted_embedded_server_does_not_strand_the_worker(
             client = await Client.connect(second.address)
             handle = client.get_workflow_handle(rid)
             await asyncio.wait_for(handle.result(), 120)
-            return await runs.state_of(handle)
+            return await client_state.state_of(handle)
 
         state = asyncio.run(finish())
     finally:

@@ -77,9 +77,23 @@ def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, tmp
             apply.kill()
     # host-03 is in the staged wave, whose 5% of 4 items tolerates no failure.
     assert apply.returncode == 1, out + errors
-    assert "patch/staged             [" in out
-    assert "waiting for gate patch/staged" in out
-    assert "gate patch/staged approved" in out
+    lines = out.splitlines()
+    waits = [i for i, line in enumerate(lines) if "gate patch/staged" in line and "waits" in line]
+    assert len(waits) == 1, out  # announced once
+    decided = [
+        i for i, line in enumerate(lines) if "gate patch/staged" in line and "approved" in line
+    ]
+    assert decided and "approved by alice: canary is fine" in lines[decided[0]]
+    assert "paused by alice (change freeze check)" in out and "resumed by alice" in out
+    # The item that failed is named with its reason, before the wave and the step end.
+    item = next(i for i, line in enumerate(lines) if "patch [host-03]" in line)
+    assert "the package database is locked" in lines[item]
+    wave = next(
+        i for i, line in enumerate(lines) if "patch/staged" in line and "wave failed" in line
+    )
+    step = next(i for i, line in enumerate(lines) if "  patch " in line and "FAILED" in line)
+    assert waits[0] < decided[0] < item < wave < step
+    assert "1 item(s) failed:" in out and "patch [host-03]: CommandFailed" in out
     assert "FailureBudgetExceeded: wave 'staged' had 1 failed item, over its budget of 0" in out
     assert "host-03; the campaign stopped before wave 'fleet'" in out
     assert "Traceback" not in out + errors

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import shapes
 from tests.helpers.cli import ROOT, qlrf
 
 
@@ -37,40 +38,35 @@ def test_apply_status_history_and_list(cluster):
     applied = qlrf("apply", "examples/drill.yaml", "--run-id", rid, env=cluster)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert f"started run {rid}" in applied.stdout
-    assert "check-app                ok         attempt 2" in applied.stdout
-    assert f"run {rid}: succeeded (7 succeeded)" in applied.stdout
+    lines = applied.stdout.splitlines()
+    # The failed attempt is named with its reason, before the step's success.
+    failed = next(
+        i for i, line in enumerate(lines) if "check-app" in line and "attempt 1 failed" in line
+    )
+    done = next(i for i, line in enumerate(lines) if "check-app" in line and " ok in " in line)
+    assert failed < done and "app still warming up" in lines[failed]
+    assert "after 2 attempts" in lines[done]
+    assert f"run {rid} succeeded in " in applied.stdout and "(steps: 7 succeeded)" in applied.stdout
+    assert "\x1b[" not in applied.stdout  # not a terminal: a plain log
     assert "Traceback" not in applied.stdout + applied.stderr
 
     status = json.loads(qlrf("status", rid, "--format", "json", env=cluster).stdout)
     assert status["status"] == "succeeded" and status["started_by"] == "alice"
     assert status["steps"]["check-app"]["attempts"] == 2
     assert status["outputs"]["region"] == "us-west-2"
-    assert set(status) >= {
-        "run_id",
-        "workflow_id",
-        "name",
-        "kind",
-        "status",
-        "started_by",
-        "started_at",
-        "finished_at",
-        "inputs",
-        "steps",
-        "gates",
-        "outputs",
-        "error",
-    }
+    shapes.check(status, shapes.STATUS)
+    assert status["run_id"] == status["workflow_id"] == rid
 
     events = json.loads(qlrf("history", rid, "--format", "json", env=cluster).stdout)
     names = [e["event"] for e in events]
     assert names[0] == "run_started" and names[-1] == "run_finished"
     # history reads the run store: check-app started, and succeeded on its second attempt.
-    done = [e for e in events if e["event"] == "step_succeeded" and e["step"] == "check-app"]
-    assert [e["attempt"] for e in done] == [2]
+    ended = [e for e in events if e["event"] == "step_succeeded" and e["step"] == "check-app"]
+    assert [e["attempt"] for e in ended] == [2]
 
     def listed():
         result = qlrf("list", "--kind", "Drill", "--format", "json", env=cluster)
-        return [r for r in json.loads(result.stdout) if r["workflow_id"] == rid]
+        return [r for r in json.loads(result.stdout) if r["run_id"] == rid]
 
     [row] = _poll(listed)
     assert row["name"] == "payments-dr-drill" and row["status"] == "succeeded"
@@ -100,13 +96,13 @@ def test_reapplying_an_open_run_attaches_to_it(cluster, tmp_path):
     ids = json.loads(detached.stdout)
     detached_again = qlrf("apply", str(runbook), "--detach", env=cluster)
     assert detached_again.returncode == 0, detached_again.stderr
-    assert detached_again.stdout.strip() == f"attached to the open run {ids['workflow_id']}"
+    assert detached_again.stdout.strip() == f"attached to the open run {ids['run_id']}"
     assert json.loads(
         qlrf("apply", str(runbook), "--detach", "--format", "json", env=cluster).stdout
     )["attached"]
     again = qlrf("apply", str(runbook), env=cluster)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert f"attached to the open run {ids['workflow_id']}" in again.stdout
+    assert f"attached to the open run {ids['run_id']}" in again.stdout
 
 
 def test_cancel_through_a_separate_worker_process(cluster, tmp_path):
@@ -132,7 +128,7 @@ finally:
     )
     try:
         started = qlrf("apply", str(runbook), "--detach", "--format", "json", env=cluster)
-        rid = json.loads(started.stdout)["workflow_id"]
+        rid = json.loads(started.stdout)["run_id"]
 
         def sleeping():
             result = qlrf("status", rid, "--format", "json", env=cluster)

@@ -150,6 +150,7 @@ def test_an_attempt_lost_with_its_worker_is_recorded_as_worker_lost(
     from temporalio.client import Client
 
     from runner.client import runs
+    from runner.client import state as client_state
     from runner.pipeline import compile_file
     from runner.worker import build_worker
 
@@ -203,7 +204,7 @@ steps:
             await asyncio.sleep(0.05)
         async with build_worker(client, task_queue=queue):
             await asyncio.wait_for(handle.result(), RUN_TIMEOUT_SECONDS)
-            return await runs.state_of(handle)
+            return await client_state.state_of(handle)
 
     try:
         state = asyncio.run(go())

@@ -135,7 +135,7 @@ def test_missing_activity_timeout_fails_instead_of_hanging(temporal_address, tmp
     """A plan node without start_to_close or schedule_to_close fails with InvalidPlan."""
     from temporalio.client import Client
 
-    from runner.client import runs
+    from runner.client import state as client_state
     from runner.contract import RunInput
     from runner.pipeline import compile_file
     from runner.worker import build_worker
@@ -159,7 +159,7 @@ def test_missing_activity_timeout_fails_instead_of_hanging(temporal_address, tmp
                 raise
             except Exception:
                 pass
-            return await runs.state_of(handle)
+            return await client_state.state_of(handle)
 
     state = asyncio.run(go())
     assert state["status"] == "failed"

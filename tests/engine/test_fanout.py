@@ -18,6 +18,7 @@ import pytest
 from temporalio.client import Client
 
 from runner.client import runs as runs
+from runner.client import state as client_state
 from tests.helpers.cli import ROOT
 from tests.helpers.gates import wait_for_gate
 from tests.helpers.runs import run_runbook, write_runbook
@@ -51,7 +52,7 @@ async def eventually(check: Any, what: str, seconds: float = 60) -> Any:
 
 
 async def live_state(client: Client, handle: Any) -> dict[str, Any]:
-    return await runs.state_of(handle, client)
+    return await client_state.state_of(handle, client)
 
 
 def test_waves_follow_the_list_in_order_with_cumulative_sizes(run, run_store):
@@ -702,7 +703,7 @@ def test_a_campaign_goes_on_across_worker_restarts(temporal_address, tmp_path):
         assert len(list(done.iterdir())) < 60  # the worker stopped in the middle of the batch
         async with build_worker(client, task_queue=queue):
             await asyncio.wait_for(handle.result(), 120)
-            return await runs.state_of(handle)
+            return await client_state.state_of(handle)
 
     state = asyncio.run(go())
     assert state["status"] == "succeeded", state["error"]

@@ -123,6 +123,7 @@ def test_a_template_bomb_fails_its_step_and_spares_the_worker(temporal_address, 
     from temporalio.client import Client
 
     from runner.client import runs
+    from runner.client import state as client_state
     from runner.pipeline import compile_file
 
     path = tmp_path / "bomb.yaml"
@@ -170,7 +171,7 @@ steps:
                     client, compiled.plan, compiled.inputs, "tester", task_queue=queue
                 )
                 await asyncio.wait_for(handle.result(), 120)
-                states.append(await runs.state_of(handle))
+                states.append(await client_state.state_of(handle))
             return states
 
         bomb, calm = asyncio.run(go())

@@ -1,4 +1,4 @@
-"""The interpreter's semantics, on a real Temporal dev server (DESIGN.md "Steps")."""
+"""The interpreter's semantics, on a real Temporal dev server (docs/engine.md)."""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def test_migrations_from_empty_rerun_and_concurrent(postgres_uri):
     assert sorted(v for batch in applied for v in batch) == expected, "each applied once"
     assert again == []
     assert versions == expected
-    assert tables == ["audit_log", "runs", "schema_migrations", "step_events"]
+    assert tables == ["audit_log", "definitions", "runs", "schema_migrations", "step_events"]
 
 
 def test_the_same_event_written_twice_leaves_one_row(postgres_uri):
@@ -273,7 +273,7 @@ def test_history_outlives_temporal(run, tmp_path):
                 env={"QLRF_TEMPORAL_ADDRESS": f"127.0.0.1:{port}"},
             ).stdout
         )
-        assert any(r["workflow_id"] == outcome.workflow_id for r in listed)
+        assert any(r["run_id"] == outcome.workflow_id for r in listed)
     finally:
         terminate(proc)
 

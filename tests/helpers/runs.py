@@ -76,6 +76,7 @@ async def run_runbook(
     from temporalio.client import Client
 
     from runner.client import runs
+    from runner.client import state as client_state
     from runner.pipeline import compile_file
     from runner.worker import build_worker
 
@@ -96,7 +97,7 @@ async def run_runbook(
             raise
         except Exception as exc:
             error = exc
-        state = await runs.state_of(handle)
+        state = await client_state.state_of(handle)
     history = await handle.fetch_history()
     return Outcome(state, result, error, wid, history.to_json())
 

@@ -19,7 +19,7 @@ from runner.durations import format_ms, is_duration, parse_ms
     ],
 )
 def test_valid_durations(text, ms):
-    """Every spelling of DESIGN.md parses to milliseconds, and formats back."""
+    """Every documented spelling (docs/reference.md) parses to milliseconds, and back."""
     assert parse_ms(text) == ms
     assert parse_ms(format_ms(ms)) == ms
 

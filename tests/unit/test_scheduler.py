@@ -1,6 +1,6 @@
 """The scheduler on its own: no Temporal, plain asyncio, invented step outcomes.
 
-DESIGN.md "Steps" and "Trigger rules after a failure" are the specification.
+docs/engine.md ("Which step runs, and when") is the specification.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ def sizes(total: int, specs: list[Wave]) -> list[tuple[str, int]]:
     return [(b.name, b.end - b.start) for b in waves.bounds(total, specs)]
 
 
-def test_cumulative_sizes_from_design():
-    """DESIGN.md: 50 hosts with `1, 10%, 100%` make waves of 1, 4 and 45, in order."""
+def test_cumulative_sizes_from_the_docs():
+    """50 hosts with waves `1, 10%, 100%` make waves of 1, 4 and 45, in order."""
     found = waves.bounds(
         50, [spec("canary", 1), spec("staged", None, 10), spec("fleet", None, 100)]
     )
@@ -102,7 +102,7 @@ def test_failure_budget(size, count, percent, expected):
     ],
 )
 def test_per_wave_budgets(first, size, wave, step, expected):
-    """DESIGN.md "Per-wave failure budgets": own budget, else the step's; the first wave 0."""
+    """Per-wave failure budgets: the wave's own, else the step's; the first wave's is 0."""
     assert waves.wave_budget(first, size, wave, step[0], step[1]) == expected
 
 

@@ -1,0 +1,53 @@
+"""Where people read qlrf-run's output: colour in a terminal, a plain log otherwise.
+
+Colour is off when the output is not a terminal, when NO_COLOR is set, or with
+`--no-color`. Text is never read as markup, so a message with brackets in it is
+printed as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_no_color = False
+
+
+def set_no_color(value: bool) -> None:
+    global _no_color
+    _no_color = _no_color or value
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(
+        stderr=stderr,
+        no_color=_no_color or bool(os.environ.get("NO_COLOR")),
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=True,
+    )
+
+
+# Styles by what a line says, not by where it comes from.
+STYLES = {
+    "succeeded": "green",
+    "approved": "green",
+    "failed": "bold red",
+    "rejected": "bold red",
+    "timed_out": "bold red",
+    "retry": "yellow",
+    "waiting": "bold yellow",
+    "paused": "yellow",
+    "running": "cyan",
+    "started": "cyan",
+    "skipped": "dim",
+    "cancelled": "magenta",
+    "hint": "dim",
+    "info": "",
+}

@@ -1,0 +1,46 @@
+"""Every gate waiting for a decision, across runs, in one visibility call.
+
+Each run publishes its gates in its memo and their ids in the `QlrfWaiting` search
+attribute, so no run is asked and no worker is needed: a thousand waiting gates
+are one paged list call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client
+
+from runner.client.state import NAME_KEY
+from runner.contract import LIVE_MEMO, WAITING_ATTRIBUTE, WORKFLOW_TYPE
+
+
+async def pending(client: Client) -> list[dict[str, Any]]:
+    """Every waiting gate across runs, in one visibility call: each run publishes its gates
+    in its memo, so no run is asked and no worker is needed."""
+    query = (
+        f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' "
+        f"AND {WAITING_ATTRIBUTE} IS NOT NULL"
+    )
+    rows: list[dict[str, Any]] = []
+    async for wf in client.list_workflows(query):
+        memo = await wf.memo()
+        picture = memo.get(LIVE_MEMO) or {}
+        name = wf.typed_search_attributes.get(NAME_KEY)
+        for gate in picture.get("gates", []):
+            if gate.get("status") != "waiting":
+                continue
+            rows.append(
+                {
+                    "run_id": wf.id,
+                    "name": name,
+                    "gate": gate["gate"],
+                    "message": gate["message"],
+                    "approvers": gate["approvers"],
+                    "min_approvals": gate["min_approvals"],
+                    "approvals": gate["approvals"],
+                    "waiting_since": gate["waiting_since"],
+                    "deadline": gate["deadline"],
+                }
+            )
+    return rows

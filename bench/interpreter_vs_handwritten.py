@@ -9,7 +9,11 @@ alternated in one run so that machine noise hits both alike:
 3. The runbook of (1) with the run store on (a local embedded PostgreSQL) against the
    same with it off. Goal: >= 0.85.
 
-Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2]
+With --observe, instead: the runbook of (1) on a worker serving metrics, and on one
+tracing to a local OTLP receiver, against a plain one (bench/observability.py), and
+the memory of `qlrf-run worker --metrics-port` idle and with 1,000 runs waiting.
+
+Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2] [--observe]
 """
 
 from __future__ import annotations
@@ -165,6 +169,85 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
     )
 
 
+async def observe(runs: int, rounds: int, waiting: int) -> None:
+    from observability import clients, worker_memory
+    from temporalio import activity
+    from temporalio.worker import Worker
+
+    from runner.contract import WORKFLOW_TYPE, RunInput
+    from runner.engine.interpreter import RunbookWorkflow
+    from runner.local.temporal import free_port, launch, terminate
+    from runner.observe.tracing import worker_interceptors
+    from runner.pipeline import compile_file
+    from runner.worker import workflow_runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server, port, _ = launch(Path(tmp) / "bench.db")
+        address = f"127.0.0.1:{port}"
+        try:
+            path = Path(tmp) / "activity.yaml"
+            path.write_text(runbook("activity"))
+            plan = compile_file(path).plan.to_dict()
+            noop = activity.defn(name="shell")(noop_shell)
+            found = await clients(address, free_port())
+            workers, starters = [], {}
+            for mode, client in found.items():
+                queue = f"bench-{mode}-{uuid.uuid4().hex[:6]}"
+                workers.append(
+                    Worker(
+                        client,
+                        task_queue=queue,
+                        workflows=[RunbookWorkflow],
+                        activities=[noop],
+                        workflow_runner=workflow_runner(),
+                        max_concurrent_activities=100,
+                        interceptors=worker_interceptors() if mode == "traced" else [],
+                    )
+                )
+
+                def starter(client: Any = client, queue: str = queue) -> Any:
+                    async def start_one(i: int) -> Any:
+                        return await client.start_workflow(
+                            WORKFLOW_TYPE,
+                            RunInput(plan, {}, "bench", record=False),
+                            id=f"obs-{uuid.uuid4()}",
+                            task_queue=queue,
+                        )
+
+                    return start_one
+
+                starters[mode] = (client, queue, starter())
+            results: dict[str, list[float]] = {mode: [] for mode in starters}
+            for worker in workers:
+                await worker.__aenter__()
+            try:
+                for client, queue, start_one in starters.values():
+                    await batch(client, queue, 10, start_one)  # warm up
+                for _ in range(rounds):
+                    for mode, (client, queue, start_one) in starters.items():
+                        results[mode].append(await batch(client, queue, runs, start_one))
+            finally:
+                for worker in workers:
+                    await worker.__aexit__(None, None, None)
+            idle, loaded, counted = await worker_memory(address, waiting, free_port())
+        finally:
+            terminate(server)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print(f"{runs} concurrent runs x {STEPS} activity steps, {rounds} alternated rounds; steps/s:")
+    for mode in results:
+        print(f"  {mode:8}: {med[mode]:8.1f}   {_all(results[mode])}")
+    metered = med["metrics"] / med["plain"]
+    print(
+        f"  ratio metrics/plain: {metered:.2f}  (goal >= 0.95: "
+        f"{'met' if metered >= 0.95 else 'NOT met'})"
+    )
+    print(f"  ratio traced/plain : {med['traced'] / med['plain']:.2f}")
+    print(
+        f"  qlrf-run worker --metrics-port, resident memory: idle {idle:.0f} MB; "
+        f"{loaded:.0f} MB with {counted} runs waiting at a gate (qlrf_gates_waiting)"
+    )
+
+
 def _all(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
 
@@ -174,6 +257,13 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--db", help="SQLite file for the server (default: a temporary one)")
+    parser.add_argument(
+        "--observe", action="store_true", help="metrics and tracing against neither"
+    )
+    parser.add_argument("--waiting", type=int, default=1000, help="runs waiting, for --observe")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.rounds, args.db))
+    if args.observe:
+        asyncio.run(observe(args.runs, args.rounds, args.waiting))
+    else:
+        asyncio.run(main(args.runs, args.rounds, args.db))
     os._exit(0)  # the SDK's runtime threads can abort a normal exit (TEMPORAL.md)

@@ -11,11 +11,18 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.service import RPCError
+from temporalio.worker import (
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerDeploymentConfig,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from runner.catalog.registry import Registry
@@ -24,6 +31,9 @@ from runner.contract import GATE_NOTIFY_ACTIVITY, STORE_ACTIVITY, TASK_QUEUE
 from runner.dsl.definitions import default_registry
 from runner.engine.batch import BatchWorkflow
 from runner.engine.interpreter import RunbookWorkflow
+from runner.errors import QlrfError
+from runner.observe.health import Health
+from runner.observe.tracing import worker_interceptors
 from runner.steps.activities import for_registry
 from runner.steps.gate_notify import gate_notifier
 from runner.store.activity import store_record
@@ -71,6 +81,8 @@ def build_worker(
     max_concurrent_activities: int = 100,
     max_concurrent_workflow_tasks: int | None = None,
     activity_overrides: dict[str, Callable[..., Any]] | None = None,
+    deployment: WorkerDeploymentConfig | None = None,
+    workflows: list[type] | None = None,
 ) -> Worker:
     """A worker for every step type in the registry; fails at once if one has no activity."""
     activities = [
@@ -81,7 +93,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
+        workflows=workflows or WORKFLOWS,  # another build's, in the upgrade tests
         activities=activities,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
@@ -95,6 +107,9 @@ def build_worker(
         # A run cached by a worker that died is handed to another after this long
         # (the SDK's default is 10 s): decisions and queries wait no longer than that.
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+        # Versioned workers take only the runs of their build (runs are Pinned).
+        deployment_config=deployment,
+        interceptors=worker_interceptors(),
     )
 
 
@@ -117,12 +132,24 @@ async def _restarted(address: str) -> None:
             return
 
 
+@dataclass
+class Operations:
+    """What a long-running worker offers those who run it (`qlrf-run worker` options)."""
+
+    health: Health | None = None  # answer /readyz from what the server sees
+    metrics: bool = False  # keep the gates gauge (the runtime serves the rest)
+    deployment: WorkerDeploymentConfig | None = None  # a versioned worker
+    # Route new runs to this build: True always, None only when none is current yet.
+    make_current: bool | None = None
+
+
 async def serve(
     stop: asyncio.Event,
     *,
     task_queue: str = TASK_QUEUE,
     max_concurrent_activities: int = 100,
     on_connect: Callable[[Any], None] | None = None,
+    operations: Operations | None = None,
 ) -> None:
     """Run a worker until `stop` is set.
 
@@ -133,6 +160,7 @@ async def serve(
     """
     from runner.client.connect import connect, target
 
+    ops = operations or Operations()
     retiring: set[asyncio.Task[None]] = set()
     running: tuple[Worker, asyncio.Task[None]] | None = None
     try:
@@ -140,7 +168,10 @@ async def serve(
             where = await asyncio.to_thread(target, ui=False)
             client = await connect(where)
             worker = build_worker(
-                client, task_queue=task_queue, max_concurrent_activities=max_concurrent_activities
+                client,
+                task_queue=task_queue,
+                max_concurrent_activities=max_concurrent_activities,
+                deployment=ops.deployment,
             )
             task = asyncio.create_task(worker.run())
             if running is not None:
@@ -150,20 +181,85 @@ async def serve(
             running = (worker, task)
             if on_connect is not None:
                 on_connect(where)
+            done = asyncio.Event()
+            helpers = _helpers(client, task_queue, ops, done)
             waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait()), task]
+            waiters += helpers.failing
             if where.embedded:
                 waiters.append(asyncio.ensure_future(_restarted(where.address)))
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                if waiter is not task and not waiter.done():
-                    waiter.cancel()
-            if task.done():
-                task.result()  # a worker that failed on its own: say why
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                done.set()
+                if task.done():
+                    _worker_result(task, ops)  # a worker that failed on its own: say why
+                for failed in helpers.failing:
+                    if failed.done():
+                        failed.result()  # say why (the server refused the build, ...)
+            finally:
+                for waiter in waiters:
+                    if waiter is not task and not waiter.done():
+                        waiter.cancel()
+                await helpers.close()
     finally:
         if running is not None:
             await _retire(*running)
         for retired in list(retiring):
             await retired
+
+
+def _worker_result(task: asyncio.Task[None], ops: Operations) -> None:
+    try:
+        task.result()
+    except RPCError as exc:
+        if ops.deployment is None:
+            raise
+        version = ops.deployment.version
+        raise QlrfError(
+            f"the server refused build {version.build_id!r} of deployment "
+            f"{version.deployment_name!r}: {exc.message}"
+        ) from None
+
+
+@dataclass
+class _Helpers:
+    quiet: list[asyncio.Task[None]]  # end with the worker
+    failing: list[asyncio.Task[None]]  # their failure stops the worker
+
+    async def close(self) -> None:
+        for helper in (*self.quiet, *self.failing):
+            helper.cancel()
+        for helper in (*self.quiet, *self.failing):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await helper
+
+
+def _helpers(client: Client, queue: str, ops: Operations, done: asyncio.Event) -> _Helpers:
+    from runner.observe.gauges import keep_gates_gauge
+    from runner.observe.readiness import watch_readiness
+
+    quiet: list[asyncio.Task[None]] = []
+    failing: list[asyncio.Task[None]] = []
+    if ops.health is not None:
+        quiet.append(
+            asyncio.create_task(watch_readiness(client, queue, client.identity, ops.health, done))
+        )
+    if ops.metrics:
+        quiet.append(asyncio.create_task(keep_gates_gauge(client, done)))
+    if ops.deployment is not None:
+        failing.append(asyncio.create_task(_route(client, ops.deployment, ops.make_current)))
+    return _Helpers(quiet, failing)
+
+
+async def _route(client: Client, deployment: WorkerDeploymentConfig, always: bool | None) -> None:
+    """Make this build current when asked to, or when the deployment has none yet (its
+    first worker); otherwise new runs stay with the current build until an operator
+    moves them (docs/operations.md)."""
+    from runner.observe.versions import current_build, make_current
+
+    name, build = deployment.version.deployment_name, deployment.version.build_id
+    if always or await current_build(client, name) is None:
+        await make_current(client, name, build)
+    await asyncio.Event().wait()  # stays until the worker ends; a failure ends it
 
 
 async def _retire(worker: Worker, task: asyncio.Task[None]) -> None:

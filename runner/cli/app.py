@@ -85,6 +85,10 @@ def _exit(code: int) -> None:
         # The reader may have gone away (`| head`): nothing more to say then.
         with contextlib.suppress(BrokenPipeError, ValueError):
             stream.flush()
+    if "runner.observe.tracing" in sys.modules:
+        # os._exit skips atexit: send the run's buffered spans first
+        with contextlib.suppress(Exception):
+            sys.modules["runner.observe.tracing"].flush()
     if "temporalio" in sys.modules:
         os._exit(code)
     sys.exit(code)

@@ -94,6 +94,7 @@ async def _apply(
     from runner.cli.watching import ctrl_c, follow_for_people, stopped_following
     from runner.client.connect import connect, target, task_queue
     from runner.client.runs import start
+    from runner.observe.versions import local_takeover, take_over
     from runner.worker import build_worker
 
     # Step failures show in the progress lines; the SDK's own log would repeat them.
@@ -101,6 +102,9 @@ async def _apply(
     record = await _prepare_store(compiled)  # a broken store fails here, before any run
     where = target()
     client = await connect(where)
+    deployment = None
+    if where.embedded and not no_worker and not detach:
+        deployment = await local_takeover(client, task_queue())
     handle, attached = await start(
         client,
         compiled.plan,
@@ -130,10 +134,14 @@ async def _apply(
         from runner.cli.prompt import GatePrompt
 
         prompt = GatePrompt(client, handle.id, user)
-    worker = None if no_worker else build_worker(client, task_queue=task_queue())
+    worker = None
+    if not no_worker:
+        worker = build_worker(client, task_queue=task_queue(), deployment=deployment)
     stop = asyncio.Event()
     with ctrl_c(stop):
         async with worker if worker is not None else contextlib.nullcontext():
+            if deployment is not None:
+                await take_over(client, deployment)
             if as_json:
                 from runner.client.follow import follow
 

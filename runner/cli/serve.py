@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from runner.cli.common import err, examples, out
+from runner.errors import QlrfError
 
 
 def worker(
@@ -15,12 +16,57 @@ def worker(
     task_queue: str | None = typer.Option(
         None, "--task-queue", help="Task queue (default: QLRF_TASK_QUEUE, else ql-rf-orchestrator)"
     ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve Prometheus metrics on this port at /metrics (the SDK's and qlrf_*)",
+    ),
+    health_port: int | None = typer.Option(
+        None,
+        "--health-port",
+        min=1,
+        max=65535,
+        help="Serve /healthz (alive) and /readyz (polling Temporal) on this port",
+    ),
+    deployment: str | None = typer.Option(
+        None,
+        "--deployment",
+        envvar="QLRF_DEPLOYMENT",
+        help="Worker Deployment name: runs are pinned to the build that started them",
+    ),
+    build_id: str | None = typer.Option(
+        None,
+        "--build-id",
+        envvar="QLRF_BUILD_ID",
+        help="This worker's build (default: the package version and the interpreter's digest)",
+    ),
+    current: bool = typer.Option(
+        False,
+        "--current",
+        help="Send new runs to this build now (without it, only a deployment's first build is)",
+    ),
 ) -> None:
     """Run a worker until SIGINT or SIGTERM; start more of them anywhere to scale out."""
     from runner.client.connect import task_queue as default_queue
-    from runner.worker import serve
+    from runner.observe.health import Health, serve_health
+    from runner.observe.runtime import configure_runtime
+    from runner.observe.versions import checked_build_id, default_build_id, deployment_config
+    from runner.worker import Operations, serve
 
     queue = task_queue or default_queue()
+    if (build_id or current) and not deployment:
+        raise QlrfError("--build-id and --current need --deployment NAME (or QLRF_DEPLOYMENT)")
+    ops = Operations(metrics=metrics_port is not None, make_current=current or None)
+    if deployment:
+        build = checked_build_id(build_id or default_build_id())
+        ops.deployment = deployment_config(deployment, build)
+    # Both ports are taken before anything connects: a clash stops the worker at once.
+    configure_runtime(metrics_port)
+    if health_port is not None:
+        ops.health = Health()
+        serve_health(ops.health, health_port)
 
     async def go() -> None:
         import logging
@@ -37,8 +83,12 @@ def worker(
         await _check_store()
 
         def connected(where: Any) -> None:
+            extra = ""
+            if ops.deployment is not None:
+                version = ops.deployment.version
+                extra = f", deployment {version.deployment_name} build {version.build_id}"
             out(
-                f"worker on {where.address} ({where.namespace}), task queue {queue}; "
+                f"worker on {where.address} ({where.namespace}), task queue {queue}{extra}; "
                 "Ctrl-C stops it"
             )
 
@@ -47,6 +97,7 @@ def worker(
             task_queue=queue,
             max_concurrent_activities=concurrency,
             on_connect=connected,
+            operations=ops,
         )
         out("stopped: running activities were given a chance to finish or be cancelled")
 
@@ -123,6 +174,8 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             "qlrf-run worker",
             "QLRF_TEMPORAL_ADDRESS=temporal:7233 qlrf-run worker --concurrency 50",
+            "qlrf-run worker --metrics-port 9464 --health-port 8081",
+            "qlrf-run worker --deployment qlrf --build-id 2026-12-01.1 --current",
         )
     )(worker)
     app.command(

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
-from temporalio.runtime import (
-    LogForwardingConfig,
-    LoggingConfig,
-    Runtime,
-    TelemetryConfig,
-    TelemetryFilter,
-)
 
 from runner.client.failures import DATA_CONVERTER
 from runner.contract import TASK_QUEUE
 from runner.environment import CONNECT_SECONDS, TEMPORAL_VARIABLE, temporal_address
 from runner.errors import QlrfError
+from runner.observe.runtime import configure_runtime
+from runner.observe.tracing import client_interceptors
 
 
 @dataclass
@@ -60,28 +53,6 @@ def target(*, ui: bool = True) -> Target:
     return Target(info.address, namespace, info.ui_url, True)
 
 
-def quiet_runtime() -> None:
-    """Route the SDK core's own log lines (coloured, every few seconds while something
-    retries) through Python logging, where `-v` decides whether anyone sees them."""
-    global _runtime_set
-    if _runtime_set:
-        return
-    _runtime_set = True
-    runtime = Runtime(
-        telemetry=TelemetryConfig(
-            logging=LoggingConfig(
-                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
-            )
-        )
-    )
-    with contextlib.suppress(RuntimeError):  # a runtime is already in use: keep it
-        Runtime.set_default(runtime, error_if_already_set=True)
-
-
-_runtime_set = False
-
-
 def _where(target: Target) -> str:
     if target.embedded:
         return f"the embedded Temporal dev server at {target.address}"
@@ -90,7 +61,8 @@ def _where(target: Target) -> str:
 
 async def connect(where: Target) -> Client:
     """A client of the target; QlrfError naming the variable when it cannot be reached."""
-    quiet_runtime()
+    configure_runtime()  # the worker made it first when it serves metrics
+    interceptors = client_interceptors()
     cert, key, ca = _read("QLRF_TLS_CERT"), _read("QLRF_TLS_KEY"), _read("QLRF_TLS_CA")
     tls: TLSConfig | bool = False
     if cert or key or ca:
@@ -104,6 +76,7 @@ async def connect(where: Target) -> Client:
                 tls=tls or bool(api_key),
                 api_key=api_key,
                 data_converter=DATA_CONVERTER,
+                interceptors=interceptors,
             ),
             CONNECT_SECONDS,
         )

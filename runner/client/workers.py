@@ -12,7 +12,7 @@ from typing import Any
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, DescribeTaskQueueResponse
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
@@ -32,18 +32,23 @@ def no_worker(queue: str) -> str:
     )
 
 
+async def describe_queue(client: Client, queue: str) -> DescribeTaskQueueResponse:
+    """The task queue's workflow pollers and versioning, as the server sees them."""
+    return await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        ),
+        timeout=timedelta(seconds=5),
+    )
+
+
 async def last_poll(client: Client, queue: str) -> float | None:
     """Seconds since a worker last polled the task queue for workflow tasks; None when
     none ever did (or the server keeps no record of it); 0 when the server cannot say."""
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
     try:
-        found = await client.workflow_service.describe_task_queue(
-            request, timeout=timedelta(seconds=5)
-        )
+        found = await describe_queue(client, queue)
     except RPCError:
         return 0.0  # cannot tell: let the call itself find out
     now = datetime.now(UTC)

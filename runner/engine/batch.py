@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         BatchItem,
         StepRequest,
     )
+    from runner.engine import metrics
     from runner.engine.activity_call import call_activity
     from runner.engine.failures import StepFailed
     from runner.engine.outbox import BatchWriter, Outbox
@@ -196,6 +197,7 @@ class BatchWorkflow:
                 self._running -= 1
                 self._changed = True
                 self._event(batch, item, status, output, error, attempt, started)
+                metrics.item_ended(status)
 
     def _event(
         self,

@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
 from runner.contract import PAYLOAD_LIMIT, WORKFLOW_TYPE, RunInput, StepRequest, payload_size
-from runner.engine import control, render
+from runner.engine import control, metrics, render
 from runner.engine.activity_call import call_activity, checked_timeouts
 from runner.engine.campaign import Campaign
 from runner.engine.child_call import child_failure
@@ -66,6 +66,7 @@ class Dispatcher:
         state = self.run.skip(node.id, reason, workflow.now())
         self.run.touch()
         self._event(node.id, state, "skipped")
+        metrics.step_ended(node.type, "skipped", None)
 
     def stopping(self, step_id: str, reason: str) -> None:
         self.run.steps[step_id].reason = reason
@@ -120,6 +121,7 @@ class Dispatcher:
                 state.finished_at = workflow.now()
                 self.run.touch()
                 self._event(node.id, state, state.status)
+                metrics.step_ended(node.type, state.status, state.started_at)
         return StepEnd("failed", failure)
 
     # -- what a campaign asks ---------------------------------------------------------

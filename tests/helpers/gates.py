@@ -51,3 +51,14 @@ async def history_length(handle: Any) -> int:
 
 def decision(kind: str, by: str, **extra: Any) -> dict[str, Any]:
     return {"gate": "review", "decision": kind, "by": by, "comment": "", **extra}
+
+
+def gated_runbook(name: str, message: str = "go ahead?", approvers: str = "[bob]") -> str:
+    """A Task whose approval gate waits for `approvers` before one shell step."""
+    return (
+        "apiVersion: qlrf/v1\nkind: Task\n"
+        f"name: {name}\nsteps:\n"
+        "  - id: review\n    type: approval\n"
+        f'    with: {{message: "{message}", approvers: {approvers}}}\n'
+        "  - id: act\n    type: shell\n    with: {command: [echo, acted]}\n"
+    )

@@ -1,0 +1,2 @@
+"""What a worker tells the people who run it: metrics, health, traces, and which build
+of the interpreter it is."""

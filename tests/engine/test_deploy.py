@@ -1,0 +1,279 @@
+"""What the worker offers those who run it, on real servers: the compose file's worker
+command run natively, Prometheus metrics, health probes, and clear refusals of a
+port that is taken or a build id the server would not take."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import socket
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import asyncpg
+import pytest
+import yaml
+
+from runner.observe.health import Health, serve_health
+from runner.observe.readiness import watch_readiness
+from runner.worker import build_worker
+from tests.helpers.cli import ROOT, qlrf
+from tests.helpers.gates import gated_runbook
+from tests.helpers.worker_ops import answer, get, metric, ports, ready, spawn, until
+
+THREE_STEPS = """\
+apiVersion: qlrf/v1
+kind: Runbook
+name: {name}
+steps:
+  - id: fetch
+    type: shell
+    with: {{script: "echo fetched"}}
+  - id: apply
+    type: shell
+    needs: [fetch]
+    with: {{command: [echo, applied]}}
+  - id: cleanup
+    type: shell
+    needs: [apply]
+    when: false
+    with: {{command: [echo, never]}}
+"""
+
+
+def _write(tmp_path: Path, template: str) -> Path:
+    name = f"ops-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(template.format(name=name) if "{name}" in template else template)
+    return path
+
+
+def _compose_value(value: str) -> str:
+    """Compose's `${VAR:-default}` interpolation, with the variables unset."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+
+
+async def _make_store_database(postgres_uri: str) -> None:
+    """Run the compose file's PostgreSQL init script, as the postgres image does."""
+    script = (ROOT / "deploy/postgres/10-qlrf.sql").read_text()
+    statements = [s.strip() for s in re.sub(r"--.*", "", script).split(";") if s.strip()]
+    conn = await asyncpg.connect(postgres_uri)
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = 'qlrf'"):
+            return
+        for statement in statements:  # CREATE DATABASE cannot share a transaction
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def compose_worker(temporal_address: str, postgres_uri: str, tmp_path: Path):
+    """The qlrf-worker service's command and environment, read out of docker-compose.yml
+    and run as they are. Only what names the compose network changes: the hosts
+    `temporal` and `postgresql` become this session's servers (its PostgreSQL by its
+    socket), and the two ports
+    become free ones (this machine is shared)."""
+    service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["qlrf-worker"]
+    asyncio.run(_make_store_database(postgres_uri))
+    pg = urlparse(postgres_uri)
+    env = {}
+    for key, value in service["environment"].items():
+        value = _compose_value(value)
+        value = value.replace("temporal:7233", temporal_address)
+        if "@postgresql:5432/" in value:
+            if pg.hostname:
+                value = value.replace("@postgresql:5432/", f"@{pg.hostname}:{pg.port}/")
+            else:  # the session's PostgreSQL listens on a unix socket only
+                value = value.replace("@postgresql:5432/", "@/") + f"?{pg.query}"
+        env[key] = value
+    command = [_compose_value(part) for part in service["command"]]
+    metrics_port, health_port = ports()
+    command[command.index("--metrics-port") + 1] = str(metrics_port)
+    command[command.index("--health-port") + 1] = str(health_port)
+    log = tmp_path / "worker.log"
+    proc = spawn(command, env, log)
+    try:
+        yield env, metrics_port, health_port, proc, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_the_compose_worker_runs_as_written(compose_worker, tmp_path):
+    env, metrics_port, health_port, proc, log = compose_worker
+    assert urlparse(env["QLRF_DATABASE_URL"]).path == "/qlrf"  # the store's own database
+    until(
+        lambda: ready(health_port),
+        lambda: f"/readyz: {answer(health_port, '/readyz')!r}; worker said: {log.read_text()}",
+    )
+    assert get(health_port, "/healthz").status_code == 200
+
+    path = _write(tmp_path, THREE_STEPS)
+    done = qlrf("apply", str(path), "--no-worker", "--format", "json", env=env, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "succeeded"
+    rid = result["run_id"]
+
+    # The run store the compose file names has the run, written by that worker.
+    history = qlrf("history", rid, "--format", "json", env=env)
+    assert history.returncode == 0, history.stderr
+    events = {(e["event"], e["step"]) for e in json.loads(history.stdout)}
+    assert {("step_succeeded", "apply"), ("step_skipped", "cleanup")} <= events
+
+    # Its metrics count exactly the steps that ran (the worker is new).
+    def counted() -> str | None:
+        text = get(metrics_port, "/metrics").text
+        done = metric(text, "qlrf_steps_total", type="shell", status="succeeded") == 2
+        return text if done else None
+
+    text = until(counted, "the steps counted in /metrics")
+    assert metric(text, "qlrf_steps_total", type="shell", status="skipped") == 1
+    assert metric(text, "qlrf_steps_total", status="failed") == 0
+    assert metric(text, "qlrf_step_duration_seconds_count", type="shell") == 2
+    assert "temporal_" in text  # the SDK's own metrics share the endpoint
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+
+
+def test_gates_waiting_goes_up_and_down(temporal_address, run_store, tmp_path):
+    env = {
+        "QLRF_TEMPORAL_ADDRESS": temporal_address,
+        "QLRF_DATABASE_URL": run_store,
+        "QLRF_USER": "alice",
+        "QLRF_TASK_QUEUE": f"gauge-{uuid.uuid4().hex[:8]}",
+    }
+    metrics_port, _ = ports()
+    log = tmp_path / "worker.log"
+    proc = spawn(["worker", "--metrics-port", str(metrics_port)], env, log)
+    try:
+
+        def gauge() -> float | None:
+            found = answer(metrics_port, "/metrics")
+            if found is None or "qlrf_gates_waiting" not in found.text:
+                return None
+            return metric(found.text, "qlrf_gates_waiting")
+
+        until(lambda: gauge() is not None, lambda: f"the gauge is served: {log.read_text()}")
+        before = gauge()
+        assert before is not None
+        started = qlrf(
+            "apply",
+            str(_write(tmp_path, gated_runbook(f"gauge-{uuid.uuid4().hex[:8]}"))),
+            "--detach",
+            "--format",
+            "json",
+            env=env,
+        )
+        assert started.returncode == 0, started.stderr
+        rid = json.loads(started.stdout)["run_id"]
+        until(lambda: gauge() == before + 1, "the waiting gate is counted")
+        approved = qlrf("approve", rid, "review", "--as", "bob", env=env)
+        assert approved.returncode == 0, approved.stderr
+        until(lambda: gauge() == before, "the decided gate is no longer counted")
+        items = metric(get(metrics_port, "/metrics").text, "qlrf_steps_total", type="approval")
+        assert items == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_fan_out_items_are_counted(temporal_address, run_store, tmp_path):
+    env = {
+        "QLRF_TEMPORAL_ADDRESS": temporal_address,
+        "QLRF_DATABASE_URL": run_store,
+        "QLRF_TASK_QUEUE": f"items-{uuid.uuid4().hex[:8]}",
+    }
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "apiVersion: qlrf/v1\nkind: Campaign\nname: fleet-metrics\nsteps:\n"
+        "  - id: patch\n    type: shell\n    foreach: [a, b, c, bad]\n    as: host\n"
+        "    on_failure: continue\n    retry: {max_attempts: 1}\n"
+        '    with: {script: "test {{ host }} != bad"}\n'
+    )
+    metrics_port, _ = ports()
+    proc = spawn(["worker", "--metrics-port", str(metrics_port)], env, tmp_path / "w.log")
+    try:
+        done = qlrf("apply", str(path), "--no-worker", "--format", "json", env=env, timeout=180)
+        assert done.returncode in (0, 1), done.stderr
+
+        def counted() -> str | None:
+            text = get(metrics_port, "/metrics").text
+            return text if metric(text, "qlrf_items_total") == 4 else None
+
+        text = until(counted, "four items counted")
+        assert metric(text, "qlrf_items_total", status="succeeded") == 3
+        assert metric(text, "qlrf_items_total", status="failed") == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_readyz_is_ready_only_once_the_worker_polls(temporal_address):
+    asyncio.run(_readyz(temporal_address))
+
+
+async def _readyz(temporal_address: str) -> None:
+    from runner.client.connect import Target, connect
+
+    client = await connect(Target(temporal_address, "default", None, False))
+    queue = f"ready-{uuid.uuid4().hex[:8]}"
+    health = Health()
+    port, _ = ports()
+    server = serve_health(health, port)
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_readiness(client, queue, client.identity, health, stop))
+    try:
+        # No worker polls the queue yet: the first checks say so.
+        await asyncio.sleep(0.5)
+        answer = await asyncio.to_thread(get, port, "/readyz")
+        assert answer.status_code == 503
+        assert "not" in answer.text
+        assert (await asyncio.to_thread(get, port, "/healthz")).status_code == 200
+
+        worker = build_worker(client, task_queue=queue)
+        async with worker:
+            for _ in range(150):
+                if (await asyncio.to_thread(get, port, "/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                pytest.fail("/readyz never became ready while the worker polled")
+    finally:
+        stop.set()
+        await watcher
+        server.shutdown()
+
+
+@pytest.mark.parametrize("option", ["--metrics-port", "--health-port"])
+def test_a_port_that_is_taken_stops_the_worker(option, temporal_address):
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"QLRF_TEMPORAL_ADDRESS": temporal_address}
+        refused = qlrf("worker", option, str(port), env=env, timeout=60)
+    assert refused.returncode == 1
+    assert f"{option} {port}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--build-id", "v2"], "need --deployment"),
+        (["--deployment", "qlrf", "--build-id", "has a space"], "--build-id 'has a space'"),
+        (["--deployment", "qlrf", "--build-id", "x" * 300], "1 to 255 characters"),
+    ],
+)
+def test_bad_versioning_options_are_refused(args, said, temporal_address):
+    refused = qlrf("worker", *args, env={"QLRF_TEMPORAL_ADDRESS": temporal_address})
+    assert refused.returncode == 1
+    assert said in refused.stderr
+    assert "Traceback" not in refused.stderr

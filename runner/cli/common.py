@@ -8,6 +8,8 @@ from typing import Any, NoReturn
 
 import typer
 
+from runner.terminal import visible
+
 INTERRUPTED = 130  # the exit status after Ctrl-C
 
 
@@ -57,11 +59,18 @@ def examples(*lines: str) -> str:
 
 
 def out(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _write(sys.stdout, text)
 
 
 def err(text: str) -> None:
-    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    _write(sys.stderr, text)
+
+
+def _write(stream: Any, text: str) -> None:
+    line = text if text.endswith("\n") else text + "\n"
+    if stream.isatty():  # what a run wrote is shown to a person, never obeyed
+        line = visible(line[:-1]) + "\n"
+    stream.write(line)
 
 
 def exit_with(code: int) -> NoReturn:

@@ -8,7 +8,9 @@ printed as it is.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from runner.terminal import visible
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,10 +23,31 @@ def set_no_color(value: bool) -> None:
     _no_color = _no_color or value
 
 
+def safe(renderable: Any) -> Any:
+    """A line or a group of lines with the run's control characters shown, not obeyed
+    (runner/terminal.py); styles keep their place, since each character stays one."""
+    from rich.console import Group
+    from rich.text import Text
+
+    if isinstance(renderable, str):
+        return visible(renderable)
+    if isinstance(renderable, Text):
+        shown = renderable.copy()
+        shown.plain = visible(renderable.plain)
+        return shown
+    if isinstance(renderable, Group):
+        return Group(*(safe(r) for r in renderable.renderables))
+    return renderable
+
+
 def make_console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(
+    class SafeConsole(Console):
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            super().print(*(safe(o) for o in objects), **kwargs)
+
+    return SafeConsole(
         stderr=stderr,
         no_color=_no_color or bool(os.environ.get("NO_COLOR")),
         highlight=False,

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from runner.terminal import visible
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -60,8 +62,10 @@ async def _logs(run: str, step: str | None, item: str | None, follow: bool, as_j
 def _flushed(stream: Any) -> Any:
     """Write a line and flush it: a follower reads lines as they come, also in a pipe."""
 
+    shown = stream.isatty()  # a person reads it: show control sequences, never obey them
+
     def write(line: str) -> None:
-        stream.write(line + "\n")
+        stream.write((visible(line) if shown else line) + "\n")
         stream.flush()
 
     return write

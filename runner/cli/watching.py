@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.text import Text
 
 from runner.cli.common import INTERRUPTED
-from runner.cli.console import STYLES, make_console
+from runner.cli.console import STYLES, make_console, safe
 from runner.cli.events import Differ
 from runner.cli.progress import event_lines, summary, wave_line
 from runner.client.state import Snapshot
@@ -109,7 +109,8 @@ class Watch:
                 )
         if self.state.get("paused"):
             lines.append(Text(f"  {'||':>8}  run paused", style=STYLES["paused"]))
-        return Group(*lines)
+        shown: Group = safe(Group(*lines))
+        return shown
 
 
 @contextlib.contextmanager

@@ -47,6 +47,9 @@ class Dispatcher:
         self.writer = writer
         self.evaluators = evaluators
         self.legacy = legacy
+        # A failed step keeps what its command printed as its output (runs started
+        # with the live picture on; earlier ones had none, and templates may ask).
+        self.failed_output = False
         self.campaigns: dict[str, Campaign] = {}
         self.concurrency_set: dict[str, int] = {}  # set before the fan-out started
 
@@ -115,7 +118,7 @@ class Dispatcher:
                 if failure.attempts is not None:
                     state.attempts = failure.attempts
                 state.error = failure.as_error()
-                if failure.output is not None:
+                if failure.output is not None and self.failed_output:
                     state.output = failure.output  # what a failed command printed
             if not evicted:
                 state.finished_at = workflow.now()

@@ -44,6 +44,12 @@ with workflow.unsafe.imports_passed_through():
 # what never runs, record compensations, notify again after a modify and give the
 # first wave of a campaign a budget of 0. Runs started earlier replay as they ran.
 ENGINE_V2 = "qlrf-engine-2"
+# Runs publish a live picture of themselves (memo and current details, publish.py),
+# and a failed step keeps what it printed as its output. Runs started before replay
+# without either: the publisher's memo writes and timer are not in their histories,
+# and a template reading a failed step's output saw none
+# (tests/golden/*.before-live.history.json).
+LIVE_PICTURE = "qlrf-live-picture"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -138,7 +144,8 @@ class RunbookWorkflow:
             outbox.audit("run_started", run.started_by, {"inputs": run.inputs})
             flusher = asyncio.create_task(writer.loop())
         publisher = None
-        if not legacy:
+        if not legacy and workflow.patched(LIVE_PICTURE):
+            dispatcher.failed_output = True
             publisher = Publisher(run, desk, dispatcher.campaigns)
             self._publisher = asyncio.create_task(publisher.loop())
         refused = None if legacy else admission.input_problem(plan, request.inputs)

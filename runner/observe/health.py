@@ -46,6 +46,7 @@ class Health:
 
 class _Handler(BaseHTTPRequestHandler):
     health: Health
+    timeout = 10  # a client that connects and says nothing does not keep a thread
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]

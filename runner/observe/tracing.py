@@ -21,6 +21,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from runner.environment import redact
 from runner.errors import QlrfError
 
 OTLP_VARIABLE = "QLRF_OTLP_ENDPOINT"
@@ -38,7 +39,7 @@ def endpoint() -> str | None:
         return None
     if not value.startswith(("http://", "https://")):
         raise QlrfError(
-            f"{OTLP_VARIABLE}={value!r}: not an OTLP/HTTP URL; set it like "
+            f"{OTLP_VARIABLE}={redact(value)!r}: not an OTLP/HTTP URL; set it like "
             "http://collector:4318 (or unset it to turn tracing off)"
         )
     return value.rstrip("/")
@@ -118,7 +119,7 @@ class _Quiet:
 
     def __init__(self, inner: Any, url: str) -> None:
         self._inner = inner
-        self._url = url
+        self._url = redact(url)  # a collector's credentials stay out of the log
         self._failing = False
         # the exporter's own logger reports every failed attempt, with a traceback
         logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter").setLevel(

@@ -385,3 +385,34 @@ def test_colour_in_a_terminal_and_never_elsewhere(env, tmp_path):
     assert code == 0 and "\x1b[32m" in coloured
     piped = qlrf("status", name, env=env)
     assert "\x1b[" not in piped.stdout and "succeeded" in piped.stdout
+
+
+HOSTILE = """\
+apiVersion: qlrf/v1
+kind: Runbook
+name: {name}
+steps:
+  - id: probe
+    type: shell
+    retry: {{max_attempts: 1}}
+    with:
+      script: |
+        printf 'before\\033]52;c;cm0gLXJmIH4=\\007\\033[2J\\rhidden\\n'
+        printf 'err\\033]0;pwned\\007\\n' >&2
+        exit 4
+"""
+
+
+def test_what_a_step_printed_is_shown_not_obeyed_in_a_terminal(env, tmp_path):
+    """A hostile step's escape sequences (clipboard write, clear screen, retitle, a
+    carriage return hiding a line) reach the operator's terminal as visible
+    characters, in apply's live view, in status and in logs; a pipe gets the bytes."""
+    path, name = _write(tmp_path, HOSTILE)
+    code, shown = _in_terminal([EXE, "apply", str(path), "--run-id", name], env)
+    assert code == 1, shown
+    for command in (["apply", str(path), "--run-id", name], ["status", name], ["logs", name]):
+        code, shown = _in_terminal([EXE, *command], env)
+        assert "\x1b]52" not in shown and "\x1b[2J" not in shown and "\x1b]0;" not in shown
+    assert "\u241b]52;c;cm0gLXJmIH4=" in shown and "\u240dhidden" in shown  # logs
+    piped = qlrf("logs", name, "probe", env=env)
+    assert "\x1b]52;c;cm0gLXJmIH4=" in piped.stdout  # the bytes, for a file or a grep

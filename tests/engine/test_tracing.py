@@ -104,7 +104,8 @@ def test_one_trace_per_run_and_one_span_per_attempt(
 
 
 def test_a_collector_that_is_down_is_said_once(temporal_address, run_store, tmp_path):
-    env = _env(temporal_address, run_store, f"http://127.0.0.1:{free_port()}")
+    # with credentials in the URL, which must stay out of the log
+    env = _env(temporal_address, run_store, f"http://qlrf:hunter2secret@127.0.0.1:{free_port()}")
     path = tmp_path / "quiet.yaml"
     path.write_text(
         "apiVersion: qlrf/v1\nkind: Runbook\nname: untraced\nsteps:\n"
@@ -126,6 +127,7 @@ def test_a_collector_that_is_down_is_said_once(temporal_address, run_store, tmp_
     said = log.read_text()
     assert said.count("traces cannot reach QLRF_OTLP_ENDPOINT") == 1, said
     assert "Traceback" not in said
+    assert "hunter2secret" not in said and "qlrf:***@" in said
 
 
 def test_a_malformed_endpoint_is_refused(temporal_address):

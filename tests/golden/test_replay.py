@@ -42,14 +42,27 @@ def test_scenarios_are_recorded():
     assert before >= scenarios and now >= scenarios
 
 
-def test_new_runs_carry_the_engine_marker_and_old_ones_do_not():
-    """Runs started now record the qlrf-engine-2 patch marker; the older histories, which
-    replay under the earlier rules, have none."""
+BEFORE_ENGINE_2 = (".before-engine.", ".before-gates.", ".before-store.")
+
+
+def test_new_runs_carry_the_markers_and_old_ones_do_not():
+    """Runs started now record the qlrf-engine-2 and qlrf-live-picture patch markers; the
+    older histories, which replay as they ran, lack the markers of what came after."""
     for path in HISTORIES:
         if ".batch-" in path.name:
             continue
-        marked = "qlrf-engine-2" in decoded_history(path.read_text())
-        assert marked == (".before-" not in path.name), path.name
+        text = decoded_history(path.read_text())
+        engine_2 = not any(tag in path.name for tag in BEFORE_ENGINE_2)
+        assert ("qlrf-engine-2" in text) == engine_2, path.name
+        assert ("qlrf-live-picture" in text) == (".before-" not in path.name), path.name
+
+
+def test_runs_of_the_last_release_are_kept():
+    """Every scenario as the previous release ran it (before runs published their
+    live picture), replayed below like the others."""
+    now = {p.name.split(".")[0] for p in HISTORIES if p.name.count(".") == 2}
+    before = {p.name.split(".")[0] for p in HISTORIES if ".before-live." in p.name}
+    assert before == now
 
 
 def workflow_id_of(path: Path) -> str:

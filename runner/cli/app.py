@@ -18,6 +18,7 @@ from runner.cli import (
     logs,
     plan,
     runs,
+    schedule,
     schema,
     serve,
     validate,
@@ -42,7 +43,20 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for module in (validate, plan, apply, runs, logs, gates, control, evidence, serve, schema, init):
+for module in (
+    validate,
+    plan,
+    apply,
+    runs,
+    logs,
+    gates,
+    control,
+    evidence,
+    schedule,
+    serve,
+    schema,
+    init,
+):
     module.register(app)
 
 

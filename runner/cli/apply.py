@@ -15,7 +15,7 @@ from runner.cli.common import (
     FormatOption,
     NoColorOption,
     RunFormat,
-    err,
+    compiled_or_exit,
     examples,
     exit_with,
     out,
@@ -45,17 +45,9 @@ def apply(
     that run. Ctrl-C stops following; the run goes on (`qlrf-run watch RUN`).
     """
     from runner.cli.identity import current_user
-    from runner.dsl.diagnostics import render_text
-    from runner.pipeline import InvalidRunbook, compile_file
 
     set_no_color(no_color)
-    try:
-        compiled = compile_file(file, input, inputs_file)
-    except InvalidRunbook as exc:
-        err(render_text([(exc.file, exc.diagnostics)]))
-        exit_with(1)
-    for warning in compiled.warnings:
-        err(warning.text())
+    compiled = compiled_or_exit(file, input, inputs_file)
     from runner.client.runs import refuse_oversized
 
     refuse_oversized(compiled.plan.to_dict(), compiled.inputs)  # before any server is started

@@ -75,3 +75,19 @@ def _write(stream: Any, text: str) -> None:
 
 def exit_with(code: int) -> NoReturn:
     raise typer.Exit(code)
+
+
+def compiled_or_exit(file: Any, inputs: list[str], inputs_file: Any) -> Any:
+    """The file validated and compiled with its inputs; exit 1 with every problem, as
+    `validate` prints them, when it is not a valid runbook. Warnings go to stderr."""
+    from runner.dsl.diagnostics import render_text
+    from runner.pipeline import InvalidRunbook, compile_file
+
+    try:
+        compiled = compile_file(file, inputs, inputs_file)
+    except InvalidRunbook as exc:
+        err(render_text([(exc.file, exc.diagnostics)]))
+        exit_with(1)
+    for warning in compiled.warnings:
+        err(warning.text())
+    return compiled

@@ -125,7 +125,7 @@ def list_runs(
     from runner.times import iso
 
     async def go() -> list[dict[str, Any]]:
-        from runner.client.state import KIND_KEY, NAME_KEY, closed_status
+        from runner.client.state import KIND_KEY, NAME_KEY, SCHEDULED_BY_KEY, closed_status
 
         client, _ = await _client()
         rows = []
@@ -141,6 +141,8 @@ def list_runs(
                     "status": closed_status(wf.status),
                     "started_at": iso(wf.start_time),
                     "finished_at": iso(wf.close_time),
+                    # Temporal marks the runs a schedule started with its id.
+                    "schedule": attrs.get(SCHEDULED_BY_KEY),
                 }
             )
         return rows
@@ -163,7 +165,11 @@ def list_runs(
         out("no runs")
         return
     for row in rows:
-        out(f"{row['run_id']:<48} {row['kind'] or '-':<9} {row['status']:<10} {row['started_at']}")
+        origin = f"  (schedule {row['schedule']})" if row.get("schedule") else ""
+        out(
+            f"{row['run_id']:<48} {row['kind'] or '-':<9} {row['status']:<10} "
+            f"{row['started_at']}{origin}"
+        )
 
 
 def cancel(

@@ -51,37 +51,65 @@ async def start(
         attached = description.status == WorkflowExecutionStatus.RUNNING
     except RPCError:
         pass
-    from runner.config import resolve_groups
-    from runner.local.postgres import store_enabled
-
-    plan_json = plan.to_dict()  # walks the whole plan: once
-    refuse_oversized(plan_json, inputs)
-    groups = resolve_groups(gate_groups(plan))
+    request = run_request(
+        plan,
+        inputs,
+        started_by,
+        definition_sha256=definition_sha256,
+        definition_file=definition_file,
+        definition_text=definition_text,
+        record=record,
+    )
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        RunInput(
-            plan_json,
-            inputs,
-            started_by,
-            definition_sha256,
-            groups,
-            record=store_enabled() if record is None else record,
-            definition_file=definition_file,
-            definition_text=definition_text,
-        ),
+        request,
         id=wid,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(NAME_KEY, plan.name), SearchAttributePair(KIND_KEY, plan.kind)]
-        ),
+        search_attributes=run_attributes(plan),
         # Until a worker takes the run up, `status` shows this picture of it.
         memo={LIVE_MEMO: first_picture(plan, started_by)},
         static_summary=f"{plan.kind} {plan.name}",
         static_details=plan.description or None,
     )
     return handle, attached
+
+
+def run_request(
+    plan: Plan,
+    inputs: dict[str, Any],
+    started_by: str,
+    *,
+    definition_sha256: str = "",
+    definition_file: str = "",
+    definition_text: str = "",
+    record: bool | None = None,
+) -> RunInput:
+    """The input of a run (refused when it would not fit in one payload), as `apply`
+    and schedules start it; approver groups are resolved now."""
+    from runner.config import resolve_groups
+    from runner.local.postgres import store_enabled
+
+    plan_json = plan.to_dict()  # walks the whole plan: once
+    refuse_oversized(plan_json, inputs)
+    return RunInput(
+        plan_json,
+        inputs,
+        started_by,
+        definition_sha256,
+        resolve_groups(gate_groups(plan)),
+        record=store_enabled() if record is None else record,
+        definition_file=definition_file,
+        definition_text=definition_text,
+    )
+
+
+def run_attributes(plan: Plan) -> TypedSearchAttributes:
+    """What `list` and the Temporal UI filter runs by: the runbook's name and kind."""
+    return TypedSearchAttributes(
+        [SearchAttributePair(NAME_KEY, plan.name), SearchAttributePair(KIND_KEY, plan.kind)]
+    )
 
 
 FIRST_PICTURE_LIMIT = 64 * 1024

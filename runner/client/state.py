@@ -30,6 +30,7 @@ from runner.times import iso
 
 NAME_KEY = SearchAttributeKey.for_keyword(NAME_ATTRIBUTE)
 KIND_KEY = SearchAttributeKey.for_keyword(KIND_ATTRIBUTE)
+SCHEDULED_BY_KEY = SearchAttributeKey.for_keyword("TemporalScheduledById")  # the server's
 # A worker answers a query in milliseconds; one that does not answer within half a
 # second is busy or gone, and what the run last published is shown instead (marked).
 QUERY_SECONDS = 0.5

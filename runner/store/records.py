@@ -145,6 +145,11 @@ async def events(
     return [dict(r) for r in steps], [dict(r) for r in audit]
 
 
+def _schedule(started_by: str) -> str | None:
+    """The schedule that started a run (`started_by: schedule:<ID>`), else None."""
+    return started_by.removeprefix("schedule:") if started_by.startswith("schedule:") else None
+
+
 def _iso(value: datetime | None) -> str | None:
     return iso(value)
 
@@ -200,11 +205,12 @@ async def list_runs(
     pool: asyncpg.Pool, kind: str | None, state: str | None, limit: int
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT workflow_id, run_id, name, kind, status, started_at, finished_at FROM runs "
+        "SELECT workflow_id, run_id, name, kind, status, started_by, started_at, finished_at "
+        "FROM runs "
         "WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR status = $2) "
         "ORDER BY started_at DESC LIMIT $3",
         kind,
         state,
         limit,
     )
-    return [run_identity(r) for r in rows]
+    return [{**run_identity(r), "schedule": _schedule(r["started_by"])} for r in rows]

@@ -110,6 +110,7 @@ LIST = {
             "status",
             "started_at",
             "finished_at",
+            "schedule",
         ],
         "additionalProperties": False,
         "properties": {
@@ -120,6 +121,7 @@ LIST = {
             "status": RUN_STATUS,
             "started_at": TIME,
             "finished_at": MAYBE_TIME,
+            "schedule": {"type": ["string", "null"]},
         },
     },
 }

@@ -71,6 +71,9 @@ class RunInput:
     record: bool = False
     definition_file: str = ""
     definition_text: str = ""
+    # A redrive (`qlrf-run redrive`): {"of": RUN, "steps": {step: output} kept from it,
+    # "items": {step: [item keys]} that succeeded in it}. None for a fresh run.
+    redrive: dict[str, Any] | None = None
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from runner.cli.common import (
-    INTERRUPTED,
     FormatOption,
     NoColorOption,
     RunFormat,
@@ -78,12 +76,11 @@ async def _apply(
     as_json: bool,
     no_worker: bool,
 ) -> int:
-    import asyncio
 
     from runner.cli import sdk_logging
     from runner.cli.console import make_console
     from runner.cli.progress import workflow_link
-    from runner.cli.watching import ctrl_c, follow_for_people, stopped_following
+    from runner.cli.watching import finished, run_and_follow
     from runner.client.connect import connect, target, task_queue
     from runner.client.runs import start
     from runner.observe.versions import local_takeover, take_over
@@ -129,27 +126,17 @@ async def _apply(
     worker = None
     if not no_worker:
         worker = build_worker(client, task_queue=task_queue(), deployment=deployment)
-    stop = asyncio.Event()
-    with ctrl_c(stop):
-        async with worker if worker is not None else contextlib.nullcontext():
-            if deployment is not None:
-                await take_over(client, deployment)
-            if as_json:
-                from runner.client.follow import follow
-
-                final = await follow(handle, lambda _: None, client, stop=stop)
-                state = final.state if final is not None else None
-            else:
-                state = await follow_for_people(
-                    client, handle, console, stop=stop, ui_url=where.ui_url, prompt=prompt
-                )
-            if state is None:
-                stopped_following(console, handle.id, worker_here=worker is not None)
-    if state is None:
-        return INTERRUPTED
-    if as_json:
-        out(json.dumps(state, indent=2, default=str))
-    return 0 if state["status"] == "succeeded" else 1
+    state = await run_and_follow(
+        client,
+        handle,
+        worker,
+        as_json=as_json,
+        console=console,
+        ui_url=where.ui_url,
+        prompt=prompt,
+        first=take_over(client, deployment) if deployment is not None else None,
+    )
+    return finished(state, as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from runner.cli.common import INTERRUPTED
+from runner.cli.common import INTERRUPTED, out
 from runner.cli.console import STYLES, make_console, safe
 from runner.cli.events import Differ
 from runner.cli.progress import event_lines, summary, wave_line
@@ -173,3 +174,49 @@ def stopped_following(console: Console, run_id: str, *, worker_here: bool) -> No
             "this process's worker stops too: start one with `qlrf-run worker` unless another "
             "worker serves the run"
         )
+
+
+async def run_and_follow(
+    client: Any,
+    handle: Any,
+    worker: Any,
+    *,
+    as_json: bool,
+    console: Any,
+    ui_url: str | None,
+    prompt: Any = None,
+    first: Any = None,
+) -> dict[str, Any] | None:
+    """Follow a run to its end with `worker` (None: others) running meanwhile, as
+    `apply` and `redrive` do; `first` is awaited once the worker runs. The final
+    state, or None when Ctrl-C stopped the following (the run goes on)."""
+    import asyncio
+
+    stop = asyncio.Event()
+    state: dict[str, Any] | None
+    with ctrl_c(stop):
+        async with worker if worker is not None else contextlib.nullcontext():
+            if first is not None:
+                await first
+            if as_json:
+                from runner.client.follow import follow
+
+                final = await follow(handle, lambda _: None, client, stop=stop)
+                state = final.state if final is not None else None
+            else:
+                state = await follow_for_people(
+                    client, handle, console, stop=stop, ui_url=ui_url, prompt=prompt
+                )
+            if state is None:
+                stopped_following(console, handle.id, worker_here=worker is not None)
+    return state
+
+
+def finished(state: dict[str, Any] | None, as_json: bool) -> int:
+    """The exit code of a followed run: 0 succeeded, 1 not, 130 when Ctrl-C stopped the
+    following; with --format json, the final state is printed."""
+    if state is None:
+        return INTERRUPTED
+    if as_json:
+        out(json.dumps(state, indent=2, default=str))
+    return 0 if state["status"] == "succeeded" else 1

@@ -17,7 +17,14 @@ from temporalio.service import RPCError
 
 from runner.client.state import KIND_KEY, NAME_KEY
 from runner.client.workers import worker_answers
-from runner.contract import LIVE_MEMO, TASK_QUEUE, WORKFLOW_TYPE, RunInput, payload_size
+from runner.contract import (
+    LIVE_MEMO,
+    PAYLOAD_LIMIT,
+    TASK_QUEUE,
+    WORKFLOW_TYPE,
+    RunInput,
+    payload_size,
+)
 from runner.errors import QlrfError
 from runner.plan.model import Plan, inputs_hash
 
@@ -42,6 +49,8 @@ async def start(
     definition_text: str = "",
     record: bool | None = None,
     task_queue: str = TASK_QUEUE,
+    redrive: dict[str, Any] | None = None,
+    groups: dict[str, list[str]] | None = None,
 ) -> tuple[WorkflowHandle[Any, Any], bool]:
     """Start the run, or attach to the open run with the same id. Returns (handle, attached)."""
     wid = workflow_id or workflow_id_for(plan, inputs)
@@ -59,6 +68,8 @@ async def start(
         definition_file=definition_file,
         definition_text=definition_text,
         record=record,
+        redrive=redrive,
+        groups=groups,
     )
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
@@ -85,6 +96,8 @@ def run_request(
     definition_file: str = "",
     definition_text: str = "",
     record: bool | None = None,
+    redrive: dict[str, Any] | None = None,
+    groups: dict[str, list[str]] | None = None,
 ) -> RunInput:
     """The input of a run (refused when it would not fit in one payload), as `apply`
     and schedules start it; approver groups are resolved now."""
@@ -93,16 +106,23 @@ def run_request(
 
     plan_json = plan.to_dict()  # walks the whole plan: once
     refuse_oversized(plan_json, inputs)
-    return RunInput(
+    request = RunInput(
         plan_json,
         inputs,
         started_by,
         definition_sha256,
-        resolve_groups(gate_groups(plan)),
+        resolve_groups(gate_groups(plan)) if groups is None else groups,
         record=store_enabled() if record is None else record,
         definition_file=definition_file,
         definition_text=definition_text,
+        redrive=redrive,
     )
+    if redrive is not None and payload_size(request) > PAYLOAD_LIMIT:
+        raise QlrfError(
+            "the outputs kept from the run redriven do not fit in one run input; "
+            "redrive it --from an earlier step, so fewer outputs are carried over"
+        )
+    return request
 
 
 def run_attributes(plan: Plan) -> TypedSearchAttributes:

@@ -53,6 +53,8 @@ class CampaignHost(Protocol):
 
     def touch(self) -> None: ...  # a wave changed: publish it
 
+    def kept_items(self, step_id: str) -> set[str]: ...  # done in the run redriven
+
     async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any: ...
 
     async def unpaused(self) -> None: ...
@@ -160,6 +162,10 @@ class Campaign:
                 1,
             )
         checked_timeouts(node.id, node.timeouts)  # refuse what Temporal would, before a wave
+        done = self.host.kept_items(node.id)
+        if done:
+            # A redrive: only the items that did not succeed run, in waves of their own.
+            items = [item for item in items if waves.item_key(item) not in done]
         self.items = items
         self.keys = [waves.item_key(item) for item in items]
         specs = self.fan.waves

@@ -80,6 +80,8 @@ class Dispatcher:
     async def run_step(self, node: Node, in_finally: bool) -> StepEnd:
         """Run one step to its end; a failure is returned, a cancel raised."""
         state = self.run.steps[node.id]
+        if node.id in self.run.kept_steps and not in_finally:
+            return self._kept(node, state)
         state.started_at = workflow.now()
         failure: StepFailed | None = None
         evicted = False
@@ -127,6 +129,18 @@ class Dispatcher:
                 metrics.step_ended(node.type, state.status, state.started_at)
         return StepEnd("failed", failure)
 
+    def _kept(self, node: Node, state: StepState) -> StepEnd:
+        """A redrive: the step succeeded in the run redriven, so it does not run again;
+        its recorded output is what later steps see."""
+        state.status = "succeeded"
+        state.output = self.run.kept_steps[node.id]
+        state.reason = f"succeeded in {self.run.redrive_of}; not run again"
+        state.started_at = state.finished_at = workflow.now()
+        self.run.touch()
+        self._event(node.id, state, "succeeded")
+        self.outbox.audit("step_kept", None, {"step": node.id, "from": self.run.redrive_of})
+        return StepEnd("succeeded")
+
     # -- what a campaign asks ---------------------------------------------------------
 
     @property
@@ -141,6 +155,9 @@ class Dispatcher:
 
     def touch(self) -> None:
         self.run.touch()
+
+    def kept_items(self, step_id: str) -> set[str]:
+        return self.run.kept_items.get(step_id, set())
 
     async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any:
         return await self.evaluators.open_gate(node, params, gate_id)

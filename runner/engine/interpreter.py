@@ -98,6 +98,7 @@ class RunbookWorkflow:
             "gates": [g.as_json() for g in desk.gates.values()],
             "paused": run.paused,
             "controls": run.controls,
+            "redrive_of": run.redrive_of,
             "outputs": run.outputs,
             "error": run.error,
             # Events not yet in the run store: a run that ended waits for them to be
@@ -124,6 +125,7 @@ class RunbookWorkflow:
             request.groups,
             info.workflow_id,
             workflow.now(),
+            request.redrive,
         )
         outbox = self._outbox = Outbox(request.record, workflow.now)
         writer = RunWriter(outbox, info.run_id) if request.record else None
@@ -141,7 +143,10 @@ class RunbookWorkflow:
         flusher = None
         if writer is not None:
             writer.run_row = self._run_row(request)
-            outbox.audit("run_started", run.started_by, {"inputs": run.inputs})
+            started: dict[str, Any] = {"inputs": run.inputs}
+            if run.redrive_of:
+                started["redrive_of"] = run.redrive_of
+            outbox.audit("run_started", run.started_by, started)
             flusher = asyncio.create_task(writer.loop())
         publisher = None
         if not legacy and workflow.patched(LIVE_PICTURE):
@@ -254,6 +259,7 @@ class RunbookWorkflow:
             "finished_at": iso(run.finished_at),
             "outputs": run.outputs,
             "error": run.error,
+            "redrive_of": run.redrive_of,
         }
 
     # -- approval gates ---------------------------------------------------------------

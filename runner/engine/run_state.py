@@ -89,8 +89,16 @@ class RunState:
         groups: Mapping[str, list[str]],
         workflow_id: str,
         started_at: datetime,
+        redrive: Mapping[str, Any] | None = None,
     ) -> None:
         self.plan = plan
+        # What a redrive keeps from the run it redrives: steps' outputs, items done.
+        self.redrive_of: str | None = (redrive or {}).get("of")
+        self.kept_steps: dict[str, Any] = dict((redrive or {}).get("steps") or {})
+        self.kept_items: dict[str, set[str]] = {
+            sid: {str(k) for k in keys}
+            for sid, keys in ((redrive or {}).get("items") or {}).items()
+        }
         self.inputs: dict[str, Any] = dict(inputs)
         self.started_by = started_by
         self.groups = {str(k): list(v) for k, v in groups.items()}

@@ -39,9 +39,13 @@ def digest_of(bundle: dict[str, Any]) -> str:
 
 
 def build(
-    run: dict[str, Any], steps: list[dict[str, Any]], audit: list[dict[str, Any]]
+    run: dict[str, Any],
+    steps: list[dict[str, Any]],
+    audit: list[dict[str, Any]],
+    redriven: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The evidence bundle (docs/store.md) from the store's rows."""
+    """The evidence bundle (docs/store.md) from the store's rows; a redrive's bundle
+    holds the bundle of the run it continued (`redriven`), so it covers both."""
     final: dict[tuple[str, Any], dict[str, Any]] = {}
     compensations: list[dict[str, Any]] = []
     for event in steps:  # in seq order: the last event of a step is its outcome
@@ -108,6 +112,9 @@ def build(
         "compensations": compensations,
         "approvals": approvals,
     }
+    if run.get("redrive_of"):
+        bundle["run"]["redrive_of"] = run["redrive_of"]
+        bundle["redrive_of"] = redriven
     bundle["digest"] = {"algorithm": "sha256", "value": digest_of(bundle)}
     return bundle
 

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from runner.store.evidence import build
 from runner.store.reach import open_checked
-from runner.store.records import events, find_run, history, last_outcome, list_runs
+from runner.store.records import events, find_run, history, last_outcome, list_runs, outcomes
 
 T = TypeVar("T")
 
@@ -28,17 +28,35 @@ async def runs(dsn: str, kind: str | None, state: str | None, limit: int) -> lis
     return await _with_store(dsn, list_runs, kind, state, limit)
 
 
+async def ended(dsn: str, run: str) -> tuple[dict[str, Any], Any] | None:
+    """A run's row and how its steps and items ended (for `redrive`); None if unknown."""
+
+    async def ask(pool: Any) -> tuple[dict[str, Any], Any] | None:
+        row = await find_run(pool, run)
+        if row is None:
+            return None
+        return row, await outcomes(pool, row["run_id"])
+
+    return await _with_store(dsn, ask)
+
+
 async def step_outcome(dsn: str, run: str, step: str, item: str | None) -> dict[str, Any] | None:
     return await _with_store(dsn, last_outcome, run, step, item)
 
 
-async def bundle_in(pool: Any, run: str) -> dict[str, Any] | None:
+MAX_CHAIN = 50  # redrives of redrives that one bundle follows back
+
+
+async def bundle_in(pool: Any, run: str, depth: int = 0) -> dict[str, Any] | None:
     """The evidence bundle of a run, from an open pool (the evidence step's)."""
     found = await find_run(pool, run)
     if found is None:
         return None
     steps, audit = await events(pool, found["run_id"])
-    return build(found, steps, audit)
+    redriven = None
+    if found.get("redrive_of") and depth < MAX_CHAIN:
+        redriven = await bundle_in(pool, found["redrive_of"], depth + 1)
+    return build(found, steps, audit, redriven)
 
 
 async def bundle(dsn: str, run: str) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ _RUN_COLUMNS = (
     "finished_at",
     "outputs",
     "error",
+    "redrive_of",
 )
 
 
@@ -106,6 +107,28 @@ async def find_run(pool: asyncpg.Pool, run: str) -> dict[str, Any] | None:
     return found
 
 
+async def outcomes(
+    pool: asyncpg.Pool, run_id: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """How a run's steps ended, for a redrive: each step's last status and output, and
+    for each fan-out step the items that succeeded (their last row says so)."""
+    steps = await pool.fetch(
+        "SELECT DISTINCT ON (step) step, status, output FROM step_events "
+        "WHERE run_id = $1 AND batch = '' AND item IS NULL ORDER BY step, at DESC, seq DESC",
+        run_id,
+    )
+    items = await pool.fetch(
+        "SELECT step, item FROM (SELECT DISTINCT ON (step, item) step, item, status "
+        "FROM step_events WHERE run_id = $1 AND item IS NOT NULL "
+        "ORDER BY step, item, at DESC, seq DESC) last WHERE status = 'succeeded'",
+        run_id,
+    )
+    done: dict[str, list[str]] = {}
+    for row in items:
+        done.setdefault(row["step"], []).append(row["item"])
+    return {r["step"]: {"status": r["status"], "output": r["output"]} for r in steps}, done
+
+
 async def last_outcome(
     pool: asyncpg.Pool, run: str, step: str, item: str | None
 ) -> dict[str, Any] | None:
@@ -154,11 +177,15 @@ def _iso(value: datetime | None) -> str | None:
     return iso(value)
 
 
-async def history(pool: asyncpg.Pool, run: str) -> list[dict[str, Any]] | None:
+async def history(pool: asyncpg.Pool, run: str, depth: int = 0) -> list[dict[str, Any]] | None:
     """`history --format json`: [{at, event, step, item, attempt, actor, detail}], oldest first."""
     found = await find_run(pool, run)
     if found is None:
         return None
+    earlier: list[dict[str, Any]] = []
+    if found.get("redrive_of") and depth < 50:
+        # A redrive's history starts with that of the run it continued.
+        earlier = await history(pool, found["redrive_of"], depth + 1) or []
     steps, audit = await events(pool, found["run_id"])
     # By time, then by who numbered the row: the run's own rows (batch '') keep their
     # order, and the rows of a fan-out's items fall in between where they happened.
@@ -198,7 +225,7 @@ async def history(pool: asyncpg.Pool, run: str) -> list[dict[str, Any]] | None:
                 },
             )
         )
-    return [event for _, event in sorted(merged, key=lambda pair: pair[0])]
+    return earlier + [event for _, event in sorted(merged, key=lambda pair: pair[0])]
 
 
 async def list_runs(

@@ -4,6 +4,7 @@ and a fixture that compiles a runbook and runs it on a fresh worker and task que
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,3 +39,15 @@ def run_store(postgres_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every run in these tests records to the session's real PostgreSQL."""
     monkeypatch.setenv("QLRF_DATABASE_URL", postgres_uri)
     return postgres_uri
+
+
+@pytest.fixture
+def env(temporal_address: str, run_store: str) -> dict[str, str]:
+    """For the installed CLI: the session's servers, and a task queue of this test's own
+    (no other test's worker takes its runs)."""
+    return {
+        "QLRF_TEMPORAL_ADDRESS": temporal_address,
+        "QLRF_DATABASE_URL": run_store,
+        "QLRF_USER": "alice",
+        "QLRF_TASK_QUEUE": f"cli-{uuid.uuid4().hex[:8]}",
+    }

@@ -56,17 +56,6 @@ steps:
 ANSWER_SECONDS = 20
 
 
-@pytest.fixture
-def env(temporal_address: str, run_store: str) -> dict[str, str]:
-    """The session's servers, and a task queue of this test's own: no other worker."""
-    return {
-        "QLRF_TEMPORAL_ADDRESS": temporal_address,
-        "QLRF_DATABASE_URL": run_store,
-        "QLRF_USER": "alice",
-        "QLRF_TASK_QUEUE": f"operator-{uuid.uuid4().hex[:8]}",
-    }
-
-
 def _write(tmp_path: Path, template: str) -> tuple[Path, str]:
     name = f"op-{uuid.uuid4().hex[:8]}"
     path = tmp_path / f"{name}.yaml"

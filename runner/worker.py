@@ -45,7 +45,7 @@ STICKY_TIMEOUT = timedelta(seconds=5)
 
 
 def sandboxed_runner() -> SandboxedWorkflowRunner:
-    """The default sandbox, with Jinja2 passed through (see TEMPORAL.md).
+    """The default sandbox, with Jinja2 passed through.
 
     Jinja2 builds a threading.Lock and imports its runtime lazily, which the sandbox
     refuses; it is deterministic once `random` and `lipsum` are removed, as

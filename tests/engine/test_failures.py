@@ -1,4 +1,4 @@
-"""Cancellation, and each way a run could hang in RUNNING (TEMPORAL.md) failing clearly instead."""
+"""Cancellation, and each way a run could hang in RUNNING failing clearly instead."""
 
 from __future__ import annotations
 

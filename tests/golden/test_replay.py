@@ -8,6 +8,7 @@ tests/golden/record.py.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -66,13 +67,24 @@ def test_runs_of_the_last_release_are_kept():
 
 
 def workflow_id_of(path: Path) -> str:
-    """The recorders name a run NAME[.VERSION], and a fan-out batch of it
-    NAME[.VERSION].batch-STEP-WAVE-N; the workflow id is NAME, or NAME.STEP.WAVE.N."""
+    """The recorders name a run NAME[.VERSION], a fan-out batch of it
+    NAME[.VERSION].batch-STEP-WAVE-N, and a redrive NAME.rN; the workflow id is NAME,
+    NAME.STEP.WAVE.N or NAME.rN."""
     parts = path.name.removesuffix(".history.json").split(".")
     name, batch = parts[0], parts[-1]
     if batch.startswith("batch-"):
         return f"{name}.{batch.removeprefix('batch-').replace('-', '.')}"
-    return name
+    redrives = [p for p in parts[1:] if re.fullmatch(r"r\d+", p)]
+    return ".".join([name, *redrives])
+
+
+def test_a_redrive_is_recorded_and_keeps_its_first_step():
+    """record_redrive.py: the redrive ran the failed step and the one after it; the step
+    that succeeded before was kept, so no activity of it is in the history."""
+    text = decoded_history((HERE / "redrive.r1.history.json").read_text())
+    assert "step:switch" in text
+    assert "step:prepare" not in text
+    assert workflow_id_of(HERE / "redrive.r1.history.json") == "redrive.r1"
 
 
 def test_fanout_batches_are_recorded():

@@ -45,7 +45,18 @@ class Original:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # status, output
     items: dict[str, list[str]] = field(default_factory=dict)  # succeeded item keys
     source: str = "temporal"
-    notes: list[str] = field(default_factory=list)
+    # Fan-out steps whose succeeded items the source could not name (Temporal's final
+    # state lists only the failed items above 1,000): all their items run again.
+    unnamed_items: list[str] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        return [
+            f"step {sid}: Temporal's final state names only the failed items of a fan-out "
+            f"over {OUTPUT_ITEMS}; every item runs again (the run store would say which "
+            "succeeded)"
+            for sid in self.unnamed_items
+        ]
 
 
 def _refuse_status(run: str, status: str) -> None:
@@ -96,11 +107,7 @@ async def from_temporal(client: Client, run: str) -> Original | None:
         if isinstance(output, dict) and "items" in output and "waves" in output:
             listed = output.get("items") or []
             if len(listed) < output.get("succeeded", 0) + output.get("failed", 0):
-                found.notes.append(
-                    f"step {sid}: Temporal's final state names only the failed items of a "
-                    f"fan-out over {OUTPUT_ITEMS}; every item runs again (the run store "
-                    "would say which succeeded)"
-                )
+                found.unnamed_items.append(sid)
                 continue
             found.items[sid] = [
                 item_key(i["item"]) for i in listed if i.get("status") == "succeeded"
@@ -133,7 +140,7 @@ async def from_store(run: str, original: Original | None) -> Original | None:
         )
     original.steps = steps
     original.items = items
-    original.notes = [n for n in original.notes if "run store" not in n]
+    original.unnamed_items = []  # the store names every item
     original.source = "store"
     return original
 
@@ -152,9 +159,10 @@ def _compiled(row: dict[str, Any]) -> Plan:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_text(text)
-        assignments = [f"{k}={_literal(v)}" for k, v in (row["inputs"] or {}).items()]
         try:
-            compiled = compile_file(path, assignments, None)
+            # The plan does not depend on the inputs' values; the run's own come from
+            # its row, as they are, and are never parsed again as `k=v` arguments.
+            compiled = compile_file(path, require_inputs=False)
         except InvalidRunbook as exc:
             raise QlrfError(
                 f"run {row['workflow_id']}: its kept definition no longer compiles "
@@ -166,12 +174,6 @@ def _compiled(row: dict[str, Any]) -> Plan:
             "this version of qlrf-run; redrive it with the version that started it"
         )
     return compiled.plan
-
-
-def _literal(value: Any) -> str:
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def downstream(plan: Plan, step: str) -> set[str]:

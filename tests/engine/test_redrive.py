@@ -14,6 +14,8 @@ STEPS = """\
 apiVersion: qlrf/v1
 kind: Runbook
 name: {name}
+inputs:
+  ticket: {{type: string, default: none}}
 steps:
   - id: prepare
     type: shell
@@ -69,6 +71,14 @@ def _steps(tmp_path: Path) -> tuple[Path, Path]:
     return path, log
 
 
+def _fleet(tmp_path: Path) -> tuple[Path, Path]:
+    name = f"fleet-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "log"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(FLEET.format(name=name, dir=tmp_path, log=log))
+    return path, log
+
+
 def test_a_redrive_runs_only_what_did_not_succeed(env, tmp_path):
     path, log = _steps(tmp_path)
     first = _apply(path, env)
@@ -121,10 +131,7 @@ def test_a_redrive_of_a_redrive(env, tmp_path):
 
 
 def test_a_fan_out_runs_only_the_items_that_failed(env, tmp_path):
-    name = f"fleet-{uuid.uuid4().hex[:8]}"
-    log = tmp_path / "log"
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(FLEET.format(name=name, dir=tmp_path, log=log))
+    path, log = _fleet(tmp_path)
     for host in ("web-2", "web-5"):
         (tmp_path / f"broken-{host}").touch()
     first = _apply(path, env)
@@ -147,7 +154,10 @@ def test_a_redrive_from_the_store_when_temporal_forgot_the_run(env, tmp_path):
     server, which never saw it): its definition, inputs and outcomes come from the
     run store."""
     path, log = _steps(tmp_path)
-    first = _apply(path, env)
+    # An input that looks like `@file` to the command line is a value like any other.
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"ticket": f"@{tmp_path / 'no-such-file'}"}))
+    first = _apply(path, env, "--inputs-file", str(inputs))
     (tmp_path / "gate1").touch()
     (tmp_path / "gate2").touch()
     proc, port, _ = launch(None)
@@ -158,6 +168,7 @@ def test_a_redrive_from_the_store_when_temporal_forgot_the_run(env, tmp_path):
         terminate(proc)
     assert again["status"] == "succeeded", again
     assert again["redrive_of"] == first["run_id"]
+    assert again["inputs"]["ticket"] == f"@{tmp_path / 'no-such-file'}"
     assert log.read_text().splitlines() == ["prepared", "switched", "verified ready"]
 
 
@@ -190,10 +201,7 @@ def test_what_cannot_be_redriven_is_refused(env, tmp_path):
 
 def test_without_the_store_temporal_s_final_state_says_what_succeeded(env, tmp_path):
     off = {**env, "QLRF_STORE": "off"}
-    name = f"fleet-{uuid.uuid4().hex[:8]}"
-    log = tmp_path / "log"
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(FLEET.format(name=name, dir=tmp_path, log=log))
+    path, log = _fleet(tmp_path)
     for host in ("web-4", "web-5"):
         (tmp_path / f"broken-{host}").touch()
     first = _apply(path, off)

@@ -134,7 +134,7 @@ async def _apply(
         console=console,
         ui_url=where.ui_url,
         prompt=prompt,
-        first=take_over(client, deployment) if deployment is not None else None,
+        first=(lambda: take_over(client, deployment)) if deployment is not None else None,
     )
     return finished(state, as_json)
 

@@ -204,39 +204,51 @@ def describe(schedule_id: ScheduleId, format: RunFormat = FormatOption) -> None:
         out(f"  ran {recent['run_id']} at {recent['started_at']}")
 
 
-def _simple(verb: str, action: str, help_text: str, with_note: bool) -> None:
-    def command(schedule_id: ScheduleId, note: Note = "") -> None:
-        async def go() -> None:
-            from runner.cli.identity import current_user
-            from runner.client import schedules
-            from runner.client.connect import connect, target
+def _act(schedule_id: str, action: str, verb: str, note: str | None) -> None:
+    """One call on the schedule; `note` (for pause and unpause) is kept on it."""
 
-            client = await connect(target())
-            call = getattr(schedules, action)
-            if with_note:
-                await call(client, schedule_id, note or f"{verb} by {current_user(None)}")
-            else:
-                await call(client, schedule_id)
+    async def go() -> None:
+        from runner.cli.identity import current_user
+        from runner.client import schedules
+        from runner.client.connect import connect, target
 
-        _run(go())
-        out(f"{verb} schedule {schedule_id}")
+        client = await connect(target())
+        call = getattr(schedules, action)
+        if note is None:
+            await call(client, schedule_id)
+        else:
+            await call(client, schedule_id, note or f"{verb} by {current_user(None)}")
 
-    command.__doc__ = help_text
-    if not with_note:
-
-        def plain(schedule_id: ScheduleId) -> None:
-            command(schedule_id)
-
-        plain.__doc__ = help_text
-        app.command(action, epilog=examples(f"qlrf-run schedule {action} nightly-evidence"))(plain)
-        return
-    app.command(action, epilog=examples(f"qlrf-run schedule {action} nightly-evidence"))(command)
+    _run(go())
+    out(f"{verb} schedule {schedule_id}")
 
 
-_simple("paused", "pause", "Start no more runs until `unpause` (open runs go on).", True)
-_simple("unpaused", "unpause", "Start runs again at the schedule's times.", True)
-_simple("triggered", "trigger", "Start one run now, whatever the timetable.", False)
-_simple("deleted", "delete", "Delete the schedule (its runs are kept).", False)
+def _example(action: str) -> str:
+    return examples(f"qlrf-run schedule {action} nightly-evidence")
+
+
+@app.command(epilog=_example("pause"))
+def pause(schedule_id: ScheduleId, note: Note = "") -> None:
+    """Start no more runs until `unpause` (open runs go on)."""
+    _act(schedule_id, "pause", "paused", note)
+
+
+@app.command(epilog=_example("unpause"))
+def unpause(schedule_id: ScheduleId, note: Note = "") -> None:
+    """Start runs again at the schedule's times."""
+    _act(schedule_id, "unpause", "unpaused", note)
+
+
+@app.command(epilog=_example("trigger"))
+def trigger(schedule_id: ScheduleId) -> None:
+    """Start one run now, whatever the timetable."""
+    _act(schedule_id, "trigger", "triggered", None)
+
+
+@app.command(epilog=_example("delete"))
+def delete(schedule_id: ScheduleId) -> None:
+    """Delete the schedule (its runs are kept)."""
+    _act(schedule_id, "delete", "deleted", None)
 
 
 def register(root: typer.Typer) -> None:

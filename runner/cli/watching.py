@@ -188,7 +188,7 @@ async def run_and_follow(
     first: Any = None,
 ) -> dict[str, Any] | None:
     """Follow a run to its end with `worker` (None: others) running meanwhile, as
-    `apply` and `redrive` do; `first` is awaited once the worker runs. The final
+    `apply` and `redrive` do; `first()` is awaited once the worker runs. The final
     state, or None when Ctrl-C stopped the following (the run goes on)."""
     import asyncio
 
@@ -197,7 +197,7 @@ async def run_and_follow(
     with ctrl_c(stop):
         async with worker if worker is not None else contextlib.nullcontext():
             if first is not None:
-                await first
+                await first()
             if as_json:
                 from runner.client.follow import follow
 

@@ -8,7 +8,6 @@ worker serves it and survives worker restarts; alert on max() over the workers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from temporalio.client import Client
@@ -16,6 +15,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.runtime import Runtime
 
 from runner.contract import WAITING_ATTRIBUTE, WORKFLOW_TYPE
+from runner.observe.ticks import ticks
 
 GATES_WAITING = "qlrf_gates_waiting"
 REFRESH_SECONDS = 5.0
@@ -39,10 +39,8 @@ async def keep_gates_gauge(client: Client, stop: asyncio.Event) -> None:
     gauge = Runtime.default().metric_meter.create_gauge(
         GATES_WAITING, "Gates waiting for a decision, across all runs"
     )
-    while not stop.is_set():
+    async for _ in ticks(stop, REFRESH_SECONDS):
         try:
             gauge.set(await gates_waiting(client))
-        except Exception as exc:  # visibility down: keep the last figure, say so once
+        except Exception as exc:  # visibility down: keep the last figure
             log.debug("cannot count waiting gates: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), REFRESH_SECONDS)

@@ -7,13 +7,13 @@ asked for work; this worker is ready when it is among them, recently.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 
 from temporalio.client import Client
 
 from runner.client.workers import describe_queue
 from runner.observe.health import Health
+from runner.observe.ticks import ticks
 
 CHECK_SECONDS = 2.0
 # A worker long-polls for up to a minute; seen within this, it is polling.
@@ -35,7 +35,7 @@ async def polls(client: Client, queue: str, identity: str) -> bool:
 async def watch_readiness(
     client: Client, queue: str, identity: str, health: Health, stop: asyncio.Event
 ) -> None:
-    while not stop.is_set():
+    async for _ in ticks(stop, CHECK_SECONDS):
         try:
             if await polls(client, queue, identity):
                 health.ready()
@@ -43,5 +43,3 @@ async def watch_readiness(
                 health.unready(f"not polling task queue {queue} yet")
         except Exception as exc:  # the server is away: not ready, say why
             health.unready(f"cannot reach Temporal: {str(exc)[:200]}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), CHECK_SECONDS)

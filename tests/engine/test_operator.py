@@ -18,6 +18,7 @@ import pytest
 
 from tests.helpers import shapes
 from tests.helpers.cli import EXE, ROOT, qlrf, worker_process
+from tests.helpers.worker_ops import until as _until
 
 GATED = """\
 apiVersion: qlrf/v1
@@ -69,16 +70,6 @@ def _detach(path: Path, env: dict[str, str]) -> str:
     found = json.loads(started.stdout)
     shapes.check(found, shapes.DETACHED)
     return str(found["run_id"])
-
-
-def _until(check, what: str, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.3)
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:

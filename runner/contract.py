@@ -72,8 +72,10 @@ class RunInput:
     definition_file: str = ""
     definition_text: str = ""
     # A redrive (`qlrf-run redrive`): {"of": RUN, "steps": {step: output} kept from it,
-    # "items": {step: [item keys]} that succeeded in it}. None for a fresh run.
-    redrive: dict[str, Any] | None = None
+    # "items": {step: [item keys]} that succeeded in it}. None for a fresh run. Typed
+    # Any so that any JSON decodes and the run itself refuses a malformed one
+    # (engine/admission.py) instead of failing its first task forever.
+    redrive: Any = None
 
 
 @dataclass

@@ -118,6 +118,7 @@ class RunbookWorkflow:
         legacy = not workflow.patched(ENGINE_V2)
         info = workflow.info()
         plan = Plan.from_dict(request.plan)
+        redrive_refused = admission.redrive_problem(plan, request.redrive)
         run = self._run = RunState(
             plan,
             request.inputs,
@@ -125,7 +126,7 @@ class RunbookWorkflow:
             request.groups,
             info.workflow_id,
             workflow.now(),
-            request.redrive,
+            request.redrive if redrive_refused is None else None,
         )
         outbox = self._outbox = Outbox(request.record, workflow.now)
         writer = RunWriter(outbox, info.run_id) if request.record else None
@@ -154,6 +155,7 @@ class RunbookWorkflow:
             publisher = Publisher(run, desk, dispatcher.campaigns)
             self._publisher = asyncio.create_task(publisher.loop())
         refused = None if legacy else admission.input_problem(plan, request.inputs)
+        refused = refused or redrive_refused
         cancelled = False
         if refused is not None:
             # Nothing runs, finally neither: what the run was asked to do is not valid.

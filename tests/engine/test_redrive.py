@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
+
+import pytest
 
 from runner.local.temporal import launch, terminate
 from tests.helpers.cli import qlrf
@@ -213,3 +216,49 @@ def test_without_the_store_temporal_s_final_state_says_what_succeeded(env, tmp_p
     again = json.loads(done.stdout)
     assert [i["item"] for i in again["steps"]["patch"]["output"]["items"]] == ["web-4", "web-5"]
     assert sorted(log.read_text().split()) == [f"web-{n}" for n in range(1, 7)]
+
+
+@pytest.mark.parametrize(
+    "redrive",
+    [
+        ["prepare"],
+        {"steps": {"prepare": "ready"}},
+        {"of": "x", "steps": {"no-such-step": None}},
+        {"of": "x", "steps": {}, "items": {"prepare": ["a"]}},
+        {"of": "x", "steps": "prepare"},
+    ],
+    ids=["a-list", "no-run-named", "unknown-step", "items-of-a-plain-step", "steps-as-text"],
+)
+def test_a_malformed_redrive_sent_through_the_plain_api_is_refused(
+    temporal_address, tmp_path, redrive
+):
+    """A client of the Temporal API can put anything in RunInput.redrive: the run
+    refuses what is malformed, runs no step, and does not hang."""
+    from temporalio.client import Client, WorkflowFailureError
+
+    from runner.contract import WORKFLOW_TYPE, RunInput
+    from runner.pipeline import compile_file
+    from runner.worker import build_worker
+
+    path, log = _steps(tmp_path)
+    plan = compile_file(path).plan.to_dict()
+
+    async def go() -> dict:
+        client = await Client.connect(temporal_address)
+        queue = f"forged-{uuid.uuid4().hex[:6]}"
+        async with build_worker(client, task_queue=queue):
+            handle = await client.start_workflow(
+                WORKFLOW_TYPE,
+                RunInput(plan, {}, "mallory", redrive=redrive),
+                id=queue,
+                task_queue=queue,
+            )
+            with pytest.raises(WorkflowFailureError):  # refused, not hanging
+                await asyncio.wait_for(handle.result(), 60)
+            return json.loads(json.dumps(await handle.query("state")))
+
+    state = asyncio.run(go())
+    assert state["status"] == "failed" and state["error"]["type"] == "InvalidInputs"
+    assert "redrive" in state["error"]["message"]
+    assert all(s["status"] == "skipped" for s in state["steps"].values())
+    assert not log.exists()

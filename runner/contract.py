@@ -16,12 +16,18 @@ from typing import Any
 TASK_QUEUE = "ql-rf-orchestrator"
 WORKFLOW_TYPE = "qlrf.Runbook"
 BATCH_WORKFLOW_TYPE = "qlrf.Batch"  # a child workflow that runs one batch of a fan-out
+LOCK_WORKFLOW_TYPE = "qlrf.Lock"  # one per lock key: the mutex (runner/engine/lock.py)
+LOCK_ID_PREFIX = "qlrf-lock:"  # + the key: the lock workflow's id
 
 # Handlers of the run.
 STATE_QUERY = "state"
 DECLARATIONS_QUERY = "declarations"
 DECIDE = "decide"  # an Update, and a signal of the same name for clients that only signal
 CONTROL = "control"  # an Update: pause, resume, concurrency, skip
+LOCK_NEWS = "lock"  # a signal from a lock to a run: queued behind a holder, or granted
+# Handlers of a lock.
+LOCK_ACQUIRE = "acquire"  # a signal: queue this holder
+LOCK_RELEASE = "release"  # a signal: the holder is done, or the waiter gives up
 # Handlers of a batch.
 PROGRESS_QUERY = "progress"
 BATCH_CONTROL_SIGNAL = "control"
@@ -29,6 +35,8 @@ BATCH_CONTROL_SIGNAL = "control"
 # Plumbing activities (every step type's own activity is named in its definition).
 GATE_NOTIFY_ACTIVITY = "gate_notify"
 STORE_ACTIVITY = "store_record"  # writes a batch of a run's events to the run store
+LOCK_REQUEST_ACTIVITY = "lock_request"  # signal-with-start of a lock's workflow
+LOCK_WATCH_ACTIVITY = "lock_watch"  # returns when the lock's holder has closed
 
 NAME_ATTRIBUTE = "QlrfName"
 KIND_ATTRIBUTE = "QlrfKind"
@@ -36,6 +44,9 @@ WAITING_ATTRIBUTE = "QlrfWaiting"  # the ids of a run's waiting gates
 # Memo keys a run publishes, read by `status` and `pending` when no worker answers.
 LIVE_MEMO = "live"  # a small picture of the run while it runs
 FINAL_MEMO = "state"  # the full state, once it has closed
+LOCK_MEMO = "lock"  # a lock's holder and waiters, read by `qlrf-run locks`
+# A lock key is at most this long, printable, and makes the lock workflow's id.
+LOCK_KEY_LIMIT = 200
 # name -> Temporal type; every server qlrf-run uses must have them registered.
 SEARCH_ATTRIBUTES = {
     NAME_ATTRIBUTE: "Keyword",
@@ -121,3 +132,16 @@ class BatchInput:
     paused: bool = False
     skip: list[int] = field(default_factory=list)  # indexes an operator left out
     store_run_id: str = ""  # the run store's run id; empty when the store is off
+
+
+def lock_workflow_id(key: str) -> str:
+    return f"{LOCK_ID_PREFIX}{key}"
+
+
+@dataclass
+class LockInput:
+    """The input of qlrf.Lock: its key, and what it carries over a continue-as-new."""
+
+    key: str
+    holder: dict[str, Any] | None = None
+    queue: list[dict[str, Any]] = field(default_factory=list)

@@ -31,15 +31,18 @@ from runner.contract import GATE_NOTIFY_ACTIVITY, STORE_ACTIVITY, TASK_QUEUE
 from runner.dsl.definitions import default_registry
 from runner.engine.batch import BatchWorkflow
 from runner.engine.interpreter import RunbookWorkflow
+from runner.engine.lock import LockWorkflow
 from runner.errors import QlrfError
 from runner.observe.health import Health
 from runner.observe.tracing import worker_interceptors
 from runner.steps.activities import for_registry
 from runner.steps.gate_notify import gate_notifier
+from runner.steps.locks import lock_request, lock_watch
 from runner.store.activity import store_record
 
-# The run's workflow, and the child that runs each batch of a fan-out.
-WORKFLOWS = [RunbookWorkflow, BatchWorkflow]
+# The run's workflow, the child that runs each batch of a fan-out, and the mutex of
+# each lock key.
+WORKFLOWS = [RunbookWorkflow, BatchWorkflow, LockWorkflow]
 HEARTBEAT_THROTTLE = timedelta(seconds=5)
 STICKY_TIMEOUT = timedelta(seconds=5)
 
@@ -89,6 +92,8 @@ def build_worker(
         *for_registry(registry or default_registry(), activity_overrides),
         (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY) or gate_notifier(notify_webhook),
         (activity_overrides or {}).get(STORE_ACTIVITY, store_record),
+        lock_request,
+        lock_watch,
     ]
     return Worker(
         client,

@@ -79,6 +79,7 @@ class Differ:
         self.published_since: datetime | None = None
         self.closing_since: datetime | None = None
         self.closing_said = False
+        self.locks_said: dict[tuple[Any, Any], tuple[bool, Any]] = {}
 
     def _event(
         self, at: str | None, subject: str, text: str, style: str = "info", rank: int = ENDED
@@ -116,8 +117,27 @@ class Differ:
         for gate in state.get("gates", []):
             events += self._gate(gate, now)
         events += self._controls(state)
+        events += self._locks(state, now)
         events += self._closing(snap, now)
         return sorted(events)
+
+    def _locks(self, state: dict[str, Any], now: datetime) -> list[Event]:
+        """A lock waited for (and whom for), then taken."""
+        events = []
+        for hold in state.get("locks") or []:
+            holder = (hold.get("holder") or {}).get("run")
+            key = (hold.get("step"), hold.get("key"))
+            said = (hold.get("status") == "held", holder)
+            if self.locks_said.get(key) == said or hold.get("status") == "requesting":
+                continue
+            self.locks_said[key] = said
+            subject = hold.get("step") or "run"
+            if hold.get("status") == "held":
+                text, style = f"took lock {hold.get('key')}", "started"
+            else:
+                text, style = lock_text(hold), "waiting"
+            events.append(self._event(hold.get("since") or _iso(now), subject, text, style))
+        return events
 
     def _closing(self, snap: Snapshot, now: datetime) -> list[Event]:
         """A run that has ended but not closed waits for the run store: say so if it lasts."""
@@ -437,3 +457,15 @@ def _latest(entries: list[dict[str, Any]], total: int, said: int) -> list[dict[s
 
 def _iso(moment: datetime) -> str:
     return iso(moment) or ""
+
+
+def lock_text(hold: dict[str, Any]) -> str:
+    """`waiting for lock K (held by run R since T)`, or `holds lock K`."""
+    if hold.get("status") == "held":
+        return f"holds lock {hold.get('key')}"
+    text = f"waiting for lock {hold.get('key')}"
+    holder = hold.get("holder") or {}
+    if holder.get("run"):
+        step = f" step {holder['step']}" if holder.get("step") else ""
+        text += f" (held by run {holder['run']}{step} since {holder.get('since')})"
+    return text

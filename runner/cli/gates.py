@@ -89,7 +89,8 @@ def modify(
 
 
 def pending(format: RunFormat = FormatOption) -> None:
-    """Every gate waiting for a decision, across runs, with the command that decides it.
+    """Every gate waiting for a decision, across runs, with the command that decides it;
+    and every run waiting in line for a lock.
 
     One visibility call: it answers without a worker, and fast with many runs waiting.
     """
@@ -110,6 +111,11 @@ def pending(format: RunFormat = FormatOption) -> None:
         out("no gate is waiting")
         return
     for row in rows:
+        if "lock" in row:
+            where = f" step {row['step']}" if row.get("step") else ""
+            out(f"{row['run_id']}{where}: {row['message']}")
+            out(f"    waiting since {human_until(row['waiting_since'])}; see qlrf-run locks")
+            continue
         who = ", ".join(row["approvers"]) or "anyone"
         out(f"{row['run_id']} / {row['gate']}: {row['message']}")
         out(

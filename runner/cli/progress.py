@@ -12,7 +12,7 @@ from typing import Any
 from rich.text import Text
 
 from runner.cli.console import STYLES
-from runner.cli.events import Event, error_text, short
+from runner.cli.events import Event, error_text, lock_text, short
 from runner.times import between, human_duration, human_until, parse
 
 STEP_WIDTH = 22
@@ -106,7 +106,7 @@ def step_line(sid: str, step: dict[str, Any]) -> Text:
         parts.append(human_duration(took))
     if step.get("error"):
         parts.append(error_text(step["error"]))
-    elif step.get("reason") and status in ("skipped", "cancelled"):
+    elif step.get("reason") and status in ("skipped", "cancelled", "waiting"):
         parts.append(f"({step['reason']})")
     comp = step.get("compensation")
     if comp:
@@ -271,4 +271,16 @@ def status_lines(state: dict[str, Any], ui_url: str | None = None) -> list[Text]
     for gate in state.get("gates", []):
         if gate["status"] == "waiting":
             lines += gate_lines(state, gate, now)
+    lines += lock_lines(state)
     return [*lines, *summary(state, ui_url)]
+
+
+def lock_lines(state: dict[str, Any]) -> list[Text]:
+    """The run's own locks (a step's show on its line)."""
+    lines = []
+    for hold in state.get("locks") or []:
+        if hold.get("step") is None:
+            style = "waiting" if hold.get("status") != "held" else "running"
+            verb = "" if hold.get("status") == "held" else "is "
+            lines.append(Text(f"  the run {verb}{lock_text(hold)}", style=_style(style)))
+    return lines

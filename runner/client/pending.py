@@ -1,8 +1,9 @@
-"""Every gate waiting for a decision, across runs, in one visibility call.
+"""Every gate waiting for a decision, and every run in line for a lock, across runs,
+in one visibility call.
 
 Each run publishes its gates in its memo and their ids in the `QlrfWaiting` search
-attribute, so no run is asked and no worker is needed: a thousand waiting gates
-are one paged list call.
+attribute (a lock it waits for as `lock:KEY`), so no run is asked and no worker is
+needed: a thousand waiting gates are one paged list call.
 """
 
 from __future__ import annotations
@@ -43,4 +44,27 @@ async def pending(client: Client) -> list[dict[str, Any]]:
                     "deadline": gate["deadline"],
                 }
             )
+        for hold in picture.get("locks", []):
+            if hold.get("status") == "held":
+                continue
+            rows.append(_lock_row(wf.id, name, hold))
     return rows
+
+
+def _lock_row(run_id: str, name: Any, hold: dict[str, Any]) -> dict[str, Any]:
+    """A run (or one of its steps) in line for a lock, as `pending` shows it."""
+    text = f"waiting for lock {hold.get('key')}"
+    holder = hold.get("holder") or {}
+    if holder.get("run"):
+        step = f" step {holder['step']}" if holder.get("step") else ""
+        text += f" (held by run {holder['run']}{step} since {holder.get('since')})"
+    return {
+        "run_id": run_id,
+        "name": name,
+        "lock": hold.get("key"),
+        "step": hold.get("step"),
+        "message": text,
+        "holder": holder or None,
+        "position": hold.get("position"),
+        "waiting_since": hold.get("since"),
+    }

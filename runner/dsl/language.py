@@ -19,6 +19,7 @@ from runner.catalog.vocabulary import (
     template_string,
     timeout_schema,
 )
+from runner.contract import LOCK_KEY_LIMIT
 
 API_VERSION = "qlrf/v1"
 KINDS = {
@@ -151,6 +152,7 @@ def _common_step_props() -> dict[str, Any]:
         "retry": retry_schema(),
         "timeout": timeout_schema(),
         "on_failure": choice(ON_FAILURE, "What a failure of this step does to the run"),
+        "locks": locks_schema("the step"),
         "foreach": {
             "description": "Run the step once per item of this list",
             "anyOf": [
@@ -174,6 +176,23 @@ def _common_step_props() -> dict[str, Any]:
             "Failure budget of each wave after the first (a count or a percentage of the "
             "wave), unless the wave sets its own; the first wave's default is 0"
         ),
+    }
+
+
+def locks_schema(holder: str) -> dict[str, Any]:
+    """`locks:` on the run or on a step (docs/locks.md)."""
+    return {
+        "type": "array",
+        "uniqueItems": True,
+        "items": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": LOCK_KEY_LIMIT,
+            "description": "A lock key; a template over inputs and run fields, "
+            "e.g. db:{{ inputs.cluster }}",
+        },
+        "description": f"Lock keys {holder} holds while it runs: one holder per key at a "
+        "time, others wait in line (first come, first served)",
     }
 
 
@@ -341,6 +360,7 @@ def runbook_schema(step_types: Iterable[StepType]) -> dict[str, Any]:
                 "description": "Most steps (and fan-out items) running at once in this run",
             },
             "timeout": duration("Deadline of the whole run"),
+            "locks": locks_schema("the run"),
             "steps": {
                 "type": "array",
                 "minItems": 1,

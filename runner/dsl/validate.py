@@ -12,6 +12,7 @@ from pathlib import Path
 
 from runner.catalog.registry import Registry
 from runner.dsl.checks import graph, shell, values
+from runner.dsl.checks.locks import detect_lock_problems
 from runner.dsl.checks.templates import detect_template_problems
 from runner.dsl.diagnostics import Diagnostic, has_errors
 from runner.dsl.document import Document
@@ -110,6 +111,13 @@ class Validator:
             return found
 
         diagnostics += _guarded(doc, "the template checks", templates)
+
+        def locks() -> list[Diagnostic]:
+            found, names = detect_lock_problems(doc, view)
+            used.update(names)
+            return found
+
+        diagnostics += _guarded(doc, "the lock checks", locks)
         modifiable_only = _modifiable_names(view, self.registry)
         diagnostics += _guarded(
             doc,

@@ -23,6 +23,7 @@ from runner.engine.campaign import Campaign
 from runner.engine.child_call import child_failure
 from runner.engine.evaluators import Evaluators
 from runner.engine.failures import StepFailed
+from runner.engine.locking import RunLocks
 from runner.engine.outbox import Outbox, RunWriter
 from runner.engine.run_state import RunState, StepState
 from runner.engine.scheduler import StepEnd
@@ -52,6 +53,7 @@ class Dispatcher:
         self.failed_output = False
         self.campaigns: dict[str, Campaign] = {}
         self.concurrency_set: dict[str, int] = {}  # set before the fan-out started
+        self.locks: RunLocks | None = None  # the run's locks, for steps with `locks:`
 
     # -- what the scheduler asks ------------------------------------------------------
 
@@ -85,12 +87,17 @@ class Dispatcher:
         state.started_at = workflow.now()
         failure: StepFailed | None = None
         evicted = False
+        locked = False
         try:
             when = node.when
             if when is not None and not render.truthy(render.render(when, self.run.context())):
                 state.status = "skipped"
                 state.reason = "its `when` is false"
                 return StepEnd("skipped")
+            if node.locks and self.locks is not None:
+                locked = True
+                await self.locks.take(self.locks.keys(node.locks, node.id), node.id)
+                state.started_at = workflow.now()  # the step starts once it holds its locks
             state.status = "running"
             state.attempts = 1
             self.run.touch()
@@ -122,6 +129,8 @@ class Dispatcher:
                 state.error = failure.as_error()
                 if failure.output is not None and self.failed_output:
                     state.output = failure.output  # what a failed command printed
+            if locked and not evicted and self.locks is not None:
+                self.locks.give_back(node.id)
             if not evicted:
                 state.finished_at = workflow.now()
                 self.run.touch()
@@ -324,11 +333,15 @@ class Dispatcher:
             attempts = StepState(attempts=1)
             if not self.legacy:
                 self.outbox.step(node.id, "compensation_started", attempt=1, started_at=iso(began))
+            # A compensation undoes the step on what the step locked: it holds those too.
+            scope = f"{node.id}:compensate"
             try:
                 if comp.runs_in != "activity":
                     raise StepFailed(
                         "StepTypeUnavailable", f"a {comp.type} step cannot compensate", 1
                     )
+                if node.locks and self.locks is not None:
+                    await self.locks.take(self.locks.keys(node.locks, node.id), scope)
                 await self._activity(shadow, attempts, f"compensate:{node.id}", comp.name)
                 record["status"] = "succeeded"
             except render.TemplateFailure as exc:
@@ -337,6 +350,9 @@ class Dispatcher:
                 if exc.attempts is not None:
                     attempts.attempts = exc.attempts
                 record.update(status="failed", error=exc.as_error())
+            finally:
+                if node.locks and self.locks is not None:
+                    self.locks.give_back(scope)
             if not self.legacy:
                 self.outbox.step(
                     node.id,

@@ -114,7 +114,7 @@ class Evaluators:
         state = self.run.steps[node.id]
         state.status = "waiting"
         self.run.touch(urgent=True)
-        publish.waiting_gates(self.desk.waiting())
+        publish.waiting(self.desk, self.run)
         notices = [asyncio.create_task(self._notify(gate, 0))]
         try:
             while gate.status == "waiting":
@@ -141,7 +141,7 @@ class Evaluators:
                 gate.status = "cancelled"
             state.status = "running"
             self.run.touch(urgent=True)
-            publish.waiting_gates(self.desk.waiting())
+            publish.waiting(self.desk, self.run)
         for notice in notices:
             await notice
         return self._outcome(gate, timeout_text)

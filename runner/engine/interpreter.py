@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         CONTROL,
         DECIDE,
         DECLARATIONS_QUERY,
+        LOCK_NEWS,
         STATE_QUERY,
         WORKFLOW_TYPE,
         RunInput,
@@ -32,7 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from runner.engine import admission, control, outcome, publish
     from runner.engine.dispatch import Dispatcher
     from runner.engine.evaluators import Evaluators
+    from runner.engine.failures import StepFailed
     from runner.engine.gates import GateDesk
+    from runner.engine.locking import RunLocks
     from runner.engine.outbox import Outbox, RunWriter
     from runner.engine.publish import Publisher
     from runner.engine.run_state import RunState
@@ -61,6 +64,8 @@ class RunbookWorkflow:
         self._scheduler: Scheduler | None = None
         self._outbox: Outbox | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._locks: RunLocks | None = None
+        self._waited_ms = 0  # how long the run waited for its locks (from its timeout)
 
     # -- queries ----------------------------------------------------------------------
 
@@ -98,6 +103,7 @@ class RunbookWorkflow:
             "gates": [g.as_json() for g in desk.gates.values()],
             "paused": run.paused,
             "controls": run.controls,
+            "locks": [hold.as_json() for hold in run.locks.values()],
             "redrive_of": run.redrive_of,
             "outputs": run.outputs,
             "error": run.error,
@@ -138,6 +144,9 @@ class RunbookWorkflow:
 
         evaluators = Evaluators(run, desk, outbox, gate_opened, legacy=legacy)
         dispatcher = self._dispatcher = Dispatcher(run, outbox, writer, evaluators, legacy=legacy)
+        locks = self._locks = dispatcher.locks = RunLocks(
+            run, outbox, lambda: publish.waiting(desk, run, changed_only=True)
+        )
         scheduler = self._scheduler = Scheduler(
             plan.nodes, plan.finally_nodes, run.run_limit, dispatcher, legacy=legacy
         )
@@ -156,13 +165,27 @@ class RunbookWorkflow:
             self._publisher = asyncio.create_task(publisher.loop())
         refused = None if legacy else admission.input_problem(plan, request.inputs)
         refused = refused or redrive_refused
+        refused_as = "InvalidInputs"
+        run_keys: list[str] = []
+        if refused is None and plan.locks:
+            try:
+                run_keys = locks.keys(plan.locks, None)
+            except StepFailed as exc:
+                refused, refused_as = exc.message, exc.error_type
         cancelled = False
         if refused is not None:
             # Nothing runs, finally neither: what the run was asked to do is not valid.
             outbox.audit("run_refused", None, {"reason": refused})
             for sid in run.steps:
                 dispatcher.skip(run.nodes[sid], "the run was refused before its first step")
-            outcome.refuse(run, "InvalidInputs", refused, now=workflow.now())
+            outcome.refuse(run, refused_as, refused, now=workflow.now())
+        elif (ended := await self._run_locks(run_keys)) is not None:
+            # Cancelled or timed out in line for its locks: nothing ran, so nothing is
+            # compensated and finally has nothing to clean up.
+            cancelled = ended == "cancelled"
+            for sid in run.steps:
+                dispatcher.skip(run.nodes[sid], f"the run {ended} while waiting for its locks")
+            outcome.conclude(run, None, cancelled=cancelled, now=workflow.now())
         else:
             cancelled = await self._steps(legacy)
             # Compensation and finally run whatever happened, including after a cancel:
@@ -171,6 +194,10 @@ class RunbookWorkflow:
                 await dispatcher.compensate(scheduler.compensations())
             await scheduler.run_finally()
             outcome.conclude(run, scheduler.failure, cancelled=cancelled, now=workflow.now())
+        if run_keys:
+            locks.give_back(None)
+        # Every lock given back has been told so before the run closes.
+        await locks.settled()
         if publisher is not None:
             publisher.publish()
         publish.final_state(self.state())
@@ -193,6 +220,36 @@ class RunbookWorkflow:
                 non_retryable=True,
             )
         return run.outputs
+
+    async def _run_locks(self, keys: list[str]) -> str | None:
+        """Hold the run's own locks before its first step. None once they are held;
+        "cancelled" or "timed out" when the run ended in line (what it asked for is
+        given back)."""
+        run, locks, outbox = self._run, self._locks, self._outbox
+        assert run is not None and locks is not None and outbox is not None
+        if not keys:
+            return None
+        taking = asyncio.create_task(locks.take(keys, None))
+        timeout_ms = run.plan.timeout_ms
+        try:
+            await workflow.wait_condition(
+                taking.done,
+                timeout=timedelta(milliseconds=timeout_ms) if timeout_ms else None,
+                timeout_summary="run timeout" if timeout_ms else None,
+            )
+        except asyncio.CancelledError:
+            outbox.audit("cancel_requested", None, {})
+            taking.cancel()
+            await asyncio.wait([taking])
+            return "cancelled"
+        except builtins.TimeoutError:
+            outcome.timed_out(run)
+            taking.cancel()
+            await asyncio.wait([taking])
+            return "timed out"
+        await taking
+        self._waited_ms = int((workflow.now() - run.started_at).total_seconds() * 1000)
+        return None
 
     async def _steps(self, legacy: bool) -> bool:
         """Run the steps' section to its end; True when the run was cancelled."""
@@ -225,6 +282,8 @@ class RunbookWorkflow:
         if not timeout_ms:
             await workflow.wait_condition(main.done)
             return
+        # The run's timeout counts from its start, including any wait for its locks.
+        timeout_ms = max(timeout_ms - self._waited_ms, 1)
         try:
             await workflow.wait_condition(
                 main.done, timeout=timedelta(milliseconds=timeout_ms), timeout_summary="run timeout"
@@ -307,6 +366,14 @@ class RunbookWorkflow:
         if self._scheduler is not None:
             self._scheduler.wake()
         return gate.as_json()
+
+    # -- locks ------------------------------------------------------------------------
+
+    @workflow.signal(name=LOCK_NEWS)
+    def lock_news(self, news: Any) -> None:
+        """A lock says whom the run waits behind, or that it holds the key now."""
+        if self._locks is not None:
+            self._locks.news(news)
 
     # -- live control -----------------------------------------------------------------
 

@@ -43,6 +43,19 @@ def waiting_gates(gates: list[str]) -> None:
     workflow.upsert_search_attributes([WAITING_KEY.value_set(gates)])
 
 
+def waiting(desk: GateDesk, run: RunState, *, changed_only: bool = False) -> None:
+    """Publish what the run waits for: its gates, and the locks it queues at (`lock:KEY`).
+
+    A gate opening or closing always publishes (as runs have since gates existed, so
+    their histories replay); a lock's news only when the list changed.
+    """
+    found = desk.waiting() + run.lock_waits()
+    if changed_only and found == run.waiting_published:
+        return
+    run.waiting_published = found
+    waiting_gates(found)
+
+
 def final_state(state: dict[str, Any]) -> None:
     if payload_size(state) > MEMO_LIMIT:
         for step in state["steps"].values():
@@ -145,6 +158,8 @@ class Publisher:
             "controls": run.controls[-5:],
             "error": run.error,
         }
+        if run.locks:
+            picture["locks"] = [hold.as_json() for hold in run.locks.values()]
         if payload_size(picture) > LIVE_LIMIT:
             # Thousands of steps: their statuses only.
             picture["steps"] = {sid: {"status": s["status"]} for sid, s in steps.items()}
@@ -166,6 +181,10 @@ class Publisher:
                     f"({len(gate.approvals)}/{gate.min_approvals}) until {iso(gate.deadline)}: "
                     f"{gate.message}\n  `qlrf-run approve {info.workflow_id} {gate.gate}`"
                 )
+        for hold in run.locks.values():
+            if hold.status != "held":
+                who = f"step `{hold.step}`" if hold.step else "the run"
+                lines.append(f"- {who} is {hold.waiting_text()}")
         running = [sid for sid, s in run.steps.items() if s.status == "running"]
         if running:
             lines.append("- running: " + ", ".join(f"`{sid}`" for sid in running[:20]))

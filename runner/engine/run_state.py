@@ -62,6 +62,38 @@ class StepState:
         }
 
 
+@dataclass
+class LockHold:
+    """One lock key the run asked for, for itself (`step` None) or for one step."""
+
+    key: str
+    token: str  # what releases it: never shown
+    step: str | None
+    status: str  # requesting | waiting | held
+    since: datetime  # when asked; once held, when granted
+    holder: dict[str, Any] | None = None  # whom it waits for, as the lock told it
+    position: int | None = None  # its place in the line
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "step": self.step,
+            "status": self.status,
+            "since": iso(self.since),
+            "holder": self.holder,
+            "position": self.position,
+        }
+
+    def waiting_text(self) -> str:
+        """`waiting for lock db:prod-1 (held by run R since T)`, as people see it."""
+        text = f"waiting for lock {self.key}"
+        holder = self.holder or {}
+        if holder.get("run"):
+            step = f" step {holder['step']}" if holder.get("step") else ""
+            text += f" (held by run {holder['run']}{step} since {holder.get('since')})"
+        return text
+
+
 class StepsView(Mapping[str, Mapping[str, Any]]):
     """`steps` in templates: each step's current facts, made when a template reads them."""
 
@@ -112,6 +144,8 @@ class RunState:
         self.finished_at: datetime | None = None
         self.paused = False
         self.controls: list[dict[str, Any]] = []
+        self.locks: dict[str, LockHold] = {}  # by token: the keys asked for and held
+        self.waiting_published: list[str] = []  # the gates and locks last published
         self.version = 0  # bumped on every change people can see (runner/engine/publish.py)
         self.urgent_version = 0  # the latest change to publish without delay
         self._context: dict[str, Any] = {
@@ -127,6 +161,10 @@ class RunState:
             },
             "secrets": Secrets(),
         }
+
+    def lock_waits(self) -> list[str]:
+        """The keys the run or its steps wait for, as `lock:KEY` (published with the gates)."""
+        return sorted({f"lock:{h.key}" for h in self.locks.values() if h.status != "held"})
 
     def touch(self, *, urgent: bool = False) -> None:
         """Something people can see has changed: publish it. An urgent change (a gate, a

@@ -162,6 +162,7 @@ class Compiler:
                     child=self._child(step_type, step),
                     capabilities=step_type.capabilities,
                     secrets=secret_positions(step.get("with") or {}, step_type.capabilities.script),
+                    locks=tuple(step.get("locks") or ()),
                 )
             )
             previous = step["id"]
@@ -199,6 +200,7 @@ class Compiler:
             nodes=self._nodes("steps"),
             finally_nodes=self._nodes("finally"),
             outputs=dict(data.get("outputs") or {}),
+            locks=tuple(data.get("locks") or ()),
         )
         return dataclasses.replace(plan, plan_hash=compute_hash(plan.to_dict()))
 

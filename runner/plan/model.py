@@ -185,6 +185,7 @@ class Node:
     child: Plan | None = None  # a `runbook` step's compiled child runbook
     capabilities: Capabilities = field(default_factory=Capabilities)
     secrets: tuple[Position, ...] = ()  # positions in `with` that name a secret
+    locks: tuple[str, ...] = ()  # lock key templates the step holds while it runs
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Node:
@@ -209,6 +210,7 @@ class Node:
             child=_optional(Plan.from_dict, data.get("child")),
             capabilities=capabilities,
             secrets=_secrets(data, capabilities),
+            locks=tuple(str(k) for k in data.get("locks") or ()),
         )
 
 
@@ -264,6 +266,7 @@ class Plan:
     outputs: dict[str, Any]
     version: int = PLAN_VERSION
     plan_hash: str = field(default="")
+    locks: tuple[str, ...] = ()  # lock key templates the run holds from start to end
 
     def to_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = _jsonable(self)
@@ -287,6 +290,7 @@ class Plan:
             outputs=dict(data.get("outputs") or {}),
             version=int(data.get("version", PLAN_VERSION)),
             plan_hash=data.get("plan_hash", ""),
+            locks=tuple(str(k) for k in data.get("locks") or ()),
         )
 
     def declarations(self) -> dict[str, dict[str, Any]]:
@@ -312,12 +316,19 @@ def to_json(value: Any) -> Any:
     return _jsonable(value)
 
 
+# Fields left out of a plan's JSON while empty: plans that do not use them keep the
+# plan hash they had before the fields existed.
+_OMITTED_WHEN_EMPTY = frozenset(("locks",))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Capabilities):
         return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name.rstrip("_"): _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
+            f.name.rstrip("_"): _jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) or f.name not in _OMITTED_WHEN_EMPTY
         }
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

@@ -15,6 +15,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from runner.contract import lock_workflow_id
 from runner.engine.interpreter import RunbookWorkflow
 from runner.worker import WORKFLOWS, sandboxed_runner, workflow_runner
 from tests.helpers.runs import decoded_history
@@ -50,7 +51,7 @@ def test_new_runs_carry_the_markers_and_old_ones_do_not():
     """Runs started now record the qlrf-engine-2 and qlrf-live-picture patch markers; the
     older histories, which replay as they ran, lack the markers of what came after."""
     for path in HISTORIES:
-        if ".batch-" in path.name:
+        if ".batch-" in path.name or ".qlrf-lock." in path.name:
             continue
         text = decoded_history(path.read_text())
         engine_2 = not any(tag in path.name for tag in BEFORE_ENGINE_2)
@@ -68,10 +69,12 @@ def test_runs_of_the_last_release_are_kept():
 
 def workflow_id_of(path: Path) -> str:
     """The recorders name a run NAME[.VERSION], a fan-out batch of it
-    NAME[.VERSION].batch-STEP-WAVE-N, and a redrive NAME.rN; the workflow id is NAME,
-    NAME.STEP.WAVE.N or NAME.rN."""
+    NAME[.VERSION].batch-STEP-WAVE-N, a redrive NAME.rN and a lock KEY.qlrf-lock; the
+    workflow id is NAME, NAME.STEP.WAVE.N, NAME.rN or qlrf-lock:KEY."""
     parts = path.name.removesuffix(".history.json").split(".")
     name, batch = parts[0], parts[-1]
+    if batch == "qlrf-lock":
+        return lock_workflow_id(name)  # KEY.qlrf-lock: the lock's own workflow
     if batch.startswith("batch-"):
         return f"{name}.{batch.removeprefix('batch-').replace('-', '.')}"
     redrives = [p for p in parts[1:] if re.fullmatch(r"r\d+", p)]
@@ -121,3 +124,14 @@ def test_replay_detects_a_history_that_does_not_match():
     replayer = Replayer(workflows=[RunbookWorkflow], workflow_runner=workflow_runner())
     result = asyncio.run(replayer.replay_workflow(history, raise_on_replay_failure=False))
     assert result.replay_failure is not None
+
+
+def test_runs_sharing_a_lock_are_recorded():
+    """record_locks.py: a run holding a lock, a run whose step waited for it, and the lock.
+    The step's run was told whom it waited for, then granted the key, and gave it back."""
+    step = decoded_history((HERE / "locked-step.locks.history.json").read_text())
+    assert "lock_request" in step and '"status":"waiting"' in step.replace(" ", "")
+    assert '"status":"granted"' in step.replace(" ", "")
+    lock = decoded_history((HERE / "golden.qlrf-lock.history.json").read_text())
+    assert lock.count("lock_watch") >= 2 and "locked-run" in lock and "locked-step" in lock
+    assert workflow_id_of(HERE / "golden.qlrf-lock.history.json") == "qlrf-lock:golden"

@@ -205,3 +205,33 @@ def test_a_run_waiting_for_the_store_says_so_once_it_lasts():
     assert "waits for the run store to record its last 4 events" in notice.text
     assert "QLRF_DATABASE_URL" in notice.text
     assert differ.feed(waiting, now=T0 + timedelta(seconds=30)) == []
+
+
+def hold(status: str, holder: str | None = None, step_id: str | None = None) -> dict:
+    return {
+        "key": "db:prod-1",
+        "step": step_id,
+        "status": status,
+        "since": at(1),
+        "holder": {"run": holder, "step": None, "since": at(0)} if holder else None,
+        "position": 1 if status == "waiting" else None,
+    }
+
+
+def test_a_lock_wait_is_said_with_its_holder_and_again_when_the_holder_changes():
+    differ = Differ("r")
+    steps = {"work": step("pending")}
+    assert texts(differ.feed(snap(steps, locks=[hold("requesting")]))) == []
+    first = texts(differ.feed(snap(steps, locks=[hold("waiting", "run-a")])))
+    assert first == [f"run: waiting for lock db:prod-1 (held by run run-a since {at(0)})"]
+    assert texts(differ.feed(snap(steps, locks=[hold("waiting", "run-a")]))) == []
+    second = texts(differ.feed(snap(steps, locks=[hold("waiting", "run-b")])))
+    assert second == [f"run: waiting for lock db:prod-1 (held by run run-b since {at(0)})"]
+    assert texts(differ.feed(snap(steps, locks=[hold("held")]))) == ["run: took lock db:prod-1"]
+
+
+def test_a_step_waiting_for_its_lock_is_named_as_the_subject():
+    differ = Differ("r")
+    steps = {"work": step("waiting")}
+    said = texts(differ.feed(snap(steps, locks=[hold("waiting", "run-a", "work")])))
+    assert said == [f"work: waiting for lock db:prod-1 (held by run run-a since {at(0)})"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ _STATIC_KEYS = {
     "waves",
     "max_failures",
     "compensate",
+    "locks",  # checked on their own (checks/locks.py): inputs and run fields only
 }
 
 
@@ -55,6 +56,33 @@ def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
             stack.extend(((*p, k), x) for k, x in v.items())
         elif isinstance(v, list):
             stack.extend(((*p, i), x) for i, x in enumerate(v))
+
+
+def unknown_names(
+    doc: Document, path: Path, refs: templates.References, inputs: Iterable[str]
+) -> list[Diagnostic]:
+    """`inputs.X` not declared, and `run.X` that does not exist."""
+    declared = list(inputs)
+    found = [
+        doc.diag(
+            path,
+            "undeclared-input",
+            f"'inputs.{name}' is not declared{hint(name, declared)}; declare it under `inputs:`",
+        )
+        for name in refs.inputs
+        if name not in declared
+    ]
+    found += [
+        doc.diag(
+            path,
+            "unknown-name",
+            f"'run.{name}' does not exist{hint(name, templates.RUN_FIELDS)}; "
+            f"run has: {', '.join(templates.RUN_FIELDS)}",
+        )
+        for name in refs.run
+        if name not in templates.RUN_FIELDS
+    ]
+    return found
 
 
 class TemplateChecker:
@@ -168,29 +196,10 @@ class TemplateChecker:
                     f"data: {problem}",
                 )
             )
-        for name in refs.inputs:
-            self.used_inputs.add(name)
-            if name not in self.inputs:
-                self.out.append(
-                    d(
-                        path,
-                        "undeclared-input",
-                        f"'inputs.{name}' is not declared{hint(name, self.inputs)}; "
-                        "declare it under `inputs:`",
-                    )
-                )
+        self.used_inputs.update(refs.inputs)
+        self.out += unknown_names(self.doc, path, refs, self.inputs)
         for sid, field in refs.steps:
             self._step_ref(path, sid, field, scope)
-        for name in refs.run:
-            if name not in templates.RUN_FIELDS:
-                self.out.append(
-                    d(
-                        path,
-                        "unknown-name",
-                        f"'run.{name}' does not exist{hint(name, templates.RUN_FIELDS)}; "
-                        f"run has: {', '.join(templates.RUN_FIELDS)}",
-                    )
-                )
         if refs.secrets and not scope.secrets_allowed:
             self.out.append(
                 d(

@@ -72,20 +72,21 @@ def payload_size(value: Any) -> int:
 class RunInput:
     """The input of qlrf.Runbook."""
 
-    plan: dict[str, Any]  # Plan.to_dict()
-    inputs: dict[str, Any]
-    started_by: str
-    definition_sha256: str = ""
+    # Every field is typed Any so that whatever JSON a client of the plain Temporal API
+    # sends decodes, and the run refuses a malformed input itself (engine/admission.py)
+    # instead of failing its first workflow task for ever.
+    plan: Any  # Plan.to_dict()
+    inputs: Any  # {name: value}
+    started_by: Any  # str
+    definition_sha256: Any = ""
     # Members of the groups that gates name, resolved when the run starts.
-    groups: dict[str, list[str]] = field(default_factory=dict)
+    groups: Any = field(default_factory=dict)  # {group: [member]}
     # The run store: whether to record, and the definition as applied (for evidence).
-    record: bool = False
-    definition_file: str = ""
-    definition_text: str = ""
+    record: Any = False
+    definition_file: Any = ""
+    definition_text: Any = ""
     # A redrive (`qlrf-run redrive`): {"of": RUN, "steps": {step: output} kept from it,
-    # "items": {step: [item keys]} that succeeded in it}. None for a fresh run. Typed
-    # Any so that any JSON decodes and the run itself refuses a malformed one
-    # (engine/admission.py) instead of failing its first task forever.
+    # "items": {step: [item keys]} that succeeded in it}. None for a fresh run.
     redrive: Any = None
 
 

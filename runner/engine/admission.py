@@ -11,9 +11,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from runner.contract import RunInput
 from runner.errors import InputError
 from runner.plan import inputs as run_inputs
 from runner.plan.model import Plan
+
+
+def admitted_plan(request: RunInput) -> tuple[Plan | None, str | None]:
+    """The run's plan, or why its input cannot be run at all: a field of the wrong JSON
+    type, or a plan that does not read. Checked before anything else, so that such a
+    run fails at once (InvalidRunInput) instead of failing its first task for ever."""
+    texts = ("started_by", "definition_sha256", "definition_file", "definition_text")
+    for name in texts:
+        if not isinstance(getattr(request, name), str):
+            return None, f"the run's {name} is not text"
+    if not isinstance(request.record, bool):
+        return None, "the run's record is not true or false"
+    inputs = request.inputs
+    if not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs):
+        return None, "the run's inputs are not a mapping of names to values"
+    groups = request.groups
+    if not isinstance(groups, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(m, str) for m in v)
+        for k, v in groups.items()
+    ):
+        return None, "the run's groups are not a mapping of group names to member lists"
+    if not isinstance(request.plan, Mapping):
+        return None, "the run's plan is not a mapping"
+    try:
+        plan = Plan.from_dict(request.plan)
+    except Exception as exc:  # any shape error: a plan qlrf-run did not compile
+        return None, f"the run's plan does not read ({type(exc).__name__}: {exc})"[:500]
+    return plan, None
 
 
 def input_problem(plan: Plan, inputs: Mapping[str, Any]) -> str | None:

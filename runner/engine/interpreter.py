@@ -40,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
     from runner.engine.publish import Publisher
     from runner.engine.run_state import RunState
     from runner.engine.scheduler import Scheduler
-    from runner.plan.model import Plan
     from runner.times import iso
 
 # Runs started from this version on follow the trigger rules after a failure, skip
@@ -65,6 +64,7 @@ class RunbookWorkflow:
         self._outbox: Outbox | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._locks: RunLocks | None = None
+        self._malformed: str | None = None  # why the run's input could not be read
         self._waited_ms = 0  # how long the run waited for its locks (from its timeout)
 
     # -- queries ----------------------------------------------------------------------
@@ -81,6 +81,9 @@ class RunbookWorkflow:
             "temporal_run_id": info.run_id,
         }
         run, desk, dispatcher = self._run, self._desk, self._dispatcher
+        if self._malformed is not None:
+            error = {"type": "InvalidRunInput", "message": self._malformed, "step": None}
+            return {**ids, "status": "failed", "steps": {}, "gates": [], "error": error}
         if run is None or desk is None or dispatcher is None:
             return {**ids, "status": "running", "steps": {}, "gates": []}
         steps: dict[str, Any] = {}
@@ -121,9 +124,18 @@ class RunbookWorkflow:
 
     @workflow.run
     async def run(self, request: RunInput) -> Any:
+        admitted, malformed = admission.admitted_plan(request)
+        if admitted is None:
+            # Nothing can run, or be recorded, from an input that does not read.
+            self._malformed = malformed
+            raise ApplicationError(
+                f"{malformed}; start runs with qlrf-run apply, or send a RunInput as it does",
+                type="InvalidRunInput",
+                non_retryable=True,
+            )
+        plan = admitted
         legacy = not workflow.patched(ENGINE_V2)
         info = workflow.info()
-        plan = Plan.from_dict(request.plan)
         redrive_refused = admission.redrive_problem(plan, request.redrive)
         run = self._run = RunState(
             plan,

@@ -262,3 +262,63 @@ def test_a_malformed_redrive_sent_through_the_plain_api_is_refused(
     assert "redrive" in state["error"]["message"]
     assert all(s["status"] == "skipped" for s in state["steps"].values())
     assert not log.exists()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("inputs", ["a", "list"]),
+        ("inputs", {"1": 2, "nested": {"ok": True}, "x": None} | {"": 1}),
+        ("plan", {"not": "a plan"}),
+        ("plan", "text"),
+        ("started_by", 42),
+        ("groups", {"ops": "alice"}),
+        ("record", "yes"),
+        ("definition_text", ["x"]),
+    ],
+    ids=[
+        "inputs-list",
+        "inputs-ok",
+        "plan-junk",
+        "plan-text",
+        "started-by-number",
+        "groups-text",
+        "record-text",
+        "definition-list",
+    ],
+)
+def test_a_malformed_run_input_sent_through_the_plain_api_fails_at_once(
+    temporal_address, tmp_path, field, value
+):
+    """Any field of RunInput can be anything through the Temporal API: the run fails
+    at once with InvalidRunInput and the reason, and never hangs in its first task."""
+    from temporalio.client import Client, WorkflowFailureError
+
+    from runner.contract import WORKFLOW_TYPE, RunInput
+    from runner.pipeline import compile_file
+    from runner.worker import build_worker
+
+    path, log = _steps(tmp_path)
+    request = RunInput(compile_file(path).plan.to_dict(), {}, "mallory")
+    setattr(request, field, value)
+
+    async def go() -> tuple[str, dict]:
+        client = await Client.connect(temporal_address)
+        queue = f"forged-{uuid.uuid4().hex[:6]}"
+        async with build_worker(client, task_queue=queue):
+            handle = await client.start_workflow(WORKFLOW_TYPE, request, id=queue, task_queue=queue)
+            try:
+                await asyncio.wait_for(handle.result(), 60)
+                outcome = "succeeded"
+            except WorkflowFailureError as exc:
+                outcome = getattr(exc.cause, "type", "") or str(exc.cause)
+            return outcome, await handle.query("state")
+
+    outcome, state = asyncio.run(go())
+    if field == "inputs" and isinstance(value, dict):
+        # well formed (names are text): the run checks the values against the runbook
+        assert state["error"]["type"] == "InvalidInputs", state["error"]
+        return
+    assert outcome == "InvalidRunInput", outcome
+    assert state["status"] == "failed" and field.split("_")[0] in state["error"]["message"]
+    assert not log.exists()

@@ -17,7 +17,18 @@ from tests.helpers import yamlls
 from tests.helpers.cli import ROOT, qlrf
 
 SCHEMA = ROOT / "schemas" / "runbook.schema.json"
-BUILTINS = ["approval", "assert", "evidence", "http", "notify", "runbook", "shell", "sleep", "sql"]
+BUILTINS = [
+    "approval",
+    "assert",
+    "evidence",
+    "http",
+    "notify",
+    "runbook",
+    "shell",
+    "sleep",
+    "sql",
+    "ssh",
+]
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: editor\nsteps:\n  - id: a\n"
 
 pytestmark = pytest.mark.editor
@@ -30,7 +41,7 @@ def server_installed() -> None:
 
 
 def test_type_completion_offers_every_builtin_type(tmp_path):
-    """At `type: |`, the editor lists all nine built-in step types."""
+    """At `type: |`, the editor lists all ten built-in step types."""
     labels = yamlls.completions(SCHEMA, tmp_path / "doc.yaml", HEAD + "    type: <|>\n")
     assert labels == BUILTINS
 

@@ -12,12 +12,14 @@ from runner.steps.http import http
 from runner.steps.notify import notify
 from runner.steps.shell import shell
 from runner.steps.sql import sql
+from runner.steps.ssh import ssh
 
 BUILTIN: dict[str, Callable[..., Any]] = {
     "shell": shell,
     "http": http,
     "notify": notify,
     "sql": sql,
+    "ssh": ssh,
     "evidence": evidence,
 }
 

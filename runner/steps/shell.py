@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import activity
@@ -141,6 +142,25 @@ async def _spawn(
     return proc
 
 
+async def beating(
+    done: Awaitable[Any], deadline: float | None, progress: Callable[[], None]
+) -> bool:
+    """Wait for `done`, calling `progress` (a heartbeat) every HEARTBEAT_SECONDS; True
+    when the attempt's deadline (monotonic) came first. `done` is left running then."""
+    waiting = asyncio.ensure_future(done)
+    while True:
+        wait = HEARTBEAT_SECONDS
+        if deadline is not None:
+            wait = min(wait, max(deadline - time.monotonic(), 0.0))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), wait)
+            return False
+        except TimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                return True
+            progress()
+
+
 def _program(name: str, path: str, cwd: str | None) -> str | None:
     """The executable `name` stands for, as exec would find it; None when there is none."""
     if "/" in name:
@@ -191,21 +211,12 @@ async def shell(request: StepRequest) -> dict[str, Any]:
     assert proc.stdout is not None and proc.stderr is not None
     readers = asyncio.gather(capture(proc.stdout, out), capture(proc.stderr, err))
     deadline, grace = _deadline()
-    timed_out = False
     try:
-        while True:
-            wait = HEARTBEAT_SECONDS
-            if deadline is not None:
-                wait = min(wait, max(deadline - time.monotonic(), 0.0))
-            try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), wait)
-                break
-            except TimeoutError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    timed_out = True
-                    await _terminate(proc, grace)
-                    break
-                _progress(secrets, request, out, err)
+        timed_out = await beating(
+            proc.wait(), deadline, lambda: _progress(secrets, request, out, err)
+        )
+        if timed_out:
+            await _terminate(proc, grace)
         await readers
     except asyncio.CancelledError:
         await _terminate(proc)
@@ -225,13 +236,28 @@ async def shell(request: StepRequest) -> dict[str, Any]:
             stdout=stdout[-FAILED_OUTPUT:],
             stderr=stderr[-FAILED_OUTPUT:],
         )
+    return ended(secrets, params, code, bytes(out.data), stdout, stderr)
+
+
+def ended(
+    secrets: Resolver,
+    params: dict[str, Any],
+    code: int,
+    raw: bytes,
+    stdout: str,
+    stderr: str,
+    where: str = "",
+) -> dict[str, Any]:
+    """The result of a command that ran to its end (here or over ssh): CommandFailed on
+    a non-zero exit, or stdout that is not JSON with `parse: json`. `where` prefixes
+    the message (the host)."""
     if code != 0:
         last = stderr.strip().splitlines()[-5:] if stderr.strip() else []
         shown = "; ".join(last) or "(no stderr)"
         fail(
             secrets,
             "CommandFailed",
-            f"exit code {code}: {shown}",
+            f"{where}exit code {code}: {shown}",
             exit_code=code,
             stdout=stdout[-FAILED_OUTPUT:],
             stderr=stderr[-FAILED_OUTPUT:],
@@ -239,11 +265,11 @@ async def shell(request: StepRequest) -> dict[str, Any]:
     parsed = None
     if params.get("parse") == "json":
         try:
-            parsed = json.loads(bytes(out.data))
+            parsed = json.loads(raw)
         except ValueError as exc:
             fail(
                 secrets,
                 "CommandFailed",
-                f"stdout is not JSON ({exc}); set parse: text or fix the command's output",
+                f"{where}stdout is not JSON ({exc}); set parse: text or fix the command's output",
             )
     return result(secrets, {"exit_code": code, "stdout": stdout, "stderr": stderr, "json": parsed})

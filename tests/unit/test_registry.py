@@ -8,11 +8,22 @@ from runner.catalog.registry import Registry
 from runner.dsl.definitions import builtin_paths, default_registry, load_definition
 from runner.errors import DefinitionError, DuplicateStepType, UnknownStepType
 
-BUILTINS = {"shell", "http", "sleep", "assert", "approval", "notify", "sql", "runbook", "evidence"}
+BUILTINS = {
+    "shell",
+    "http",
+    "sleep",
+    "assert",
+    "approval",
+    "notify",
+    "sql",
+    "runbook",
+    "evidence",
+    "ssh",
+}
 
 
 def test_every_builtin_type_of_the_design_is_registered():
-    """The nine built-in types load from definitions/steps."""
+    """The ten built-in types load from definitions/steps."""
     assert set(default_registry().names()) == BUILTINS
 
 

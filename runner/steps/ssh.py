@@ -1,0 +1,393 @@
+"""The `ssh` activity: a command or a bash script on a remote host, over asyncssh.
+
+The rules of `shell` hold on the far side too:
+
+- Templated values never become code. A `script`'s `{{ }}` arrive as exported,
+  quoted variables ($QLRF_ARG_n), and each word of a `command` is quoted for the
+  remote shell; the step's `env:` and its metadata (QLRF_RUN, QLRF_STEP,
+  QLRF_ATTEMPT, QLRF_ITEM) are exported quoted as well.
+- Host keys are always checked, against a known_hosts file, a secret holding
+  known_hosts lines, or (`known_hosts: accept-new`, written explicitly) the first
+  key this worker saw for the host. An unknown or changed key fails with
+  HostKeyMismatch, which is not retried.
+- The private key is a secret, resolved here and masked in everything returned.
+- A cancel or the attempt's timeout closes the channel, and the remote process
+  group is killed: the remote side runs the step under a small guard that kills
+  the step's process group when its standard input closes, which is what closing
+  the channel (or losing the connection) does. No pty, no reliance on the server
+  accepting signal requests.
+- Connections are kept per host, port, user and key, and reused by later steps
+  and items, up to QLRF_SSH_MAX_CONNECTIONS (default 50) open at once; the least
+  recently used idle one is closed to make room. A connection that broke is
+  dropped and opened again before anything runs on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import os
+import shlex
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import asyncssh
+from temporalio import activity
+
+from runner import durations
+from runner.contract import StepRequest
+from runner.steps.common import fail, tail
+from runner.steps.output import Captured
+from runner.steps.secrets import Resolver
+from runner.steps.shell import FAILED_OUTPUT, _deadline, _progress, beating, ended
+
+DEFAULT_CONNECT_TIMEOUT = 15.0
+MAX_CONNECTIONS_VARIABLE = "QLRF_SSH_MAX_CONNECTIONS"
+DEFAULT_MAX_CONNECTIONS = 50
+ACCEPT_NEW = "accept-new"
+KILL_GRACE_SECONDS = 5
+
+# Runs the step in its own process group, and kills that group when the channel's
+# standard input closes: a cancel, a timeout or a lost connection. $1 is the step.
+# bash runs with --norc: Debian's bash reads bashrc when it sees SSH_CLIENT, even for
+# `bash -c`, and a bashrc written for people fails under `set -u`. The guard's own
+# stderr is closed once the step runs, so job-control notices never reach output.
+GUARD = f"""
+set -m
+exec 3<&0
+bash --norc --noprofile -euo pipefail -c "$1" </dev/null &
+step=$!
+exec 2>/dev/null
+{{ read -r _ <&3; kill -TERM -- "-$step"; sleep {KILL_GRACE_SECONDS}; kill -KILL -- "-$step"; }} &
+guard=$!
+exec 3<&-
+wait "$step"; code=$?
+kill "$guard"
+exit "$code"
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+    user: str
+    key: str  # the private key's text (a secret)
+    known_hosts: str | None  # a file, or ACCEPT_NEW
+    known_hosts_text: str | None  # known_hosts lines from a secret
+
+    @property
+    def name(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+class _Refused(Exception):
+    """Why a host key was refused (raised inside asyncssh's validation)."""
+
+
+# accept-new: the first key this worker saw for each host, by "[host]:port".
+_FIRST_SEEN: dict[str, bytes] = {}
+
+
+class _FirstKeyClient(asyncssh.SSHClient):
+    """Trusts a host's first key, and refuses a different one afterwards."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        seen = _FIRST_SEEN.setdefault(self.where, key.public_data)
+        return seen == key.public_data
+
+
+class Pool:
+    """Open connections by target, least recently used first; at most `limit` open."""
+
+    def __init__(self) -> None:
+        self.connections: OrderedDict[Target, asyncssh.SSHClientConnection] = OrderedDict()
+        self.busy: dict[Target, int] = {}
+        self.lock = asyncio.Lock()
+
+    @property
+    def limit(self) -> int:
+        try:
+            return max(1, int(os.environ.get(MAX_CONNECTIONS_VARIABLE, DEFAULT_MAX_CONNECTIONS)))
+        except ValueError:
+            return DEFAULT_MAX_CONNECTIONS
+
+    async def get(self, target: Target, timeout: float) -> asyncssh.SSHClientConnection:
+        async with self.lock:
+            found = self.connections.get(target)
+            if found is not None and not _broken(found):
+                self.connections.move_to_end(target)
+                self.busy[target] = self.busy.get(target, 0) + 1
+                return found
+            if found is not None:
+                self._drop(target)
+            self._make_room()
+        conn = await _connect(target, timeout)
+        async with self.lock:
+            old = self.connections.get(target)
+            if old is not None and not _broken(old):
+                conn.close()  # another attempt connected meanwhile: share its connection
+                conn = old
+            else:
+                self.connections[target] = conn
+            self.busy[target] = self.busy.get(target, 0) + 1
+        return conn
+
+    def done(self, target: Target, *, broken: bool = False) -> None:
+        self.busy[target] = max(0, self.busy.get(target, 1) - 1)
+        if broken:
+            self._drop(target)
+
+    def _drop(self, target: Target) -> None:
+        conn = self.connections.pop(target, None)
+        if conn is not None:
+            conn.close()
+
+    def _make_room(self) -> None:
+        while len(self.connections) >= self.limit:
+            idle = next((t for t in self.connections if not self.busy.get(t)), None)
+            if idle is None:
+                return  # every one is in use: go over the cap rather than wait
+            self._drop(idle)
+
+
+# Connections belong to the event loop that opened them: one pool per loop.
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
+
+
+def _pool() -> Pool:
+    loop = asyncio.get_running_loop()
+    found = _POOLS.get(loop)
+    if found is None:
+        found = _POOLS[loop] = Pool()
+    return found
+
+
+def _broken(conn: asyncssh.SSHClientConnection) -> bool:
+    return conn.is_closed()
+
+
+async def _connect(target: Target, timeout: float) -> asyncssh.SSHClientConnection:
+    options = {
+        "host": target.host,
+        "port": target.port,
+        "username": target.user,
+        "client_keys": [asyncssh.import_private_key(target.key)],
+        "agent_path": None,  # only the step's own key: never the worker's agent
+        "config": [],  # and never the worker's ~/.ssh/config
+        "connect_timeout": timeout,
+        "keepalive_interval": 15,
+        "keepalive_count_max": 3,
+    }
+    client_factory = None
+    if target.known_hosts == ACCEPT_NEW:
+        where = f"[{target.host}]:{target.port}"
+        # No key known: asyncssh asks the client, which trusts the first it sees.
+        options["known_hosts"] = asyncssh.import_known_hosts("")
+        client_factory = lambda: _FirstKeyClient(where)  # noqa: E731 - asyncssh wants a factory
+    elif target.known_hosts_text is not None:
+        options["known_hosts"] = asyncssh.import_known_hosts(target.known_hosts_text)
+    else:
+        options["known_hosts"] = target.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+    return await asyncssh.connect(client_factory=client_factory, **options)
+
+
+def _private_key(secrets: Resolver, name: str) -> str:
+    value = secrets.lookup(name)
+    if "-----BEGIN" in value:
+        return value
+    # A secrets file holds one line per secret: the key may come base64-encoded.
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    if "-----BEGIN" not in decoded:
+        fail(
+            secrets,
+            "SSHAuthError",
+            f"secret {name} does not hold a private key (OpenSSH or PEM text, or its base64)",
+        )
+    secrets.values.add(decoded)  # masked like the secret itself
+    return decoded
+
+
+def _target(secrets: Resolver, params: dict[str, Any]) -> Target:
+    port = params.get("port", 22)
+    try:
+        port = int(port)
+        if not 0 < port < 65536:
+            raise ValueError
+    except (TypeError, ValueError):
+        fail(secrets, "SSHConnectionError", f"port {port!r} is not a TCP port")
+    user = str(params.get("user") or os.environ.get("USER") or "root")
+    key = _private_key(secrets, str(params["key_secret"]))
+    known_text = None
+    if params.get("known_hosts_secret"):
+        known_text = secrets.lookup(str(params["known_hosts_secret"]))
+    known = params.get("known_hosts")
+    if known is not None and known != ACCEPT_NEW and not os.path.isfile(str(known)):
+        fail(
+            secrets,
+            "HostKeyMismatch",
+            f"known_hosts file {known} does not exist on this worker; give the file that holds "
+            f"{params['host']}'s key, or known_hosts: {ACCEPT_NEW}",
+        )
+    return Target(str(params["host"]), port, user, key, known, known_text)
+
+
+def remote_command(request: StepRequest, params: dict[str, Any], script_env: dict[str, str]) -> str:
+    """The command line sent to the host: the guard, and the step as its quoted argument."""
+    attempt = activity.info().attempt
+    env = {str(k): str(v) for k, v in (params.get("env") or {}).items()}
+    env.update(script_env)
+    env.update({"QLRF_RUN": request.run_id, "QLRF_STEP": request.step})
+    env["QLRF_ATTEMPT"] = str(attempt)
+    if request.item is not None:
+        env["QLRF_ITEM"] = request.item
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    if "command" in params:
+        body = "exec " + " ".join(shlex.quote(str(word)) for word in params["command"])
+    else:
+        body = str(params["script"])
+    step = exports + body
+    return f"bash --norc --noprofile -c {shlex.quote(GUARD)} qlrf-ssh {shlex.quote(step)}"
+
+
+def _connect_timeout(secrets: Resolver, params: dict[str, Any]) -> float:
+    text = params.get("connect_timeout")
+    if text is None:
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        return durations.parse_ms(str(text)) / 1000
+    except ValueError as exc:
+        fail(secrets, "SSHConnectionError", f"connect_timeout: {exc}")
+
+
+async def _open(secrets: Resolver, target: Target, timeout: float) -> asyncssh.SSHClientConnection:
+    try:
+        return await _pool().get(target, timeout)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        fail(
+            secrets,
+            "HostKeyMismatch",
+            f"{target.name}: the host's key is not the one known for it ({exc.reason}); "
+            "if the host was rebuilt, replace its line in known_hosts",
+        )
+    except asyncssh.PermissionDenied:
+        fail(
+            secrets,
+            "SSHAuthError",
+            f"{target.name}: the host refused the key (permission denied); add its public "
+            "key to the user's authorized_keys",
+        )
+    except (OSError, TimeoutError, asyncssh.Error) as exc:
+        fail(secrets, "SSHConnectionError", f"{target.name}: cannot connect: {_reason(exc)}")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, asyncssh.Error):
+        return exc.reason or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+async def _pump(stream: Any, sink: Captured) -> None:
+    while chunk := await stream.read(65536):
+        sink.add(chunk)
+
+
+@activity.defn(name="ssh")
+async def ssh(request: StepRequest) -> dict[str, Any]:
+    secrets = Resolver()
+    params, script_env = secrets.request(request)
+    target = _target(secrets, params)
+    timeout = _connect_timeout(secrets, params)
+    command = remote_command(request, params, script_env)
+    conn = await _open(secrets, target, timeout)
+    broken = False
+    try:
+        try:
+            process = await conn.create_process(command, encoding=None)
+        except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError):
+            # The kept connection broke since its last use: open a new one, once.
+            _pool().done(target, broken=True)
+            conn = await _open(secrets, target, timeout)
+            try:
+                process = await conn.create_process(command, encoding=None)
+            except (asyncssh.Error, OSError) as exc:
+                broken = True
+                fail(secrets, "SSHConnectionError", f"{target.name}: {_reason(exc)}")
+        outcome = await _run(secrets, request, target, process)
+        if outcome.get("lost"):
+            broken = True
+    finally:
+        _pool().done(target, broken=broken)
+    return _finish(secrets, params, target, outcome)
+
+
+async def _run(
+    secrets: Resolver, request: StepRequest, target: Target, process: Any
+) -> dict[str, Any]:
+    out, err = Captured(), Captured()
+    readers = asyncio.gather(_pump(process.stdout, out), _pump(process.stderr, err))
+    deadline, _ = _deadline()
+    try:
+        timed_out = await beating(
+            process.wait_closed(), deadline, lambda: _progress(secrets, request, out, err)
+        )
+    except asyncio.CancelledError:
+        process.close()  # the guard on the host kills the step's process group
+        readers.cancel()
+        raise
+    if timed_out:
+        process.close()
+        readers.cancel()
+    else:
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await readers
+    status = process.exit_status
+    return {
+        "timed_out": timed_out,
+        "exit_code": status,
+        "lost": status is None and not timed_out,
+        "signal": process.exit_signal,
+        "stdout": tail(bytes(out.data)),
+        "stderr": tail(bytes(err.data)),
+        "raw": bytes(out.data),
+    }
+
+
+def _finish(
+    secrets: Resolver, params: dict[str, Any], target: Target, outcome: dict[str, Any]
+) -> dict[str, Any]:
+    stdout, stderr = outcome["stdout"], outcome["stderr"]
+    if outcome["timed_out"]:
+        limit = activity.info().start_to_close_timeout
+        fail(
+            secrets,
+            "CommandTimedOut",
+            f"{target.name}: the command ran out of its {limit} start_to_close timeout and "
+            "was stopped",
+            stdout=stdout[-FAILED_OUTPUT:],
+            stderr=stderr[-FAILED_OUTPUT:],
+        )
+    if outcome["lost"]:
+        fail(
+            secrets,
+            "SSHConnectionError",
+            f"{target.name}: the connection was lost before the command ended",
+            stdout=stdout[-FAILED_OUTPUT:],
+            stderr=stderr[-FAILED_OUTPUT:],
+        )
+    code = int(outcome["exit_code"])
+    return ended(secrets, params, code, outcome["raw"], stdout, stderr, f"{target.name}: ")

@@ -15,11 +15,13 @@ WARNING = "tests/cases/warnings/unused-input.yaml"
 
 def test_validate_exit_codes():
     """0 for valid files, 1 when any file is invalid, 2 for a missing file or bad option."""
-    assert qlrf("validate", "examples/drill.yaml").returncode == 0
-    assert qlrf("validate", "examples/drill.yaml", INVALID).returncode == 1
+    assert qlrf("validate", "tests/runbooks/payments-dr-drill.yaml").returncode == 0
+    assert qlrf("validate", "tests/runbooks/payments-dr-drill.yaml", INVALID).returncode == 1
     missing = qlrf("validate", "no/such/file.yaml")
     assert missing.returncode == 2 and "no such file" in missing.stderr
-    assert qlrf("validate", "--format", "xml", "examples/drill.yaml").returncode == 2
+    assert (
+        qlrf("validate", "--format", "xml", "tests/runbooks/payments-dr-drill.yaml").returncode == 2
+    )
     assert qlrf("validate").returncode == 2
 
 
@@ -49,7 +51,7 @@ def test_validate_text_format_is_file_line_col_code_path_message():
 
 def test_validate_json_format_is_the_documented_shape():
     """files[].{file, valid, diagnostics[].{severity, code, line, column, path, message}}."""
-    result = qlrf("validate", "--format", "json", "examples/drill.yaml", INVALID)
+    result = qlrf("validate", "--format", "json", "tests/runbooks/payments-dr-drill.yaml", INVALID)
     data = json.loads(result.stdout)
     assert [f["valid"] for f in data["files"]] == [True, False]
     diag = data["files"][1]["diagnostics"][0]
@@ -90,14 +92,16 @@ def test_no_input_file_produces_a_traceback(tmp_path, content):
 
 def test_plan_input_errors_are_usage_errors():
     """A wrong --input value exits 2 with advice; a good one is shown in the plan."""
-    bad = qlrf("plan", "examples/drill.yaml", "--input", "rto_target_seconds=soon")
+    bad = qlrf(
+        "plan", "tests/runbooks/payments-dr-drill.yaml", "--input", "rto_target_seconds=soon"
+    )
     assert bad.returncode == 2
     assert "is not an integer; e.g. --input rto_target_seconds=5" in bad.stderr
-    unknown = qlrf("plan", "examples/drill.yaml", "--input", "regoin=eu-west-1")
+    unknown = qlrf("plan", "tests/runbooks/payments-dr-drill.yaml", "--input", "regoin=eu-west-1")
     assert unknown.returncode == 2 and "did you mean 'region'" in unknown.stderr
-    enum = qlrf("plan", "examples/drill.yaml", "--input", "region=mars")
+    enum = qlrf("plan", "tests/runbooks/payments-dr-drill.yaml", "--input", "region=mars")
     assert enum.returncode == 2 and "is not one of" in enum.stderr
-    good = qlrf("plan", "examples/drill.yaml", "--input", "region=eu-west-1")
+    good = qlrf("plan", "tests/runbooks/payments-dr-drill.yaml", "--input", "region=eu-west-1")
     assert good.returncode == 0 and 'region="eu-west-1"' in good.stdout
 
 
@@ -107,7 +111,7 @@ def test_plan_reads_an_inputs_file(tmp_path):
     inputs.write_text("region: eu-west-1\nrto_target_seconds: 60\n")
     result = qlrf(
         "plan",
-        "examples/drill.yaml",
+        "tests/runbooks/payments-dr-drill.yaml",
         "--inputs-file",
         str(inputs),
         "--input",
@@ -180,7 +184,7 @@ def test_validate_does_not_import_temporal_or_asyncpg():
         "import sys\n"
         "from runner.cli.app import app\n"
         "try:\n"
-        "    app(['validate', 'examples/drill.yaml'], standalone_mode=False)\n"
+        "    app(['validate', 'tests/runbooks/payments-dr-drill.yaml'], standalone_mode=False)\n"
         "except SystemExit:\n"
         "    pass\n"
         "print(sorted(m for m in sys.modules\n"
@@ -270,10 +274,10 @@ def test_every_command_has_an_example_in_its_help(command):
         (["pending"], "text|json"),
         (["history", "RUN"], "text|json"),
         (["logs", "RUN"], "text|json"),
-        (["apply", "examples/drill.yaml"], "text|json"),
+        (["apply", "tests/runbooks/payments-dr-drill.yaml"], "text|json"),
         (["evidence", "RUN"], "json|md"),
-        (["plan", "examples/drill.yaml"], "text|json|mermaid"),
-        (["validate", "examples/drill.yaml"], "text|json|github"),
+        (["plan", "tests/runbooks/payments-dr-drill.yaml"], "text|json|mermaid"),
+        (["validate", "tests/runbooks/payments-dr-drill.yaml"], "text|json|github"),
     ],
 )
 def test_every_format_lists_and_checks_its_choices(args, choices):

@@ -8,13 +8,17 @@ from runner.cli.render_plan import layers, render_mermaid
 from runner.pipeline import compile_file
 from tests.helpers.cli import ROOT, qlrf
 
-DRILL = ROOT / "examples" / "drill.yaml"
+DRILL = ROOT / "tests" / "runbooks" / "payments-dr-drill.yaml"
 
 
 def test_same_file_and_inputs_give_byte_identical_json_across_processes():
     """Two separate processes print the same bytes and the same plan_hash."""
-    first = qlrf("plan", "examples/drill.yaml", "--input", "region=eu-west-1", "-f", "json")
-    second = qlrf("plan", "examples/drill.yaml", "--input", "region=eu-west-1", "-f", "json")
+    first = qlrf(
+        "plan", "tests/runbooks/payments-dr-drill.yaml", "--input", "region=eu-west-1", "-f", "json"
+    )
+    second = qlrf(
+        "plan", "tests/runbooks/payments-dr-drill.yaml", "--input", "region=eu-west-1", "-f", "json"
+    )
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     plan = json.loads(first.stdout)
@@ -77,7 +81,7 @@ def test_mermaid_shows_every_edge():
 
 def test_plan_text_shows_layers_and_effective_policies():
     """The text plan lists layers with type, needs, when, retry and timeouts."""
-    result = qlrf("plan", "examples/drill.yaml")
+    result = qlrf("plan", "tests/runbooks/payments-dr-drill.yaml")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "layer 3" in out and "check-app  [shell, activity]" in out

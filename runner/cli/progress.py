@@ -13,6 +13,7 @@ from rich.text import Text
 
 from runner.cli.console import STYLES
 from runner.cli.events import Event, error_text, lock_text, short
+from runner.plan.waves import item_key
 from runner.times import between, human_duration, human_until, parse
 
 STEP_WIDTH = 22
@@ -167,9 +168,9 @@ def failed_items(state: dict[str, Any]) -> list[tuple[str, str, str]]:
         if isinstance(items, list):
             for entry in items:
                 if isinstance(entry, dict) and entry.get("status") == "failed":
-                    found.append(
-                        (sid, short(entry.get("item"), 80), error_text(entry.get("error")))
-                    )
+                    # An inventory's host by its name, as progress and `skip` name it.
+                    name = item_key(entry.get("item"), named=True)
+                    found.append((sid, short(name, 80), error_text(entry.get("error"))))
         elif (step.get("fanout") or {}).get("failed_items"):
             for entry in step["fanout"]["failed_items"]:
                 found.append((sid, str(entry.get("item")), error_text(entry.get("error"))))

@@ -110,12 +110,12 @@ async def printed(
 
 
 async def _item(client: Client, step: dict[str, Any], item: str) -> Printed:
-    from runner.plan.waves import item_key
+    from runner.plan.waves import item_names
 
     output = step.get("output")
     if isinstance(output, dict):
         for entry in output.get("items") or []:
-            if isinstance(entry, dict) and item_key(entry.get("item")) == item:
+            if isinstance(entry, dict) and item in item_names(entry.get("item")):
                 return Printed(
                     entry.get("status", "unknown"),
                     None,

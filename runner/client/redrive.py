@@ -27,7 +27,7 @@ from runner.client.state import closed_status
 from runner.contract import FINAL_MEMO, RunInput
 from runner.errors import QlrfError, UsageError
 from runner.plan.model import Plan
-from runner.plan.waves import OUTPUT_ITEMS, item_key
+from runner.plan.waves import OUTPUT_ITEMS, item_names
 
 REDRIVABLE = ("failed", "cancelled", "timed_out", "terminated")
 MAX_REDRIVES = 1000
@@ -109,9 +109,14 @@ async def from_temporal(client: Client, run: str) -> Original | None:
             if len(listed) < output.get("succeeded", 0) + output.get("failed", 0):
                 found.unnamed_items.append(sid)
                 continue
-            found.items[sid] = [
-                item_key(i["item"]) for i in listed if i.get("status") == "succeeded"
-            ]
+            found.items[sid] = sorted(
+                {
+                    name
+                    for i in listed
+                    if i.get("status") == "succeeded"
+                    for name in item_names(i["item"])
+                }
+            )
     return found
 
 

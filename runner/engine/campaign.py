@@ -63,6 +63,8 @@ class CampaignHost(Protocol):
 
 
 FAILED_ITEMS_SHOWN = 20
+# Runs from this version on name mapping items by their `name` (waves.item_key).
+ITEM_NAMES = "qlrf-item-names"
 
 
 class Campaign:
@@ -165,9 +167,12 @@ class Campaign:
         done = self.host.kept_items(node.id)
         if done:
             # A redrive: only the items that did not succeed run, in waves of their own.
-            items = [item for item in items if waves.item_key(item) not in done]
+            items = [item for item in items if not waves.item_names(item) & done]
+        # Hosts of an inventory ({"name": "web-1", "address": ...}) go by their names in
+        # progress, errors, `skip` and the store; runs started before, by their JSON.
+        named = waves.names_items(items) and workflow.patched(ITEM_NAMES)
         self.items = items
-        self.keys = [waves.item_key(item) for item in items]
+        self.keys = [waves.item_key(item, named=named) for item in items]
         specs = self.fan.waves
         bounds = waves.bounds(len(items), specs)
         for b in bounds:

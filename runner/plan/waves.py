@@ -141,11 +141,39 @@ def wave_budget(
     return budget(size, Amount(step_count, step_percent))
 
 
-def item_key(item: Any) -> str:
-    """How an item is named in progress, errors, the run store and `qlrf-run skip`."""
+def item_key(item: Any, *, named: bool = False) -> str:
+    """How an item is named in progress, errors, the run store and `qlrf-run skip`.
+
+    Text is its own name. With `named`, a mapping with a text `name` (a host of an
+    inventory) is named by it; anything else by its compact, sorted JSON."""
     if isinstance(item, str):
         return item
+    if named:
+        name = given_name(item)
+        if name is not None:
+            return name
     return json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def given_name(item: Any) -> str | None:
+    """The `name` of a mapping item, when it has one that is text."""
+    if isinstance(item, dict):
+        name = item.get("name")
+        if isinstance(name, str) and name:
+            return name
+    return None
+
+
+def item_names(item: Any) -> set[str]:
+    """Every name an item may have been recorded under, by this version or earlier ones."""
+    return {item_key(item), item_key(item, named=True)}
+
+
+def names_items(items: list[Any]) -> bool:
+    """Whether the items can be named by their `name`: mappings, each with its own."""
+    names = [given_name(item) for item in items]
+    found = [n for n in names if n is not None]
+    return bool(found) and len(found) == len(items) and len(set(found)) == len(found)
 
 
 def batches(

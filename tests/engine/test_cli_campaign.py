@@ -9,8 +9,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from runner.local import testhosts
 from tests.helpers.cli import ROOT, qlrf
 
 
@@ -24,7 +28,16 @@ def _poll(check, what: str, seconds: float = 60.0):
     raise AssertionError(f"never happened: {what}")
 
 
-def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, tmp_path):
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Path]:
+    """Twenty real sshd hosts on 127.0.0.1 (runner/local/testhosts.py)."""
+    folder = tmp_path / "fleet"
+    testhosts.start(folder, 20)
+    yield folder
+    testhosts.stop(folder)
+
+
+def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, fleet):
     env = {**os.environ, "QLRF_TEMPORAL_ADDRESS": temporal_address, "QLRF_USER": "alice"}
     rid = f"patch-{uuid.uuid4().hex[:8]}"
     apply = subprocess.Popen(
@@ -34,9 +47,15 @@ def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, tmp
             "examples/patch-campaign.yaml",
             "--run-id",
             rid,
+            "-i",
+            f"hosts=@{fleet / 'inventory.json'}",
+            "-i",
+            f"known_hosts={fleet / 'known_hosts'}",
+            "-i",
+            "broken_host=host-2",
         ],
         cwd=ROOT,
-        env={**env, "TMPDIR": str(tmp_path), "QLRF_STEP_ENV_ALLOW": "TMPDIR"},
+        env={**env, "QLRF_SECRETS_FILE": str(fleet / "secrets")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -48,10 +67,10 @@ def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, tmp
             return [r for r in rows if r["run_id"] == rid]
 
         [row] = _poll(staged_gate, "the staged wave's gate is pending")
-        assert row["gate"] == "patch/staged" and "items 2-5 of 50" in row["message"]
+        assert row["gate"] == "patch/staged" and "items 2-2 of 20" in row["message"]
 
         status = qlrf("status", rid, env=env).stdout
-        assert "50 items, 10 at once" in status
+        assert "20 items, 10 at once" in status
         assert "wave canary" in status and "1/1 done, 0 failed" in status
         assert "waiting for gate patch/staged" in status
 
@@ -65,7 +84,7 @@ def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, tmp
         assert set_.returncode == 0 and "now runs 5 items at once" in set_.stdout
         too_many = qlrf("set", rid, "patch", "--concurrency", "50", env=env)
         assert too_many.returncode == 1 and "over this run's limit of 20" in too_many.stderr
-        assert qlrf("skip", rid, "patch", "host-50", env=env).returncode == 0
+        assert qlrf("skip", rid, "patch", "host-20", env=env).returncode == 0
         unknown = qlrf("skip", rid, "patch", "host-99", env=env)
         assert unknown.returncode == 1 and "no item 'host-99'" in unknown.stderr
 
@@ -75,7 +94,7 @@ def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, tmp
     finally:
         if apply.poll() is None:
             apply.kill()
-    # host-03 is in the staged wave, whose 5% of 4 items tolerates no failure.
+    # host-2 is in the staged wave, whose 5% of 1 item tolerates no failure.
     assert apply.returncode == 1, out + errors
     lines = out.splitlines()
     waits = [i for i, line in enumerate(lines) if "gate patch/staged" in line and "waits" in line]
@@ -86,28 +105,28 @@ def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, tmp
     assert decided and "approved by alice: canary is fine" in lines[decided[0]]
     assert "paused by alice (change freeze check)" in out and "resumed by alice" in out
     # The item that failed is named with its reason, before the wave and the step end.
-    item = next(i for i, line in enumerate(lines) if "patch [host-03]" in line)
+    item = next(i for i, line in enumerate(lines) if "patch [host-2]" in line)
     assert "the package database is locked" in lines[item]
     wave = next(
         i for i, line in enumerate(lines) if "patch/staged" in line and "wave failed" in line
     )
     step = next(i for i, line in enumerate(lines) if "  patch " in line and "FAILED" in line)
     assert waits[0] < decided[0] < item < wave < step
-    assert "1 item(s) failed:" in out and "patch [host-03]: CommandFailed" in out
+    assert "1 item(s) failed:" in out and "patch [host-2]: CommandFailed" in out
     assert "FailureBudgetExceeded: wave 'staged' had 1 failed item, over its budget of 0" in out
-    assert "host-03; the campaign stopped before wave 'fleet'" in out
+    assert "host-2; the campaign stopped before wave 'fleet'" in out
     assert "Traceback" not in out + errors
 
     state = json.loads(qlrf("status", rid, "--format", "json", env=env).stdout)
     waves = state["steps"]["patch"]["output"]["waves"]
     assert [(w["name"], w["size"], w["status"]) for w in waves] == [
         ("canary", 1, "succeeded"),
-        ("staged", 4, "failed"),
-        ("fleet", 45, "not_started"),
+        ("staged", 1, "failed"),
+        ("fleet", 18, "not_started"),
     ]
     assert state["steps"]["report"]["status"] == "succeeded"  # trigger_rule: always
     assert [c["action"] for c in state["controls"]] == ["pause", "resume", "concurrency", "skip"]
 
     history = qlrf("history", rid, env=env).stdout
-    assert "step_failed      patch [host-03] attempt 2" in history
+    assert "step_failed      patch [host-2] attempt 2" in history
     assert "wave_finished" in history and "concurrency_set" in history

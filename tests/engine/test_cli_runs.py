@@ -35,7 +35,7 @@ def _poll(check, seconds: float = 30.0):
 def test_apply_status_history_and_list(cluster):
     """apply follows the run to the end; status, history and list then describe it."""
     rid = f"drill-{uuid.uuid4().hex[:8]}"
-    applied = qlrf("apply", "examples/drill.yaml", "--run-id", rid, env=cluster)
+    applied = qlrf("apply", "tests/runbooks/payments-dr-drill.yaml", "--run-id", rid, env=cluster)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert f"started run {rid}" in applied.stdout
     lines = applied.stdout.splitlines()
@@ -179,7 +179,9 @@ def test_embedded_default_is_shared_persistent_and_recovers(tmp_path):
         )
 
     try:
-        applied = cli("apply", "examples/drill.yaml", "--run-id", "embedded-drill")
+        applied = cli(
+            "apply", "tests/runbooks/payments-dr-drill.yaml", "--run-id", "embedded-drill"
+        )
         assert applied.returncode == 0, applied.stdout + applied.stderr
         state_dir = tmp_path / "state" / "qlrf-run"
         first = json.loads((state_dir / "temporal.json").read_text())

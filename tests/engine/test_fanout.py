@@ -19,7 +19,6 @@ from temporalio.client import Client
 
 from runner.client import runs as runs
 from runner.client import state as client_state
-from tests.helpers.cli import ROOT
 from tests.helpers.gates import wait_for_gate
 from tests.helpers.runs import run_runbook, write_runbook
 
@@ -630,26 +629,6 @@ finally:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-
-
-def test_drift_remediation_example_restores_only_the_drifted_hosts(
-    temporal_address, tmp_path, monkeypatch
-):
-    """examples/drift-remediation.yaml: detect over the fleet, remediate what drifted."""
-
-    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where its fleet of directories goes
-    monkeypatch.setenv("QLRF_STEP_ENV_ALLOW", "TMPDIR")  # which the worker passes to steps
-    example = ROOT / "examples" / "drift-remediation.yaml"
-    outcome = asyncio.run(
-        run_runbook(temporal_address, example, ['drifted=["host-02", "host-09"]'])
-    )
-    assert outcome.state["status"] == "succeeded", outcome.state["error"]
-    assert outcome.result == {"checked": 20, "remediated": ["host-02", "host-09"], "verified": 2}
-    waves = outcome.step("remediate")["output"]["waves"]
-    assert [(w["name"], w["size"]) for w in waves] == [("canary", 1), ("rest", 1)]
-    [fleet] = tmp_path.glob("qlrf-drift.*")
-    baseline = (fleet / "baseline").read_text()
-    assert all((h / "sshd_config").read_text() == baseline for h in fleet.glob("host-*"))
 
 
 def test_a_campaign_goes_on_across_worker_restarts(temporal_address, tmp_path):

@@ -362,3 +362,47 @@ def test_the_compliance_example_collects_real_facts_over_ssh(
         assert outcome.state["status"] == "failed"
         assert outcome.step("certificates")["error"]["type"] == "AssertionFailed"
         assert outcome.step("no-passwords")["status"] == "succeeded"
+
+
+def test_the_drift_example_restores_only_the_drifted_hosts_over_ssh(
+    sshrun: Callable[..., Outcome], tmp_path: Path, monkeypatch
+) -> None:
+    """examples/drift-remediation.yaml on hosts of its own: two of three hosts drift; the
+    campaign finds them, restores their sshd_config in waves, reloads their sshd (which
+    still answers), and verifies them; the third host is left alone."""
+    from tests.helpers.cli import ROOT
+
+    folder = tmp_path / "fleet"
+    fleet = [h.__dict__ for h in testhosts.start(folder, 3)]
+    try:
+        monkeypatch.setenv(f"QLRF_SECRET_{KEY}", (folder / "client_key").read_text())
+        drift = {
+            "host-2": ("PasswordAuthentication no", "PasswordAuthentication yes"),
+            "host-3": ("PermitRootLogin prohibit-password", "PermitRootLogin yes"),
+        }
+        untouched = Path(fleet[0]["sshd_config"]).read_text()
+        for host in fleet:
+            if host["name"] in drift:
+                config = Path(host["sshd_config"])
+                old, new = drift[host["name"]]
+                config.write_text(config.read_text().replace(old, new))
+        inventory = tmp_path / "inventory.json"
+        inventory.write_text(json.dumps(fleet))
+        outcome = sshrun(
+            (ROOT / "examples" / "drift-remediation.yaml").read_text(),
+            [f"hosts=@{inventory}", f"known_hosts={folder / 'known_hosts'}"],
+        )
+        assert outcome.state["status"] == "succeeded", outcome.state.get("error")
+        result = outcome.state["outputs"]
+        assert result["checked"] == 3 and result["verified"] == 2
+        assert [h["name"] for h in result["remediated"]] == ["host-2", "host-3"]
+        waves = outcome.step("remediate")["output"]["waves"]
+        assert [(w["name"], w["size"]) for w in waves] == [("canary", 1), ("rest", 1)]
+        for host in fleet:
+            text = Path(host["sshd_config"]).read_text()
+            assert "PasswordAuthentication no" in text
+            assert "PermitRootLogin prohibit-password" in text
+            assert testhosts._answers(host["port"])  # reloaded, still serving
+        assert Path(fleet[0]["sshd_config"]).read_text() == untouched
+    finally:
+        testhosts.stop(folder)

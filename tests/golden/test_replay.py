@@ -135,3 +135,12 @@ def test_runs_sharing_a_lock_are_recorded():
     lock = decoded_history((HERE / "golden.qlrf-lock.history.json").read_text())
     assert lock.count("lock_watch") >= 2 and "locked-run" in lock and "locked-step" in lock
     assert workflow_id_of(HERE / "golden.qlrf-lock.history.json") == "qlrf-lock:golden"
+
+
+def test_the_patch_campaign_runs_over_ssh_and_names_hosts():
+    """record.py: the patch campaign on 20 test hosts over ssh; its items are inventory
+    entries, named by their `name` (the qlrf-item-names marker), in its batches too."""
+    run = decoded_history((HERE / "patch-campaign.history.json").read_text())
+    assert "qlrf-item-names" in run and '"type":"ssh"' in run.replace(" ", "")
+    batch = decoded_history((HERE / "patch-campaign.batch-patch-fleet-1.history.json").read_text())
+    assert '"key":"host-20"' in batch.replace(" ", "")

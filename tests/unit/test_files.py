@@ -20,7 +20,7 @@ def _loop(path):
 
 def test_a_regular_file_is_read():
     """The plain case still works."""
-    assert "qlrf/v1" in read_text("examples/drill.yaml")
+    assert "qlrf/v1" in read_text("tests/runbooks/payments-dr-drill.yaml")
 
 
 @pytest.mark.parametrize(
@@ -73,9 +73,13 @@ def test_an_inputs_file_and_an_at_path_input_are_regular_files_too(tmp_path):
     """--inputs-file and --input k=@path refuse a FIFO as well."""
     fifo = tmp_path / "inputs.yaml"
     os.mkfifo(fifo)
-    via_file = qlrf("plan", "examples/drill.yaml", "--inputs-file", str(fifo), timeout=30)
+    via_file = qlrf(
+        "plan", "tests/runbooks/payments-dr-drill.yaml", "--inputs-file", str(fifo), timeout=30
+    )
     assert via_file.returncode == 2 and "FIFO" in via_file.stderr
-    via_input = qlrf("plan", "examples/drill.yaml", "--input", f"region=@{fifo}", timeout=30)
+    via_input = qlrf(
+        "plan", "tests/runbooks/payments-dr-drill.yaml", "--input", f"region=@{fifo}", timeout=30
+    )
     assert via_input.returncode == 2 and "FIFO" in via_input.stderr
 
 

@@ -196,3 +196,18 @@ def test_control_refusals(request_, state, reason):
         assert found is None
     else:
         assert found is not None and reason in found
+
+
+def test_inventory_items_go_by_their_names_when_every_one_has_its_own():
+    hosts = [{"name": "web-1", "address": "10.0.0.1"}, {"name": "web-2", "address": "10.0.0.2"}]
+    assert waves.names_items(hosts)
+    assert [waves.item_key(h, named=True) for h in hosts] == ["web-1", "web-2"]
+    assert waves.item_key(hosts[0]) == '{"address":"10.0.0.1","name":"web-1"}'
+    # every name an item was ever recorded under, for a redrive of an older run
+    assert waves.item_names(hosts[0]) == {"web-1", '{"address":"10.0.0.1","name":"web-1"}'}
+    # not when a name repeats, one is missing, or it is not text
+    assert not waves.names_items([*hosts, {"name": "web-1"}])
+    assert not waves.names_items([*hosts, {"address": "10.0.0.3"}])
+    assert not waves.names_items([{"name": 7}])
+    assert not waves.names_items(["web-1"])
+    assert waves.item_key("web-1", named=True) == "web-1"

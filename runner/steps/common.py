@@ -122,11 +122,13 @@ def fail(secrets: Resolver, error_type: str, message: str, **details: Any) -> No
     ]
     failures = failures[-MAX_KEPT_FAILURES:]
     activity.heartbeat({"failures": failures, **_identity()})  # read back by the next attempt
+    # `from None`: a failure raised while handling another exception would carry that
+    # one's message and traceback into history, unmasked (a parser quoting what it read).
     raise ApplicationError(
         masked,
         {"attempt": info.attempt, "failures": failures, **secrets.mask(details)},
         type=error_type,
-    )
+    ) from None
 
 
 def result(secrets: Resolver, output: Any) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from temporalio import activity
 
 from runner import durations
 from runner.contract import StepRequest
+from runner.files import FileRefused, read_text
 from runner.steps.common import fail, tail
 from runner.steps.output import Captured
 from runner.steps.secrets import Resolver
@@ -121,7 +122,9 @@ class Pool:
         except ValueError:
             return DEFAULT_MAX_CONNECTIONS
 
-    async def get(self, target: Target, timeout: float) -> asyncssh.SSHClientConnection:
+    async def get(
+        self, target: Target, trust: Trust, timeout: float
+    ) -> asyncssh.SSHClientConnection:
         async with self.lock:
             found = self.connections.get(target)
             if found is not None and not _broken(found):
@@ -131,7 +134,7 @@ class Pool:
             if found is not None:
                 self._drop(target)
             self._make_room()
-        conn = await _connect(target, timeout)
+        conn = await _connect(target, trust, timeout)
         async with self.lock:
             old = self.connections.get(target)
             if old is not None and not _broken(old):
@@ -176,29 +179,75 @@ def _broken(conn: asyncssh.SSHClientConnection) -> bool:
     return conn.is_closed()
 
 
-async def _connect(target: Target, timeout: float) -> asyncssh.SSHClientConnection:
-    options = {
-        "host": target.host,
-        "port": target.port,
-        "username": target.user,
-        "client_keys": [asyncssh.import_private_key(target.key)],
-        "agent_path": None,  # only the step's own key: never the worker's agent
-        "config": [],  # and never the worker's ~/.ssh/config
-        "connect_timeout": timeout,
-        "keepalive_interval": 15,
-        "keepalive_count_max": 3,
-    }
-    client_factory = None
+@dataclass(frozen=True)
+class Trust:
+    """What a connection authenticates with, and the host keys it accepts."""
+
+    key: asyncssh.SSHKey
+    known_hosts: Any  # asyncssh's known hosts, as imported here
+    first_key: bool  # accept-new: trust the first key seen for the host
+
+
+def _trust(secrets: Resolver, target: Target, key_name: str) -> Trust:
+    """The key and the known hosts, read here so that no error shows what they hold:
+    asyncssh names an unreadable line in its message, and the file could be any file
+    of the worker's (a runbook picks it)."""
+    try:
+        key = asyncssh.import_private_key(target.key)
+    except (asyncssh.KeyImportError, ValueError):
+        fail(secrets, "SSHAuthError", f"secret {key_name} does not hold a usable private key")
     if target.known_hosts == ACCEPT_NEW:
-        where = f"[{target.host}]:{target.port}"
         # No key known: asyncssh asks the client, which trusts the first it sees.
-        options["known_hosts"] = asyncssh.import_known_hosts("")
-        client_factory = lambda: _FirstKeyClient(where)  # noqa: E731 - asyncssh wants a factory
-    elif target.known_hosts_text is not None:
-        options["known_hosts"] = asyncssh.import_known_hosts(target.known_hosts_text)
+        return Trust(key, asyncssh.import_known_hosts(""), True)
+    if target.known_hosts_text is not None:
+        text, where = target.known_hosts_text, "the known_hosts secret"
     else:
-        options["known_hosts"] = target.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
-    return await asyncssh.connect(client_factory=client_factory, **options)
+        path = target.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+        where = f"known_hosts file {path}"
+        try:
+            text = read_text(path, "known_hosts file")
+        except FileRefused as exc:
+            fail(
+                secrets,
+                "HostKeyMismatch",
+                f"{exc}; give the file that holds {target.host}'s key, or known_hosts: "
+                f"{ACCEPT_NEW}",
+            )
+    try:
+        return Trust(key, asyncssh.import_known_hosts(text), False)
+    except (ValueError, asyncssh.KeyImportError):
+        line = _bad_line(text)
+        fail(secrets, "HostKeyMismatch", f"{where} is not in known_hosts form (line {line})")
+
+
+def _bad_line(text: str) -> int:
+    """The number of the first line asyncssh cannot read (its own message quotes it)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            asyncssh.import_known_hosts(line)
+        except (ValueError, asyncssh.KeyImportError):
+            return number
+    return 0
+
+
+async def _connect(target: Target, trust: Trust, timeout: float) -> asyncssh.SSHClientConnection:
+    client_factory = None
+    if trust.first_key:
+        where = f"[{target.host}]:{target.port}"
+        client_factory = lambda: _FirstKeyClient(where)  # noqa: E731 - asyncssh wants a factory
+    return await asyncssh.connect(
+        target.host,
+        port=target.port,
+        username=target.user,
+        client_keys=[trust.key],
+        known_hosts=trust.known_hosts,
+        client_factory=client_factory,
+        agent_path=None,  # only the step's own key: never the worker's agent
+        config=[],  # and never the worker's ~/.ssh/config
+        connect_timeout=timeout,
+        keepalive_interval=15,
+        keepalive_count_max=3,
+    )
 
 
 def _private_key(secrets: Resolver, name: str) -> str:
@@ -234,13 +283,6 @@ def _target(secrets: Resolver, params: dict[str, Any]) -> Target:
     if params.get("known_hosts_secret"):
         known_text = secrets.lookup(str(params["known_hosts_secret"]))
     known = params.get("known_hosts")
-    if known is not None and known != ACCEPT_NEW and not os.path.isfile(str(known)):
-        fail(
-            secrets,
-            "HostKeyMismatch",
-            f"known_hosts file {known} does not exist on this worker; give the file that holds "
-            f"{params['host']}'s key, or known_hosts: {ACCEPT_NEW}",
-        )
     return Target(str(params["host"]), port, user, key, known, known_text)
 
 
@@ -272,9 +314,11 @@ def _connect_timeout(secrets: Resolver, params: dict[str, Any]) -> float:
         fail(secrets, "SSHConnectionError", f"connect_timeout: {exc}")
 
 
-async def _open(secrets: Resolver, target: Target, timeout: float) -> asyncssh.SSHClientConnection:
+async def _open(
+    secrets: Resolver, target: Target, trust: Trust, timeout: float
+) -> asyncssh.SSHClientConnection:
     try:
-        return await _pool().get(target, timeout)
+        return await _pool().get(target, trust, timeout)
     except asyncssh.HostKeyNotVerifiable as exc:
         fail(
             secrets,
@@ -291,6 +335,9 @@ async def _open(secrets: Resolver, target: Target, timeout: float) -> asyncssh.S
         )
     except (OSError, TimeoutError, asyncssh.Error) as exc:
         fail(secrets, "SSHConnectionError", f"{target.name}: cannot connect: {_reason(exc)}")
+    except Exception as exc:
+        # Anything else: named by its type only, its message could quote what it read.
+        fail(secrets, "SSHConnectionError", f"{target.name}: cannot connect ({type(exc).__name__})")
 
 
 def _reason(exc: BaseException) -> str:
@@ -311,9 +358,10 @@ async def ssh(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
     params, script_env = secrets.request(request)
     target = _target(secrets, params)
+    trust = _trust(secrets, target, str(params["key_secret"]))
     timeout = _connect_timeout(secrets, params)
     command = remote_command(request, params, script_env)
-    conn = await _open(secrets, target, timeout)
+    conn = await _open(secrets, target, trust, timeout)
     broken = False
     try:
         try:
@@ -321,7 +369,7 @@ async def ssh(request: StepRequest) -> dict[str, Any]:
         except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError):
             # The kept connection broke since its last use: open a new one, once.
             _pool().done(target, broken=True)
-            conn = await _open(secrets, target, timeout)
+            conn = await _open(secrets, target, trust, timeout)
             try:
                 process = await conn.create_process(command, encoding=None)
             except (asyncssh.Error, OSError) as exc:

@@ -406,3 +406,54 @@ def test_the_drift_example_restores_only_the_drifted_hosts_over_ssh(
         assert Path(fleet[0]["sshd_config"]).read_text() == untouched
     finally:
         testhosts.stop(folder)
+
+
+def test_a_known_hosts_that_is_not_one_is_refused_without_showing_its_content(
+    sshrun: Callable[..., Outcome], hosts: dict[str, Any], tmp_path: Path, monkeypatch
+) -> None:
+    """A runbook may point known_hosts (or known_hosts_secret) at any file of the worker:
+    the error names the line, never what it holds."""
+    shadow = tmp_path / "shadow"
+    shadow.write_text("# comment\nroot:$6$salt$NOT-FOR-YOUR-EYES:19000:0:99999:7:::\n")
+    monkeypatch.setenv("QLRF_SECRET_KNOWN", "root:$6$salt$SECRET-LINE-TOO")
+    host = hosts["hosts"][0]
+    directory = tmp_path / "a-folder"
+    directory.mkdir()
+    cases = [
+        (str(shadow), "is not in known_hosts form (line 2)"),
+        (str(tmp_path / "missing"), "known_hosts"),
+        (str(directory), "directory"),
+    ]
+    for known, said in cases:
+        outcome = sshrun(runbook(f"\n  - id: s\n    type: ssh{step(host, TRUE, known)}"))
+        error = outcome.step("s")["error"]
+        assert error["type"] == "HostKeyMismatch" and said in error["message"], error
+        assert outcome.step("s")["attempts"] == 1
+        assert "NOT-FOR-YOUR-EYES" not in outcome.history_text()
+    body = TRUE + "\n      known_hosts_secret: KNOWN"
+    text = f"""
+    with:
+      host: {host["address"]}
+      port: {host["port"]}
+      key_secret: {KEY}
+      {body}"""
+    outcome = sshrun(runbook(f"\n  - id: s\n    type: ssh{text}"))
+    error = outcome.step("s")["error"]
+    assert error["type"] == "HostKeyMismatch" and "the known_hosts secret" in error["message"]
+    assert "SECRET-LINE-TOO" not in outcome.history_text()
+
+
+def test_a_secret_that_is_not_a_key_is_refused_without_showing_it(
+    sshrun: Callable[..., Outcome], hosts: dict[str, Any], monkeypatch
+) -> None:
+    fake = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        "bm90LWEta2V5LXJlYWxseQ==\n"
+        "-----END OPENSSH PRIVATE KEY-----"
+    )
+    monkeypatch.setenv(f"QLRF_SECRET_{KEY}", fake)
+    host = hosts["hosts"][0]
+    outcome = sshrun(runbook(f"\n  - id: s\n    type: ssh{step(host, TRUE, hosts['known_hosts'])}"))
+    error = outcome.step("s")["error"]
+    assert error["type"] == "SSHAuthError" and "usable private key" in error["message"]
+    assert "bm90LWEta2V5" not in outcome.history_text()

@@ -317,23 +317,41 @@ steps:
 """
 
 
-def test_a_key_that_renders_empty_refuses_the_run(on_fleet: Callable[..., None]) -> None:
-    on_fleet(_empty_key)
+@pytest.mark.parametrize(
+    "value, said",
+    [
+        (" ", "renders empty"),
+        ("db\nprod", "control character"),
+        ("x" * 300, "over the limit of 200"),
+        ("{{ secrets.TOKEN }}", "secrets"),
+    ],
+    ids=["empty", "newline", "too-long", "a-template-value"],
+)
+def test_a_key_that_cannot_name_a_lock_refuses_the_run(
+    on_fleet: Callable[..., None], value: str, said: str
+) -> None:
+    on_fleet(_bad_key, value, said)
 
 
-async def _empty_key(fleet: Fleet) -> None:
-    path = fleet.tmp_path / "empty.yaml"
-    path.write_text(KEYED.format(name="empty-key", step_locks=""))
-    compiled = compile_file(path, ["cluster= "])
+async def _bad_key(fleet: Fleet, value: str, said: str) -> None:
+    """Inputs are not templates: a value that looks like one stays text; the others are
+    refused before anything runs, and no lock workflow is started."""
+    path = fleet.tmp_path / "bad.yaml"
+    path.write_text(KEYED.format(name="bad-key", step_locks=""))
+    compiled = compile_file(path, [f"cluster={value}"])
     handle, _ = await runs.start(
         fleet.client, compiled.plan, compiled.inputs, "tester", task_queue=fleet.queue
     )
+    if said == "secrets":
+        await asyncio.wait_for(handle.result(), DEADLINE)  # a key like any other
+        return
     with pytest.raises(Exception):  # noqa: B017 - the run fails; its state says why
         await asyncio.wait_for(handle.result(), DEADLINE)
     state = await handle.query("state")
     assert state["status"] == "failed" and state["error"]["type"] == "InvalidLockKey"
-    assert "renders empty" in state["error"]["message"]
+    assert said in state["error"]["message"]
     assert state["steps"]["work"]["status"] == "skipped"
+    assert "\n" not in state["error"]["message"]
 
 
 def test_a_step_locking_its_runs_key_fails_instead_of_waiting_for_ever(

@@ -114,6 +114,7 @@ class Pool:
         self.connections: OrderedDict[Target, asyncssh.SSHClientConnection] = OrderedDict()
         self.busy: dict[Target, int] = {}
         self.lock = asyncio.Lock()
+        self.connects: dict[Target, asyncio.Lock] = {}
 
     @property
     def limit(self) -> int:
@@ -125,25 +126,29 @@ class Pool:
     async def get(
         self, target: Target, trust: Trust, timeout: float
     ) -> asyncssh.SSHClientConnection:
-        async with self.lock:
-            found = self.connections.get(target)
-            if found is not None and not _broken(found):
-                self.connections.move_to_end(target)
-                self.busy[target] = self.busy.get(target, 0) + 1
-                return found
-            if found is not None:
-                self._drop(target)
-            self._make_room()
-        conn = await _connect(target, trust, timeout)
-        async with self.lock:
-            old = self.connections.get(target)
-            if old is not None and not _broken(old):
-                conn.close()  # another attempt connected meanwhile: share its connection
-                conn = old
-            else:
+        # One connect per target at a time: the items of a fan-out that start together
+        # on one host wait for its first login, and share it, instead of each logging in.
+        async with self._connecting(target):
+            async with self.lock:
+                found = self.connections.get(target)
+                if found is not None and not _broken(found):
+                    self.connections.move_to_end(target)
+                    self.busy[target] = self.busy.get(target, 0) + 1
+                    return found
+                if found is not None:
+                    self._drop(target)
+                self._make_room()
+            conn = await _connect(target, trust, timeout)
+            async with self.lock:
                 self.connections[target] = conn
-            self.busy[target] = self.busy.get(target, 0) + 1
-        return conn
+                self.busy[target] = self.busy.get(target, 0) + 1
+            return conn
+
+    def _connecting(self, target: Target) -> asyncio.Lock:
+        found = self.connects.get(target)
+        if found is None:
+            found = self.connects[target] = asyncio.Lock()
+        return found
 
     def done(self, target: Target, *, broken: bool = False) -> None:
         self.busy[target] = max(0, self.busy.get(target, 1) - 1)
@@ -154,6 +159,9 @@ class Pool:
         conn = self.connections.pop(target, None)
         if conn is not None:
             conn.close()
+        connecting = self.connects.get(target)
+        if connecting is not None and not connecting.locked():
+            del self.connects[target]  # a fleet of many hosts keeps no lock per host
 
     def _make_room(self) -> None:
         while len(self.connections) >= self.limit:

@@ -282,6 +282,25 @@ def test_steps_on_one_host_share_a_connection(
     assert log.read_text().count("Accepted publickey") - before == 1
 
 
+def test_items_that_start_together_on_one_host_share_one_login(
+    sshrun: Callable[..., Outcome], hosts: dict[str, Any]
+) -> None:
+    host = hosts["hosts"][1]
+    log = Path(host["home"]) / "sshd.log"
+    before = log.read_text().count("Accepted publickey")
+    text = runbook(
+        f"""
+  - id: s
+    type: ssh
+    foreach: {json.dumps([f"item-{i}" for i in range(12)])}
+    concurrency: 12{step(host, 'command: [echo, "{{ item }}"]', hosts["known_hosts"])}
+"""
+    )
+    outcome = sshrun(text)
+    assert outcome.state["status"] == "succeeded", outcome.state.get("error")
+    assert log.read_text().count("Accepted publickey") - before == 1
+
+
 def test_a_connection_lost_mid_step_is_retried_as_a_new_attempt(
     sshrun: Callable[..., Outcome], hosts: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -122,6 +122,9 @@ class Dispatcher:
             evicted = True
             raise
         finally:
+            # A run dropped by its worker whose coroutine is closed later, outside the
+            # workflow (by the garbage collector), may make no workflow call either.
+            evicted = evicted or not workflow.in_workflow()
             if failure is not None:
                 state.status = "failed"
                 if failure.attempts is not None:

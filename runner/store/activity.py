@@ -8,6 +8,8 @@ carries on meanwhile. Writes are idempotent, so a retry never duplicates a row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from typing import Any
 
 import asyncpg
@@ -17,18 +19,38 @@ from runner.contract import STORE_ACTIVITY
 from runner.store.db import open_store
 from runner.store.records import write
 
-_POOLS: dict[int, asyncpg.Pool] = {}  # one pool per event loop of this worker process
+# One pool per event loop of this worker process, by the loop's id, with a weak
+# reference to tell a loop that has ended from a new one given the same id.
+_POOLS: dict[int, tuple[weakref.ReferenceType[asyncio.AbstractEventLoop], asyncpg.Pool]] = {}
 
 
 async def pool() -> asyncpg.Pool:
     from runner.local.postgres import database_url
 
-    loop = id(asyncio.get_running_loop())
-    found = _POOLS.get(loop)
-    if found is None:
-        dsn = await asyncio.to_thread(database_url)
-        found = _POOLS[loop] = await open_store(dsn)
+    loop = asyncio.get_running_loop()
+    _forget_ended(loop)
+    entry = _POOLS.get(id(loop))
+    if entry is not None and entry[0]() is loop:
+        return entry[1]
+    dsn = await asyncio.to_thread(database_url)
+    found = await open_store(dsn)
+    _POOLS[id(loop)] = (weakref.ref(loop), found)
     return found
+
+
+def _forget_ended(current: asyncio.AbstractEventLoop) -> None:
+    """Close the pools of event loops that have ended (a worker started again on a new
+    loop, each test's asyncio.run): kept, their connections count against the
+    server's limit for as long as this process lives."""
+    ended = []
+    for key, (ref, _) in _POOLS.items():
+        loop = ref()
+        if loop is not current and (loop is None or loop.is_closed()):
+            ended.append(key)
+    for key in ended:
+        _, stale = _POOLS.pop(key)
+        with contextlib.suppress(Exception):  # its loop is gone: closing may not work
+            stale.terminate()
 
 
 @activity.defn(name=STORE_ACTIVITY)
@@ -46,7 +68,7 @@ async def store_record(batch: dict[str, Any]) -> int:
         # retry connects afresh.
         stale = _POOLS.pop(id(asyncio.get_running_loop()), None)
         if stale is not None:
-            stale.terminate()
+            stale[1].terminate()
         raise
 
 
@@ -54,4 +76,4 @@ async def close_pool() -> None:
     """Close this event loop's pool: before the database it points at goes away."""
     found = _POOLS.pop(id(asyncio.get_running_loop()), None)
     if found is not None:
-        await found.close()
+        await found[1].close()

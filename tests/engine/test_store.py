@@ -346,3 +346,23 @@ steps:
         assert ("step_started", step) in names and ("step_succeeded", step) in names
     assert names[0] == ("run_started", None) and names[-1] == ("run_finished", None)
     assert len(names) == len(set(names)), "no event twice"
+
+
+def test_pools_of_ended_event_loops_give_their_connections_back(run_store):
+    """A worker that starts again on a new event loop (and every asyncio.run) opens a
+    pool of its own; the pools of loops that ended must not keep their connections,
+    or the server refuses clients after a few dozen restarts."""
+    from runner.store import activity
+
+    async def connections() -> int:
+        pool = await activity.pool()
+        async with pool.acquire() as connection:
+            found: int = await connection.fetchval(
+                "select count(*) from pg_stat_activity "
+                "where backend_type = 'client backend' and application_name = ''"
+                " and pid <> pg_backend_pid()"
+            )
+            return found
+
+    seen = [asyncio.run(connections()) for _ in range(30)]
+    assert max(seen[5:]) <= max(seen[:5]) + 2, seen  # bounded, not one more per loop

@@ -139,6 +139,17 @@ def lock_workflow_id(key: str) -> str:
     return f"{LOCK_ID_PREFIX}{key}"
 
 
+def lock_wait_text(key: Any, holder: Any) -> str:
+    """`waiting for lock db:prod-1 (held by run R step S since T)`: how a wait reads in
+    the run's state, in `status`, `pending` and progress, from a lock's holder as the
+    run's state carries it ({"run", "step", "since"}, or None before the lock said)."""
+    text = f"waiting for lock {key}"
+    if isinstance(holder, dict) and holder.get("run"):
+        step = f" step {holder['step']}" if holder.get("step") else ""
+        text += f" (held by run {holder['run']}{step} since {holder.get('since')})"
+    return text
+
+
 @dataclass
 class LockInput:
     """The input of qlrf.Lock: its key, and what it carries over a continue-as-new."""

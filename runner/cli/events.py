@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner.client.state import Attempt, Snapshot
+from runner.contract import lock_wait_text
 from runner.times import between, human_duration, human_until, iso
 
 # A running wave's counts are logged again at most this often (a terminal redraws them).
@@ -463,9 +464,4 @@ def lock_text(hold: dict[str, Any]) -> str:
     """`waiting for lock K (held by run R since T)`, or `holds lock K`."""
     if hold.get("status") == "held":
         return f"holds lock {hold.get('key')}"
-    text = f"waiting for lock {hold.get('key')}"
-    holder = hold.get("holder") or {}
-    if holder.get("run"):
-        step = f" step {holder['step']}" if holder.get("step") else ""
-        text += f" (held by run {holder['run']}{step} since {holder.get('since')})"
-    return text
+    return lock_wait_text(hold.get("key"), hold.get("holder"))

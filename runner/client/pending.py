@@ -13,7 +13,7 @@ from typing import Any
 from temporalio.client import Client
 
 from runner.client.state import NAME_KEY
-from runner.contract import LIVE_MEMO, WAITING_ATTRIBUTE, WORKFLOW_TYPE
+from runner.contract import LIVE_MEMO, WAITING_ATTRIBUTE, WORKFLOW_TYPE, lock_wait_text
 
 
 async def pending(client: Client) -> list[dict[str, Any]]:
@@ -53,17 +53,13 @@ async def pending(client: Client) -> list[dict[str, Any]]:
 
 def _lock_row(run_id: str, name: Any, hold: dict[str, Any]) -> dict[str, Any]:
     """A run (or one of its steps) in line for a lock, as `pending` shows it."""
-    text = f"waiting for lock {hold.get('key')}"
     holder = hold.get("holder") or {}
-    if holder.get("run"):
-        step = f" step {holder['step']}" if holder.get("step") else ""
-        text += f" (held by run {holder['run']}{step} since {holder.get('since')})"
     return {
         "run_id": run_id,
         "name": name,
         "lock": hold.get("key"),
         "step": hold.get("step"),
-        "message": text,
+        "message": lock_wait_text(hold.get("key"), holder),
         "holder": holder or None,
         "position": hold.get("position"),
         "waiting_since": hold.get("since"),

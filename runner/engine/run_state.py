@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runner.contract import DEFAULT_CONCURRENCY
+from runner.contract import DEFAULT_CONCURRENCY, lock_wait_text
 from runner.engine.render import Secrets
 from runner.plan.model import Node, Plan
 from runner.times import iso
@@ -86,12 +86,7 @@ class LockHold:
 
     def waiting_text(self) -> str:
         """`waiting for lock db:prod-1 (held by run R since T)`, as people see it."""
-        text = f"waiting for lock {self.key}"
-        holder = self.holder or {}
-        if holder.get("run"):
-            step = f" step {holder['step']}" if holder.get("step") else ""
-            text += f" (held by run {holder['run']}{step} since {holder.get('since')})"
-        return text
+        return lock_wait_text(self.key, self.holder)
 
 
 class StepsView(Mapping[str, Mapping[str, Any]]):

@@ -84,7 +84,7 @@ def sshd_path() -> str:
     return found
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -127,7 +127,7 @@ def _certificate(path: Path, name: str) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _answers(port: int) -> bool:
+def answers(port: int) -> bool:
     """The port answers with an SSH banner."""
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as sock:
         sock.settimeout(1)
@@ -152,7 +152,7 @@ def start(folder: Path, count: int) -> list[Host]:
         home = folder / name
         home.mkdir(exist_ok=True)
         _keygen(home / "ssh_host_ed25519_key", name)
-        port = _free_port()
+        port = free_port()
         config = home / "sshd_config"
         config.write_text(CONFIG.format(port=port, home=home, root=folder, name=name))
         with (home / "sshd.log").open("ab") as output:
@@ -170,7 +170,7 @@ def start(folder: Path, count: int) -> list[Host]:
         known.append(f"[127.0.0.1]:{port} {public[0]} {public[1]}")
     deadline = time.monotonic() + READY_SECONDS
     for host in hosts:
-        while not _answers(host.port):
+        while not answers(host.port):
             if time.monotonic() > deadline:
                 stop(folder)
                 log = Path(host.home) / "sshd.log"

@@ -42,7 +42,7 @@ from runner import durations
 from runner.contract import StepRequest
 from runner.files import FileRefused, read_text
 from runner.steps.common import fail, tail
-from runner.steps.output import Captured
+from runner.steps.output import Captured, capture
 from runner.steps.secrets import Resolver
 from runner.steps.shell import FAILED_OUTPUT, _deadline, _progress, beating, ended
 
@@ -356,11 +356,6 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def _pump(stream: Any, sink: Captured) -> None:
-    while chunk := await stream.read(65536):
-        sink.add(chunk)
-
-
 @activity.defn(name="ssh")
 async def ssh(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
@@ -395,7 +390,7 @@ async def _run(
     secrets: Resolver, request: StepRequest, target: Target, process: Any
 ) -> dict[str, Any]:
     out, err = Captured(), Captured()
-    readers = asyncio.gather(_pump(process.stdout, out), _pump(process.stderr, err))
+    readers = asyncio.gather(capture(process.stdout, out), capture(process.stderr, err))
     deadline, _ = _deadline()
     try:
         timed_out = await beating(

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from runner.client import runs as runs
 from runner.client import state as client_state
 from tests.helpers.gates import wait_for_gate
-from tests.helpers.runs import run_runbook, write_runbook
+from tests.helpers.runs import eventually, run_runbook, write_runbook
 
 HEAD = "apiVersion: qlrf/v1\nkind: Campaign\nname: fleet\n"
 # A fleet given as a list of host names, and a directory where items leave marks.
@@ -37,17 +37,6 @@ steps:
 
 def hosts(n: int) -> str:
     return "hosts=" + json.dumps([f"h{i:02d}" for i in range(1, n + 1)])
-
-
-async def eventually(check: Any, what: str, seconds: float = 60) -> Any:
-    """Poll `check()` until it returns something true; fail naming `what`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def live_state(client: Client, handle: Any) -> dict[str, Any]:

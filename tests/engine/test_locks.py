@@ -19,6 +19,7 @@ from runner.contract import LOCK_ACQUIRE, LOCK_NEWS, LOCK_RELEASE, lock_workflow
 from runner.pipeline import compile_file
 from runner.worker import build_worker
 from tests.helpers.cli import qlrf
+from tests.helpers.runs import eventually
 
 DEADLINE = 90.0  # a guard against hangs, not a speed check
 
@@ -91,14 +92,8 @@ class Fleet:
 
 
 async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            found = await check()
-            if found:
-                return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never: {what}")
+    """Until `check()` holds; the lock's workflow or the run may not answer yet."""
+    return await eventually(check, what, DEADLINE, every=0.05, ignoring=(Exception,))
 
 
 async def lock_state(client: Client, key: str) -> dict[str, Any]:

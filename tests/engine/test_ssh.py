@@ -173,7 +173,7 @@ def _restart(home: Path) -> None:
     )
     port = int((home / "sshd_config").read_text().split()[1])
     deadline = time.monotonic() + DEADLINE
-    while not testhosts._answers(port):
+    while not testhosts.answers(port):
         assert time.monotonic() < deadline, "sshd did not come back"
         time.sleep(0.05)
 
@@ -196,7 +196,7 @@ def test_a_refused_key_fails_with_ssh_auth_error_at_once(
 def test_a_host_that_does_not_answer_is_retried_then_named(
     sshrun: Callable[..., Outcome], hosts: dict[str, Any]
 ) -> None:
-    dead = {**hosts["hosts"][0], "port": testhosts._free_port()}
+    dead = {**hosts["hosts"][0], "port": testhosts.free_port()}
     body = TRUE
     text = runbook(
         "\n  - id: s\n    type: ssh\n    retry: {max_attempts: 2, initial_interval: 100ms}"
@@ -421,7 +421,7 @@ def test_the_drift_example_restores_only_the_drifted_hosts_over_ssh(
             text = Path(host["sshd_config"]).read_text()
             assert "PasswordAuthentication no" in text
             assert "PermitRootLogin prohibit-password" in text
-            assert testhosts._answers(host["port"])  # reloaded, still serving
+            assert testhosts.answers(host["port"])  # reloaded, still serving
         assert Path(fleet[0]["sshd_config"]).read_text() == untouched
     finally:
         testhosts.stop(folder)

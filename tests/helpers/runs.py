@@ -102,6 +102,29 @@ async def run_runbook(
     return Outcome(state, result, error, wid, history.to_json())
 
 
+async def eventually(
+    check: Callable[[], Any],
+    what: str,
+    seconds: float = 60.0,
+    *,
+    every: float = 0.1,
+    ignoring: tuple[type[BaseException], ...] = (),
+) -> Any:
+    """Poll `await check()` until it returns something true, and return that; fail
+    naming `what`. Exceptions of the `ignoring` types count as not yet (a workflow
+    that does not exist yet, a query no worker answered yet)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            found = await check()
+        except ignoring:
+            found = None
+        if found:
+            return found
+        await asyncio.sleep(every)
+    raise AssertionError(f"never happened: {what}")
+
+
 async def wait_for_step(handle: Any, step: str, status: str = "running") -> dict[str, Any]:
     """Poll the run's state until `step` has `status`; the state then."""
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS

@@ -152,7 +152,8 @@ def lock_wait_text(key: Any, holder: Any) -> str:
 
 @dataclass
 class LockInput:
-    """The input of qlrf.Lock: its key, and what it carries over a continue-as-new."""
+    """The input of qlrf.Lock: its key, and what it carries over a continue-as-new.
+    The lock reads it as plain JSON and takes its key from its workflow id."""
 
     key: str
     holder: dict[str, Any] | None = None

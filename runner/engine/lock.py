@@ -27,6 +27,7 @@ from temporalio.common import RetryPolicy
 
 from runner.contract import (
     LOCK_ACQUIRE,
+    LOCK_ID_PREFIX,
     LOCK_MEMO,
     LOCK_NEWS,
     LOCK_RELEASE,
@@ -129,21 +130,27 @@ class LockWorkflow:
     # -- the lock -----------------------------------------------------------------
 
     @workflow.run
-    async def run(self, start: LockInput) -> None:
-        self.key = start.key
+    async def run(self, start: Any) -> None:
+        # The input (a LockInput) is typed Any and read with care: anyone may start this
+        # workflow through the Temporal API, and an input that failed to decode would
+        # fail every workflow task, leaving a lock that serves nobody for ever. The key
+        # is the workflow's id, whatever the input says.
+        given = start if isinstance(start, dict) else {}
+        self.key = workflow.info().workflow_id.removeprefix(LOCK_ID_PREFIX)
         # Requests carried over a continue-as-new come first; the request that started
         # this workflow (or arrived with its first task) is queued already, behind them.
         carried_queue = []
-        for given in start.queue:
-            found = _request(given)
-            if found is not None and isinstance(given, dict):
-                found["queued_at"] = given.get("queued_at")
+        queued = given.get("queue")
+        for entry in queued if isinstance(queued, list) else []:
+            found = _request(entry)
+            if found is not None:
+                found["queued_at"] = entry.get("queued_at")
                 carried_queue.append(found)
         self.queue = carried_queue + self.queue
         memo = asyncio.create_task(self._memo())
-        carried = _request(start.holder)
-        if carried is not None and isinstance(start.holder, dict):
-            carried["since"] = start.holder.get("since")
+        carried = _request(given.get("holder"))
+        if carried is not None:
+            carried["since"] = given["holder"].get("since")
             self.holder = carried
             await self._hold(carried)
         while self.queue:

@@ -410,3 +410,32 @@ async def _forged(fleet: Fleet) -> None:
     fleet.go("b")
     await asyncio.wait_for(b.result(), DEADLINE)
     assert fleet.lines() == ["start a", "end a", "start b", "end b"]
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [{"key": 5, "queue": "x"}, {"key": "other", "holder": "zz", "queue": [1, None]}, "text"],
+    ids=["key-a-number", "holder-text", "not-a-mapping"],
+)
+def test_a_lock_started_with_junk_through_the_api_still_serves_its_key(
+    on_fleet: Callable[..., None], junk: Any
+) -> None:
+    on_fleet(_junk_lock, junk)
+
+
+async def _junk_lock(fleet: Fleet, junk: Any) -> None:
+    """Anyone can start qlrf.Lock through the Temporal API. A malformed input must not
+    leave a lock whose tasks fail for ever, in front of every run that wants the key:
+    the lock takes its key from its id, and the run behind it is served."""
+    from runner.contract import LOCK_WORKFLOW_TYPE
+
+    key = f"c-{uuid.uuid4().hex[:6]}"
+    forged = await fleet.client.start_workflow(
+        LOCK_WORKFLOW_TYPE, junk, id=lock_workflow_id(f"db:{key}"), task_queue=fleet.queue
+    )
+    await asyncio.wait_for(forged.result(), DEADLINE)  # nobody waits: it ends
+    a = await fleet.start(runbook(fleet.tmp_path, on="step"), key, "a")
+    await until(lambda: holds(fleet.client, f"db:{key}", a), "a holds the lock")
+    fleet.go("a")
+    await asyncio.wait_for(a.result(), DEADLINE)
+    assert fleet.lines() == ["start a", "end a"]

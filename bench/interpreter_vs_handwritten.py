@@ -9,11 +9,16 @@ alternated in one run so that machine noise hits both alike:
 3. The runbook of (1) with the run store on (a local embedded PostgreSQL) against the
    same with it off. Goal: >= 0.85.
 
+With --signed, instead: the runbook of (1) started in signed mode (each start signed
+with ssh-keygen, as `apply` signs it, and checked by the run) against claimed mode,
+on one worker whose trust file is switched between the alternated phases. Goal: >= 0.90.
+
 With --observe, instead: the runbook of (1) on a worker serving metrics, and on one
 tracing to a local OTLP receiver, against a plain one (bench/observability.py), and
 the memory of `qlrf-run worker --metrics-port` idle and with 1,000 runs waiting.
 
-Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2] [--observe]
+Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2]
+     [--observe | --signed]
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
     from runner.engine.interpreter import RunbookWorkflow
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
+    from runner.steps.trust import trust_snapshot
     from runner.store.activity import close_pool, store_record
     from runner.worker import workflow_runner
 
@@ -95,7 +101,7 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
                 client,
                 task_queue=queue,
                 workflows=[RunbookWorkflow, Handwritten],
-                activities=[noop, store_record],
+                activities=[noop, store_record, trust_snapshot(dict)],
                 workflow_runner=workflow_runner(),
                 max_concurrent_activities=100,
             )
@@ -179,6 +185,7 @@ async def observe(runs: int, rounds: int, waiting: int) -> None:
     from runner.local.temporal import free_port, launch, terminate
     from runner.observe.tracing import worker_interceptors
     from runner.pipeline import compile_file
+    from runner.steps.trust import trust_snapshot
     from runner.worker import workflow_runner
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,7 +205,7 @@ async def observe(runs: int, rounds: int, waiting: int) -> None:
                         client,
                         task_queue=queue,
                         workflows=[RunbookWorkflow],
-                        activities=[noop],
+                        activities=[noop, trust_snapshot(dict)],
                         workflow_runner=workflow_runner(),
                         max_concurrent_activities=100,
                         interceptors=worker_interceptors() if mode == "traced" else [],
@@ -248,6 +255,84 @@ async def observe(runs: int, rounds: int, waiting: int) -> None:
     )
 
 
+async def signed(runs: int, rounds: int) -> None:
+    import subprocess
+
+    from temporalio import activity
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from runner.client.signing import sign
+    from runner.contract import WORKFLOW_TYPE, RunInput
+    from runner.engine.interpreter import RunbookWorkflow
+    from runner.local.temporal import launch, terminate
+    from runner.pipeline import compile_file
+    from runner.steps.trust import trust_snapshot
+    from runner.trust.claims import start_claim
+    from runner.worker import workflow_runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Path(tmp) / "alice"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        kind, blob = Path(f"{key}.pub").read_text().split()[:2]
+        trust = Path(tmp) / "allowed_signers"
+        trust.write_text(f'alice@example.com namespaces="qlrf" {kind} {blob}\n')
+        server, port, _ = launch(Path(tmp) / "bench.db")
+        try:
+            client = await Client.connect(f"127.0.0.1:{port}")
+            path = Path(tmp) / "activity.yaml"
+            path.write_text(runbook("activity"))
+            compiled = compile_file(path).plan
+            plan = compiled.to_dict()
+            queue = f"bench-{uuid.uuid4()}"
+            worker = Worker(
+                client,
+                task_queue=queue,
+                workflows=[RunbookWorkflow],
+                activities=[activity.defn(name="shell")(noop_shell), trust_snapshot(dict)],
+                workflow_runner=workflow_runner(),
+                max_concurrent_activities=100,
+            )
+
+            def starter(mode: str) -> Any:
+                async def start_one(i: int) -> Any:
+                    wid = f"{mode}-{uuid.uuid4()}"
+                    request = RunInput(plan, {}, "bench", record=False)
+                    if mode == "signed":  # as `apply` does: sign, then start
+                        claim = start_claim(wid, compiled.plan_hash, {})
+                        request.proof = await asyncio.to_thread(sign, claim, key=key)
+                    return await client.start_workflow(
+                        WORKFLOW_TYPE, request, id=wid, task_queue=queue
+                    )
+
+                return start_one
+
+            def mode(name: str) -> None:  # the worker reads its trust file per run
+                if name == "signed":
+                    os.environ["QLRF_ALLOWED_SIGNERS"] = str(trust)
+                else:
+                    os.environ.pop("QLRF_ALLOWED_SIGNERS", None)
+
+            results: dict[str, list[float]] = {"claimed": [], "signed": []}
+            async with worker:
+                for name in ("claimed", "signed"):
+                    mode(name)
+                    await batch(client, queue, 10, starter(name))
+                for _ in range(rounds):
+                    for name in ("claimed", "signed"):
+                        mode(name)
+                        results[name].append(await batch(client, queue, runs, starter(name)))
+        finally:
+            terminate(server)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print(f"{runs} concurrent runs x {STEPS} steps, {rounds} alternated rounds; steps/s:")
+    print(f"  claimed mode: {med['claimed']:8.1f}   {_all(results['claimed'])}")
+    print(f"  signed mode : {med['signed']:8.1f}   {_all(results['signed'])}")
+    ratio = med["signed"] / med["claimed"]
+    verdict = "met" if ratio >= 0.9 else "NOT met"
+    print(f"  ratio signed/claimed: {ratio:.2f}  (goal >= 0.90: {verdict})")
+
+
 def _all(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
 
@@ -261,8 +346,11 @@ if __name__ == "__main__":
         "--observe", action="store_true", help="metrics and tracing against neither"
     )
     parser.add_argument("--waiting", type=int, default=1000, help="runs waiting, for --observe")
+    parser.add_argument("--signed", action="store_true", help="signed mode against claimed")
     args = parser.parse_args()
-    if args.observe:
+    if args.signed:
+        asyncio.run(signed(args.runs, args.rounds))
+    elif args.observe:
         asyncio.run(observe(args.runs, args.rounds, args.waiting))
     else:
         asyncio.run(main(args.runs, args.rounds, args.db))

@@ -37,6 +37,11 @@ GATE_NOTIFY_ACTIVITY = "gate_notify"
 STORE_ACTIVITY = "store_record"  # writes a batch of a run's events to the run store
 LOCK_REQUEST_ACTIVITY = "lock_request"  # signal-with-start of a lock's workflow
 LOCK_WATCH_ACTIVITY = "lock_watch"  # returns when the lock's holder has closed
+# `foreach: {from_file: ...}`: read an inventory file on the worker, then page it.
+INVENTORY_OPEN_ACTIVITY = "inventory_open"
+INVENTORY_PAGE_ACTIVITY = "inventory_page"
+# Signed mode: whom the worker trusts, read as the run's first act (runner/steps/trust.py).
+TRUST_SNAPSHOT_ACTIVITY = "trust_snapshot"
 
 NAME_ATTRIBUTE = "QlrfName"
 KIND_ATTRIBUTE = "QlrfKind"
@@ -88,6 +93,9 @@ class RunInput:
     # A redrive (`qlrf-run redrive`): {"of": RUN, "steps": {step: output} kept from it,
     # "items": {step: [item keys]} that succeeded in it}. None for a fresh run.
     redrive: Any = None
+    # Signed mode (docs/trust.md): the starter's {"signature", "nonce", "not_after"}
+    # over the start's claim. None from a client that does not sign.
+    proof: Any = None
 
 
 @dataclass
@@ -133,6 +141,25 @@ class BatchInput:
     paused: bool = False
     skip: list[int] = field(default_factory=list)  # indexes an operator left out
     store_run_id: str = ""  # the run store's run id; empty when the store is off
+    # A fan-out from a file: no `items`; the batch reads its page on the worker and
+    # renders it itself (PagedSource).
+    source: PagedSource | None = None
+    skip_names: list[str] = field(default_factory=list)  # items an operator left out
+
+
+@dataclass
+class PagedSource:
+    """How a batch of a fan-out from a file gets and renders its items."""
+
+    inventory: dict[str, Any]  # {path, format, sha256, redrive_of, step}: inventory_page's
+    start: int  # the page: items [start, end) of the inventory
+    end: int
+    named: bool  # items are named by their `name` (waves.item_key)
+    loop_var: str
+    with_: dict[str, Any]  # the step's `with`, unrendered
+    script: str | None  # the `with` key holding a script (its templates become env)
+    secrets: list[Any]  # positions in `with` that name a secret
+    context: dict[str, Any]  # what templates see, but the loop variable and secrets
 
 
 def lock_workflow_id(key: str) -> str:

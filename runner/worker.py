@@ -26,7 +26,7 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from runner.catalog.registry import Registry
-from runner.config import notify_webhook
+from runner.config import groups, notify_webhook
 from runner.contract import GATE_NOTIFY_ACTIVITY, STORE_ACTIVITY, TASK_QUEUE
 from runner.dsl.definitions import default_registry
 from runner.engine.batch import BatchWorkflow
@@ -37,7 +37,9 @@ from runner.observe.health import Health
 from runner.observe.tracing import worker_interceptors
 from runner.steps.activities import for_registry
 from runner.steps.gate_notify import gate_notifier
+from runner.steps.inventory import inventory_open, inventory_page
 from runner.steps.locks import lock_request, lock_watch
+from runner.steps.trust import read_trust_file, trust_snapshot
 from runner.store.activity import store_record
 
 # The run's workflow, the child that runs each batch of a fan-out, and the mutex of
@@ -88,12 +90,18 @@ def build_worker(
     workflows: list[type] | None = None,
 ) -> Worker:
     """A worker for every step type in the registry; fails at once if one has no activity."""
-    activities = [
+    # Signed mode with a trust file that cannot be used: refuse now, naming the
+    # variable, rather than fail every run's first act.
+    read_trust_file()
+    activities: list[Callable[..., Any]] = [
         *for_registry(registry or default_registry(), activity_overrides),
         (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY) or gate_notifier(notify_webhook),
         (activity_overrides or {}).get(STORE_ACTIVITY, store_record),
         lock_request,
         lock_watch,
+        inventory_open,
+        inventory_page,
+        trust_snapshot(lambda: groups()[0]),
     ]
     return Worker(
         client,

@@ -27,7 +27,7 @@ def _control(run: str, request: dict[str, Any], as_user: str | None, comment: st
         from runner.client.runs import update
 
         client = await connect(target())
-        request.update(by=current_user(as_user), comment=comment)
+        request.update(by=current_user(as_user), comment=comment, as_user=as_user)
         accepted, detail = await update(client, run, "control", request)
         if not accepted:
             err(f"refused: {detail}")

@@ -41,6 +41,7 @@ def _decide(
             "decision": kind,
             "by": current_user(as_user),
             "comment": comment,
+            "as_user": as_user,  # signed mode refuses it (runner/client/runs.py proven)
         }
         if kind == "modify":
             decision["set"] = parse_assignments(changes or [], await declarations(client, run))
@@ -56,7 +57,10 @@ def _decide(
             return 0
         status = detail["status"]
         count = f"{len(detail['approvals'])}/{detail['min_approvals']}"
-        out(f"{kind} by {decision['by']} accepted: gate {gate} is {status} ({count} approvals)")
+        mine = detail["decisions"][-1] if detail.get("decisions") else {}
+        by = mine.get("by") or decision["by"]
+        shown = by if mine.get("verified") else f"{by} (unverified)"
+        out(f"{kind} by {shown} accepted: gate {gate} is {status} ({count} approvals)")
         return 0
 
     exit_with(asyncio.run(send()))

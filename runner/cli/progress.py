@@ -240,7 +240,8 @@ def status_lines(state: dict[str, Any], ui_url: str | None = None) -> list[Text]
     lines = [
         head,
         Text(
-            f"  run {state['run_id']}  started by {state.get('started_by')} at {when}"
+            f"  run {state['run_id']}  started by {state.get('started_by')}{_unverified(state)}"
+            f" at {when}"
             + (
                 f", took {human_duration(between(state['started_at'], state['finished_at']))}"
                 if state.get("finished_at")
@@ -285,3 +286,11 @@ def lock_lines(state: dict[str, Any]) -> list[Text]:
             verb = "" if hold.get("status") == "held" else "is "
             lines.append(Text(f"  the run {verb}{lock_text(hold)}", style=_style(style)))
     return lines
+
+
+def _unverified(state: dict[str, Any]) -> str:
+    """ " (unverified)" after a name no signature proves (claimed mode, docs/trust.md)."""
+    identity = state.get("identity")
+    if isinstance(identity, dict) and not identity.get("started_by_verified"):
+        return " (unverified)"
+    return ""

@@ -104,7 +104,10 @@ async def _redrive(
         groups=original.groups,
     )
     again = [n.id for n in original.plan.nodes if n.id not in kept["steps"]]
-    items_kept = {sid: len(keys) for sid, keys in kept["items"].items()}
+    items_kept: dict[str, Any] = {sid: len(keys) for sid, keys in kept["items"].items()}
+    for sid in kept.get("paged") or ():
+        # A fan-out from a file: the worker leaves out, by the store, what was done.
+        items_kept[sid] = len(original.items.get(sid) or ())
     summary: dict[str, Any] = {
         "run_id": handle.id,
         "redrive_of": original.run_id,

@@ -181,9 +181,15 @@ def cancel(
 
     async def go() -> int:
         from runner.client.follow import follow
-        from runner.client.runs import request_cancel
+        from runner.client.runs import request_cancel, signed_run, update
 
         client, handle, _ = await _handle(run)
+        if await signed_run(client, run):
+            # Signed mode: who cancels is proven and recorded first (docs/trust.md).
+            accepted, detail = await update(client, run, "control", {"action": "cancel"})
+            if not accepted:
+                err(f"refused: {detail}")
+                return 1
         refused = await request_cancel(handle)
         if refused:
             err(refused)

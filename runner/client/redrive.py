@@ -200,11 +200,17 @@ def downstream(plan: Plan, step: str) -> set[str]:
     return found
 
 
+def is_paged(foreach: Any) -> bool:
+    """A fan-out from a file (`foreach: {from_file: ...}`)."""
+    return isinstance(foreach, dict) and "from_file" in foreach
+
+
 def carried_over(original: Original, start_from: str | None, reapprove: bool) -> dict[str, Any]:
     """What the new run keeps: `{"of", "steps": {id: output}, "items": {id: [keys]}}`."""
     again = downstream(original.plan, start_from) if start_from else set()
     kept: dict[str, Any] = {}
     items: dict[str, list[str]] = {}
+    paged: list[str] = []
     for node in original.plan.nodes:  # `finally` steps always run again
         if node.id in again:
             continue
@@ -213,9 +219,15 @@ def carried_over(original: Original, start_from: str | None, reapprove: bool) ->
         outcome = original.steps.get(node.id) or {}
         if outcome.get("status") == "succeeded":
             kept[node.id] = outcome.get("output")
+        elif node.fanout is not None and is_paged(node.fanout.foreach):
+            # Its done items can be 100,000 names: the worker reads them from the store.
+            paged.append(node.id)
         elif node.fanout is not None and original.items.get(node.id):
             items[node.id] = sorted(set(original.items[node.id]))
-    return {"of": original.run_id, "steps": kept, "items": items}
+    found: dict[str, Any] = {"of": original.run_id, "steps": kept, "items": items}
+    if paged:
+        found["paged"] = paged
+    return found
 
 
 async def next_id(client: Client, run: str) -> str:

@@ -15,6 +15,7 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError
 
+from runner.client import signing
 from runner.client.state import KIND_KEY, NAME_KEY
 from runner.client.workers import worker_answers
 from runner.contract import (
@@ -27,6 +28,7 @@ from runner.contract import (
 )
 from runner.errors import QlrfError
 from runner.plan.model import Plan, inputs_hash
+from runner.trust import claims
 
 DECIDE_TIMEOUT_SECONDS = 30
 
@@ -71,6 +73,9 @@ async def start(
         redrive=redrive,
         groups=groups,
     )
+    if signing.wanted_here() and not attached:
+        # Signed mode: the run checks this before its first step (docs/trust.md).
+        request.proof = signing.sign(claims.start_claim(wid, plan.plan_hash, inputs))
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
         request,
@@ -238,11 +243,59 @@ async def decide(
     client: Client, run: str, decision: dict[str, Any], *, signal: bool = False
 ) -> tuple[bool, Any]:
     """Send a decision as the `decide` Update: (True, gate JSON) or (False, the reason)."""
+    decision = await proven(client, run, decision, "decide")
     if signal:
         handle = await existing(client, run)
         await handle.signal("decide", decision)
         return True, None
     return await update(client, run, "decide", decision)
+
+
+async def signed_run(client: Client, run: str) -> bool:
+    """Whether the run is in signed mode (its state says so), or this machine signs."""
+    from runner.client.state import state_of
+
+    if signing.wanted_here():
+        return True
+    try:
+        state = await state_of(await existing(client, run), client)
+    except Exception:  # the request itself will say what is wrong
+        return False
+    return (state.get("identity") or {}).get("mode") == "signed"
+
+
+async def proven(client: Client, run: str, request: dict[str, Any], name: str) -> dict[str, Any]:
+    """The request with its proof, when the run is in signed mode (its state says so,
+    or this machine is set up to sign); as it is otherwise."""
+    from runner.client.state import state_of
+
+    as_user = request.get("as_user")
+    plain = {k: v for k, v in request.items() if k != "as_user"}
+    if not signing.wanted_here():
+        try:
+            state = await state_of(await existing(client, run), client)
+        except Exception:  # the Update itself will say what is wrong
+            return plain
+        if (state.get("identity") or {}).get("mode") != "signed":
+            return plain
+    else:
+        state = await state_of(await existing(client, run), client)
+    signing.refuse_as(as_user)
+    request = {k: v for k, v in request.items() if k not in ("as_user", "by")}
+    ids = {
+        "run_id": str(state.get("run_id") or run),
+        "temporal_run_id": str(state.get("temporal_run_id") or ""),
+        "plan_hash": str(state.get("plan_hash") or ""),
+        "inputs_hash_now": str(state.get("inputs_hash") or ""),
+    }
+    if name == "decide":
+        gate: dict[str, Any] = next(
+            (g for g in state.get("gates") or [] if g.get("gate") == request.get("gate")), {}
+        )
+        claim = claims.decision_claim(request, round_=gate.get("round"), **ids)
+    else:
+        claim = claims.control_claim(request, **ids)
+    return {**request, "proof": signing.sign(claim)}
 
 
 async def update(client: Client, run: str, name: str, request: Any) -> tuple[bool, Any]:
@@ -257,6 +310,8 @@ async def update(client: Client, run: str, name: str, request: Any) -> tuple[boo
     if description.status != WorkflowExecutionStatus.RUNNING:
         shown = description.status.name.lower() if description.status else "closed"
         return False, f"run {run} has ended ({shown}); it takes no {name} requests"
+    if name == "control" and isinstance(request, dict):
+        request = await proven(client, run, request, name)
     # The validator runs on a worker: without one, say so now instead of waiting (and
     # instead of leaving an Update that a worker could apply long after).
     absent = await worker_answers(client, handle, description.task_queue)

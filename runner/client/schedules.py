@@ -30,10 +30,12 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from runner.client import signing
 from runner.client.runs import first_picture, run_attributes, run_request
 from runner.contract import LIVE_MEMO, WORKFLOW_TYPE
 from runner.errors import QlrfError, UsageError
 from runner.plan.model import Plan
+from runner.trust import claims
 
 OVERLAPS = {
     "skip": ScheduleOverlapPolicy.SKIP,
@@ -94,9 +96,15 @@ def _action(
     schedule_id: str, plan: Plan, inputs: dict[str, Any], queue: str, **definition: Any
 ) -> ScheduleActionStartWorkflow:
     started_by = f"schedule:{schedule_id}"
+    request = run_request(plan, inputs, started_by, **definition)
+    if signing.wanted_here():
+        # Signed mode: the person creating or updating the schedule signs for every
+        # run it starts (docs/trust.md).
+        claim = claims.schedule_claim(schedule_id, plan.plan_hash, inputs)
+        request.proof = {**signing.sign(claim), "schedule": schedule_id}
     return ScheduleActionStartWorkflow(
         WORKFLOW_TYPE,
-        run_request(plan, inputs, started_by, **definition),
+        request,
         # The server appends the time of each run to this id.
         id=f"{plan.name}-{schedule_id}",
         task_queue=queue,

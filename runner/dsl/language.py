@@ -158,6 +158,30 @@ def _common_step_props() -> dict[str, Any]:
             "anyOf": [
                 {"type": "array", "description": "A literal list"},
                 template_string("A template giving a list"),
+                {
+                    "type": "object",
+                    "description": "Items read from a file on the worker, page by page, "
+                    "for fleets too large to pass as an input (docs/campaigns.md)",
+                    "additionalProperties": False,
+                    "required": ["from_file"],
+                    "properties": {
+                        "from_file": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "The inventory file's path on the worker; "
+                            "may be a template over inputs, e.g. {{ inputs.inventory }}",
+                        },
+                        "format": choice(
+                            {
+                                "lines": "One item per line, as text; blank lines and "
+                                "# comments are left out (the default)",
+                                "json": "A JSON array, or one JSON value per line",
+                                "yaml": "A YAML list",
+                            },
+                            "How the file lists its items",
+                        ),
+                    },
+                },
             ],
         },
         "as": patterned(IDENT_PATTERN, "The loop variable's name (default item)"),

@@ -20,21 +20,27 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from runner.contract import (
         BATCH_CONTROL_SIGNAL,
         BATCH_WORKFLOW_TYPE,
+        INVENTORY_PAGE_ACTIVITY,
+        PAYLOAD_LIMIT,
         PROGRESS_QUERY,
         BatchInput,
         BatchItem,
+        PagedSource,
         StepRequest,
+        payload_size,
     )
-    from runner.engine import metrics
+    from runner.engine import inventory, metrics, render
     from runner.engine.activity_call import call_activity
     from runner.engine.failures import StepFailed
     from runner.engine.outbox import BatchWriter, Outbox
     from runner.plan.model import RetryPolicy, Timeouts
+    from runner.plan.waves import item_key
     from runner.times import iso
 
 # An item's error as kept in the summary: enough to act on, small enough for 1,000.
@@ -47,6 +53,7 @@ class BatchWorkflow:
         self._concurrency = 1
         self._paused = False
         self._skip: set[int] = set()
+        self._skip_names: set[str] = set()  # a fan-out from a file skips by name
         self._running = 0
         self._succeeded = 0
         self._failed = 0
@@ -69,6 +76,8 @@ class BatchWorkflow:
             self._concurrency = max(1, int(change["concurrency"]))
         if "skip" in change:
             self._skip.update(int(i) for i in change["skip"])
+        if "skip_names" in change:
+            self._skip_names.update(str(n) for n in change["skip_names"])
         self._signalled.update(change)
         self._changed = True
 
@@ -90,12 +99,17 @@ class BatchWorkflow:
         if "paused" not in self._signalled:
             self._paused = batch.paused
         self._skip.update(batch.skip)
-        self._total = len(batch.items)
+        self._skip_names.update(batch.skip_names)
+        page: dict[str, Any] = {}
+        items = batch.items
+        if batch.source is not None:
+            items, page = await self._page(batch.source)
+        self._total = len(items)
         self._outbox.enabled = bool(batch.store_run_id)
         writer = self._writer = BatchWriter(self._outbox, batch.store_run_id)
         retry = RetryPolicy.from_dict(batch.retry)
         timeouts = Timeouts.from_dict(batch.timeouts)
-        waiting = deque(batch.items)
+        waiting = deque(items)
         tasks: list[asyncio.Task[None]] = []
         try:
             while True:
@@ -106,7 +120,7 @@ class BatchWorkflow:
                     and self._running < self._concurrency
                 ):
                     item = waiting.popleft()
-                    if item.index in self._skip:
+                    if item.index in self._skip or item.key in self._skip_names:
                         self._skipped.append(item.index)
                         self._event(batch, item, "skipped")
                         continue
@@ -130,7 +144,7 @@ class BatchWorkflow:
         not_started = [item.index for item in waiting]
         await writer.all()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return {
+        result = {
             "succeeded": self._succeeded,
             "failed": self._failed,
             "skipped": self._skipped,
@@ -139,6 +153,62 @@ class BatchWorkflow:
             "failures": self._failures,
             "outputs": self._outputs if batch.keep_outputs else {},
         }
+        if page and batch.keep_outputs:
+            result["page"] = page  # a small fan-out from a file: the run lists its items
+        return result
+
+    async def _page(self, source: PagedSource) -> tuple[list[BatchItem], dict[str, Any]]:
+        """Read this batch's page of the inventory on the worker, and render its items.
+
+        A failure here fails the batch, and so the step, with its own error type."""
+        try:
+            read = await call_activity(
+                INVENTORY_PAGE_ACTIVITY,
+                {**source.inventory, "start": source.start, "end": source.end},
+                activity_id=f"inventory:{source.start}",
+                summary=f"read items {source.start + 1}-{source.end} of the inventory",
+                retry=inventory.RETRY,
+                timeouts=inventory.TIMEOUTS,
+            )
+        except StepFailed as failure:
+            raise ApplicationError(
+                failure.message, type=failure.error_type, non_retryable=True
+            ) from None
+        values = read["items"]
+        context = {**source.context, "secrets": render.Secrets()}
+        items: list[BatchItem] = []
+        page: dict[str, Any] = {}
+        for offset, value in enumerate(values):
+            index = source.start + offset
+            key = item_key(value, named=source.named)
+            try:
+                rendered = render.step_params(
+                    source.with_, {**context, source.loop_var: value}, source.script, source.secrets
+                )
+            except render.TemplateFailure as exc:
+                raise ApplicationError(
+                    f"item {key!r}: {exc}", type="TemplateError", non_retryable=True
+                ) from None
+            size = payload_size(rendered.params) + payload_size(rendered.script_env)
+            if size > PAYLOAD_LIMIT:
+                raise ApplicationError(
+                    f"the parameters of item {key!r} are {size} bytes, over the "
+                    f"{PAYLOAD_LIMIT}-byte limit",
+                    type="PayloadsTooLarge",
+                    non_retryable=True,
+                )
+            items.append(
+                BatchItem(
+                    index,
+                    key,
+                    rendered.params,
+                    rendered.script_env,
+                    rendered.secret_params,
+                    rendered.secret_env,
+                )
+            )
+            page[str(index)] = value
+        return items, page
 
     async def _one(
         self, batch: BatchInput, item: BatchItem, retry: RetryPolicy, timeouts: Timeouts

@@ -18,19 +18,21 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 from runner import durations
 from runner.contract import (
     BATCH_CONTROL_SIGNAL,
     BATCH_WORKFLOW_TYPE,
+    INVENTORY_OPEN_ACTIVITY,
     PAYLOAD_LIMIT,
     BatchInput,
     BatchItem,
+    PagedSource,
     payload_size,
 )
-from runner.engine import render
-from runner.engine.activity_call import checked_timeouts
+from runner.engine import inventory, render
+from runner.engine.activity_call import call_activity, checked_timeouts
 from runner.engine.child_call import child_failure
 from runner.engine.failures import StepFailed
 from runner.plan import waves
@@ -55,6 +57,10 @@ class CampaignHost(Protocol):
 
     def kept_items(self, step_id: str) -> set[str]: ...  # done in the run redriven
 
+    def redriven_in_store(self, step_id: str) -> str | None: ...  # run whose done items
+
+    # a fan-out from a file leaves out, by the store; None runs every item
+
     async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any: ...
 
     async def unpaused(self) -> None: ...
@@ -63,6 +69,10 @@ class CampaignHost(Protocol):
 
 
 FAILED_ITEMS_SHOWN = 20
+FAILURES_KEPT = 1000  # failed items named in the output; the count is always exact
+# How a batch of a fan-out from a file fails when its page cannot be read or rendered:
+# the step fails with the same error type.
+PAGE_FAILURES = (*inventory.RETRY.non_retryable_errors, "TemplateError", "PayloadsTooLarge")
 # Runs from this version on name mapping items by their `name` (waves.item_key).
 ITEM_NAMES = "qlrf-item-names"
 
@@ -70,22 +80,38 @@ ITEM_NAMES = "qlrf-item-names"
 class Campaign:
     """The live state of one fan-out step, shown in `state` and steered by `control`."""
 
-    def __init__(self, host: CampaignHost, node: Node, concurrency: int, *, legacy: bool) -> None:
+    def __init__(
+        self,
+        host: CampaignHost,
+        node: Node,
+        concurrency: int,
+        *,
+        legacy: bool,
+        names_items: bool = False,
+    ) -> None:
         assert node.fanout is not None
         self.host = host
         self.node = node
         self.fan: FanOut = node.fanout
         self.concurrency = concurrency
         self.legacy = legacy  # a run started before per-wave budgets
+        self.names_items = names_items  # a run that names inventory items by `name`
         self.items: list[Any] = []
         self.keys: list[str] = []
+        self.total = 0
+        # A fan-out from a file: what inventory_open said ({path, format, sha256, ...});
+        # the run then knows its items by index only, and batches read their own.
+        self.inventory: dict[str, Any] | None = None
+        self.named = False
         self.skipped_by_operator: set[int] = set()
+        self.skipped_names: set[str] = set()  # `skip` of a fan-out from a file
         self.waves: list[dict[str, Any]] = []
         self.batch: workflow.ChildWorkflowHandle[Any, Any] | None = None
         self.finished_before = 0  # items before this index are in finished batches
         self.status: dict[int, str] = {}  # every item's status, for small fan-outs
         self.outputs: dict[int, Any] = {}
         self.failures: list[dict[str, Any]] = []
+        self.failed_count = 0
         self.skipped: list[int] = []
         self.not_started = 0
         self.started = False
@@ -94,7 +120,7 @@ class Campaign:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "total": len(self.items),
+            "total": self.total,
             "concurrency": self.concurrency,
             "waves": [dict(w) for w in self.waves],
             # The latest failed items, named as `status` and `skip` name them.
@@ -107,7 +133,7 @@ class Campaign:
     def output(self) -> dict[str, Any]:
         """The step's output (docs/campaigns.md); above 1,000 items, only the failed ones."""
         failed = {f["index"]: f for f in self.failures}
-        if len(self.items) <= waves.OUTPUT_ITEMS:
+        if self.total <= waves.OUTPUT_ITEMS:
             items = [
                 {
                     "item": item,
@@ -115,17 +141,23 @@ class Campaign:
                     "output": self.outputs.get(i),
                     "error": failed[i]["error"] if i in failed else None,
                 }
-                for i, item in enumerate(self.items)
+                # A fan-out from a file knows the items its batches have read so far.
+                for i, item in enumerate(self.items + [None] * (self.total - len(self.items)))
             ]
         else:
             items = [
-                {"item": self.items[i], "status": "failed", "output": None, "error": f["error"]}
+                {
+                    "item": self.items[i] if self.inventory is None else f["item"],
+                    "status": "failed",
+                    "output": None,
+                    "error": f["error"],
+                }
                 for i, f in sorted(failed.items())
             ]
         out: dict[str, Any] = {
             "items": items,
             "succeeded": sum(w["succeeded"] for w in self.waves),
-            "failed": len(self.failures),
+            "failed": self.failed_count,
             "skipped": len(self.skipped),
             "not_started": self.not_started,
             "waves": [
@@ -133,6 +165,8 @@ class Campaign:
                 for w in self.waves
             ],
         }
+        if self.failed_count > len(self.failures):
+            out["failed_items_left_out"] = self.failed_count - len(self.failures)
         if payload_size(out) > PAYLOAD_LIMIT // 2:
             # Outputs of many items can outgrow a payload; the counts and errors stay.
             for entry in items:
@@ -155,6 +189,10 @@ class Campaign:
 
     async def execute(self) -> dict[str, Any]:
         node = self.node
+        if inventory.from_file(self.fan.foreach) is not None:
+            checked_timeouts(node.id, node.timeouts)
+            self.total = await self._open()
+            return await self._waves()
         items = render.render(self.fan.foreach, self.host.context())
         if not isinstance(items, list):
             raise StepFailed(
@@ -170,11 +208,37 @@ class Campaign:
             items = [item for item in items if not waves.item_names(item) & done]
         # Hosts of an inventory ({"name": "web-1", "address": ...}) go by their names in
         # progress, errors, `skip` and the store; runs started before, by their JSON.
-        named = waves.names_items(items) and workflow.patched(ITEM_NAMES)
+        # Runs that took the trust snapshot name items: no patch is asked after it.
+        named = waves.names_items(items) and (self.names_items or workflow.patched(ITEM_NAMES))
         self.items = items
         self.keys = [waves.item_key(item, named=named) for item in items]
+        self.total = len(items)
+        return await self._waves()
+
+    async def _open(self) -> int:
+        """Open the inventory file on the worker; the number of items to run."""
+        request = inventory.open_request(
+            self.fan.foreach,
+            self.host.context(),
+            self.node.id,
+            self.host.redriven_in_store(self.node.id) if self.host.recording else None,
+        )
+        opened = await call_activity(
+            INVENTORY_OPEN_ACTIVITY,
+            request,
+            activity_id=f"inventory:{self.node.id}",
+            summary=f"open the inventory of {self.node.name}"[:200],
+            retry=inventory.RETRY,
+            timeouts=inventory.TIMEOUTS,
+        )
+        self.inventory = {**request, "sha256": opened["sha256"]}
+        self.named = bool(opened.get("named"))
+        return int(opened["count"])
+
+    async def _waves(self) -> dict[str, Any]:
+        node = self.node
         specs = self.fan.waves
-        bounds = waves.bounds(len(items), specs)
+        bounds = waves.bounds(self.total, specs)
         for b in bounds:
             spec = specs[b.spec] if b.spec >= 0 else None
             size = b.end - b.start
@@ -218,15 +282,13 @@ class Campaign:
 
     def _over_budget(self, b: waves.WaveBounds, entry: dict[str, Any]) -> str:
         failed = [f["item"] for f in self.failures if f["index"] >= b.start]
-        named = ", ".join(failed[: waves.NAMED_IN_ERROR])
-        more = (
-            f" and {len(failed) - waves.NAMED_IN_ERROR} more"
-            if len(failed) > waves.NAMED_IN_ERROR
-            else ""
-        )
+        count = max(entry["failed"], len(failed))  # the kept failures may be fewer
+        shown = failed[: waves.NAMED_IN_ERROR]
+        named = ", ".join(shown)
+        more = f" and {count - len(shown)} more" if count > len(shown) else ""
         return (
-            f"wave '{b.name}' had {len(failed)} failed "
-            f"item{'s' if len(failed) != 1 else ''}, over its budget of "
+            f"wave '{b.name}' had {count} failed "
+            f"item{'s' if count != 1 else ''}, over its budget of "
             f"{entry['budget']}: {named}{more}; the campaign stopped"
         )
 
@@ -256,7 +318,7 @@ class Campaign:
         )
         message = (
             f"Start wave '{b.name}' of {self.node.name}: items {b.start + 1}-{b.end} of "
-            f"{len(self.items)}?" + (f" So far {done}." if done else "")
+            f"{self.total}?" + (f" So far {done}." if done else "")
         )
         return {
             "message": message,
@@ -278,6 +340,8 @@ class Campaign:
         self.host.audit(
             "wave_started", None, {"step": node.id, "wave": b.name, "items": b.end - b.start}
         )
+        if self.inventory is not None:
+            return await self._paged_wave(b, entry)
         # Rendered now, not at the start: a decision at a gate may have changed inputs.
         loop_var = self.fan.as_
         script = node.capabilities.script
@@ -307,11 +371,51 @@ class Campaign:
             sizes.append(size)
         for number, (start, end) in enumerate(waves.batches(sizes), start=1):
             await self.host.unpaused()
-            result = await self._batch(entry, requests[start:end], number)
+            chosen = requests[start:end]
+            result = await self._batch(entry, chosen[0].index, chosen[-1].index, number, chosen)
             self._merge(entry, result)
             self.finished_before = b.start + end
             if result["exceeded"]:
                 self.not_started += len(requests) - end + len(result["not_started"])
+                self._wave_finished(entry, "failed")
+                return False
+        self._wave_finished(entry, "succeeded")
+        return True
+
+    async def _paged_wave(self, b: waves.WaveBounds, entry: dict[str, Any]) -> bool:
+        """A wave of a fan-out from a file: batches of pages the batches read themselves."""
+        assert self.inventory is not None
+        node = self.node
+        for number, start in enumerate(range(b.start, b.end, waves.BATCH_ITEMS), start=1):
+            end = min(start + waves.BATCH_ITEMS, b.end)
+            await self.host.unpaused()
+            # Rendered by the batch, with the run's facts as they are now (a decision at a
+            # gate may have changed inputs).
+            source = PagedSource(
+                inventory=self.inventory,
+                start=start,
+                end=end,
+                named=self.named,
+                loop_var=self.fan.as_,
+                with_=node.with_,
+                script=node.capabilities.script,
+                secrets=[list(p) for p in node.secrets],
+                context=inventory.snapshot(self.host.context()),
+            )
+            size = payload_size(source.context)
+            if size > PAYLOAD_LIMIT // 2:
+                raise StepFailed(
+                    "PayloadsTooLarge",
+                    f"the inputs and step outputs the items' templates may read are {size} "
+                    f"bytes, over the {PAYLOAD_LIMIT // 2}-byte limit of a batch of a "
+                    "fan-out from a file; keep large outputs out of earlier steps",
+                    1,
+                )
+            result = await self._batch(entry, start, end - 1, number, [], source)
+            self._merge(entry, result)
+            self.finished_before = end
+            if result["exceeded"]:
+                self.not_started += b.end - end + len(result["not_started"])
                 self._wave_finished(entry, "failed")
                 return False
         self._wave_finished(entry, "succeeded")
@@ -327,11 +431,16 @@ class Campaign:
         )
 
     async def _batch(
-        self, entry: dict[str, Any], items: list[BatchItem], number: int
+        self,
+        entry: dict[str, Any],
+        first: int,
+        last: int,
+        number: int,
+        items: list[BatchItem],
+        source: PagedSource | None = None,
     ) -> dict[str, Any]:
         node = self.node
         info = workflow.info()
-        first, last = items[0].index, items[-1].index
         budget = entry["budget"]
         assert node.activity is not None and node.retry is not None
         batch = BatchInput(
@@ -345,11 +454,14 @@ class Campaign:
             items=items,
             concurrency=self.concurrency,
             budget=None if budget is None else budget - entry["failed"],
-            keep_outputs=len(self.items) <= waves.OUTPUT_ITEMS,
+            keep_outputs=self.total <= waves.OUTPUT_ITEMS,
             paused=self.host.paused,
             skip=sorted(i for i in self.skipped_by_operator if first <= i <= last),
             store_run_id=info.run_id if self.host.recording else "",
         )
+        if source is not None:
+            batch.source = source
+            batch.skip_names = sorted(self.skipped_names)
         child_id = f"{info.workflow_id}.{node.id}.{entry['name']}.{number}"
         handle = await workflow.start_child_workflow(
             BATCH_WORKFLOW_TYPE,
@@ -362,6 +474,10 @@ class Campaign:
         try:
             return dict(await handle)
         except ChildWorkflowError as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.type in PAGE_FAILURES:
+                # A batch of a fan-out from a file could not read or render its page.
+                raise StepFailed(cause.type, cause.message, 1) from None
             raise child_failure(exc, "BatchFailed", f"batch {child_id}") from None
         finally:
             self.batch = None
@@ -372,9 +488,16 @@ class Campaign:
         entry["succeeded"] += result["succeeded"]
         entry["failed"] += result["failed"]
         entry["skipped"] += len(result["skipped"])
-        self.failures.extend(result["failures"])
+        self.failed_count += len(result["failures"])
+        # Failed items are kept to name them (in the output, errors and `status`), up to a
+        # bound: 100,000 failed hosts must not outgrow the run's memory and payloads.
+        room = FAILURES_KEPT - len(self.failures)
+        self.failures.extend(result["failures"][: max(room, 0)])
         self.skipped.extend(result["skipped"])
-        if len(self.items) <= waves.OUTPUT_ITEMS:
+        if self.total <= waves.OUTPUT_ITEMS:
+            for index, value in (result.get("page") or {}).items():
+                # A small fan-out from a file: the items its batches read.
+                self._fill(int(index), value)
             for key, value in result["outputs"].items():
                 self.status[int(key)] = "succeeded"
                 self.outputs[int(key)] = value
@@ -389,7 +512,25 @@ class Campaign:
         self.concurrency = value
         await self.tell_batch({"concurrency": value})
 
+    def _fill(self, index: int, value: Any) -> None:
+        while len(self.items) <= index:
+            self.items.append(None)
+            self.keys.append("")
+        self.items[index] = value
+        self.keys[index] = waves.item_key(value, named=self.named)
+
+    @property
+    def paged(self) -> bool:
+        """A fan-out from a file: the run knows its items' names only batch by batch."""
+        return self.inventory is not None
+
     async def skip(self, names: list[str]) -> None:
+        if self.paged:
+            # Each batch leaves out the items of these names in its page, when it reaches
+            # them: the run does not hold the names of 100,000 items.
+            self.skipped_names.update(names)
+            await self.tell_batch({"skip_names": names})
+            return
         indexes, _ = self.indexes(names)
         self.skipped_by_operator.update(indexes)
         await self.tell_batch({"skip": indexes})

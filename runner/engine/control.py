@@ -16,13 +16,20 @@ from runner.plan.waves import MAX_CONCURRENCY
 if TYPE_CHECKING:
     from runner.engine.campaign import Campaign
 
-ACTIONS = ("pause", "resume", "concurrency", "skip")
+# `cancel` records who asked (a signed cancel, in signed mode); the cancel itself is
+# Temporal's own request, which the CLI sends once this is accepted.
+ACTIONS = ("pause", "resume", "concurrency", "skip", "cancel")
+# `skip` in a fan-out from a file: the names travel to every later batch.
+MAX_SKIP_NAMES = 1000
+MAX_SKIPPED = 10_000
+MAX_SKIP_NAME_LENGTH = 1024
 # What each action is called in the audit log.
 AUDITED_AS = {
     "pause": "run_paused",
     "resume": "run_resumed",
     "concurrency": "concurrency_set",
     "skip": "items_skipped",
+    "cancel": "cancel_requested",
 }
 
 
@@ -50,6 +57,8 @@ def refusal(
         return "say who you are (`--as USER`, or QLRF_USER)"
     if run_status != "running":
         return f"the run is {run_status}; only a running run can be controlled"
+    if action == "cancel":
+        return None
     if action == "pause":
         return "the run is already paused" if paused else None
     if action == "resume":
@@ -74,6 +83,17 @@ def refusal(
     campaign = started.get(step)
     if campaign is None:
         return f"step '{step}' has not started, so its items are not known yet; skip once it runs"
+    if campaign.paged:
+        # Items of a fan-out from a file are named batch by batch, on the worker: a name
+        # matching none is not known to be wrong here, and one already run is unaffected.
+        if len(items) > MAX_SKIP_NAMES or len(campaign.skipped_names) + len(items) > MAX_SKIPPED:
+            return (
+                f"skip at most {MAX_SKIP_NAMES} items at once and {MAX_SKIPPED} in all in a "
+                "fan-out from a file; take them out of the inventory instead"
+            )
+        if any(len(name) > MAX_SKIP_NAME_LENGTH for name in items):
+            return f"an item name is at most {MAX_SKIP_NAME_LENGTH} characters"
+        return None
     indexes, unknown = campaign.indexes(items)
     if unknown:
         return f"no item {', '.join(map(repr, unknown))} in step '{step}'"
@@ -97,6 +117,7 @@ async def apply(
     record: dict[str, Any] = {
         "action": action,
         "by": by,
+        "verified": bool(request.get("verified")),
         "at": at,
         "comment": request.get("comment") or "",
     }
@@ -105,6 +126,8 @@ async def apply(
         run.paused = action == "pause"
         for running in campaigns.values():
             await running.tell_batch({"paused": run.paused})
+    elif action == "cancel":
+        pass  # recorded below; Temporal's cancel request follows from the client
     elif action == "concurrency":
         record.update(step=request["step"], concurrency=request["concurrency"])
         concurrency_set[request["step"]] = request["concurrency"]

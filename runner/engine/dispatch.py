@@ -48,6 +48,7 @@ class Dispatcher:
         self.writer = writer
         self.evaluators = evaluators
         self.legacy = legacy
+        self.trust_era = False  # the run took the trust snapshot (engine/identity.py)
         # A failed step keeps what its command printed as its output (runs started
         # with the live picture on; earlier ones had none, and templates may ask).
         self.failed_output = False
@@ -171,6 +172,9 @@ class Dispatcher:
     def kept_items(self, step_id: str) -> set[str]:
         return self.run.kept_items.get(step_id, set())
 
+    def redriven_in_store(self, step_id: str) -> str | None:
+        return self.run.redrive_of if step_id in self.run.redrive_paged else None
+
     async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any:
         return await self.evaluators.open_gate(node, params, gate_id)
 
@@ -206,7 +210,7 @@ class Dispatcher:
         assert node.fanout is not None
         wanted = self.concurrency_set.get(node.id) or node.fanout.concurrency
         concurrency = control.fanout_concurrency(wanted, self.run.run_limit)
-        campaign = Campaign(self, node, concurrency, legacy=self.legacy)
+        campaign = Campaign(self, node, concurrency, legacy=self.legacy, names_items=self.trust_era)
         self.campaigns[node.id] = campaign
         try:
             return await campaign.execute()
@@ -338,6 +342,7 @@ class Dispatcher:
                 self.outbox.step(node.id, "compensation_started", attempt=1, started_at=iso(began))
             # A compensation undoes the step on what the step locked: it holds those too.
             scope = f"{node.id}:compensate"
+            evicted = False
             try:
                 if comp.runs_in != "activity":
                     raise StepFailed(
@@ -353,8 +358,11 @@ class Dispatcher:
                 if exc.attempts is not None:
                     attempts.attempts = exc.attempts
                 record.update(status="failed", error=exc.as_error())
+            except GeneratorExit:
+                evicted = True  # dropped by its worker: no workflow call (see run_step)
+                raise
             finally:
-                if node.locks and self.locks is not None:
+                if node.locks and self.locks is not None and not evicted:
                     self.locks.give_back(scope)
             if not self.legacy:
                 self.outbox.step(

@@ -116,6 +116,7 @@ class Evaluators:
         self.run.touch(urgent=True)
         publish.waiting(self.desk, self.run)
         notices = [asyncio.create_task(self._notify(gate, 0))]
+        evicted = False
         try:
             while gate.status == "waiting":
                 remaining = gate.deadline - workflow.now()
@@ -136,12 +137,19 @@ class Evaluators:
                 if gate.status == "waiting" and not self.legacy:
                     # A modify asks again: the approvers hear of it again.
                     notices.append(asyncio.create_task(self._notify(gate, len(gate.modifications))))
+        except GeneratorExit:
+            # The worker dropped the run (it stops, or its cache is full), and the
+            # garbage collector closes this coroutine, maybe while another run's code
+            # runs: no workflow call may be made, or it would land in that run.
+            evicted = True
+            raise
         finally:
             if gate.status == "waiting":
                 gate.status = "cancelled"
             state.status = "running"
-            self.run.touch(urgent=True)
-            publish.waiting(self.desk, self.run)
+            if not evicted:
+                self.run.touch(urgent=True)
+                publish.waiting(self.desk, self.run)
         for notice in notices:
             await notice
         return self._outcome(gate, timeout_text)

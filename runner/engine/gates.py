@@ -157,9 +157,16 @@ class GateDesk:
         at = iso(now)
         kind, by = decision["decision"], decision["by"]
         comment = decision.get("comment") or ""
-        record: dict[str, Any] = {"decision": kind, "by": by, "at": at, "comment": comment}
+        verified = bool(decision.get("verified"))  # proven by signature (signed mode)
+        record: dict[str, Any] = {
+            "decision": kind,
+            "by": by,
+            "verified": verified,
+            "at": at,
+            "comment": comment,
+        }
         if kind == "approve":
-            gate.approvals.append({"by": by, "at": at, "comment": comment})
+            gate.approvals.append({"by": by, "verified": verified, "at": at, "comment": comment})
             if len(gate.approvals) >= gate.min_approvals:
                 gate.status = "approved"
         elif kind == "reject":
@@ -167,7 +174,9 @@ class GateDesk:
         else:
             changes = self.run.change_inputs(decision["set"])
             record["changes"] = changes
-            gate.modifications.append({"by": by, "at": at, "comment": comment, "changes": changes})
+            gate.modifications.append(
+                {"by": by, "verified": verified, "at": at, "comment": comment, "changes": changes}
+            )
             gate.approvals.clear()  # what was approved has changed: ask again
             # The message may name inputs that changed: render it again.
             with contextlib.suppress(render.TemplateFailure):

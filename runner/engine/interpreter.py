@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         RunInput,
     )
-    from runner.engine import admission, control, outcome, publish
+    from runner.engine import admission, control, identity, outcome, publish
     from runner.engine.dispatch import Dispatcher
     from runner.engine.evaluators import Evaluators
     from runner.engine.failures import StepFailed
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from runner.engine.run_state import RunState
     from runner.engine.scheduler import Scheduler
     from runner.times import iso
+    from runner.trust import claims
 
 # Runs started from this version on follow the trigger rules after a failure, skip
 # what never runs, record compensations, notify again after a modify and give the
@@ -66,6 +67,9 @@ class RunbookWorkflow:
         self._locks: RunLocks | None = None
         self._malformed: str | None = None  # why the run's input could not be read
         self._waited_ms = 0  # how long the run waited for its locks (from its timeout)
+        self._trust = identity.Trust()
+        self._started_verified = False
+        self._authorized_by: str | None = None  # who signed the schedule of this run
 
     # -- queries ----------------------------------------------------------------------
 
@@ -102,6 +106,10 @@ class RunbookWorkflow:
             "started_at": iso(run.started_at),
             "finished_at": iso(run.finished_at),
             "inputs": run.inputs,
+            # What a signed decision or control action binds (runner/trust/claims.py).
+            "identity": {**self._trust.as_json(), "started_by_verified": self._started_verified},
+            "plan_hash": run.plan.plan_hash,
+            "inputs_hash": claims.inputs_hash(run.inputs),
             "steps": steps,
             "gates": [g.as_json() for g in desk.gates.values()],
             "paused": run.paused,
@@ -136,12 +144,19 @@ class RunbookWorkflow:
         plan = admitted
         legacy = not workflow.patched(ENGINE_V2)
         info = workflow.info()
+        # Asked before the trust snapshot, as runs before it asked it: a patch asked
+        # after awaiting a local activity may land in another workflow task on replay.
+        live = not legacy and workflow.patched(LIVE_PICTURE)
+        started_by, groups, unauthenticated = request.started_by, request.groups, None
+        trust_era = not legacy and workflow.patched(identity.TRUST)
+        if trust_era:
+            started_by, groups, unauthenticated = await self._authenticate(request, plan)
         redrive_refused = admission.redrive_problem(plan, request.redrive)
         run = self._run = RunState(
             plan,
             request.inputs,
-            request.started_by,
-            request.groups,
+            started_by,
+            groups,
             info.workflow_id,
             workflow.now(),
             request.redrive if redrive_refused is None else None,
@@ -156,6 +171,7 @@ class RunbookWorkflow:
 
         evaluators = Evaluators(run, desk, outbox, gate_opened, legacy=legacy)
         dispatcher = self._dispatcher = Dispatcher(run, outbox, writer, evaluators, legacy=legacy)
+        dispatcher.trust_era = trust_era
         locks = self._locks = dispatcher.locks = RunLocks(
             run, outbox, lambda: publish.waiting(desk, run, changed_only=True)
         )
@@ -165,19 +181,26 @@ class RunbookWorkflow:
         flusher = None
         if writer is not None:
             writer.run_row = self._run_row(request)
-            started: dict[str, Any] = {"inputs": run.inputs}
+            started: dict[str, Any] = {"inputs": run.inputs, "verified": self._started_verified}
+            if self._trust.signed:
+                started["trust_sha256"] = self._trust.sha256
+            if self._authorized_by:
+                started["authorized_by"] = self._authorized_by
             if run.redrive_of:
                 started["redrive_of"] = run.redrive_of
             outbox.audit("run_started", run.started_by, started)
             flusher = asyncio.create_task(writer.loop())
         publisher = None
-        if not legacy and workflow.patched(LIVE_PICTURE):
+        if live:
             dispatcher.failed_output = True
             publisher = Publisher(run, desk, dispatcher.campaigns)
             self._publisher = asyncio.create_task(publisher.loop())
         refused = None if legacy else admission.input_problem(plan, request.inputs)
         refused = refused or redrive_refused
         refused_as = "InvalidInputs"
+        if unauthenticated is not None:
+            # Nothing runs for a start nobody proved: not a step, not finally.
+            refused, refused_as = unauthenticated, "Unauthenticated"
         run_keys: list[str] = []
         if refused is None and plan.locks:
             try:
@@ -232,6 +255,57 @@ class RunbookWorkflow:
                 non_retryable=True,
             )
         return run.outputs
+
+    async def _authenticate(
+        self, request: RunInput, plan: Any
+    ) -> tuple[str, dict[str, list[str]], str | None]:
+        """Take the trust snapshot and check the start: (started_by, groups, why the
+        start is refused or None). In claimed mode, what the request says."""
+        trust = self._trust = await identity.snapshot()
+        if not trust.signed:
+            return request.started_by, request.groups, None
+        groups = trust.groups or {}
+        if trust.problem is not None:
+            return str(request.started_by), groups, trust.problem
+        info = workflow.info()
+        if info.parent is not None:
+            # A `runbook` step's child: its parent run checked who started it.
+            self._started_verified = True
+            return request.started_by, groups, None
+        proof = request.proof
+        schedule = proof.get("schedule") if isinstance(proof, dict) else None
+        if isinstance(schedule, str) and schedule:
+            return self._scheduled(request, plan, schedule, groups)
+        expected = claims.start_claim(info.workflow_id, plan.plan_hash, request.inputs)
+        try:
+            principal = trust.verify(request.proof, expected)
+        except claims.Unauthenticated as exc:
+            return str(request.started_by), groups, f"the start is not proven: {exc}"
+        trust.spend(request.proof)
+        self._started_verified = True
+        return principal, groups, None
+
+    def _scheduled(
+        self, request: RunInput, plan: Any, schedule: str, groups: dict[str, list[str]]
+    ) -> tuple[str, dict[str, list[str]], str | None]:
+        """A run a schedule started: the schedule's signature (made by `schedule create`
+        or `update`) stands for this plan with these inputs, on this schedule."""
+        started_by = f"schedule:{schedule}"
+        if request.started_by != started_by or not workflow.info().workflow_id.startswith(
+            f"{plan.name}-{schedule}-"
+        ):
+            return (
+                str(request.started_by),
+                groups,
+                "the start is not proven: not that schedule's run",
+            )
+        expected = claims.schedule_claim(schedule, plan.plan_hash, request.inputs)
+        try:
+            self._authorized_by = self._trust.verify(request.proof, expected, window=False)
+        except claims.Unauthenticated as exc:
+            return started_by, groups, f"the start is not proven: {exc}"
+        self._started_verified = True
+        return started_by, groups, None
 
     async def _run_locks(self, keys: list[str]) -> str | None:
         """Hold the run's own locks before its first step. None once they are held;
@@ -340,11 +414,23 @@ class RunbookWorkflow:
     @workflow.update(name=DECIDE)
     async def decide(self, decision: dict[str, Any]) -> dict[str, Any]:
         """approve / reject / modify a waiting gate; the validator has already accepted it."""
-        return self._apply(decision)
+        try:
+            proven = self._proven(decision)  # again: a validator leaves nothing behind
+        except claims.Unauthenticated as exc:
+            raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
+        return self._apply(proven)
 
     @decide.validator
     def _validate_decide(self, decision: dict[str, Any]) -> None:
-        problem = self._desk.refusal(decision) if self._desk is not None else "the run is starting"
+        if self._desk is None:
+            raise ApplicationError(
+                "the run is starting", type="DecisionRefused", non_retryable=True
+            )
+        try:
+            decision = self._proven(decision)
+        except claims.Unauthenticated as exc:
+            raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
+        problem = self._desk.refusal(decision)
         if problem:
             raise ApplicationError(problem, type="DecisionRefused", non_retryable=True)
 
@@ -354,19 +440,55 @@ class RunbookWorkflow:
         desk = self._desk
         if desk is None:
             return
-        problem = desk.refusal(decision)
+        try:
+            proven = self._proven(decision)
+        except claims.Unauthenticated as exc:
+            desk.refuse(decision, str(exc), workflow.now())
+            return
+        except Exception as exc:  # a signal is never bounced: a hostile one must not
+            # fail the workflow task (which Temporal retries for ever)
+            desk.refuse(decision, f"malformed: {type(exc).__name__}", workflow.now())
+            return
+        problem = desk.refusal(proven)
         if problem is None:
-            self._apply(decision)
+            self._apply(proven)
         else:
             desk.refuse(decision, problem, workflow.now())
 
+    def _proven(self, decision: Any) -> Any:
+        """The decision with its verified principal as `by` (signed mode), or as sent,
+        marked unverified (claimed mode); claims.Unauthenticated when unproven."""
+        if not isinstance(decision, dict):
+            return decision
+        decision = {k: v for k, v in decision.items() if k != "verified"}
+        if not self._trust.signed:
+            return decision
+        run, desk = self._run, self._desk
+        assert run is not None and desk is not None
+        info = workflow.info()
+        gate = (
+            desk.gates.get(decision.get("gate")) if isinstance(decision.get("gate"), str) else None
+        )
+        expected = claims.decision_claim(
+            decision,
+            run_id=info.workflow_id,
+            temporal_run_id=info.run_id,
+            round_=len(gate.modifications) if gate is not None else None,
+            plan_hash=run.plan.plan_hash,
+            inputs_hash_now=claims.inputs_hash(run.inputs),
+        )
+        by = self._trust.verify(decision.get("proof"), expected, decision.get("by"))
+        return {**decision, "by": by, "verified": True}
+
     def _apply(self, decision: dict[str, Any]) -> dict[str, Any]:
         assert self._desk is not None and self._outbox is not None
+        self._trust.spend(decision.get("proof"))
         gate, record = self._desk.apply(decision, workflow.now())
         detail = {
             "gate": gate.gate,
             "step": gate.step,
             "decision": record["decision"],
+            "verified": record["verified"],
             "comment": record["comment"],
             "changes": record.get("changes"),
         }
@@ -400,6 +522,11 @@ class RunbookWorkflow:
         )
         assert run is not None and dispatcher is not None and outbox is not None
         assert scheduler is not None
+        try:
+            request = self._proven_control(request)
+        except claims.Unauthenticated as exc:
+            raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
+        self._trust.spend(request.get("proof"))
         record = await control.apply(
             request,
             run=run,
@@ -411,11 +538,35 @@ class RunbookWorkflow:
         scheduler.wake()
         return record
 
+    def _proven_control(self, request: Any) -> Any:
+        """The control request with its verified principal as `by` (signed mode)."""
+        if not isinstance(request, dict):
+            return request
+        request = {k: v for k, v in request.items() if k != "verified"}
+        if not self._trust.signed:
+            return request
+        run = self._run
+        assert run is not None
+        info = workflow.info()
+        expected = claims.control_claim(
+            request,
+            run_id=info.workflow_id,
+            temporal_run_id=info.run_id,
+            plan_hash=run.plan.plan_hash,
+            inputs_hash_now=claims.inputs_hash(run.inputs),
+        )
+        by = self._trust.verify(request.get("proof"), expected, request.get("by"))
+        return {**request, "by": by, "verified": True}
+
     @control.validator
     def _validate_control(self, request: dict[str, Any]) -> None:
         run, dispatcher = self._run, self._dispatcher
         if run is None or dispatcher is None:
             raise ApplicationError("the run is starting", type="ControlRefused", non_retryable=True)
+        try:
+            request = self._proven_control(request)
+        except claims.Unauthenticated as exc:
+            raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
         fanout = {sid: run.status_of(sid) for sid, node in run.nodes.items() if node.fanout}
         problem = control.refusal(
             request,

@@ -117,7 +117,7 @@ class Publisher:
             campaign = self.fanouts.get(sid)
             if campaign is not None:
                 entry["fanout"] = {
-                    "total": len(campaign.items),
+                    "total": campaign.total,
                     "concurrency": campaign.concurrency,
                     "waves": [
                         {

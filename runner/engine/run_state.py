@@ -126,6 +126,8 @@ class RunState:
             sid: {str(k) for k in keys}
             for sid, keys in ((redrive or {}).get("items") or {}).items()
         }
+        # Fan-outs from a file whose done items the worker reads from the store.
+        self.redrive_paged: set[str] = {str(s) for s in (redrive or {}).get("paged") or ()}
         self.inputs: dict[str, Any] = dict(inputs)
         self.started_by = started_by
         self.groups = {str(k): list(v) for k, v in groups.items()}

@@ -16,7 +16,7 @@ from temporalio import activity
 from runner.contract import StepRequest
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
-from runner.store.evidence import markdown
+from runner.store.evidence import markdown, sealed_now
 
 
 @activity.defn(name="evidence")
@@ -33,6 +33,10 @@ async def evidence(request: StepRequest) -> dict[str, Any]:
             "EvidenceFailed",
             f"run {request.run_id} is not in the run store; is the store on (QLRF_STORE)?",
         )
+    try:
+        found = await sealed_now(found)  # with QLRF_SEAL_KEY: the record so far, sealed
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        fail(secrets, "EvidenceFailed", f"cannot seal the bundle: {exc}")
     text = (
         markdown(found)
         if params.get("format") == "md"

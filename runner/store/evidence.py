@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from runner.plan.model import canonical
+from runner.store import chain
 from runner.times import iso
 
 
@@ -38,14 +39,28 @@ def digest_of(bundle: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
 
 
+CONTROL_ACTIONS = {
+    "run_paused": "pause",
+    "run_resumed": "resume",
+    "concurrency_set": "set",
+    "items_skipped": "skip",
+    "cancel_requested": "cancel",
+}
+
+
 def build(
     run: dict[str, Any],
     steps: list[dict[str, Any]],
     audit: list[dict[str, Any]],
     redriven: dict[str, Any] | None = None,
+    links: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The evidence bundle (docs/store.md) from the store's rows; a redrive's bundle
-    holds the bundle of the run it continued (`redriven`), so it covers both."""
+    holds the bundle of the run it continued (`redriven`), so it covers both.
+
+    With the run's hash chain (`links`, docs/trust.md), the bundle carries the record
+    it was built from (the run's row and every link) and the run's seal, so
+    `verify` can rebuild it and prove it."""
     final: dict[tuple[str, Any], dict[str, Any]] = {}
     compensations: list[dict[str, Any]] = []
     for event in steps:  # in seq order: the last event of a step is its outcome
@@ -85,20 +100,77 @@ def build(
         if event["status"] != "started":
             entry["output"], entry["error"] = event["output"], event["error"]
     approvals = []
+    controls: list[dict[str, Any]] = []
+    identity: dict[str, Any] = {
+        "mode": "claimed",
+        "trust_sha256": None,
+        "started_by_verified": False,
+    }
     for entry in audit:
+        detail = entry["detail"] or {}
+        if entry["action"] == "run_started":
+            identity = {
+                "mode": "signed" if detail.get("trust_sha256") else "claimed",
+                "trust_sha256": detail.get("trust_sha256"),
+                "started_by_verified": bool(detail.get("verified")),
+            }
+        asked = any(c["action"] == "cancel" for c in controls)
+        if entry["action"] == "run_finished" and detail.get("status") == "cancelled" and not asked:
+            # A cancel reaches the run through Temporal, which does not say who sent it.
+            controls.append(
+                {"action": "cancel", "by": None, "verified": False, "at": _iso(entry["at"])}
+            )
+        if entry["action"] in CONTROL_ACTIONS:
+            controls.append(
+                {
+                    "action": CONTROL_ACTIONS[entry["action"]],
+                    "by": entry["actor"],
+                    "verified": bool(detail.get("verified")),
+                    "at": _iso(entry["at"]),
+                    "step": detail.get("step"),
+                    "comment": detail.get("comment") or "",
+                    "concurrency": detail.get("concurrency"),
+                    "items": detail.get("items"),
+                }
+            )
         if entry["action"] != "gate_decided":
             continue
-        detail = entry["detail"] or {}
         approvals.append(
             {
                 "gate": detail.get("gate"),
                 "decision": detail.get("decision"),
                 "by": entry["actor"],
+                "verified": bool(detail.get("verified")),
                 "at": _iso(entry["at"]),
                 "comment": detail.get("comment", ""),
                 "modifications": detail.get("changes") or {},
             }
         )
+    if run.get("redrive_of"):
+        controls.insert(
+            0,
+            {
+                "action": "redrive",
+                "by": run["started_by"],
+                "verified": identity["started_by_verified"],
+                "at": _iso(run["started_at"]),
+                "of": run["redrive_of"],
+            },
+        )
+    # Every attempt of every step and item, those lost with their worker included.
+    attempts = [
+        {
+            "step": e["step"],
+            "item": e["item"],
+            "attempt": e["attempt"],
+            "status": e["status"],
+            "started_at": _iso(e["started_at"]),
+            "finished_at": _iso(e["finished_at"]),
+            "error": e["error"],
+        }
+        for e in steps
+        if e["status"] != "started"
+    ]
     bundle: dict[str, Any] = {
         "run": {**run_identity(run), "started_by": run["started_by"]},
         "definition": {
@@ -111,7 +183,13 @@ def build(
         "steps": list(final.values()),
         "compensations": compensations,
         "approvals": approvals,
+        "controls": controls,
+        "attempts": attempts,
+        "identity": identity,
     }
+    if links is not None:
+        bundle["record"] = {"run": chain.run_record(run), "links": links}
+        bundle["seal"] = run.get("seal")
     if run.get("redrive_of"):
         bundle["run"]["redrive_of"] = run["redrive_of"]
         bundle["redrive_of"] = redriven
@@ -119,7 +197,38 @@ def build(
     return bundle
 
 
-def verify(bundle: Any) -> tuple[bool, str]:
+async def sealed_now(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The bundle of a run still going (the `evidence` step's), sealed as it stands with
+    the worker's seal key, when it has one: the seal covers the record up to here."""
+    record = bundle.get("record")
+    if not record or bundle.get("seal"):
+        return bundle
+    head, length = chain.check_chain(record["links"])
+    signature = await chain.seal_signature(chain.seal_text(record["run"], head, length))
+    if signature is None:
+        return bundle
+    bundle["seal"] = {
+        "namespace": chain.SEAL_NAMESPACE,
+        "signature": signature,
+        "chain_head": head,
+        "chain_length": length,
+        "run_hash": chain.run_hash(record["run"]),
+    }
+    bundle["digest"] = {"algorithm": "sha256", "value": digest_of(bundle)}
+    return bundle
+
+
+def verify(bundle: Any, allowed_signers: str | None = None) -> tuple[bool, str]:
+    """Check a bundle: its digest; its record's hash chain; that the bundle is what its
+    record builds; and, given the trust file's text, the worker's seal over the record.
+    (ok, what was checked or why it failed)."""
+    try:
+        return _verify(bundle, allowed_signers, 0)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return False, f"not a well-formed evidence bundle ({type(exc).__name__}: {exc})"
+
+
+def _verify(bundle: Any, allowed_signers: str | None, depth: int) -> tuple[bool, str]:
     if not isinstance(bundle, dict) or not isinstance(bundle.get("digest"), dict):
         return False, "not an evidence bundle: no digest"
     if bundle["digest"].get("algorithm") != "sha256":
@@ -127,7 +236,89 @@ def verify(bundle: Any) -> tuple[bool, str]:
     expected = digest_of(bundle)
     if bundle["digest"].get("value") != expected:
         return False, "the digest does not match: the bundle was altered after it was made"
-    return True, f"digest verified (sha256 {expected})"
+    said = [f"digest verified (sha256 {expected})"]
+    earlier = bundle.get("redrive_of")
+    if isinstance(earlier, dict) and depth < 50:
+        ok, message = _verify(earlier, allowed_signers, depth + 1)
+        if not ok:
+            return False, f"the redriven run's bundle: {message}"
+    record = bundle.get("record")
+    if record is None:
+        if allowed_signers is not None:
+            return False, "the bundle has no hash-chained record, so nothing proves it"
+        return True, said[0] + "; no hash chain (the run was recorded before chains)"
+    links = record["links"]
+    try:
+        head, length = chain.check_chain(links)
+    except ValueError as exc:
+        return False, f"the hash chain is broken: {exc}"
+    said.append(f"hash chain of {length} rows verified")
+    rebuilt = build(
+        record["run"],
+        sorted(
+            (link for link in links if link["table"] == "step"),
+            key=lambda r: (r["at"], r["batch"], r["seq"]),
+        ),
+        sorted((link for link in links if link["table"] == "audit"), key=lambda r: r["seq"]),
+        earlier,
+        links,
+    )
+    rebuilt["seal"] = bundle.get("seal")
+    mine = {k: v for k, v in bundle.items() if k != "digest"}
+    theirs = {k: v for k, v in rebuilt.items() if k != "digest"}
+    if canonical(mine) != canonical(theirs):
+        differing = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        return False, (
+            f"the bundle says other things than its record ({', '.join(differing)}): it was edited"
+        )
+    seal = bundle.get("seal")
+    if allowed_signers is None:
+        if seal:
+            return False, (
+                "; ".join(said) + "; the bundle is sealed: give --allowed-signers FILE (or "
+                "QLRF_ALLOWED_SIGNERS) to check the seal"
+            )
+        return True, "; ".join(said) + "; not sealed (the worker had no QLRF_SEAL_KEY)"
+    problem, signer = _seal_problem(seal, record["run"], head, length, allowed_signers)
+    if problem is not None:
+        return False, "; ".join(said) + f"; the seal does not prove it: {problem}"
+    return True, "; ".join(said) + f"; sealed by {signer}"
+
+
+def _seal_problem(
+    seal: Any, run: dict[str, Any], head: str, length: int, allowed_signers: str
+) -> tuple[str | None, str | None]:
+    """(why the seal does not prove the record, None) or (None, the sealing principal)."""
+    from runner.trust import signers as trust_file
+    from runner.trust.sshsig import BadSignature
+    from runner.trust.sshsig import verify as check_signature
+
+    if not isinstance(seal, dict) or not seal.get("signature"):
+        reason = seal.get("error") if isinstance(seal, dict) else None
+        return f"it is not sealed{f' ({reason})' if reason else ''}", None
+    if seal.get("chain_head") != head or seal.get("chain_length") != length:
+        return "the seal is over another chain", None
+    try:
+        signer = check_signature(
+            str(seal["signature"]), chain.seal_text(run, head, length), chain.SEAL_NAMESPACE
+        )
+        known = trust_file.parse(allowed_signers)
+    except (BadSignature, trust_file.TrustFileError) as exc:
+        return str(exc), None
+    principals = trust_file.principals_of(known, signer.key, chain.SEAL_NAMESPACE)
+    if not principals:
+        return f"its key is not allowed to seal (namespace {chain.SEAL_NAMESPACE})", None
+    return None, principals[0]
+
+
+def _identities(bundle: dict[str, Any]) -> str:
+    identity = bundle.get("identity") or {}
+    if identity.get("mode") == "signed":
+        return (
+            "- Identities: **verified** by SSH signature against the worker's trust file "
+            f"(sha256 `{identity.get('trust_sha256')}`)"
+        )
+    return "- Identities: **not verified** (claimed mode: names are as people gave them)"
 
 
 def markdown(bundle: dict[str, Any]) -> str:
@@ -142,6 +333,7 @@ def markdown(bundle: dict[str, Any]) -> str:
         f"- Definition: `{bundle['definition']['file']}`, sha256 "
         f"`{bundle['definition']['sha256']}`",
         f"- Plan hash: `{bundle['plan_hash']}`",
+        _identities(bundle),
         "",
         "## Inputs",
         "",
@@ -187,9 +379,17 @@ def markdown(bundle: dict[str, Any]) -> str:
             else ""
         )
         comment = f': "{a["comment"]}"' if a["comment"] else ""
+        who = f"{a['by']} ({'verified' if a.get('verified') else 'unverified'})"
         lines.append(
-            f"- {a['at']}: **{a['decision']}** of gate `{a['gate']}` by {a['by']}{comment}{change}"
+            f"- {a['at']}: **{a['decision']}** of gate `{a['gate']}` by {who}{comment}{change}"
         )
+    if bundle.get("controls"):
+        lines += ["", "## Control actions", ""]
+        for c in bundle["controls"]:
+            who = c["by"] or "someone through Temporal"
+            mark = "verified" if c.get("verified") else "unverified"
+            where = f" of step `{c['step']}`" if c.get("step") else ""
+            lines.append(f"- {c['at']}: **{c['action']}**{where} by {who} ({mark})")
     lines += [
         "",
         "## Definition as applied",

@@ -7,7 +7,15 @@ from typing import Any, TypeVar
 
 from runner.store.evidence import build
 from runner.store.reach import open_checked
-from runner.store.records import events, find_run, history, last_outcome, list_runs, outcomes
+from runner.store.records import (
+    events,
+    find_run,
+    history,
+    last_outcome,
+    links,
+    list_runs,
+    outcomes,
+)
 
 T = TypeVar("T")
 
@@ -56,7 +64,10 @@ async def bundle_in(pool: Any, run: str, depth: int = 0) -> dict[str, Any] | Non
     redriven = None
     if found.get("redrive_of") and depth < MAX_CHAIN:
         redriven = await bundle_in(pool, found["redrive_of"], depth + 1)
-    return build(found, steps, audit, redriven)
+    chained = await links(pool, found["run_id"])
+    # Rows recorded before hash chains have no link: such a run has no record to prove.
+    complete = bool(chained) and len(chained) == len(steps) + len(audit)
+    return build(found, steps, audit, redriven, chained if complete else None)
 
 
 async def bundle(dsn: str, run: str) -> dict[str, Any] | None:

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from runner.store import chain
 from runner.store.evidence import run_identity
 from runner.times import iso
 
-_RUN_COLUMNS = (
-    "run_id",
-    "workflow_id",
-    "name",
-    "kind",
-    "plan_hash",
-    "definition_file",
-    "definition_sha256",
-    "definition_text",
-    "inputs",
-    "status",
-    "started_by",
-    "started_at",
-    "finished_at",
-    "outputs",
-    "error",
-    "redrive_of",
-)
+# The columns a run's row is written with: those its seal covers (store/chain.py).
+_RUN_COLUMNS = chain.RUN_FIELDS
 
 
 def _time(value: Any) -> datetime | None:
@@ -55,39 +41,108 @@ async def write(pool: asyncpg.Pool, batch: dict[str, Any]) -> int:
             )
         run_id = batch["run_id"]
         source = batch.get("batch") or ""  # a fan-out batch numbers its own rows
-        for event in batch.get("events", []):
+        events = batch.get("events", [])
+        head, length = "", 0
+        if events:
+            # The run's chain grows one writer at a time (a run and its batches write
+            # at once): the head's row lock orders them.
+            # One statement that makes the head if it is new and locks it either way.
+            found = await connection.fetchrow(
+                "INSERT INTO chain_heads (run_id, head, length) VALUES ($1, '', 0) "
+                "ON CONFLICT (run_id) DO UPDATE SET run_id = EXCLUDED.run_id "
+                "RETURNING head, length",
+                run_id,
+            )
+            head, length = found["head"], found["length"]
+        for event in events:
             if event["table"] == "step":
+                row = {
+                    "batch": source,
+                    "seq": event["seq"],
+                    "at": _time(event["at"]),
+                    "step": event["step"],
+                    "item": event.get("item"),
+                    "attempt": event.get("attempt"),
+                    "status": event["status"],
+                    "started_at": _time(event.get("started_at")),
+                    "finished_at": _time(event.get("finished_at")),
+                    "output": event.get("output"),
+                    "error": event.get("error"),
+                }
+                linked = chain.link_hash(head, chain.link("step", row))
                 result = await connection.execute(
                     "INSERT INTO step_events (run_id, batch, seq, at, step, item, attempt, "
-                    "status, started_at, finished_at, output, error) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+                    "status, started_at, finished_at, output, error, prev_hash, hash, link) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
                     "ON CONFLICT (run_id, batch, seq) DO NOTHING",
                     run_id,
-                    source,
-                    event["seq"],
-                    _time(event["at"]),
-                    event["step"],
-                    event.get("item"),
-                    event.get("attempt"),
-                    event["status"],
-                    _time(event.get("started_at")),
-                    _time(event.get("finished_at")),
-                    event.get("output"),
-                    event.get("error"),
+                    *row.values(),
+                    head,
+                    linked,
+                    length + 1,
                 )
             else:
+                row = {
+                    "seq": event["seq"],
+                    "at": _time(event["at"]),
+                    "actor": event.get("actor"),
+                    "action": event["action"],
+                    "detail": event.get("detail"),
+                }
+                linked = chain.link_hash(head, chain.link("audit", row))
                 result = await connection.execute(
-                    "INSERT INTO audit_log (run_id, seq, at, actor, action, detail) "
-                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, seq) DO NOTHING",
+                    "INSERT INTO audit_log (run_id, seq, at, actor, action, detail, prev_hash, "
+                    "hash, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                    "ON CONFLICT (run_id, seq) DO NOTHING",
                     run_id,
-                    event["seq"],
-                    _time(event["at"]),
-                    event.get("actor"),
-                    event["action"],
-                    event.get("detail"),
+                    *row.values(),
+                    head,
+                    linked,
+                    length + 1,
                 )
-            added += int(result.rsplit(" ", 1)[-1])
+            inserted = int(result.rsplit(" ", 1)[-1])
+            if inserted:  # a retried write adds nothing, and links nothing
+                head, length = linked, length + 1
+            added += inserted
+        if events:
+            await connection.execute(
+                "UPDATE chain_heads SET head = $2, length = $3 WHERE run_id = $1",
+                run_id,
+                head,
+                length,
+            )
+    if run is not None and run.get("finished_at") and os.environ.get(chain.SEAL_KEY):
+        await seal(pool, run_id)
     return added
+
+
+async def seal(pool: asyncpg.Pool, run_id: str) -> None:
+    """Seal a finished run once: the worker's signature over its final row and the head
+    of its chain. Without QLRF_SEAL_KEY, runs stay unsealed; a key that cannot sign
+    leaves the reason in place of the seal (the run itself is never held up)."""
+    found = await find_run(pool, run_id)
+    if found is None or found["finished_at"] is None or found.get("seal") is not None:
+        return
+    record = chain.run_record(found)  # as evidence shows it: with its definition's text
+    heads = await pool.fetchrow("SELECT head, length FROM chain_heads WHERE run_id = $1", run_id)
+    head, length = (heads["head"], heads["length"]) if heads else ("", 0)
+    try:
+        signature = await chain.seal_signature(chain.seal_text(record, head, length))
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        value: dict[str, Any] = {"error": str(exc)[:500]}
+    else:
+        if signature is None:
+            return
+        value = {
+            "namespace": chain.SEAL_NAMESPACE,
+            "signature": signature,
+            "chain_head": head,
+            "chain_length": length,
+            "run_hash": chain.run_hash(record),
+        }
+    await pool.execute(
+        "UPDATE runs SET seal = $2 WHERE run_id = $1 AND seal IS NULL", run_id, value
+    )
 
 
 async def find_run(pool: asyncpg.Pool, run: str) -> dict[str, Any] | None:
@@ -129,6 +184,32 @@ async def outcomes(
     return {r["step"]: {"status": r["status"], "output": r["output"]} for r in steps}, done
 
 
+REDRIVE_CHAIN = 50  # redrives of redrives followed back
+
+
+async def succeeded_items(pool: asyncpg.Pool, run: str, step: str) -> set[str]:
+    """The items of a fan-out step done in `run` or in the runs it redrove: what a
+    redrive of `run` leaves out (a redrive runs only the items not done before it)."""
+    done: set[str] = set()
+    seen: set[str] = set()
+    current: str | None = run
+    while current and current not in seen and len(seen) < REDRIVE_CHAIN:
+        seen.add(current)
+        found = await find_run(pool, current)
+        if found is None:
+            break
+        rows = await pool.fetch(
+            "SELECT item FROM (SELECT DISTINCT ON (item) item, status FROM step_events "
+            "WHERE run_id = $1 AND step = $2 AND item IS NOT NULL "
+            "ORDER BY item, at DESC, seq DESC) last WHERE status = 'succeeded'",
+            found["run_id"],
+            step,
+        )
+        done.update(row["item"] for row in rows)
+        current = found.get("redrive_of")
+    return done
+
+
 async def last_outcome(
     pool: asyncpg.Pool, run: str, step: str, item: str | None
 ) -> dict[str, Any] | None:
@@ -156,6 +237,34 @@ async def keep_definition(pool: asyncpg.Pool, sha256: str, text: str) -> None:
         sha256,
         text,
     )
+
+
+async def links(pool: asyncpg.Pool, run_id: str) -> list[dict[str, Any]]:
+    """The run's hash chain, in the order written: every row with its table."""
+    steps = await pool.fetch(
+        "SELECT * FROM step_events WHERE run_id = $1 AND link IS NOT NULL", run_id
+    )
+    audit = await pool.fetch(
+        "SELECT * FROM audit_log WHERE run_id = $1 AND link IS NOT NULL", run_id
+    )
+    rows = [
+        {
+            **chain.link("step", dict(r)),
+            "prev_hash": r["prev_hash"],
+            "hash": r["hash"],
+            "link": r["link"],
+        }
+        for r in steps
+    ] + [
+        {
+            **chain.link("audit", dict(r)),
+            "prev_hash": r["prev_hash"],
+            "hash": r["hash"],
+            "link": r["link"],
+        }
+        for r in audit
+    ]
+    return sorted(rows, key=lambda r: r["link"])
 
 
 async def events(

@@ -347,12 +347,25 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.parametrize("policy", ["met", "missed"])
 def test_the_compliance_example_collects_real_facts_over_ssh(
-    sshrun: Callable[..., Outcome], hosts: dict[str, Any], tmp_path: Path, policy: str
+    sshrun: Callable[..., Outcome],
+    hosts: dict[str, Any],
+    tmp_path: Path,
+    policy: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """examples/compliance-evidence.yaml on the test hosts: the installed openssh-server,
     sshd's effective settings and each host's certificate, checked against policy; the
-    evidence bundle is written either way."""
-    from tests.helpers.cli import ROOT
+    evidence bundle is written either way, sealed by the worker, and verifies."""
+    import subprocess
+
+    from tests.helpers.cli import ROOT, qlrf
+
+    seal = tmp_path / "seal"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(seal)], check=True)
+    kind, blob = Path(f"{seal}.pub").read_text().split()[:2]
+    trust = tmp_path / "allowed_signers"
+    trust.write_text(f'worker-1 namespaces="qlrf-seal" {kind} {blob}\n')
+    monkeypatch.setenv("QLRF_SEAL_KEY", str(seal))
 
     inventory = tmp_path / "inventory.json"
     inventory.write_text(json.dumps(hosts["hosts"]))
@@ -374,6 +387,8 @@ def test_the_compliance_example_collects_real_facts_over_ssh(
         assert testhosts.CERT_DAYS - 1 <= facts["certificate_days_left"] <= testhosts.CERT_DAYS
     bundle = outcome.step("bundle")["output"]["path"]
     assert Path(bundle).exists() and Path(bundle).parent == tmp_path
+    checked = qlrf("evidence", "--verify", bundle, "--allowed-signers", str(trust))
+    assert checked.returncode == 0 and "sealed by worker-1" in checked.stdout, checked.stderr
     if policy == "met":
         assert outcome.state["status"] == "succeeded", outcome.state.get("error")
         assert outcome.state["outputs"]["hosts"] == 3

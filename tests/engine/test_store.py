@@ -61,7 +61,14 @@ def test_migrations_from_empty_rerun_and_concurrent(postgres_uri):
     assert sorted(v for batch in applied for v in batch) == expected, "each applied once"
     assert again == []
     assert versions == expected
-    assert tables == ["audit_log", "definitions", "runs", "schema_migrations", "step_events"]
+    assert tables == [
+        "audit_log",
+        "chain_heads",
+        "definitions",
+        "runs",
+        "schema_migrations",
+        "step_events",
+    ]
 
 
 def test_the_same_event_written_twice_leaves_one_row(postgres_uri):
@@ -209,8 +216,19 @@ def test_evidence_bundle_verifies_and_detects_tampering(run, tmp_path):
         "steps",
         "compensations",
         "approvals",
+        "controls",
+        "attempts",
+        "identity",
+        "record",  # the hash-chained rows it is built from (docs/trust.md)
+        "seal",
         "digest",
     }
+    assert bundle["identity"] == {
+        "mode": "claimed",
+        "trust_sha256": None,
+        "started_by_verified": False,
+    }
+    assert bundle["seal"] is None  # this worker has no QLRF_SEAL_KEY
     undone = {(c["step"], c["status"]) for c in bundle["compensations"]}
     assert undone >= {("shift-traffic", "succeeded"), ("promote", "succeeded")}
     assert bundle["run"]["status"] == "failed" and bundle["digest"]["algorithm"] == "sha256"

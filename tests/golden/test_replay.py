@@ -144,3 +144,11 @@ def test_the_patch_campaign_runs_over_ssh_and_names_hosts():
     assert "qlrf-item-names" in run and '"type":"ssh"' in run.replace(" ", "")
     batch = decoded_history((HERE / "patch-campaign.batch-patch-fleet-1.history.json").read_text())
     assert '"key":"host-20"' in batch.replace(" ", "")
+
+
+def test_a_signed_run_is_recorded():
+    """record_signed.py: a run in signed mode took its trust snapshot first, refused a
+    forged signal, and took bob's signed decision and controls."""
+    text = decoded_history((HERE / "signed-approval.trust.history.json").read_text())
+    assert "qlrf-trust" in text and "trust_snapshot" in text
+    assert text.count('"nonce"') >= 4  # the start, two controls and the decision

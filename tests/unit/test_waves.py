@@ -145,8 +145,10 @@ def test_fanout_concurrency_is_bounded():
     assert control.fanout_concurrency(5000, 5000) == waves.MAX_CONCURRENCY
 
 
-def refusal(request: dict, **state) -> str | None:
+def refusal(request: dict, *, paged: bool = False, **state) -> str | None:
     campaign = SimpleNamespace(
+        paged=paged,
+        skipped_names={f"s{i}" for i in range(9_500)} if paged else set(),
         keys=["h1", "h2", "h3"],
         finished_before=1,
         indexes=lambda names: (
@@ -211,3 +213,15 @@ def test_inventory_items_go_by_their_names_when_every_one_has_its_own():
     assert not waves.names_items([{"name": 7}])
     assert not waves.names_items(["web-1"])
     assert waves.item_key("web-1", named=True) == "web-1"
+
+
+def test_skip_in_a_fan_out_from_a_file_is_bounded_not_looked_up():
+    """The run cannot tell the names of items it has not read: any name is accepted,
+    within bounds that keep the names carried to every batch small."""
+    skip = {"action": "skip", "step": "patch"}
+    assert refusal({**skip, "items": ["h1", "no-such-host"]}, paged=True) is None
+    assert "at most 1000" in str(refusal({**skip, "items": ["x"] * 1001}, paged=True))
+    # 9,500 skipped already: 600 more would pass 10,000 in all.
+    many = [f"n{i}" for i in range(600)]
+    assert "10000 in all" in str(refusal({**skip, "items": many}, paged=True))
+    assert "1024 characters" in str(refusal({**skip, "items": ["x" * 1025]}, paged=True))

@@ -1,0 +1,191 @@
+"""What a person signs for an action on a run, and how the run checks it. Pure.
+
+The signed text is a canonical JSON (sorted keys, no spaces) of CLAIM_FIELDS; a
+field that does not apply to the action is null. The workflow never takes these
+fields from the request: it builds the claim from what it knows (its id, its
+Temporal run id, the gate's round, its plan hash, the hash of its inputs now)
+plus what the person asked (gate, decision, set, comment) and the signature's
+nonce and `not_after`. A signature made for another run, gate, round, plan or
+inputs therefore signs another text, and does not verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from runner.times import parse
+from runner.trust import signers as trust_file
+from runner.trust.sshsig import BadSignature, verify
+
+NAMESPACE = "qlrf"
+SEAL_NAMESPACE = "qlrf-seal"
+CLAIM_FIELDS = (
+    "action",
+    "run_id",
+    "temporal_run_id",
+    "gate",
+    "round",
+    "decision",
+    "set",
+    "comment",
+    "plan_hash",
+    "inputs_hash",
+    "nonce",
+    "not_after",
+)
+MAX_AHEAD = timedelta(minutes=10)
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+
+class Unauthenticated(Exception):
+    """The action's signature does not prove who asked; the message says why."""
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def inputs_hash(inputs: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(dict(inputs))).hexdigest()
+
+
+def claim(**fields: Any) -> dict[str, Any]:
+    """The claim with every field, those not given null."""
+    unknown = set(fields) - set(CLAIM_FIELDS)
+    assert not unknown, unknown
+    return {name: fields.get(name) for name in CLAIM_FIELDS}
+
+
+def check(
+    proof: Any,
+    expected: Mapping[str, Any],
+    signers: Sequence[trust_file.Signer],
+    now: datetime,
+    used_nonces: set[str] | frozenset[str] = frozenset(),
+    claimed_by: Any = None,
+    *,
+    window: bool = True,
+) -> str:
+    """The principal who signed `expected` (a claim without nonce and not_after, which
+    come from `proof`); Unauthenticated with the reason otherwise.
+
+    `proof` is the request's {"signature", "nonce", "not_after"}. Without `window`
+    (a schedule's signature, which stands for every run it starts) neither the time
+    window nor the nonce's use is checked."""
+    if not isinstance(proof, Mapping) or not proof.get("signature"):
+        raise Unauthenticated(
+            "this worker runs in signed mode and the request carries no signature; "
+            "send it with qlrf-run, which signs with QLRF_SIGNING_KEY"
+        )
+    nonce, not_after = proof.get("nonce"), proof.get("not_after")
+    if not isinstance(nonce, str) or not _NONCE.match(nonce):
+        raise Unauthenticated("the signature's nonce is missing or malformed")
+    if window and nonce in used_nonces:
+        raise Unauthenticated("this signature was used already (its nonce is spent)")
+    try:
+        deadline = parse(not_after) if isinstance(not_after, str) else None
+    except ValueError:
+        deadline = None
+    if deadline is None:
+        raise Unauthenticated("the signature's not_after is missing or not a time")
+    if not window:
+        pass
+    elif deadline < now:
+        raise Unauthenticated(f"the signature expired at {not_after}; sign the action again")
+    if deadline > now + MAX_AHEAD:
+        raise Unauthenticated("the signature's not_after is more than 10 minutes ahead")
+    signed_text = canonical({**expected, "nonce": nonce, "not_after": not_after})
+    try:
+        signer = verify(str(proof.get("signature")), signed_text, NAMESPACE)
+    except BadSignature as exc:
+        raise Unauthenticated(f"the signature does not verify: {exc}") from None
+    principals = trust_file.principals_of(list(signers), signer.key, NAMESPACE)
+    if not principals:
+        raise Unauthenticated(
+            "the signing key is not in the worker's trust file (QLRF_ALLOWED_SIGNERS) "
+            f"for namespace {NAMESPACE}"
+        )
+    if isinstance(claimed_by, str) and claimed_by:
+        if claimed_by not in principals:
+            raise Unauthenticated(
+                f"the request says {claimed_by!r}, but the key belongs to {', '.join(principals)}"
+            )
+        return claimed_by
+    return principals[0]
+
+
+def start_claim(run_id: str, plan_hash: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What `apply` signs: this plan, with these inputs, as this run id."""
+    return claim(
+        action="start", run_id=run_id, plan_hash=plan_hash, inputs_hash=inputs_hash(inputs)
+    )
+
+
+def decision_claim(
+    decision: Mapping[str, Any],
+    *,
+    run_id: str,
+    temporal_run_id: str,
+    round_: int | None,
+    plan_hash: str,
+    inputs_hash_now: str,
+) -> dict[str, Any]:
+    """What `approve`, `reject` and `modify` sign: one decision at one round of one gate."""
+    kind = decision.get("decision")
+    return claim(
+        action=kind,
+        run_id=run_id,
+        temporal_run_id=temporal_run_id,
+        gate=decision.get("gate"),
+        round=round_,
+        decision=kind,
+        set=decision.get("set") if kind == "modify" else None,
+        comment=decision.get("comment") or None,
+        plan_hash=plan_hash,
+        inputs_hash=inputs_hash_now,
+    )
+
+
+CONTROL_ACTIONS = {"pause": "pause", "resume": "resume", "concurrency": "set", "skip": "skip"}
+
+
+def control_claim(
+    request: Mapping[str, Any],
+    *,
+    run_id: str,
+    temporal_run_id: str,
+    plan_hash: str,
+    inputs_hash_now: str,
+) -> dict[str, Any]:
+    """What `pause`, `resume`, `set`, `skip` and `cancel` sign."""
+    action = request.get("action")
+    changes: dict[str, Any] | None = None
+    if action == "concurrency":
+        changes = {"step": request.get("step"), "concurrency": request.get("concurrency")}
+    elif action == "skip":
+        changes = {"step": request.get("step"), "items": request.get("items")}
+    return claim(
+        action=CONTROL_ACTIONS.get(str(action), str(action)),
+        run_id=run_id,
+        temporal_run_id=temporal_run_id,
+        set=changes,
+        comment=request.get("comment") or None,
+        plan_hash=plan_hash,
+        inputs_hash=inputs_hash_now,
+    )
+
+
+def schedule_claim(schedule_id: str, plan_hash: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What `schedule create` and `schedule update` sign: this plan, with these inputs,
+    on this schedule, for every run it starts."""
+    return claim(
+        action="schedule",
+        run_id=schedule_id,
+        plan_hash=plan_hash,
+        inputs_hash=inputs_hash(inputs),
+    )

@@ -452,3 +452,18 @@ def test_a_signed_schedule_starts_proven_runs_and_an_unsigned_one_does_not(env, 
     assert refused["status"] == "failed"
     assert refused["error"]["type"] == "Unauthenticated"
     assert refused["steps"]["say"]["status"] == "skipped"
+
+
+def test_a_worker_with_an_unusable_trust_file_refuses_to_start(env, tmp_path):
+    """Before anything runs: the worker names the variable and what is wrong."""
+    unreadable = tmp_path / "signers"
+    unreadable.write_text("alice@example.com ssh-ed25519 not-base64!\n")
+    for value, said in (
+        (str(tmp_path / "missing"), "no such file"),
+        (str(tmp_path), "a directory"),
+        (str(unreadable), "line 1: the key is not base64"),
+    ):
+        done = qlrf("worker", env={**env, "QLRF_ALLOWED_SIGNERS": value}, timeout=60)
+        assert done.returncode != 0
+        assert "QLRF_ALLOWED_SIGNERS" in done.stderr and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

@@ -251,35 +251,33 @@ async def decide(
     return await update(client, run, "decide", decision)
 
 
-async def signed_run(client: Client, run: str) -> bool:
-    """Whether the run is in signed mode (its state says so), or this machine signs."""
+async def signed_state(client: Client, run: str) -> dict[str, Any] | None:
+    """The run's state when its actions must be signed (its state says signed mode, or
+    this machine is set up to sign); None when they need not be."""
     from runner.client.state import state_of
 
-    if signing.wanted_here():
-        return True
     try:
         state = await state_of(await existing(client, run), client)
-    except Exception:  # the request itself will say what is wrong
-        return False
-    return (state.get("identity") or {}).get("mode") == "signed"
+    except Exception:
+        if signing.wanted_here():
+            raise
+        return None  # the request itself will say what is wrong
+    if signing.wanted_here() or (state.get("identity") or {}).get("mode") == "signed":
+        return state
+    return None
+
+
+async def signed_run(client: Client, run: str) -> bool:
+    return await signed_state(client, run) is not None
 
 
 async def proven(client: Client, run: str, request: dict[str, Any], name: str) -> dict[str, Any]:
-    """The request with its proof, when the run is in signed mode (its state says so,
-    or this machine is set up to sign); as it is otherwise."""
-    from runner.client.state import state_of
-
+    """The request with its proof, when the run is in signed mode (signed_state); as it
+    is otherwise."""
     as_user = request.get("as_user")
-    plain = {k: v for k, v in request.items() if k != "as_user"}
-    if not signing.wanted_here():
-        try:
-            state = await state_of(await existing(client, run), client)
-        except Exception:  # the Update itself will say what is wrong
-            return plain
-        if (state.get("identity") or {}).get("mode") != "signed":
-            return plain
-    else:
-        state = await state_of(await existing(client, run), client)
+    state = await signed_state(client, run)
+    if state is None:
+        return {k: v for k, v in request.items() if k != "as_user"}
     signing.refuse_as(as_user)
     request = {k: v for k, v in request.items() if k not in ("as_user", "by")}
     ids = {

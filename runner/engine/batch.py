@@ -33,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         BatchItem,
         PagedSource,
         StepRequest,
-        payload_size,
     )
     from runner.engine import inventory, metrics, render
     from runner.engine.activity_call import call_activity
@@ -182,31 +181,23 @@ class BatchWorkflow:
             index = source.start + offset
             key = item_key(value, named=source.named)
             try:
-                rendered = render.step_params(
-                    source.with_, {**context, source.loop_var: value}, source.script, source.secrets
+                item, size = render.fanout_item(
+                    index,
+                    key,
+                    source.with_,
+                    {**context, source.loop_var: value},
+                    source.script,
+                    source.secrets,
                 )
             except render.TemplateFailure as exc:
                 raise ApplicationError(
                     f"item {key!r}: {exc}", type="TemplateError", non_retryable=True
                 ) from None
-            size = payload_size(rendered.params) + payload_size(rendered.script_env)
             if size > PAYLOAD_LIMIT:
                 raise ApplicationError(
-                    f"the parameters of item {key!r} are {size} bytes, over the "
-                    f"{PAYLOAD_LIMIT}-byte limit",
-                    type="PayloadsTooLarge",
-                    non_retryable=True,
+                    render.item_too_large(key, size), type="PayloadsTooLarge", non_retryable=True
                 )
-            items.append(
-                BatchItem(
-                    index,
-                    key,
-                    rendered.params,
-                    rendered.script_env,
-                    rendered.secret_params,
-                    rendered.secret_env,
-                )
-            )
+            items.append(item)
             page[str(index)] = value
         return items, page
 

@@ -57,9 +57,9 @@ class CampaignHost(Protocol):
 
     def kept_items(self, step_id: str) -> set[str]: ...  # done in the run redriven
 
-    def redriven_in_store(self, step_id: str) -> str | None: ...  # run whose done items
-
-    # a fan-out from a file leaves out, by the store; None runs every item
+    # The run whose done items a fan-out from a file leaves out (read from the store);
+    # None runs every item.
+    def redriven_in_store(self, step_id: str) -> str | None: ...
 
     async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any: ...
 
@@ -340,78 +340,38 @@ class Campaign:
         self.host.audit(
             "wave_started", None, {"step": node.id, "wave": b.name, "items": b.end - b.start}
         )
+        requests: list[BatchItem] | None = None
         if self.inventory is not None:
-            return await self._paged_wave(b, entry)
-        # Rendered now, not at the start: a decision at a gate may have changed inputs.
-        loop_var = self.fan.as_
-        script = node.capabilities.script
-        requests: list[BatchItem] = []
-        sizes: list[int] = []
-        for i in range(b.start, b.end):
-            context = self.host.context(**{loop_var: self.items[i]})
-            rendered = render.step_params(node.with_, context, script, node.secrets)
-            size = payload_size(rendered.params) + payload_size(rendered.script_env)
-            if size > PAYLOAD_LIMIT:
-                raise StepFailed(
-                    "PayloadsTooLarge",
-                    f"the parameters of item {self.keys[i]!r} are {size} bytes, over the "
-                    f"{PAYLOAD_LIMIT}-byte limit",
-                    1,
-                )
-            requests.append(
-                BatchItem(
+            # Each batch reads and renders its own page of the inventory.
+            cuts = [
+                (first, min(first + waves.BATCH_ITEMS, b.end))
+                for first in range(b.start, b.end, waves.BATCH_ITEMS)
+            ]
+        else:
+            # Rendered now, not at the start: a decision at a gate may have changed inputs.
+            requests, sizes = [], []
+            for i in range(b.start, b.end):
+                item, size = render.fanout_item(
                     i,
                     self.keys[i],
-                    rendered.params,
-                    rendered.script_env,
-                    rendered.secret_params,
-                    rendered.secret_env,
+                    node.with_,
+                    self.host.context(**{self.fan.as_: self.items[i]}),
+                    node.capabilities.script,
+                    node.secrets,
                 )
-            )
-            sizes.append(size)
-        for number, (start, end) in enumerate(waves.batches(sizes), start=1):
+                if size > PAYLOAD_LIMIT:
+                    raise StepFailed("PayloadsTooLarge", render.item_too_large(item.key, size), 1)
+                requests.append(item)
+                sizes.append(size)
+            cuts = [(b.start + first, b.start + end) for first, end in waves.batches(sizes)]
+        for number, (first, end) in enumerate(cuts, start=1):
             await self.host.unpaused()
-            chosen = requests[start:end]
-            result = await self._batch(entry, chosen[0].index, chosen[-1].index, number, chosen)
-            self._merge(entry, result)
-            self.finished_before = b.start + end
-            if result["exceeded"]:
-                self.not_started += len(requests) - end + len(result["not_started"])
-                self._wave_finished(entry, "failed")
-                return False
-        self._wave_finished(entry, "succeeded")
-        return True
-
-    async def _paged_wave(self, b: waves.WaveBounds, entry: dict[str, Any]) -> bool:
-        """A wave of a fan-out from a file: batches of pages the batches read themselves."""
-        assert self.inventory is not None
-        node = self.node
-        for number, start in enumerate(range(b.start, b.end, waves.BATCH_ITEMS), start=1):
-            end = min(start + waves.BATCH_ITEMS, b.end)
-            await self.host.unpaused()
-            # Rendered by the batch, with the run's facts as they are now (a decision at a
-            # gate may have changed inputs).
-            source = PagedSource(
-                inventory=self.inventory,
-                start=start,
-                end=end,
-                named=self.named,
-                loop_var=self.fan.as_,
-                with_=node.with_,
-                script=node.capabilities.script,
-                secrets=[list(p) for p in node.secrets],
-                context=inventory.snapshot(self.host.context()),
-            )
-            size = payload_size(source.context)
-            if size > PAYLOAD_LIMIT // 2:
-                raise StepFailed(
-                    "PayloadsTooLarge",
-                    f"the inputs and step outputs the items' templates may read are {size} "
-                    f"bytes, over the {PAYLOAD_LIMIT // 2}-byte limit of a batch of a "
-                    "fan-out from a file; keep large outputs out of earlier steps",
-                    1,
-                )
-            result = await self._batch(entry, start, end - 1, number, [], source)
+            if requests is None:
+                source = self._page_source(first, end)
+                result = await self._batch(entry, first, end - 1, number, [], source)
+            else:
+                chosen = requests[first - b.start : end - b.start]
+                result = await self._batch(entry, first, end - 1, number, chosen)
             self._merge(entry, result)
             self.finished_before = end
             if result["exceeded"]:
@@ -420,6 +380,33 @@ class Campaign:
                 return False
         self._wave_finished(entry, "succeeded")
         return True
+
+    def _page_source(self, first: int, end: int) -> PagedSource:
+        """What a batch of a fan-out from a file needs to read and render its page, with
+        the run's facts as they are now (a decision at a gate may have changed inputs)."""
+        assert self.inventory is not None
+        node = self.node
+        source = PagedSource(
+            inventory=self.inventory,
+            start=first,
+            end=end,
+            named=self.named,
+            loop_var=self.fan.as_,
+            with_=node.with_,
+            script=node.capabilities.script,
+            secrets=[list(p) for p in node.secrets],
+            context=inventory.snapshot(self.host.context()),
+        )
+        size = payload_size(source.context)
+        if size > PAYLOAD_LIMIT // 2:
+            raise StepFailed(
+                "PayloadsTooLarge",
+                f"the inputs and step outputs the items' templates may read are {size} "
+                f"bytes, over the {PAYLOAD_LIMIT // 2}-byte limit of a batch of a "
+                "fan-out from a file; keep large outputs out of earlier steps",
+                1,
+            )
+        return source
 
     def _wave_finished(self, entry: dict[str, Any], status: str) -> None:
         entry["status"] = status

@@ -455,30 +455,34 @@ class RunbookWorkflow:
         else:
             desk.refuse(decision, problem, workflow.now())
 
-    def _proven(self, decision: Any) -> Any:
-        """The decision with its verified principal as `by` (signed mode), or as sent,
-        marked unverified (claimed mode); claims.Unauthenticated when unproven."""
-        if not isinstance(decision, dict):
-            return decision
-        decision = {k: v for k, v in decision.items() if k != "verified"}
+    def _proven(self, request: Any, kind: str = DECIDE) -> Any:
+        """A decision (or, with CONTROL, a control request) with its verified principal as
+        `by` in signed mode; as sent, so unverified, in claimed mode.
+        claims.Unauthenticated when its signature does not prove it."""
+        if not isinstance(request, dict):
+            return request
+        request = {k: v for k, v in request.items() if k != "verified"}
         if not self._trust.signed:
-            return decision
-        run, desk = self._run, self._desk
-        assert run is not None and desk is not None
+            return request
+        run = self._run
+        assert run is not None
         info = workflow.info()
-        gate = (
-            desk.gates.get(decision.get("gate")) if isinstance(decision.get("gate"), str) else None
-        )
-        expected = claims.decision_claim(
-            decision,
-            run_id=info.workflow_id,
-            temporal_run_id=info.run_id,
-            round_=len(gate.modifications) if gate is not None else None,
-            plan_hash=run.plan.plan_hash,
-            inputs_hash_now=claims.inputs_hash(run.inputs),
-        )
-        by = self._trust.verify(decision.get("proof"), expected, decision.get("by"))
-        return {**decision, "by": by, "verified": True}
+        ids = {
+            "run_id": info.workflow_id,
+            "temporal_run_id": info.run_id,
+            "plan_hash": run.plan.plan_hash,
+            "inputs_hash_now": claims.inputs_hash(run.inputs),
+        }
+        if kind == CONTROL:
+            expected = claims.control_claim(request, **ids)
+        else:
+            assert self._desk is not None
+            name = request.get("gate")
+            gate = self._desk.gates.get(name) if isinstance(name, str) else None
+            round_ = len(gate.modifications) if gate is not None else None
+            expected = claims.decision_claim(request, round_=round_, **ids)
+        by = self._trust.verify(request.get("proof"), expected, request.get("by"))
+        return {**request, "by": by, "verified": True}
 
     def _apply(self, decision: dict[str, Any]) -> dict[str, Any]:
         assert self._desk is not None and self._outbox is not None
@@ -523,7 +527,7 @@ class RunbookWorkflow:
         assert run is not None and dispatcher is not None and outbox is not None
         assert scheduler is not None
         try:
-            request = self._proven_control(request)
+            request = self._proven(request, CONTROL)
         except claims.Unauthenticated as exc:
             raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
         self._trust.spend(request.get("proof"))
@@ -538,33 +542,13 @@ class RunbookWorkflow:
         scheduler.wake()
         return record
 
-    def _proven_control(self, request: Any) -> Any:
-        """The control request with its verified principal as `by` (signed mode)."""
-        if not isinstance(request, dict):
-            return request
-        request = {k: v for k, v in request.items() if k != "verified"}
-        if not self._trust.signed:
-            return request
-        run = self._run
-        assert run is not None
-        info = workflow.info()
-        expected = claims.control_claim(
-            request,
-            run_id=info.workflow_id,
-            temporal_run_id=info.run_id,
-            plan_hash=run.plan.plan_hash,
-            inputs_hash_now=claims.inputs_hash(run.inputs),
-        )
-        by = self._trust.verify(request.get("proof"), expected, request.get("by"))
-        return {**request, "by": by, "verified": True}
-
     @control.validator
     def _validate_control(self, request: dict[str, Any]) -> None:
         run, dispatcher = self._run, self._dispatcher
         if run is None or dispatcher is None:
             raise ApplicationError("the run is starting", type="ControlRefused", non_retryable=True)
         try:
-            request = self._proven_control(request)
+            request = self._proven(request, CONTROL)
         except claims.Unauthenticated as exc:
             raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
         fanout = {sid: run.status_of(sid) for sid, node in run.nodes.items() if node.fanout}

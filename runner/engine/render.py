@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 
 from runner import secretref, template_budget, templates
+from runner.contract import PAYLOAD_LIMIT, BatchItem, payload_size
 
 _ENV: templates.BudgetedEnvironment | None = None
 
@@ -157,6 +158,33 @@ def step_params(
             continue
         out.params[key] = _render_at(value, context, (key,), wanted, out.secret_params)
     return out
+
+
+def fanout_item(
+    index: int,
+    key: str,
+    params: Mapping[str, Any],
+    context: Mapping[str, Any],
+    script: str | None,
+    secrets: Sequence[Position],
+) -> tuple[BatchItem, int]:
+    """One fan-out item's request (its `with` rendered, as step_params renders it), and
+    its size in a payload."""
+    rendered = step_params(params, context, script, secrets)
+    size = payload_size(rendered.params) + payload_size(rendered.script_env)
+    item = BatchItem(
+        index,
+        key,
+        rendered.params,
+        rendered.script_env,
+        rendered.secret_params,
+        rendered.secret_env,
+    )
+    return item, size
+
+
+def item_too_large(key: str, size: int) -> str:
+    return f"the parameters of item {key!r} are {size} bytes, over the {PAYLOAD_LIMIT}-byte limit"
 
 
 def _render_at(

@@ -118,6 +118,21 @@ def check_chain(rows: list[dict[str, Any]]) -> tuple[str, int]:
     return head, len(rows)
 
 
+async def sealed(record: dict[str, Any], head: str, length: int) -> dict[str, Any] | None:
+    """The seal of a record (a run's row, and the head and length of its chain), signed
+    with the worker's seal key; None when it has none."""
+    signature = await seal_signature(seal_text(record, head, length))
+    if signature is None:
+        return None
+    return {
+        "namespace": SEAL_NAMESPACE,
+        "signature": signature,
+        "chain_head": head,
+        "chain_length": length,
+        "run_hash": run_hash(record),
+    }
+
+
 async def seal_signature(text: bytes) -> str | None:
     """An SSHSIG of `text` with the worker's seal key; None when it has none."""
     key = os.environ.get(SEAL_KEY, "").strip()

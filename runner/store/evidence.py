@@ -39,6 +39,7 @@ def digest_of(bundle: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
 
 
+REDRIVE_CHAIN = 50  # redrives of redrives followed back (history, evidence, redrive)
 CONTROL_ACTIONS = {
     "run_paused": "pause",
     "run_resumed": "resume",
@@ -204,16 +205,10 @@ async def sealed_now(bundle: dict[str, Any]) -> dict[str, Any]:
     if not record or bundle.get("seal"):
         return bundle
     head, length = chain.check_chain(record["links"])
-    signature = await chain.seal_signature(chain.seal_text(record["run"], head, length))
-    if signature is None:
+    seal = await chain.sealed(record["run"], head, length)
+    if seal is None:
         return bundle
-    bundle["seal"] = {
-        "namespace": chain.SEAL_NAMESPACE,
-        "signature": signature,
-        "chain_head": head,
-        "chain_length": length,
-        "run_hash": chain.run_hash(record["run"]),
-    }
+    bundle["seal"] = seal
     bundle["digest"] = {"algorithm": "sha256", "value": digest_of(bundle)}
     return bundle
 
@@ -238,7 +233,7 @@ def _verify(bundle: Any, allowed_signers: str | None, depth: int) -> tuple[bool,
         return False, "the digest does not match: the bundle was altered after it was made"
     said = [f"digest verified (sha256 {expected})"]
     earlier = bundle.get("redrive_of")
-    if isinstance(earlier, dict) and depth < 50:
+    if isinstance(earlier, dict) and depth < REDRIVE_CHAIN:
         ok, message = _verify(earlier, allowed_signers, depth + 1)
         if not ok:
             return False, f"the redriven run's bundle: {message}"

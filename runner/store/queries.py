@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from runner.store.evidence import build
+from runner.store.evidence import REDRIVE_CHAIN, build
 from runner.store.reach import open_checked
 from runner.store.records import (
     events,
@@ -52,9 +52,6 @@ async def step_outcome(dsn: str, run: str, step: str, item: str | None) -> dict[
     return await _with_store(dsn, last_outcome, run, step, item)
 
 
-MAX_CHAIN = 50  # redrives of redrives that one bundle follows back
-
-
 async def bundle_in(pool: Any, run: str, depth: int = 0) -> dict[str, Any] | None:
     """The evidence bundle of a run, from an open pool (the evidence step's)."""
     found = await find_run(pool, run)
@@ -62,7 +59,7 @@ async def bundle_in(pool: Any, run: str, depth: int = 0) -> dict[str, Any] | Non
         return None
     steps, audit = await events(pool, found["run_id"])
     redriven = None
-    if found.get("redrive_of") and depth < MAX_CHAIN:
+    if found.get("redrive_of") and depth < REDRIVE_CHAIN:
         redriven = await bundle_in(pool, found["redrive_of"], depth + 1)
     chained = await links(pool, found["run_id"])
     # Rows recorded before hash chains have no link: such a run has no record to prove.

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from runner.store import chain
-from runner.store.evidence import run_identity
+from runner.store.evidence import REDRIVE_CHAIN, run_identity
 from runner.times import iso
 
 # The columns a run's row is written with: those its seal covers (store/chain.py).
@@ -127,19 +127,11 @@ async def seal(pool: asyncpg.Pool, run_id: str) -> None:
     heads = await pool.fetchrow("SELECT head, length FROM chain_heads WHERE run_id = $1", run_id)
     head, length = (heads["head"], heads["length"]) if heads else ("", 0)
     try:
-        signature = await chain.seal_signature(chain.seal_text(record, head, length))
+        value: dict[str, Any] | None = await chain.sealed(record, head, length)
     except (OSError, RuntimeError, TimeoutError) as exc:
-        value: dict[str, Any] = {"error": str(exc)[:500]}
-    else:
-        if signature is None:
-            return
-        value = {
-            "namespace": chain.SEAL_NAMESPACE,
-            "signature": signature,
-            "chain_head": head,
-            "chain_length": length,
-            "run_hash": chain.run_hash(record),
-        }
+        value = {"error": str(exc)[:500]}
+    if value is None:
+        return
     await pool.execute(
         "UPDATE runs SET seal = $2 WHERE run_id = $1 AND seal IS NULL", run_id, value
     )
@@ -182,9 +174,6 @@ async def outcomes(
     for row in items:
         done.setdefault(row["step"], []).append(row["item"])
     return {r["step"]: {"status": r["status"], "output": r["output"]} for r in steps}, done
-
-
-REDRIVE_CHAIN = 50  # redrives of redrives followed back
 
 
 async def succeeded_items(pool: asyncpg.Pool, run: str, step: str) -> set[str]:
@@ -292,7 +281,7 @@ async def history(pool: asyncpg.Pool, run: str, depth: int = 0) -> list[dict[str
     if found is None:
         return None
     earlier: list[dict[str, Any]] = []
-    if found.get("redrive_of") and depth < 50:
+    if found.get("redrive_of") and depth < REDRIVE_CHAIN:
         # A redrive's history starts with that of the run it continued.
         earlier = await history(pool, found["redrive_of"], depth + 1) or []
     steps, audit = await events(pool, found["run_id"])

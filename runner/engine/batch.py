@@ -92,6 +92,14 @@ class BatchWorkflow:
 
     @workflow.run
     async def run(self, batch: BatchInput) -> dict[str, Any]:
+        if workflow.info().parent is None:
+            # Started straight through the Temporal API: it would run steps that no
+            # run asked for, past the run's checks (its start signature among them).
+            raise ApplicationError(
+                "a batch runs only as a child of its run; start runs with qlrf-run apply",
+                type="Unauthenticated",
+                non_retryable=True,
+            )
         # A signal sent right after the start can be handled before this runs: it is newer.
         if "concurrency" not in self._signalled:
             self._concurrency = max(1, batch.concurrency)

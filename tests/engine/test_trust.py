@@ -159,7 +159,7 @@ def test_an_unsigned_start_fails_unauthenticated_and_runs_nothing(
     assert failure is not None and getattr(failure.cause, "type", None) == "Unauthenticated"
     assert "carries no signature" in state["error"]["message"]
     assert all(s["status"] == "skipped" for s in state["steps"].values())
-    assert "ActivityTaskScheduled" not in history  # not one step ran
+    assert "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" not in history  # not one step ran
     assert state["identity"]["mode"] == "signed"
 
 
@@ -467,3 +467,48 @@ def test_a_worker_with_an_unusable_trust_file_refuses_to_start(env, tmp_path):
         assert done.returncode != 0
         assert "QLRF_ALLOWED_SIGNERS" in done.stderr and said in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_a_batch_started_straight_through_temporal_runs_nothing(temporal_address, tmp_path):
+    """qlrf.Batch runs items as activities; started by hand, without its run, it would
+    run a step no run asked for (and no start signature checked). It refuses."""
+    from runner.contract import BATCH_WORKFLOW_TYPE, BatchInput, BatchItem
+
+    marker = tmp_path / "ran"
+
+    async def scenario() -> tuple[Any, str]:
+        client = await Client.connect(temporal_address)
+        queue = f"trust-{uuid.uuid4()}"
+        async with build_worker(client, task_queue=queue):
+            handle = await client.start_workflow(
+                BATCH_WORKFLOW_TYPE,
+                BatchInput(
+                    run_id="forged",
+                    step="x",
+                    name="x",
+                    wave="all",
+                    activity="shell",
+                    retry={
+                        "max_attempts": 1,
+                        "initial_interval_ms": 1000,
+                        "backoff_coefficient": 2.0,
+                        "max_interval_ms": 1000,
+                        "non_retryable_errors": [],
+                    },
+                    timeouts={"start_to_close_ms": 10_000},
+                    items=[BatchItem(0, "h", {"command": ["touch", str(marker)]})],
+                    concurrency=1,
+                    budget=None,
+                    keep_outputs=True,
+                ),
+                id=f"forged-batch-{uuid.uuid4().hex[:6]}",
+                task_queue=queue,
+            )
+            with pytest.raises(WorkflowFailureError) as failed:
+                await handle.result()
+            history = (await handle.fetch_history()).to_json()
+        return failed.value, history
+
+    failure, history = asyncio.run(scenario())
+    assert getattr(failure.cause, "type", None) == "Unauthenticated"
+    assert "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" not in history and not marker.exists()

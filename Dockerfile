@@ -23,4 +23,4 @@ EXPOSE 9464 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/readyz', timeout=2)"]
 ENTRYPOINT ["qlrf-run"]
-CMD ["worker", "--metrics-port", "9464", "--health-port", "8081"]
+CMD ["worker", "--metrics-port", "9464", "--metrics-host", "0.0.0.0", "--health-port", "8081", "--health-host", "0.0.0.0"]

@@ -34,6 +34,7 @@ from runner.engine.interpreter import RunbookWorkflow
 from runner.engine.lock import LockWorkflow
 from runner.errors import QlrfError
 from runner.observe.health import Health
+from runner.observe.link import HoldResults, ServerLink
 from runner.observe.tracing import worker_interceptors
 from runner.steps.activities import for_registry
 from runner.steps.gate_notify import gate_notifier
@@ -122,26 +123,64 @@ def build_worker(
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
         # Versioned workers take only the runs of their build (runs are Pinned).
         deployment_config=deployment,
-        interceptors=worker_interceptors(),
+        # A step that finished while the server was away is reported once it is back.
+        interceptors=[*worker_interceptors(), HoldResults(ServerLink(client))],
     )
 
 
 RESTART_CHECK_SECONDS = 1.0
 RETIRE_SECONDS = 15.0
+# A worker started before Temporal tries again, waiting longer each time up to this.
+CONNECT_BACKOFF_MAX = 30.0
 
 
-async def _restarted(address: str) -> None:
-    """Return once the embedded server was started again (at this address or another)."""
+async def connect_patiently(
+    where: Any,
+    stop: asyncio.Event,
+    health: Health | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Client | None:
+    """A client of `where`, waiting for Temporal as long as it takes: a worker is often
+    started before the server it serves (a reboot, a compose file). One line per
+    attempt says why it waits; /readyz answers 503 meanwhile, /healthz 200. None when
+    `stop` is set first. A malformed setting is not waited for: it fails at once."""
+    from runner.client.connect import Unreachable, connect
+
+    tell = say or _stderr
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return await connect(where)
+        except Unreachable as exc:
+            if health is not None:
+                health.unready(f"waiting for Temporal: {exc}")
+            tell(f"waiting for Temporal: {exc}; trying again in {delay:.0f}s")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, CONNECT_BACKOFF_MAX)
+    return None
+
+
+def _stderr(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr, flush=True)
+
+
+async def _moved(address: str) -> None:
+    """Return once the embedded server answers at another address than `address`.
+
+    A restart keeps the server's address (runner/local/temporal.py), and this worker's
+    connection then reconnects by itself, delivering every step that finished while
+    the server was away: nothing is done here. Only a server started afresh elsewhere
+    (its state removed by hand) needs a new worker."""
     from runner.local.temporal import EmbeddedServer
 
     server = EmbeddedServer()
-    first = await asyncio.to_thread(server.read)
     while True:
         await asyncio.sleep(RESTART_CHECK_SECONDS)
         info = await asyncio.to_thread(server.read)
-        if info is None or not server.healthy(info):
-            continue
-        if info.address != address or (first is not None and info.pid != first.pid):
+        if info is not None and info.address != address and server.healthy(info):
             return
 
 
@@ -166,12 +205,12 @@ async def serve(
 ) -> None:
     """Run a worker until `stop` is set.
 
-    Against the embedded dev server, the worker follows it: when it was restarted,
-    on its old address or on another one, a new worker starts on the server as it
-    is now, and the old one is retired in the background, instead of retrying the
-    old connection with a growing backoff.
+    A worker started before Temporal waits for it (connect_patiently). Against the
+    embedded dev server, a restart keeps the server's address and the connection
+    reconnects by itself; only when the server was started afresh at another address
+    does a new worker start there, the old one retired in the background.
     """
-    from runner.client.connect import connect, target
+    from runner.client.connect import target
 
     ops = operations or Operations()
     retiring: set[asyncio.Task[None]] = set()
@@ -179,7 +218,9 @@ async def serve(
     try:
         while not stop.is_set():
             where = await asyncio.to_thread(target, ui=False)
-            client = await connect(where)
+            client = await connect_patiently(where, stop, ops.health)
+            if client is None:
+                break  # stopped while Temporal was still away
             worker = build_worker(
                 client,
                 task_queue=task_queue,
@@ -199,7 +240,7 @@ async def serve(
             waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait()), task]
             waiters += helpers.failing
             if where.embedded:
-                waiters.append(asyncio.ensure_future(_restarted(where.address)))
+                waiters.append(asyncio.ensure_future(_moved(where.address)))
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 done.set()

@@ -23,12 +23,22 @@ def worker(
         max=65535,
         help="Serve Prometheus metrics on this port at /metrics (the SDK's and qlrf_*)",
     ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1",
+        "--metrics-host",
+        help="The address metrics listen on (0.0.0.0: every interface, as in a container)",
+    ),
     health_port: int | None = typer.Option(
         None,
         "--health-port",
         min=1,
         max=65535,
         help="Serve /healthz (alive) and /readyz (polling Temporal) on this port",
+    ),
+    health_host: str = typer.Option(
+        "127.0.0.1",
+        "--health-host",
+        help="The address the probes listen on (0.0.0.0: every interface, as in a container)",
     ),
     deployment: str | None = typer.Option(
         None,
@@ -63,10 +73,10 @@ def worker(
         build = checked_build_id(build_id or default_build_id())
         ops.deployment = deployment_config(deployment, build)
     # Both ports are taken before anything connects: a clash stops the worker at once.
-    configure_runtime(metrics_port)
+    configure_runtime(metrics_port, metrics_host)
     if health_port is not None:
         ops.health = Health()
-        serve_health(ops.health, health_port)
+        serve_health(ops.health, health_port, health_host)
 
     async def go() -> None:
         import logging
@@ -175,6 +185,7 @@ def register(app: typer.Typer) -> None:
             "qlrf-run worker",
             "QLRF_TEMPORAL_ADDRESS=temporal:7233 qlrf-run worker --concurrency 50",
             "qlrf-run worker --metrics-port 9464 --health-port 8081",
+            "qlrf-run worker --metrics-port 9464 --metrics-host 0.0.0.0  # in a container",
             "qlrf-run worker --deployment qlrf --build-id 2026-12-01.1 --current",
         )
     )(worker)

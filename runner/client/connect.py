@@ -53,6 +53,11 @@ def target(*, ui: bool = True) -> Target:
     return Target(info.address, namespace, info.ui_url, True)
 
 
+class Unreachable(QlrfError):
+    """Temporal did not answer (it may be starting): worth trying again, unlike a
+    malformed setting."""
+
+
 def _where(target: Target) -> str:
     if target.embedded:
         return f"the embedded Temporal dev server at {target.address}"
@@ -60,7 +65,8 @@ def _where(target: Target) -> str:
 
 
 async def connect(where: Target) -> Client:
-    """A client of the target; QlrfError naming the variable when it cannot be reached."""
+    """A client of the target; QlrfError naming the variable when it cannot be reached
+    (Unreachable when it did not answer)."""
     configure_runtime()  # the worker made it first when it serves metrics
     interceptors = client_interceptors()
     cert, key, ca = _read("QLRF_TLS_CERT"), _read("QLRF_TLS_KEY"), _read("QLRF_TLS_CA")
@@ -81,13 +87,13 @@ async def connect(where: Target) -> Client:
             CONNECT_SECONDS,
         )
     except TimeoutError:
-        raise QlrfError(
+        raise Unreachable(
             f"cannot reach {_where(where)}: no answer within {CONNECT_SECONDS:.0f}s; "
             "check the address and that the server runs"
         ) from None
     except Exception as exc:  # the core raises RuntimeError, grpc errors, ValueError...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise QlrfError(
+        raise Unreachable(
             f"cannot reach {_where(where)}: {first[:300]}; check the address and that the "
             "server runs"
         ) from None

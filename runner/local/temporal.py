@@ -140,6 +140,8 @@ def server_command(port: int, ui_port: int | None, db: Path | None) -> list[str]
 
 
 LAUNCH_ATTEMPTS = 3
+# How long a restarted server waits for its old port to be let go of.
+PORT_WAIT_SECONDS = 30.0
 
 
 def _free(port: int) -> bool:
@@ -153,6 +155,19 @@ def _free(port: int) -> bool:
     return True
 
 
+def _await_free(port: int) -> None:
+    """Return once `port` can be bound; QlrfError naming it when it stays taken."""
+    deadline = time.monotonic() + PORT_WAIT_SECONDS
+    while not _free(port):
+        if time.monotonic() > deadline:
+            raise QlrfError(
+                f"the embedded Temporal dev server's port 127.0.0.1:{port} is taken by another "
+                "process; stop that process, and the server comes back on its own address "
+                "(workers and runs keep going there)"
+            )
+        time.sleep(0.1)
+
+
 def launch(
     db: Path | None,
     *,
@@ -163,11 +178,14 @@ def launch(
 ) -> tuple[subprocess.Popen[bytes], int, int | None]:
     """Start a dev server in its own session and wait until it listens.
 
-    Returns (process, port, ui port). `port` and `ui_port` are used when free (a
-    restarted server keeps its address, so its workers reconnect by themselves);
-    otherwise free ports are taken. A free port can be taken by another process
-    before the server binds it; the server then exits, and it is started again on
-    new ports. QlrfError with the server's own words if every attempt fails.
+    Returns (process, port, ui port). A `port` given is kept, waited for if it is still
+    taken: a restarted server must come back on its own address, so that its workers'
+    connections reconnect by themselves and deliver every step that finished while it
+    was away (a worker moved to another address cannot; the step would run again).
+    Without one, a free port is taken; it can be taken by another process before the
+    server binds it, and the server then exits and is started again on a new one. The
+    UI's port is kept when free, else another is taken. QlrfError with the server's
+    own words if every attempt fails.
     """
     if log is None:
         # Never a pipe nobody reads: a full pipe would block the server.
@@ -175,23 +193,26 @@ def launch(
         os.close(handle)
         log = Path(name)
     said = ""
-    wanted, wanted_ui = port, ui_port
+    wanted_ui = ui_port
     for _ in range(LAUNCH_ATTEMPTS):
-        port = wanted if wanted is not None and _free(wanted) else free_port()
+        if port is not None:
+            _await_free(port)
+            chosen = port
+        else:
+            chosen = free_port()
         chosen_ui = wanted_ui if wanted_ui is not None and _free(wanted_ui) else free_port()
-        ui_port = chosen_ui if ui else None
-        wanted = wanted_ui = None  # a second attempt takes whatever is free
+        wanted_ui = None  # a second attempt takes whatever UI port is free
         with log.open("ab") as sink:
             proc = subprocess.Popen(
-                server_command(port, ui_port, db),
+                server_command(chosen, chosen_ui if ui else None, db),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=sink,
                 start_new_session=True,
             )
-        failure = _wait_until_serving(proc, port, log)
+        failure = _wait_until_serving(proc, chosen, log)
         if failure is None:
-            return proc, port, ui_port
+            return proc, chosen, chosen_ui if ui else None
         said = failure
     raise QlrfError(f"the Temporal dev server did not start; it said:\n{said}")
 
@@ -272,8 +293,8 @@ class EmbeddedServer:
             return self._start(ui, info)
 
     def _start(self, ui: bool, previous: ServerInfo | None = None) -> ServerInfo:
-        # The same ports as before when they are free: clients and workers that
-        # knew the old address find the restarted server there.
+        # The same port as before: clients and workers that knew the old address find
+        # the restarted server there, and reconnect by themselves.
         proc, port, ui_port = launch(
             self.db,
             ui=ui,
@@ -283,6 +304,7 @@ class EmbeddedServer:
         )
         info = ServerInfo(proc.pid, port, ui_port, str(self.db))
         self.info_path.write_text(json.dumps(asdict(info)))
+        self.port_path.write_text(str(port))  # its address, whatever becomes of the record
         return info
 
     def _last_port(self) -> int | None:

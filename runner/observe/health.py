@@ -70,14 +70,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # probes every few seconds would drown the worker's log
 
 
-def serve_health(health: Health, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """Serve the probes on a daemon thread; QlrfError when the port cannot be bound."""
+def serve_health(health: Health, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """Serve the probes on a daemon thread, on `host` (loopback unless `--health-host` says
+    otherwise); QlrfError when the port cannot be bound."""
     handler = type("HealthHandler", (_Handler,), {"health": health})
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
         raise QlrfError(
-            f"--health-port {port}: cannot listen ({exc.strerror}); choose a free port"
+            f"--health-port {port} on {host}: cannot listen ({exc.strerror}); choose a free port, "
+            "or a --health-host this machine has"
         ) from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="qlrf-health", daemon=True).start()

@@ -26,8 +26,9 @@ from runner.errors import QlrfError
 _made = False
 
 
-def configure_runtime(metrics_port: int | None = None, host: str = "0.0.0.0") -> None:
-    """Make the process's runtime once; later calls keep the first one."""
+def configure_runtime(metrics_port: int | None = None, host: str = "127.0.0.1") -> None:
+    """Make the process's runtime once; later calls keep the first one. Metrics listen on
+    `host`: loopback unless the operator says otherwise (`--metrics-host`)."""
     global _made
     if _made:
         return
@@ -51,7 +52,8 @@ def configure_runtime(metrics_port: int | None = None, host: str = "0.0.0.0") ->
         )
     except ValueError as exc:  # the exporter could not bind
         raise QlrfError(
-            f"--metrics-port {metrics_port}: cannot serve metrics ({exc}); choose a free port"
+            f"--metrics-port {metrics_port} on {host}: cannot serve metrics ({exc}); choose a free "
+            "port, or a --metrics-host this machine has"
         ) from None
     _made = True
     with contextlib.suppress(RuntimeError):  # a runtime is already in use: keep it

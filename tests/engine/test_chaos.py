@@ -43,12 +43,21 @@ def _embedded_env(tmp_path: Path, postgres_uri: str) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("moved", [False, True], ids=["same-port", "moved"])
-def test_a_restarted_embedded_server_does_not_strand_the_worker(
-    tmp_path, postgres_uri, monkeypatch, moved
+def _wait_for(path: Path, text: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not (path.exists() and text in path.read_text()):
+        assert time.monotonic() < deadline, f"never saw {text!r} in {path}"
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout(300)
+def test_a_restarted_embedded_server_never_repeats_or_kills_a_step(
+    tmp_path, postgres_uri, monkeypatch
 ):
-    """Restart the embedded Temporal server mid-run without touching the worker: it
-    reconnects, on the same port, or on the new one when the old port was taken."""
+    """Stop the embedded server while a step runs, and bring it back after the step has
+    finished: the step's result reaches the run once the server is back, and the step
+    does not run again. A second restart while a long step runs leaves that step
+    alone (it is not killed, and runs once). Both restarts keep the server's port."""
     from temporalio.client import Client
 
     from runner.client import runs
@@ -63,19 +72,19 @@ def test_a_restarted_embedded_server_does_not_strand_the_worker(
     first = server.ensure(ui=False)
     marks = tmp_path / "marks"
     path = tmp_path / "steps.yaml"
-    steps = "".join(
-        f"  - {{id: s{n}, type: shell, timeout: {{start_to_close: 1m, heartbeat: 2s}}, "
-        f"with: {{script: 'sleep 0.3; echo s{n} >> {marks}'}}}}\n"
-        for n in range(8)
+    path.write_text(
+        "apiVersion: qlrf/v1\nkind: Runbook\nname: restart\nsteps:\n"
+        f"  - {{id: a, type: shell, with: {{script: 'echo a-start >> {marks}; sleep 2; "
+        f"echo a-end >> {marks}'}}}}\n"
+        f"  - {{id: b, type: shell, with: {{script: 'echo b-start >> {marks}; sleep 12; "
+        f"echo b-end >> {marks}'}}}}\n"
     )
-    path.write_text(f"apiVersion: qlrf/v1\nkind: Runbook\nname: restart\nsteps:\n{steps}")
     worker = subprocess.Popen(
         [str(Path(sys.executable).with_name("qlrf-run")), "worker"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    blocker: socket.socket | None = None
     try:
 
         async def start() -> str:
@@ -85,25 +94,19 @@ def test_a_restarted_embedded_server_does_not_strand_the_worker(
             return handle.id
 
         rid = asyncio.run(start())
-        deadline = time.monotonic() + 60
-        while not (marks.exists() and len(marks.read_text().split()) >= 2):
-            assert time.monotonic() < deadline, "the run never got going"
-            time.sleep(0.05)
+        _wait_for(marks, "a-start")
         server.stop()
-        deadline = time.monotonic() + 30
-        while server.healthy(first):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        if moved:
-            blocker = socket.socket()
-            blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            blocker.bind(("127.0.0.1", first.port))
-            blocker.listen()
+        _wait_for(marks, "a-end")  # the step finished while the server was away
+        time.sleep(3)  # longer than the SDK's own retries of the step's result
         second = server.ensure(ui=False)
-        assert (second.port != first.port) == moved
+        assert second.port == first.port
+        _wait_for(marks, "b-start")
+        server.stop()
+        third = server.ensure(ui=False)
+        assert third.port == first.port
 
         async def finish() -> dict[str, Any]:
-            client = await Client.connect(second.address)
+            client = await Client.connect(third.address)
             handle = client.get_workflow_handle(rid)
             await asyncio.wait_for(handle.result(), 120)
             return await client_state.state_of(handle)
@@ -112,11 +115,45 @@ def test_a_restarted_embedded_server_does_not_strand_the_worker(
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
-        if blocker is not None:
-            blocker.close()
         server.stop()
     assert state["status"] == "succeeded"
-    assert sorted(set(marks.read_text().split())) == [f"s{n}" for n in range(8)]
+    assert marks.read_text().split() == ["a-start", "a-end", "b-start", "b-end"]
+    assert {sid: step["attempts"] for sid, step in state["steps"].items()} == {"a": 1, "b": 1}
+
+
+def test_a_restarted_server_waits_for_its_own_port(tmp_path, monkeypatch):
+    """The embedded server never moves to another port (its workers could not deliver
+    what finished meanwhile): while another process holds its port, a restart waits,
+    and it comes back on that port once it is let go; held for good, it says so."""
+    import threading
+
+    from runner.errors import QlrfError
+    from runner.local import temporal
+    from runner.local.temporal import EmbeddedServer
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    server = EmbeddedServer()
+    first = server.ensure(ui=False)
+    server.stop()
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", first.port))
+    blocker.listen()
+    threading.Timer(2.0, blocker.close).start()
+    try:
+        second = server.ensure(ui=False)
+        assert second.port == first.port
+        server.stop()
+        blocker = socket.socket()
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", first.port))
+        blocker.listen()
+        monkeypatch.setattr(temporal, "PORT_WAIT_SECONDS", 0.5)
+        with pytest.raises(QlrfError, match=f"port 127.0.0.1:{first.port} is taken"):
+            server.ensure(ui=False)
+    finally:
+        blocker.close()
+        server.stop()
 
 
 SECRET = "hunter2-Very-Secret-Value"

@@ -277,3 +277,77 @@ def test_bad_versioning_options_are_refused(args, said, temporal_address):
     assert refused.returncode == 1
     assert said in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def _listening_on(port: int) -> set[str]:
+    """The local addresses of the sockets listening on `port` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, _, hexport = local.partition(":")
+        if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+@pytest.mark.parametrize("host", [None, "0.0.0.0"], ids=["default", "every-interface"])
+def test_endpoints_listen_on_loopback_unless_told_otherwise(host, temporal_address, tmp_path):
+    """Metrics and probes are served on 127.0.0.1 by default: a worker on a host does not
+    show its metrics to the network. --metrics-host and --health-host widen that."""
+    metrics_port, health_port = ports()
+    args = ["worker", "--metrics-port", str(metrics_port), "--health-port", str(health_port)]
+    if host:
+        args += ["--metrics-host", host, "--health-host", host]
+    env = {
+        "QLRF_TEMPORAL_ADDRESS": temporal_address,
+        "QLRF_TASK_QUEUE": f"bind-{uuid.uuid4().hex[:8]}",
+    }
+    log = tmp_path / "worker.log"
+    proc = spawn(args, env, log)
+    try:
+        until(lambda: ready(health_port), lambda: f"the worker is ready: {log.read_text()}")
+        assert get(metrics_port, "/metrics").status_code == 200
+        wanted = {host or "127.0.0.1"}
+        assert _listening_on(metrics_port) == wanted
+        assert _listening_on(health_port) == wanted
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_a_worker_started_before_temporal_waits_for_it(run_store, tmp_path):
+    """A worker whose Temporal is not up yet does not exit: it says once per attempt that
+    it waits, answers /healthz 200 and /readyz 503, and serves runs once Temporal is up."""
+    from runner.local.temporal import free_port, launch, terminate
+
+    port, health_port = free_port(), free_port()
+    env = {
+        "QLRF_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+        "QLRF_DATABASE_URL": run_store,
+        "QLRF_TASK_QUEUE": f"early-{uuid.uuid4().hex[:8]}",
+    }
+    log = tmp_path / "worker.log"
+    proc = spawn(["worker", "--health-port", str(health_port)], env, log)
+    server = None
+    try:
+        until(
+            lambda: log.read_text().count("waiting for Temporal") >= 2,
+            lambda: f"two attempts said so: {log.read_text()}",
+        )
+        assert proc.poll() is None, log.read_text()
+        assert get(health_port, "/healthz").status_code == 200
+        readyz = get(health_port, "/readyz")
+        assert readyz.status_code == 503
+        assert "waiting for Temporal" in readyz.text
+        server, _, _ = launch(None, port=port)
+        until(lambda: ready(health_port), lambda: f"ready once Temporal is up: {log.read_text()}")
+        done = qlrf(
+            "apply", str(_write(tmp_path, THREE_STEPS)), "--no-worker", env=env, timeout=180
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Traceback" not in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        if server is not None:
+            terminate(server)

@@ -27,6 +27,13 @@ def admitted_plan(request: RunInput) -> tuple[Plan | None, str | None]:
             return None, f"the run's {name} is not text"
     if not isinstance(request.record, bool):
         return None, "the run's record is not true or false"
+    for name in (*texts, "inputs", "groups", "redrive", "proof", "plan"):
+        where = run_inputs.nul_at(getattr(request, name), name)
+        if where is not None:
+            return None, (
+                f"the run's {where} holds a NUL character (\\0), which no command or record "
+                "can carry"
+            )
     inputs = request.inputs
     if not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs):
         return None, "the run's inputs are not a mapping of names to values"

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from runner.engine.run_state import TERMINAL, RunState
+from runner.plan.inputs import nul_at
 from runner.plan.waves import MAX_CONCURRENCY
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ def refusal(
     """Why `request` cannot be done now, in words for the operator; None if it can."""
     if not isinstance(request, dict):
         return "a control request is a mapping with action and by"
+    nul = nul_at(request, "request")
+    if nul is not None:
+        return f"the {nul} holds a NUL character (\\0), which no record can carry"
     action, by = request.get("action"), request.get("by")
     if action not in ACTIONS:
         return f"unknown action {action!r}; use one of {', '.join(ACTIONS)}"

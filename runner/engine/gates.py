@@ -14,7 +14,7 @@ from typing import Any
 
 from runner.engine import render
 from runner.engine.run_state import RunState
-from runner.plan.inputs import value_problem
+from runner.plan.inputs import nul_at, value_problem
 from runner.times import iso
 
 DECISIONS = ("approve", "reject", "modify")
@@ -83,6 +83,9 @@ def refusal(
     """Why `decision` cannot be accepted now, in words for the person deciding; None if it can."""
     if not isinstance(decision, dict):
         return "a decision is a mapping with gate, decision and by"
+    nul = nul_at(decision, "decision")
+    if nul is not None:
+        return f"the {nul} holds a NUL character (\\0), which no record can carry"
     name = decision.get("gate")
     gate = gates.get(name) if isinstance(name, str) else None
     if gate is None:

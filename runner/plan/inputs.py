@@ -33,8 +33,36 @@ _NAMES = {
 }
 
 
+NUL = "\x00"
+
+
+def nul_at(value: Any, where: str = "") -> str | None:
+    """Where a NUL character sits in `value` (a key or a text, however deep), or None.
+
+    NUL ends a C string: a command's argument or environment cannot carry it, and
+    PostgreSQL's text and jsonb cannot store it. A value with one is refused where it
+    comes in, rather than failing later, again and again."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return path or "the value"
+        elif isinstance(item, Mapping):
+            for key, inner in item.items():
+                if isinstance(key, str) and NUL in key:
+                    return f"a key of {path or 'the value'}"
+                stack.append((f"{path}.{key}" if path else str(key), inner))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
+    return None
+
+
 def value_problem(decl: Mapping[str, Any], value: Any) -> str | None:
     """Why `value` does not fit the input declaration `decl`, or None when it does."""
+    nul = nul_at(value)
+    if nul is not None:
+        return f"{nul} holds a NUL character (\\0), which no command or record can carry"
     kind = decl.get("type")
     if not isinstance(kind, str) or kind not in _PY_CHECK:
         return None  # an unknown type is reported by the schema check
@@ -114,7 +142,13 @@ def parse_assignments(pairs: list[str], declared: Mapping[str, Any]) -> dict[str
                 f"--input {name}: the runbook declares no input '{name}'"
                 f"{hint(name, declared)}; declared: {', '.join(declared) or 'none'}"
             )
-        out[name] = convert(name, decl, text)
+        value = convert(name, decl, text)
+        if nul_at(value) is not None:
+            raise InputError(
+                f"--input {name}: the value holds a NUL character (\\0), which no command "
+                "or record can carry; remove it"
+            )
+        out[name] = value
     return out
 
 

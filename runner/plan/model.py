@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.canonical import canonical_bytes, canonical_text
 from runner.catalog.step_type import Capabilities
 from runner.plan.secret_positions import Position, secret_positions
 
@@ -337,9 +337,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def canonical(value: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 text: the same data always gives the same bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+canonical = canonical_text
 
 
 def _without_sources(value: Any) -> Any:
@@ -361,4 +359,4 @@ def compute_hash(plan_dict: dict[str, Any]) -> str:
 
 
 def inputs_hash(values: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical(values).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_bytes(values)).hexdigest()

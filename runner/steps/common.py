@@ -106,8 +106,11 @@ def beat(**progress: Any) -> None:
     activity.heartbeat({"failures": earlier_failures(), **_identity(), **progress})
 
 
-def fail(secrets: Resolver, error_type: str, message: str, **details: Any) -> NoReturn:
-    """Raise the step's failure: a stable type, the attempt number, secrets masked."""
+def fail(
+    secrets: Resolver, error_type: str, message: str, *, retry: bool = True, **details: Any
+) -> NoReturn:
+    """Raise the step's failure: a stable type, the attempt number, secrets masked.
+    `retry=False` for a failure that another attempt would meet again."""
     info = activity.info()
     masked = secrets.mask(message)
     failures = [
@@ -128,6 +131,7 @@ def fail(secrets: Resolver, error_type: str, message: str, **details: Any) -> No
         masked,
         {"attempt": info.attempt, "failures": failures, **secrets.mask(details)},
         type=error_type,
+        non_retryable=not retry,
     ) from None
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from temporalio import activity
 
 from runner.contract import StepRequest
+from runner.plan.inputs import nul_at
 from runner.steps.common import beat, fail, result, tail
 from runner.steps.guardian import NEVER_STARTED, guardian
 from runner.steps.output import Captured, capture
@@ -193,6 +194,7 @@ async def shell(request: StepRequest) -> dict[str, Any]:
     attempt = activity.info().attempt
     env = step_environment(request, params.get("env") or {}, script_env, attempt)
     cwd = params.get("cwd")
+    refuse_nul(secrets, {"command": argv, "env": env, "cwd": cwd})
     if cwd is not None and not os.path.isdir(cwd):
         fail(secrets, "CommandNotFound", f"cannot run '{argv[0]}': no directory {cwd}")
     program = _program(argv[0], env["PATH"], cwd)
@@ -237,6 +239,20 @@ async def shell(request: StepRequest) -> dict[str, Any]:
             stderr=stderr[-FAILED_OUTPUT:],
         )
     return ended(secrets, params, code, bytes(out.data), stdout, stderr)
+
+
+def refuse_nul(secrets: Resolver, launched: dict[str, Any]) -> None:
+    """A NUL in what starts a process (its argv, environment, directory) cannot reach
+    it: fail the step at once, and for good (another attempt would meet it again)."""
+    where = nul_at(launched)
+    if where is not None:
+        fail(
+            secrets,
+            "InvalidCommand",
+            f"the step's {where} holds a NUL character (\\0), which no process can be given; "
+            "it usually comes from an earlier step's output: clean it there",
+            retry=False,
+        )
 
 
 def ended(

@@ -51,7 +51,7 @@ from runner.files import FileRefused, read_text
 from runner.steps.common import fail, tail
 from runner.steps.output import Captured, capture
 from runner.steps.secrets import Resolver
-from runner.steps.shell import FAILED_OUTPUT, _deadline, _progress, beating, ended
+from runner.steps.shell import FAILED_OUTPUT, _deadline, _progress, beating, ended, refuse_nul
 
 DEFAULT_CONNECT_TIMEOUT = 15.0
 MAX_CONNECTIONS_VARIABLE = "QLRF_SSH_MAX_CONNECTIONS"
@@ -371,6 +371,7 @@ async def ssh(request: StepRequest) -> dict[str, Any]:
     trust = _trust(secrets, target, str(params["key_secret"]))
     timeout = _connect_timeout(secrets, params)
     command = remote_command(request, params, script_env)
+    refuse_nul(secrets, {"command": command, "host": target.host, "user": target.user})
     conn = await _open(secrets, target, trust, timeout)
     broken = False
     try:

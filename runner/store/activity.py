@@ -53,8 +53,43 @@ def _forget_ended(current: asyncio.AbstractEventLoop) -> None:
             stale.terminate()
 
 
+# Refused for what a value holds, not for the connection: writing it again cannot help.
+DATA_ERRORS = (asyncpg.DataError, UnicodeError, ValueError, OverflowError)
+REFUSED = "$qlrf_refused"
+
+
+def degraded(batch: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The batch with every value a row carries beyond its names replaced by why the
+    store refused it: the rows themselves (and the chain through them) are kept."""
+    placeholder = {REFUSED: reason[:500]}
+    events = []
+    for event in batch.get("events", []):
+        kept = dict(event)
+        for key in ("output", "error", "detail"):
+            if kept.get(key) is not None:
+                kept[key] = placeholder
+        events.append(kept)
+    run = batch.get("run")
+    if run is not None:
+        run = {**run, **{k: placeholder for k in ("inputs", "outputs", "error") if run.get(k)}}
+        run["inputs"] = run.get("inputs") or {}
+    return {**batch, "run": run, "events": events}
+
+
 @activity.defn(name=STORE_ACTIVITY)
 async def store_record(batch: dict[str, Any]) -> int:
+    try:
+        return await _write(batch)
+    except DATA_ERRORS as exc:
+        # A value PostgreSQL cannot take must never hold the run: record the rows with
+        # the reason in place of the values. A write retried forever would keep the run
+        # open for ever, and lose every row after it.
+        reason = f"the run store refused this value ({type(exc).__name__}: {exc})"
+        activity.logger.warning("run %s: %s", batch.get("run_id"), reason)
+        return await _write(degraded(batch, reason))
+
+
+async def _write(batch: dict[str, Any]) -> int:
     try:
         return await write(await pool(), batch)
     except (

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 from datetime import datetime
 from typing import Any
 
+from runner.canonical import canonical_bytes
 from runner.times import iso
 
 SEAL_KEY = "QLRF_SEAL_KEY"
@@ -57,8 +57,7 @@ RUN_FIELDS = (
 )
 
 
-def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+canonical = canonical_bytes
 
 
 def _plain(value: Any) -> Any:

@@ -7,6 +7,7 @@ starting at once apply each one exactly once.
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -14,6 +15,48 @@ import asyncpg
 
 # An arbitrary constant that names "qlrf-run migrations" among advisory locks.
 MIGRATION_LOCK = 0x716C7266
+
+# PostgreSQL's jsonb cannot hold a NUL character, nor half of a surrogate pair, which a
+# step's output may well contain (a command that prints `a\0b`, JSON with "\ud800").
+# Such a value is kept whole as its JSON text under ESCAPED, and read back as it was;
+# so is a mapping that happens to use that key, so that reading is never ambiguous.
+ESCAPED = "$qlrf_escaped"
+_UNSTORABLE = re.compile(
+    r"\\u0000"
+    r"|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})"
+    r"|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
+)
+
+
+# In a Python string any code point of the surrogate range stands alone.
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def encode_json(value: Any) -> str:
+    """A value as the JSON text PostgreSQL stores: escaped when jsonb could not hold it."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:  # NaN or an infinity (JSON parsed from a step's output may hold one)
+        return json.dumps({ESCAPED: json.dumps(value)})
+    if _UNSTORABLE.search(text) or (isinstance(value, dict) and ESCAPED in value):
+        return json.dumps({ESCAPED: text})
+    return text
+
+
+def decode_json(text: str) -> Any:
+    """The value encode_json stored, as it was."""
+    value = json.loads(text)
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(ESCAPED), str):
+        return json.loads(value[ESCAPED])
+    return value
+
+
+def storable_text(value: Any) -> Any:
+    """Text for a text column: NUL and lone surrogates, which PostgreSQL refuses, become
+    U+FFFD (such text is a name or a message, shown to people). Anything else as is."""
+    if not isinstance(value, str):
+        return value
+    return _UNSTORABLE_TEXT.sub("\ufffd", value)
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -29,7 +72,7 @@ def migrations() -> list[tuple[int, str, str]]:
 async def _init_connection(connection: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await connection.set_type_codec(
-            kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            kind, encoder=encode_json, decoder=decode_json, schema="pg_catalog"
         )
 
 

@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from runner.canonical import canonical_bytes
 from runner.plan.model import canonical
 from runner.store import chain
 from runner.times import iso
@@ -36,7 +37,7 @@ def run_identity(run: Any) -> dict[str, Any]:
 
 def digest_of(bundle: dict[str, Any]) -> str:
     body = {k: v for k, v in bundle.items() if k != "digest"}
-    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_bytes(body)).hexdigest()
 
 
 REDRIVE_CHAIN = 50  # redrives of redrives followed back (history, evidence, redrive)
@@ -213,17 +214,29 @@ async def sealed_now(bundle: dict[str, Any]) -> dict[str, Any]:
     return bundle
 
 
-def verify(bundle: Any, allowed_signers: str | None = None) -> tuple[bool, str]:
+NOT_VERIFIED = "NOT VERIFIED"
+
+
+def verify(
+    bundle: Any, allowed_signers: str | None = None, *, unsealed_ok: bool = False
+) -> tuple[bool, str]:
     """Check a bundle: its digest; its record's hash chain; that the bundle is what its
     record builds; and, given the trust file's text, the worker's seal over the record.
-    (ok, what was checked or why it failed)."""
+    (ok, what was checked or why it failed).
+
+    Nothing is ever verified short of that: a bundle without its record, or whose seal
+    cannot be checked for want of a trust file, is NOT VERIFIED, unless `unsealed_ok`
+    says the digest and the chain are enough (the caller's choice, said in the
+    answer)."""
     try:
-        return _verify(bundle, allowed_signers, 0)
+        return _verify(bundle, allowed_signers, unsealed_ok, 0)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return False, f"not a well-formed evidence bundle ({type(exc).__name__}: {exc})"
 
 
-def _verify(bundle: Any, allowed_signers: str | None, depth: int) -> tuple[bool, str]:
+def _verify(
+    bundle: Any, allowed_signers: str | None, unsealed_ok: bool, depth: int
+) -> tuple[bool, str]:
     if not isinstance(bundle, dict) or not isinstance(bundle.get("digest"), dict):
         return False, "not an evidence bundle: no digest"
     if bundle["digest"].get("algorithm") != "sha256":
@@ -234,14 +247,16 @@ def _verify(bundle: Any, allowed_signers: str | None, depth: int) -> tuple[bool,
     said = [f"digest verified (sha256 {expected})"]
     earlier = bundle.get("redrive_of")
     if isinstance(earlier, dict) and depth < REDRIVE_CHAIN:
-        ok, message = _verify(earlier, allowed_signers, depth + 1)
+        ok, message = _verify(earlier, allowed_signers, unsealed_ok, depth + 1)
         if not ok:
             return False, f"the redriven run's bundle: {message}"
     record = bundle.get("record")
     if record is None:
-        if allowed_signers is not None:
-            return False, "the bundle has no hash-chained record, so nothing proves it"
-        return True, said[0] + "; no hash chain (the run was recorded before chains)"
+        return False, (
+            f"{said[0]}; {NOT_VERIFIED}: the bundle carries no hash-chained record (a run "
+            "recorded before hash chains, or a record that was dropped), so nothing proves "
+            "what it says"
+        )
     links = record["links"]
     try:
         head, length = chain.check_chain(links)
@@ -267,13 +282,21 @@ def _verify(bundle: Any, allowed_signers: str | None, depth: int) -> tuple[bool,
             f"the bundle says other things than its record ({', '.join(differing)}): it was edited"
         )
     seal = bundle.get("seal")
-    if allowed_signers is None:
-        if seal:
-            return False, (
-                "; ".join(said) + "; the bundle is sealed: give --allowed-signers FILE (or "
-                "QLRF_ALLOWED_SIGNERS) to check the seal"
+    sealed = isinstance(seal, dict) and bool(seal.get("signature"))
+    if allowed_signers is None or (unsealed_ok and not sealed):
+        if unsealed_ok:
+            why = "the seal was not checked" if sealed else "the run is not sealed"
+            return True, "; ".join(said) + f"; {why} (--unsealed-ok)"
+        return False, "; ".join(said) + (
+            f"; {NOT_VERIFIED}: "
+            + (
+                "the seal cannot be checked without the trust file that lists the sealing key"
+                if sealed
+                else "the run is not sealed (its worker had no QLRF_SEAL_KEY)"
             )
-        return True, "; ".join(said) + "; not sealed (the worker had no QLRF_SEAL_KEY)"
+            + "; give --allowed-signers FILE (or QLRF_ALLOWED_SIGNERS), or --unsealed-ok to "
+            "accept the digest and the hash chain alone"
+        )
     problem, signer = _seal_problem(seal, record["run"], head, length, allowed_signers)
     if problem is not None:
         return False, "; ".join(said) + f"; the seal does not prove it: {problem}"

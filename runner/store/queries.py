@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from runner.store.evidence import REDRIVE_CHAIN, build
 from runner.store.reach import open_checked
 from runner.store.records import (
+    chained,
     events,
     find_run,
     history,
@@ -61,10 +62,11 @@ async def bundle_in(pool: Any, run: str, depth: int = 0) -> dict[str, Any] | Non
     redriven = None
     if found.get("redrive_of") and depth < REDRIVE_CHAIN:
         redriven = await bundle_in(pool, found["redrive_of"], depth + 1)
-    chained = await links(pool, found["run_id"])
-    # Rows recorded before hash chains have no link: such a run has no record to prove.
-    complete = bool(chained) and len(chained) == len(steps) + len(audit)
-    return build(found, steps, audit, redriven, chained if complete else None)
+    record = await links(pool, found["run_id"])
+    # Only a run recorded before hash chains has no record to prove; every later one
+    # carries its whole record, a row that lost its link too (it breaks the chain).
+    kept = record if await chained(pool, found, record) else None
+    return build(found, steps, audit, redriven, kept)
 
 
 async def bundle(dsn: str, run: str) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from runner.store import chain
+from runner.store.db import storable_text
 from runner.store.evidence import REDRIVE_CHAIN, run_identity
 from runner.times import iso
 
@@ -28,7 +29,10 @@ async def write(pool: asyncpg.Pool, batch: dict[str, Any]) -> int:
     async with pool.acquire() as connection, connection.transaction():
         run = batch.get("run")
         if run is not None:
-            values = [_time(run.get(c)) if c.endswith("_at") else run.get(c) for c in _RUN_COLUMNS]
+            values = [
+                _time(run.get(c)) if c.endswith("_at") else storable_text(run.get(c))
+                for c in _RUN_COLUMNS
+            ]
             placeholders = ", ".join(f"${i + 1}" for i in range(len(_RUN_COLUMNS)))
             await connection.execute(
                 f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({placeholders}) "
@@ -60,10 +64,12 @@ async def write(pool: asyncpg.Pool, batch: dict[str, Any]) -> int:
                     "batch": source,
                     "seq": event["seq"],
                     "at": _time(event["at"]),
-                    "step": event["step"],
-                    "item": event.get("item"),
+                    # Text columns cannot hold NUL: what a name of the run's own making
+                    # (an item from a step's output) may carry; jsonb keeps it whole.
+                    "step": storable_text(event["step"]),
+                    "item": storable_text(event.get("item")),
                     "attempt": event.get("attempt"),
-                    "status": event["status"],
+                    "status": storable_text(event["status"]),
                     "started_at": _time(event.get("started_at")),
                     "finished_at": _time(event.get("finished_at")),
                     "output": event.get("output"),
@@ -85,8 +91,8 @@ async def write(pool: asyncpg.Pool, batch: dict[str, Any]) -> int:
                 row = {
                     "seq": event["seq"],
                     "at": _time(event["at"]),
-                    "actor": event.get("actor"),
-                    "action": event["action"],
+                    "actor": storable_text(event.get("actor")),
+                    "action": storable_text(event["action"]),
                     "detail": event.get("detail"),
                 }
                 linked = chain.link_hash(head, chain.link("audit", row))
@@ -229,31 +235,34 @@ async def keep_definition(pool: asyncpg.Pool, sha256: str, text: str) -> None:
 
 
 async def links(pool: asyncpg.Pool, run_id: str) -> list[dict[str, Any]]:
-    """The run's hash chain, in the order written: every row with its table."""
-    steps = await pool.fetch(
-        "SELECT * FROM step_events WHERE run_id = $1 AND link IS NOT NULL", run_id
-    )
-    audit = await pool.fetch(
-        "SELECT * FROM audit_log WHERE run_id = $1 AND link IS NOT NULL", run_id
-    )
+    """The run's hash chain, in the order written: every row with its table. A row
+    that lost its link (set to NULL by hand) is kept, after the others: the chain does
+    not verify with it, and it cannot quietly drop out of the record."""
+    steps = await pool.fetch("SELECT * FROM step_events WHERE run_id = $1", run_id)
+    audit = await pool.fetch("SELECT * FROM audit_log WHERE run_id = $1", run_id)
     rows = [
         {
-            **chain.link("step", dict(r)),
+            **chain.link(table, dict(r)),
             "prev_hash": r["prev_hash"],
             "hash": r["hash"],
             "link": r["link"],
         }
-        for r in steps
-    ] + [
-        {
-            **chain.link("audit", dict(r)),
-            "prev_hash": r["prev_hash"],
-            "hash": r["hash"],
-            "link": r["link"],
-        }
-        for r in audit
+        for table, found in (("step", steps), ("audit", audit))
+        for r in found
     ]
-    return sorted(rows, key=lambda r: r["link"])
+    return sorted(rows, key=lambda r: (r["link"] is None, r["link"] or 0, r["table"], r["seq"]))
+
+
+async def chained(pool: asyncpg.Pool, run: dict[str, Any], links: list[dict[str, Any]]) -> bool:
+    """Whether the run was recorded with hash chains: its rows carry links, it has a
+    chain head, or it started after the store had chains. Such a run's bundle always
+    carries its record; only a run recorded before chains has none."""
+    if any(r["link"] is not None for r in links):
+        return True
+    if await pool.fetchval("SELECT 1 FROM chain_heads WHERE run_id = $1", run["run_id"]):
+        return True
+    since = await pool.fetchval("SELECT applied_at FROM schema_migrations WHERE name LIKE '0005_%'")
+    return since is not None and run["started_at"] >= since
 
 
 async def events(

@@ -12,12 +12,12 @@ inputs therefore signs another text, and does not verify.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from runner.canonical import canonical_bytes
 from runner.times import parse
 from runner.trust import signers as trust_file
 from runner.trust.sshsig import BadSignature, verify
@@ -46,8 +46,7 @@ class Unauthenticated(Exception):
     """The action's signature does not prove who asked; the message says why."""
 
 
-def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+canonical = canonical_bytes
 
 
 def inputs_hash(inputs: Mapping[str, Any]) -> str:

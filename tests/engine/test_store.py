@@ -233,7 +233,7 @@ def test_evidence_bundle_verifies_and_detects_tampering(run, tmp_path):
     assert undone >= {("shift-traffic", "succeeded"), ("promote", "succeeded")}
     assert bundle["run"]["status"] == "failed" and bundle["digest"]["algorithm"] == "sha256"
     assert {s["id"]: s["status"] for s in bundle["steps"]}["verify"] == "failed"
-    assert qlrf("evidence", "--verify", str(bundle_path)).returncode == 0
+    assert qlrf("evidence", "--verify", str(bundle_path), "--unsealed-ok").returncode == 0
     bundle["run"]["status"] = "succeeded"  # what a forger would want to change
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(bundle))
@@ -260,7 +260,7 @@ steps:
     assert [s["id"] for s in bundle["steps"]][:1] == ["work"]
     assert bundle["steps"][0]["status"] == "succeeded"
     assert outcome.step("bundle")["output"]["path"] == str(target)
-    assert qlrf("evidence", "--verify", str(target)).returncode == 0
+    assert qlrf("evidence", "--verify", str(target), "--unsealed-ok").returncode == 0
 
 
 def test_history_outlives_temporal(run, tmp_path):
@@ -384,3 +384,301 @@ def test_pools_of_ended_event_loops_give_their_connections_back(run_store):
 
     seen = [asyncio.run(connections()) for _ in range(30)]
     assert max(seen[5:]) <= max(seen[:5]) + 2, seen  # bounded, not one more per loop
+
+
+def test_a_nul_in_inputs_sent_through_the_api_is_refused_at_once(temporal_address, tmp_path):
+    """An input holding NUL, sent through the plain Temporal API with the store on, fails
+    the run at once with InvalidRunInput instead of wedging its first write for ever."""
+    from temporalio.client import Client, WorkflowFailureError
+
+    from runner.contract import WORKFLOW_TYPE, RunInput
+    from runner.pipeline import compile_file
+    from runner.worker import build_worker
+
+    path = tmp_path / "nul.yaml"
+    path.write_text(
+        HEAD + "inputs:\n  v: {type: string}\nsteps:\n"
+        "  - {id: echo, type: shell, with: {command: [echo, '{{ inputs.v }}']}}\n"
+    )
+    plan = compile_file(path, ["v=x"]).plan.to_dict()
+
+    async def go() -> tuple[WorkflowFailureError, dict[str, Any]]:
+        client = await Client.connect(temporal_address)
+        queue = f"nul-{uuid.uuid4().hex[:6]}"
+        async with build_worker(client, task_queue=queue):
+            handle = await client.start_workflow(
+                WORKFLOW_TYPE,
+                RunInput(plan, {"v": "a\x00b"}, "mallory", record=True),
+                id=queue,
+                task_queue=queue,
+            )
+            with pytest.raises(WorkflowFailureError) as failed:
+                await asyncio.wait_for(handle.result(), 30)
+            return failed.value, await handle.query("state")
+
+    error, state = asyncio.run(go())
+    assert getattr(error.cause, "type", None) == "InvalidRunInput"
+    assert "NUL" in str(error.cause)
+    assert state["status"] == "failed"
+
+
+def test_a_nul_on_the_command_line_is_refused(tmp_path, env):
+    """`--input` with a NUL (read from a file: argv cannot hold one) is a clear error."""
+    path = tmp_path / "nul.yaml"
+    path.write_text(
+        HEAD + "inputs:\n  v: {type: string}\nsteps:\n"
+        "  - {id: echo, type: shell, with: {command: [echo, '{{ inputs.v }}']}}\n"
+    )
+    value = tmp_path / "value"
+    value.write_bytes(b"a\x00b")
+    refused = qlrf("apply", str(path), "-i", f"v=@{value}", env=env)
+    assert refused.returncode == 2  # bad usage, as every other malformed --input
+    assert "NUL character" in refused.stderr and "Traceback" not in refused.stderr
+
+
+@pytest.mark.timeout(300)
+def test_output_holding_nul_is_stored_as_it_was_and_never_holds_the_run(
+    run, postgres_uri, tmp_path
+):
+    """A step that prints NUL, and JSON with NaN and half a surrogate pair: the run store
+    keeps each output as it was (PostgreSQL's jsonb cannot hold them, so they are kept
+    escaped). A later step given that NUL as an argument fails at once, for good, with
+    InvalidCommand: the run ends instead of retrying for ever. The evidence verifies."""
+    outcome = run(
+        HEAD
+        + """
+steps:
+  - id: nul
+    type: shell
+    with: {script: "printf 'a\\\\0b'"}
+  - id: odd
+    type: shell
+    with: {script: "echo '{\\"x\\": NaN, \\"s\\": \\"\\\\ud800\\"}'", parse: json}
+  - id: use
+    type: shell
+    retry: {max_attempts: 3, initial_interval: 100ms}
+    with: {command: [echo, "{{ steps.nul.output.stdout }}"]}
+"""
+    )
+    assert outcome.state["status"] == "failed"
+    use = outcome.step("use")
+    assert use["error"]["type"] == "InvalidCommand" and use["attempts"] == 1
+
+    async def stored() -> dict[str, Any]:
+        pool = await open_store(postgres_uri)
+        try:
+            rows = await pool.fetch(
+                "SELECT s.step, s.output FROM step_events s JOIN runs r USING (run_id) "
+                "WHERE r.workflow_id = $1 AND s.status = 'succeeded'",
+                outcome.workflow_id,
+            )
+            return {r["step"]: r["output"] for r in rows}
+        finally:
+            await pool.close()
+
+    outputs = asyncio.run(stored())
+    assert outputs["nul"]["stdout"] == "a\x00b"
+    odd = outputs["odd"]["json"]
+    assert odd["s"] == "\ud800" and odd["x"] != odd["x"]  # NaN is not equal to itself
+    bundle = tmp_path / "evidence.json"
+    made = qlrf(
+        "evidence", outcome.workflow_id, "--out", str(bundle),
+        env={"QLRF_DATABASE_URL": postgres_uri},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    checked = qlrf("evidence", "--verify", str(bundle), "--unsealed-ok")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_decisions_holding_nul_are_refused_and_the_gate_still_decides(temporal_address):
+    """A decision or a control request with a NUL in it, as an Update or a signal, is
+    refused with the reason; the gate goes on waiting and an honest approval passes."""
+    from temporalio.client import Client, WorkflowUpdateFailedError
+
+    from runner.client import runs
+    from runner.pipeline import compile_file
+    from runner.worker import build_worker
+    from tests.helpers.gates import GATE
+
+    async def go() -> dict[str, Any]:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp())
+        path = folder / "gate.yaml"
+        path.write_text(GATE % {"quorum": 1})
+        compiled = compile_file(path)
+        client = await Client.connect(temporal_address)
+        queue = f"nul-{uuid.uuid4().hex[:6]}"
+        async with build_worker(client, task_queue=queue):
+            handle, _ = await runs.start(
+                client, compiled.plan, compiled.inputs, "tester", task_queue=queue,
+                workflow_id=queue, record=True,
+            )  # fmt: skip
+            await wait_for_gate(handle)
+            for bad in (
+                decision("approve", "alice", comment="ok\x00"),
+                decision("approve", "al\x00ice"),
+                decision("modify", "alice", set={"batch_size": 2, "x\x00": 1}),
+            ):
+                with pytest.raises(WorkflowUpdateFailedError) as refused:
+                    await handle.execute_update("decide", bad)
+                assert "NUL character" in str(refused.value.cause)
+                await handle.signal("decide", bad)
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(
+                    "control", {"action": "pause", "by": "alice", "comment": "\x00"}
+                )
+            assert "NUL character" in str(refused.value.cause)
+            state = await wait_for_gate(handle)
+            gate = next(g for g in state["gates"] if g["gate"] == "review")
+            assert len(gate["refused"]) == 3 and gate["status"] == "waiting"
+            await handle.execute_update("decide", decision("approve", "alice"))
+            await asyncio.wait_for(handle.result(), 60)
+            return dict(await handle.query("state"))
+
+    state = asyncio.run(go())
+    assert state["status"] == "succeeded"
+
+
+def test_a_value_the_store_refuses_is_recorded_with_the_reason(postgres_uri):
+    """A value PostgreSQL will not take (here a number JSON cannot write) is recorded
+    with the reason in its place, and the row and the chain through it are kept."""
+    from temporalio.testing import ActivityEnvironment
+
+    from runner.store.activity import REFUSED, close_pool, store_record
+
+    run_id = f"refused-{uuid.uuid4().hex[:8]}"
+    row = {
+        "run_id": run_id, "workflow_id": run_id, "name": "n", "kind": "Runbook",
+        "plan_hash": "h", "inputs": {}, "status": "running", "started_by": "t",
+        "started_at": "2026-12-01T10:00:00.000Z",
+    }  # fmt: skip
+    events = [
+        {"table": "step", "seq": 1, "at": "2026-12-01T10:00:01.000Z", "step": "s",
+         "status": "succeeded", "output": {"n": 10**5000}},
+        {"table": "audit", "seq": 2, "at": "2026-12-01T10:00:02.000Z", "action": "x",
+         "actor": None, "detail": {}},
+    ]  # fmt: skip
+
+    async def go() -> list[dict[str, Any]]:
+        os.environ["QLRF_DATABASE_URL"] = postgres_uri
+        env = ActivityEnvironment()
+        added = await env.run(store_record, {"run_id": run_id, "run": row, "events": events})
+        assert added == 2
+        pool = await open_store(postgres_uri)
+        try:
+            found = await pool.fetch(
+                "SELECT output, hash FROM step_events WHERE run_id = $1", run_id
+            )
+            return [dict(r) for r in found]
+        finally:
+            await pool.close()
+            await close_pool()
+
+    rows = asyncio.run(go())
+    assert REFUSED in rows[0]["output"] and rows[0]["hash"]
+
+
+def _keygen(folder: Path, name: str) -> Path:
+    import subprocess
+
+    path = folder / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+@pytest.mark.timeout(300)
+def test_evidence_never_downgrades(run, run_store, tmp_path, monkeypatch):
+    """The attacks of the adversarial review on a sealed run, with write access to the
+    database: a link set to NULL, and a chain rebuilt over an edit with the seal dropped.
+    Neither verifies, with a trust file or without, and no answer says "agrees"; a
+    bundle with nothing wrong but no trust file to check its seal is NOT VERIFIED."""
+    from runner.store import chain
+
+    seal = _keygen(tmp_path, "seal")
+    monkeypatch.setenv("QLRF_SEAL_KEY", str(seal))
+    signers = tmp_path / "signers"
+    kind, blob = Path(f"{seal}.pub").read_text().split()[:2]
+    signers.write_text(f'worker namespaces="qlrf-seal" {kind} {blob}\n')
+    outcome = run(HEAD + "steps:\n  - {id: work, type: shell, with: {command: [echo, done]}}\n")
+    rid = outcome.workflow_id
+    env = {"QLRF_DATABASE_URL": run_store}
+
+    def export(name: str) -> Path:
+        path = tmp_path / name
+        made = qlrf("evidence", rid, "--out", str(path), env=env)
+        assert made.returncode == 0, made.stderr
+        return path
+
+    def verify(path: Path, *extra: str) -> Any:
+        return qlrf("evidence", "--verify", str(path), *extra, env=env)
+
+    honest = export("honest.json")
+    sealed = verify(honest, "--allowed-signers", str(signers), "--against-store")
+    assert sealed.returncode == 0 and "sealed by worker" in sealed.stdout, sealed.stderr
+    bare = verify(honest)
+    assert bare.returncode == 1 and "NOT VERIFIED" in bare.stderr
+    assert verify(honest, "--unsealed-ok").returncode == 0
+
+    async def sql(statement: str) -> None:
+        conn = await asyncpg.connect(run_store)
+        try:
+            await conn.execute(statement, rid)
+        finally:
+            await conn.close()
+
+    # A link set to NULL: the run's record must not quietly drop out of its bundle.
+    asyncio.run(
+        sql(
+            "UPDATE step_events SET link = NULL WHERE ctid = (SELECT e.ctid FROM step_events "
+            "e JOIN runs r USING (run_id) WHERE r.workflow_id = $1 LIMIT 1)"
+        )
+    )
+    for extra in ([], ["--unsealed-ok"], ["--allowed-signers", str(signers)]):
+        against = verify(honest, "--against-store", *extra)
+        assert against.returncode == 1, (extra, against.stdout)
+        assert "agrees" not in against.stdout + against.stderr
+        unlinked = verify(export("unlinked.json"), *extra)
+        assert unlinked.returncode == 1 and "chain is broken" in unlinked.stderr, extra
+
+    # An edit, the chain rebuilt over it, and the seal dropped.
+    async def rebuild() -> None:
+        from runner.store.db import _init_connection
+
+        conn = await asyncpg.connect(run_store)
+        await _init_connection(conn)  # jsonb read as the writer wrote it
+        try:
+            run_id = await conn.fetchval("SELECT run_id FROM runs WHERE workflow_id = $1", rid)
+            await conn.execute(
+                'UPDATE step_events SET output = \'{"stdout": "forged"}\' '
+                "WHERE run_id = $1 AND status = 'succeeded'",
+                run_id,
+            )
+            await conn.execute("UPDATE runs SET seal = NULL WHERE run_id = $1", run_id)
+            rows = await conn.fetch(
+                "SELECT 'step' AS t, ctid, * FROM step_events WHERE run_id = $1", run_id
+            )
+            audit = await conn.fetch(
+                "SELECT 'audit' AS t, ctid, * FROM audit_log WHERE run_id = $1", run_id
+            )
+            ordered = sorted([*rows, *audit], key=lambda r: (r["at"], r["t"], r["seq"]))
+            head = ""
+            for number, row in enumerate(ordered, start=1):
+                linked = chain.link_hash(head, chain.link(row["t"], dict(row)))
+                table = "step_events" if row["t"] == "step" else "audit_log"
+                await conn.execute(
+                    f"UPDATE {table} SET prev_hash = $1, hash = $2, link = $3 WHERE ctid = $4",
+                    head, linked, number, row["ctid"],
+                )  # fmt: skip
+                head = linked
+        finally:
+            await conn.close()
+
+    asyncio.run(rebuild())
+    rebuilt = export("rebuilt.json")
+    plain = verify(rebuilt)
+    assert plain.returncode == 1 and "NOT VERIFIED" in plain.stderr
+    checked = verify(rebuilt, "--allowed-signers", str(signers))
+    assert checked.returncode == 1 and "not sealed" in checked.stderr
+    against = verify(honest, "--against-store", "--unsealed-ok")
+    assert against.returncode == 1 and "agrees" not in against.stdout + against.stderr

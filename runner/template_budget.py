@@ -40,7 +40,9 @@ VALUE_LIMIT = 256 * 1024
 LOOP_LIMIT = 10_000
 OP_LIMIT = 50_000
 MADE_LIMIT = 16 * VALUE_LIMIT
-BIT_LIMIT = VALUE_LIMIT * 8  # an integer as large as a value may be long
+# Integers stay small: the cost of dividing two numbers grows with the square of their
+# size (a million bits took a second a division), and no runbook needs more than this.
+BIT_LIMIT = 4096  # about 1,233 decimal digits
 JSON_INDENT_LIMIT = 64
 
 
@@ -207,7 +209,23 @@ def _check_format_spec(spec: str) -> None:
                 raise BudgetExceeded(too_large(int(number)))
 
 
+def _big(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > BIT_LIMIT
+
+
+def _refuse_big(*values: Any) -> None:
+    for value in values:
+        if _big(value):
+            raise BudgetExceeded(
+                f"the template computes with a number of {value.bit_length():,} bits, over "
+                f"the limit of {BIT_LIMIT:,} (about 1,233 digits); use smaller numbers"
+            )
+
+
 def _check_binop(operator: str, left: Any, right: Any) -> None:
+    # Every operation on integers is priced by their size: none may be over the limit,
+    # whatever the operator (// and % of big numbers are the costliest of all).
+    _refuse_big(left, right)
     if operator == "*":
         for seq, times in ((left, right), (right, left)):
             size = _size(seq)
@@ -295,14 +313,30 @@ def _check_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
     def arg(position: int, key: str, default: Any) -> Any:
         return args[position] if len(args) > position else kwargs.get(key, default)
 
+    # The numeric arguments of these filters are widths, counts and lengths, which
+    # they allocate before anything else (`indent(10**9)` builds a billion spaces):
+    # none may be over the size of a value. The value of any filter may be no bigger
+    # a number than arithmetic may use.
+    _refuse_big(value)
+    if name in _SIZED:
+        for given in (*args[1:], *kwargs.values()):
+            if isinstance(given, int) and not isinstance(given, bool):
+                _refuse_size(abs(given))
+    if name == "round":
+        precision = arg(1, "precision", 0)
+        if isinstance(precision, int) and abs(precision) > ROUND_LIMIT:
+            # round(5, -n) computes 10 ** n
+            raise BudgetExceeded(f"round() to {precision} places is over {ROUND_LIMIT}")
+
     if name == "center":
         width = arg(1, "width", 80)
         if isinstance(width, int):
             _refuse_size(width)
-    elif name == "indent" and isinstance(value, str):
+    elif name == "indent":
+        text = value if isinstance(value, str) else str(value)  # indent writes str(value)
         width = arg(1, "width", 4)
         per_line = width if isinstance(width, int) else len(str(width))
-        _refuse_size(len(value) + (value.count("\n") + 1) * max(per_line, 0))
+        _refuse_size(len(text) + (text.count("\n") + 1) * max(per_line, 0))
     elif name == "format" and isinstance(value, str):
         _check_percent(value, kwargs or tuple(args[1:]))
     elif name == "replace" and isinstance(value, str):
@@ -335,6 +369,10 @@ def _check_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
             raise BudgetExceeded("sum() of lists or strings is not allowed in templates")
     return args
 
+
+# Filters whose numeric arguments are sizes of what they make.
+_SIZED = {"center", "indent", "truncate", "wordwrap", "batch", "slice", "urlize", "tojson"}
+ROUND_LIMIT = 1000
 
 # Filters that go through every item of their input, in C as often as not: each
 # item is charged as an operation before they start.

@@ -14,7 +14,14 @@ from runner import template_budget
 from runner.engine import render
 
 CONTEXT: dict[str, Any] = {
-    "inputs": {"n": 10**9, "s": "x" * 100_000, "small": 3, "hosts": [f"h{i}" for i in range(50)]},
+    "inputs": {
+        "n": 10**9,
+        "s": "x" * 100_000,
+        "small": 3,
+        "hosts": [f"h{i}" for i in range(50)],
+        "big": 3**4000,  # as large as JSON lets an input be: 1,909 digits
+        "d": 7,
+    },
     "steps": {},
     "run": {"id": "r"},
     "secrets": render.Secrets(),
@@ -46,6 +53,18 @@ BOMBS = [
     "{{ {'a': 1}|tojson(indent=inputs.n) }}",
     "{{ range(10)|sum(start=[]) }}",
     "{{ inputs.hosts|slice(inputs.n)|list }}",
+    # Big integers: every operation is priced by size, and every filter's sizes checked
+    # before it allocates (the adversarial review's cases).
+    "{% for i in 'x' * 10000 %}{{ (inputs.big // inputs.d) % 7 }}{% endfor %}",
+    "{% set a = 3 ** 1000000 %}{% for i in 'x' * 10000 %}{{ (a // 7) % 7 }}{% endfor %}",
+    "{{ inputs.big * inputs.big }}",
+    "{{ inputs.big % 7 }}",
+    "{{ 1 | indent(inputs.n) }}",
+    "{{ 12345 | indent(inputs.n, true) }}",
+    "{{ [1] | batch(inputs.n, 'x') | list }}",
+    "{{ 5 | round(-1000000) }}",
+    "{{ inputs.big | abs }}",
+    "{{ 'x' | truncate(inputs.n) | center(inputs.n) }}",
 ]
 
 

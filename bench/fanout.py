@@ -97,6 +97,7 @@ async def main(items: int, rounds: int, store: bool, from_file: bool) -> None:
             plan = compile_file(path, require_inputs=False).plan.to_dict()
             inventory = Path(tmp) / "hosts.txt"
             inventory.write_text("\n".join(hosts) + "\n")
+            os.environ["QLRF_INVENTORY_DIRS"] = tmp  # the worker reads inventories there
             inputs = {"inventory": str(inventory)} if from_file else {"hosts": hosts}
             queue = f"bench-{uuid.uuid4()}"
             worker = Worker(

@@ -91,6 +91,7 @@ async def main(items: int) -> None:
         root = Path(tmp)
         inventory = root / "fleet.txt"
         inventory.write_text("\n".join(hosts) + "\n")
+        os.environ["QLRF_INVENTORY_DIRS"] = str(root)  # the worker reads inventories there
         path = root / "campaign.yaml"
         path.write_text(CAMPAIGN)
         server, port, _ = launch(root / "bench.db")

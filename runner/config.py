@@ -19,11 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import QlrfError
-
-
-def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "qlrf-run" / "config.yaml"
+from runner.local.paths import config_path
 
 
 def _load(path: Path) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from runner.errors import UsageError
@@ -45,13 +46,30 @@ def check_regular(path: str | os.PathLike[str], what: str = "file") -> None:
         raise FileRefused(f"{what} {path} is {_kind(mode)}; give a regular file")
 
 
-def read_bytes(path: str | os.PathLike[str], what: str = "file", limit: int = MAX_BYTES) -> bytes:
-    """The bytes of a regular file; FileRefused naming the problem otherwise."""
+def opened_path(fd: int, given: str | os.PathLike[str]) -> str:
+    """The real path of what `fd` has open, links resolved: on Linux the kernel's own
+    answer, so a link swapped after the open cannot fool it."""
+    proc = f"/proc/self/fd/{fd}"
+    if os.path.exists(proc):
+        return os.path.realpath(proc)
+    return os.path.realpath(given)
+
+
+def read_bytes(
+    path: str | os.PathLike[str],
+    what: str = "file",
+    limit: int = MAX_BYTES,
+    confine: Callable[[str], None] | None = None,
+) -> bytes:
+    """The bytes of a regular file; FileRefused naming the problem otherwise. `confine`
+    is given the real path of the file actually opened, and raises to refuse it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise FileRefused(_reason(path, what, exc)) from None
     try:
+        if confine is not None:
+            confine(opened_path(fd, path))
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise FileRefused(f"{what} {path} is {_kind(info.st_mode)}; give a regular file")

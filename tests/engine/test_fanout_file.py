@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from temporalio.client import Client
 
 from runner.client import runs as runs
@@ -47,6 +48,12 @@ steps:
         test ! -e "{{{{ inputs.dir }}}}/broken-{{{{ host.name }}}}"
         echo "{{{{ host.name }}}} {{{{ host.address }}}}"
 """
+
+
+@pytest.fixture(autouse=True)
+def inventories_here(tmp_path, monkeypatch):
+    """The workers read inventories from this test's folder only (QLRF_INVENTORY_DIRS)."""
+    monkeypatch.setenv("QLRF_INVENTORY_DIRS", str(tmp_path))
 
 
 def _inventory(tmp_path: Path, count: int = ITEMS) -> Path:
@@ -291,3 +298,48 @@ steps:
     assert error["type"] == "InventoryTooLarge" and "QLRF_MAX_INVENTORY_ITEMS" in error["message"]
     # Nothing ran: the refusal comes before the first wave.
     assert "items" not in (too_large.step("patch").get("output") or {})
+
+
+def test_an_inventory_path_outside_the_worker_s_directories_reads_nothing(
+    temporal_address, tmp_path
+):
+    """The attack of the adversarial review, through the plain Temporal API: an input
+    pointing `from_file` at /etc/shadow, or at the worker's own secrets file, fails the
+    step with InventoryNotAllowed; nothing of either file reaches history."""
+    from runner.pipeline import compile_file
+    from runner.worker import build_worker
+
+    secrets = tmp_path / "worker.secrets"
+    secrets.write_text("TOKEN=hunter2-from-the-secrets-file\n")
+    path = write_runbook(tmp_path, WAVES.format(name="escape", format="lines"))
+    plan = compile_file(path, ["inventory=x", "dir=x"]).plan.to_dict()
+
+    async def go(target: str) -> tuple[dict[str, Any], str]:
+        client = await Client.connect(temporal_address)
+        queue = f"escape-{uuid.uuid4().hex[:6]}"
+        async with build_worker(client, task_queue=queue):
+            handle = await client.start_workflow(
+                "qlrf.Runbook",
+                RunInput(plan, {"inventory": target, "dir": str(tmp_path)}, "mallory"),
+                id=queue,
+                task_queue=queue,
+            )
+            try:
+                await asyncio.wait_for(handle.result(), 60)
+            except Exception:
+                pass
+            state = await handle.query("state")
+            history = (await handle.fetch_history()).to_json()
+        return state, history
+
+    import os
+
+    os.environ["QLRF_SECRETS_FILE"] = str(secrets)
+    try:
+        for target in ("/etc/shadow", str(secrets)):
+            state, history = asyncio.run(go(target))
+            error = state["steps"]["patch"]["error"]
+            assert error["type"] == "InventoryNotAllowed", error
+            assert "root:" not in history and "hunter2" not in history
+    finally:
+        del os.environ["QLRF_SECRETS_FILE"]

@@ -14,6 +14,12 @@ from runner.steps import inventory as activities
 from runner.steps.inventory_file import InventoryError, load
 
 
+@pytest.fixture(autouse=True)
+def inventories_here(tmp_path, monkeypatch):
+    """The worker reads inventories from this test's folder only (QLRF_INVENTORY_DIRS)."""
+    monkeypatch.setenv("QLRF_INVENTORY_DIRS", str(tmp_path))
+
+
 def _load(tmp_path, text: str | bytes, fmt: str, name: str = "inv"):
     path = tmp_path / name
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -53,6 +59,13 @@ def test_yaml_is_a_list(tmp_path):
         ("name: web-1\n", "yaml", "InventoryInvalid", "not a list"),
         ("- 2026-01-01\n", "yaml", "InventoryInvalid", "quote it"),
         ("x" * 2000 + "\n", "lines", "InventoryInvalid", "line 1: the item is 2,002 bytes"),
+        # Control characters and bidirectional overrides, in every format.
+        ('["web-1", "web\\u001b[2Jx"]', "json", "InventoryInvalid", "item 2: control"),
+        ('{"name": "web\\u202egnp.exe"}\n', "json", "InventoryInvalid", "line 1: control"),
+        ('[{"name": "a", "\\u0007": 1}]', "json", "InventoryInvalid", "item 1: control"),
+        ('- "web\\e]0;pwned\\a"\n', "yaml", "InventoryInvalid", "item 1: control"),
+        ("web\u2066-1\n", "lines", "InventoryInvalid", "line 1: control"),
+        ("web\x9b31m\n", "lines", "InventoryInvalid", "line 1: control"),
     ],
 )
 def test_an_invalid_file_is_refused_with_where(tmp_path, text, fmt, kind, where):
@@ -124,3 +137,69 @@ def test_items_with_names_are_named_by_them(tmp_path):
     path.write_text(json.dumps([{"name": f"web-{i}", "address": "127.0.0.1"} for i in range(3)]))
     request = {"path": str(path), "format": "json", "step": "s", "redrive_of": ""}
     assert asyncio.run(activities.inventory_open(request))["named"] is True
+
+
+ALIAS_BOMB = (  # 377 bytes that expand to a billion nodes
+    "- &a [x,x,x,x,x,x,x,x,x,x]\n- &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+    "- &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n- &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+    "- &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n- &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+    "- &g [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\n- &h [*g,*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+    "- &i [*h,*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_grows(tmp_path):
+    """The runbook loader's budgets: aliases count as expanded, before anything is built."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(InventoryError) as refused:
+            _load(tmp_path, ALIAS_BOMB, "yaml")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert refused.value.kind == "InventoryTooLarge" and "expands to" in str(refused.value)
+    assert peak < 16 * 1024 * 1024
+    deep = "- " + "[" * 100 + "]" * 100 + "\n"
+    with pytest.raises(InventoryError, match="nesting deeper than 64"):
+        _load(tmp_path, deep, "yaml")
+    shared = "- &x [a, b]\n- *x\n- {name: web-1, tags: *x}\n"
+    assert _load(tmp_path, shared, "yaml").items[1] == ["a", "b"]  # a plain alias is fine
+
+
+def test_inventories_are_confined_to_the_worker_s_directories(tmp_path, monkeypatch):
+    """An inventory path must resolve, after its links, inside QLRF_INVENTORY_DIRS, and
+    never to one of qlrf-run's own files: the attacks of the adversarial review."""
+    allowed = tmp_path / "inventories"
+    allowed.mkdir()
+    monkeypatch.setenv("QLRF_INVENTORY_DIRS", str(allowed))
+    (allowed / "fleet.txt").write_text("web-1\n")
+    assert load(str(allowed / "fleet.txt"), "lines").items == ["web-1"]
+    secrets = allowed / "worker.secrets"  # inside the folder, and still the worker's own
+    secrets.write_text("TOKEN=hunter2\n")
+    monkeypatch.setenv("QLRF_SECRETS_FILE", str(secrets))
+    seal = tmp_path / "seal"
+    seal.write_text("PRIVATE KEY\n")
+    monkeypatch.setenv("QLRF_SEAL_KEY", str(seal))
+    (allowed / "to-seal").symlink_to(seal)
+    (allowed / "to-shadow").symlink_to("/etc/shadow")
+    (allowed / "escape").symlink_to(tmp_path)
+    attempts = {
+        "/etc/shadow": "outside the directories",
+        str(allowed / "to-shadow"): "outside the directories",
+        str(allowed / "escape" / "seal"): "outside the directories",
+        str(allowed / ".." / "seal"): "outside the directories",
+        str(secrets): "qlrf-run's own files",
+        str(allowed / "to-seal"): "outside the directories",
+        str(tmp_path / "no-such-file"): "outside the directories",  # not even looked for
+    }
+    for path, said in attempts.items():
+        with pytest.raises(InventoryError) as refused:
+            load(path, "lines")
+        assert refused.value.kind == "InventoryNotAllowed", path
+        assert said in str(refused.value), (path, str(refused.value))
+        assert "hunter2" not in str(refused.value) and "PRIVATE" not in str(refused.value)
+    monkeypatch.delenv("QLRF_INVENTORY_DIRS")
+    with pytest.raises(InventoryError, match="names none; set QLRF_INVENTORY_DIRS"):
+        load(str(allowed / "fleet.txt"), "lines")

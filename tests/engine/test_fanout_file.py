@@ -9,6 +9,7 @@ hold as well as what ran.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from pathlib import Path
@@ -324,10 +325,8 @@ def test_an_inventory_path_outside_the_worker_s_directories_reads_nothing(
                 id=queue,
                 task_queue=queue,
             )
-            try:
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(handle.result(), 60)
-            except Exception:
-                pass
             state = await handle.query("state")
             history = (await handle.fetch_history()).to_json()
         return state, history

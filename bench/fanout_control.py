@@ -66,6 +66,8 @@ async def main(items: int) -> None:
     logging.getLogger("temporalio").setLevel(logging.CRITICAL)
 
     from runner.client import redrive, runs
+
+    from runner.plan import redrive as plan_redrive
     from runner.contract import STATE_QUERY
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
@@ -146,17 +148,18 @@ async def main(items: int) -> None:
                 broken.clear()  # fixed
                 ran_before = len(started)
                 original = await redrive.original_of(client, handle.id)
-                kept = redrive.carried_over(original, None, False)
+                assert original.plan is not None
+                kept = plan_redrive.carried_over(original, None, False)  # what it will keep
                 began = time.perf_counter()
                 again, _ = await runs.start(
                     client,
                     original.plan,
                     original.inputs,
                     "bench",
-                    workflow_id=await redrive.next_id(client, handle.id),
+                    workflow_id=plan_redrive.redrive_id(handle.id),
                     task_queue=queue,
                     record=True,
-                    redrive=kept,
+                    redrive=plan_redrive.request(original.run_id, None, False),
                 )
                 await again.result()
                 second = time.perf_counter() - began

@@ -54,6 +54,8 @@ async def main(items: int, failed: int) -> None:
     logging.getLogger("temporalio").setLevel(logging.CRITICAL)
 
     from runner.client import redrive
+
+    from runner.plan import redrive as plan_redrive
     from runner.client.runs import start
     from runner.contract import STATE_QUERY
     from runner.local.temporal import launch, terminate
@@ -95,17 +97,18 @@ async def main(items: int, failed: int) -> None:
                     (root / f"broken-{host}").unlink()
                 fresh = [(await campaign(broken))[1]]
                 original = await redrive.original_of(client, handle.id)
-                kept = redrive.carried_over(original, None, False)
+                assert original.plan is not None
+                kept = plan_redrive.carried_over(original, None, False)  # what it will keep
                 began = time.perf_counter()
                 again, _ = await start(
                     client,
                     original.plan,
                     original.inputs,
                     "bench",
-                    workflow_id=await redrive.next_id(client, handle.id),
+                    workflow_id=plan_redrive.redrive_id(handle.id),
                     task_queue=queue,
                     record=True,
-                    redrive=kept,
+                    redrive=plan_redrive.request(original.run_id, None, False),
                 )
                 with contextlib.suppress(WorkflowFailureError):
                     await again.result()

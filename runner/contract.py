@@ -42,6 +42,9 @@ INVENTORY_OPEN_ACTIVITY = "inventory_open"
 INVENTORY_PAGE_ACTIVITY = "inventory_page"
 # Signed mode: whom the worker trusts, read as the run's first act (runner/steps/trust.py).
 TRUST_SNAPSHOT_ACTIVITY = "trust_snapshot"
+# What a start must prove beyond its signature: spent once, a schedule's own run, what a
+# redrive keeps (runner/steps/admission.py).
+START_ADMISSION_ACTIVITY = "start_admission"
 
 NAME_ATTRIBUTE = "QlrfName"
 KIND_ATTRIBUTE = "QlrfKind"
@@ -90,8 +93,10 @@ class RunInput:
     record: Any = False
     definition_file: Any = ""
     definition_text: Any = ""
-    # A redrive (`qlrf-run redrive`): {"of": RUN, "steps": {step: output} kept from it,
-    # "items": {step: [item keys]} that succeeded in it}. None for a fresh run.
+    # A redrive (`qlrf-run redrive`): {"of": RUN, "from": STEP, "reapprove": bool}. What
+    # it keeps is read by the worker (runner/steps/admission.py), never taken from here
+    # (runs started before that carried {"of", "steps", "items"} as decided by the client).
+    # None for a fresh run.
     redrive: Any = None
     # Signed mode (docs/trust.md): the starter's {"signature", "nonce", "not_after"}
     # over the start's claim. None from a client that does not sign.

@@ -27,16 +27,24 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from runner.catalog.registry import Registry
 from runner.config import groups, notify_webhook
-from runner.contract import GATE_NOTIFY_ACTIVITY, STORE_ACTIVITY, TASK_QUEUE
+from runner.contract import (
+    GATE_NOTIFY_ACTIVITY,
+    START_ADMISSION_ACTIVITY,
+    STORE_ACTIVITY,
+    TASK_QUEUE,
+)
 from runner.dsl.definitions import default_registry
 from runner.engine.batch import BatchWorkflow
 from runner.engine.interpreter import RunbookWorkflow
 from runner.engine.lock import LockWorkflow
 from runner.errors import QlrfError
+from runner.local.postgres import store_enabled
 from runner.observe.health import Health
 from runner.observe.link import HoldResults, ServerLink
 from runner.observe.tracing import worker_interceptors
+from runner.steps import sandbox
 from runner.steps.activities import for_registry
+from runner.steps.admission import start_admission
 from runner.steps.gate_notify import gate_notifier
 from runner.steps.inventory import inventory_open, inventory_page
 from runner.steps.locks import lock_request, lock_watch
@@ -92,8 +100,16 @@ def build_worker(
 ) -> Worker:
     """A worker for every step type in the registry; fails at once if one has no activity."""
     # Signed mode with a trust file that cannot be used: refuse now, naming the
-    # variable, rather than fail every run's first act.
-    read_trust_file()
+    # variable, rather than fail every run's first act. Signed mode runs every step in
+    # the sandbox (runner/steps/sandbox.py); a worker that cannot have it refuses too.
+    trust = read_trust_file()
+    signed = trust["mode"] == "signed"
+    sandbox.use(sandbox.sandbox(signed=signed))
+    if signed and not store_enabled():
+        raise QlrfError(
+            "signed mode keeps what proves each start (spent signatures, redrive claims) in "
+            "the run store, and QLRF_STORE=off turns it off; turn the store on"
+        )
     activities: list[Callable[..., Any]] = [
         *for_registry(registry or default_registry(), activity_overrides),
         (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY) or gate_notifier(notify_webhook),
@@ -103,6 +119,7 @@ def build_worker(
         inventory_open,
         inventory_page,
         trust_snapshot(lambda: groups()[0]),
+        (activity_overrides or {}).get(START_ADMISSION_ACTIVITY, start_admission),
     ]
     return Worker(
         client,
@@ -126,6 +143,16 @@ def build_worker(
         # A step that finished while the server was away is reported once it is back.
         interceptors=[*worker_interceptors(), HoldResults(ServerLink(client))],
     )
+
+
+def protect_process() -> None:
+    """For a process that runs a worker, before it starts anything: no process of its
+    user may read its memory or environment (non-dumpable), and the secrets given in its
+    environment move into its memory, so that nothing it starts inherits them."""
+    from runner.steps.secrets import capture_environment
+
+    sandbox.harden_worker()
+    capture_environment()
 
 
 RESTART_CHECK_SECONDS = 1.0

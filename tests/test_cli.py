@@ -28,7 +28,7 @@ def test_validate_exit_codes():
 def test_validate_takes_folders(tmp_path):
     """A folder stands for the YAML files below it; an empty one is a usage error."""
     result = qlrf("validate", "tests/cases/valid")
-    assert result.returncode == 0 and "5 file(s) valid" in result.stdout
+    assert result.returncode == 0 and "6 file(s) valid" in result.stdout
     assert qlrf("validate", "tests/cases/invalid").returncode == 1
     assert qlrf("validate", str(tmp_path)).returncode == 2
 

@@ -86,6 +86,10 @@ async def _apply(
     from runner.observe.versions import local_takeover, take_over
     from runner.worker import build_worker
 
+    if not no_worker:
+        from runner.worker import protect_process
+
+        protect_process()  # before any process is started: the embedded servers too
     # Step failures show in the progress lines; the SDK's own log would repeat them.
     sdk_logging.configure(gate_notices=as_json)
     record = await _prepare_store(compiled)  # a broken store fails here, before any run

@@ -71,6 +71,7 @@ def _write(stream: Any, text: str) -> None:
     if stream.isatty():  # what a run wrote is shown to a person, never obeyed
         line = visible(line[:-1]) + "\n"
     stream.write(line)
+    stream.flush()  # a line at a time, also into a log file or a pipe (a worker's)
 
 
 def exit_with(code: int) -> NoReturn:

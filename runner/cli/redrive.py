@@ -80,16 +80,22 @@ async def _redrive(
     from runner.client.connect import connect, target, task_queue
     from runner.client.runs import start
     from runner.local.postgres import store_enabled
+    from runner.plan import redrive as plan_redrive
     from runner.worker import build_worker
 
     sdk_logging.configure(gate_notices=as_json)
     where = target()
     client = await connect(where)
-    original = await redriving.original_of(client, run)
-    kept = redriving.carried_over(original, start_from, reapprove)
+    continued = await redriving.latest(client, run)
+    if continued != run and not as_json:
+        err(f"note: run {run} was redriven already; going on from its latest, {continued}")
+    original = await redriving.original_of(client, continued)
+    assert original.plan is not None
+    # What it will keep, to say so; the worker decides it again, from the store.
+    kept = plan_redrive.carried_over(original, start_from, reapprove)
     for note in original.notes:
         err(f"note: {note}")
-    new_id = await redriving.next_id(client, original.run_id)
+    new_id = plan_redrive.redrive_id(original.run_id)
     handle, _ = await start(
         client,
         original.plan,
@@ -100,7 +106,7 @@ async def _redrive(
         definition_file=original.definition_file,
         record=store_enabled(),
         task_queue=task_queue(),
-        redrive=kept,
+        redrive=plan_redrive.request(original.run_id, start_from, reapprove),
         groups=original.groups,
     )
     again = [n.id for n in original.plan.nodes if n.id not in kept["steps"]]

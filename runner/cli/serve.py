@@ -63,7 +63,9 @@ def worker(
     from runner.observe.health import Health, serve_health
     from runner.observe.runtime import configure_runtime
     from runner.observe.versions import checked_build_id, default_build_id, deployment_config
-    from runner.worker import Operations, serve
+    from runner.worker import Operations, protect_process, serve
+
+    protect_process()  # first: before it starts any process
 
     queue = task_queue or default_queue()
     if (build_id or current) and not deployment:
@@ -97,9 +99,11 @@ def worker(
             if ops.deployment is not None:
                 version = ops.deployment.version
                 extra = f", deployment {version.deployment_name} build {version.build_id}"
+            from runner.steps import sandbox
+
             out(
                 f"worker on {where.address} ({where.namespace}), task queue {queue}{extra}; "
-                "Ctrl-C stops it"
+                f"{sandbox.current().why}; Ctrl-C stops it"
             )
 
         await serve(

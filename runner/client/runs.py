@@ -13,6 +13,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from runner.client import signing
@@ -75,21 +76,46 @@ async def start(
     )
     if signing.wanted_here() and not attached:
         # Signed mode: the run checks this before its first step (docs/trust.md).
-        request.proof = signing.sign(claims.start_claim(wid, plan.plan_hash, inputs))
-    handle = await client.start_workflow(
+        request.proof = signing.sign(claims.start_claim(wid, plan.plan_hash, inputs, redrive))
+    # A redrive's id is the one its original may have (RUN.r1): never reused, never
+    # shared, so two redrives of one run cannot both start.
+    once = redrive is not None
+    try:
+        handle = await _start(client, request, wid, plan, started_by, task_queue, once)
+    except WorkflowAlreadyStartedError:
+        raise QlrfError(
+            f"run {redrive['of'] if redrive else wid} is being redriven already, as {wid}; "
+            f"follow it with `qlrf-run watch {wid}`"
+        ) from None
+    return handle, attached
+
+
+async def _start(
+    client: Client,
+    request: RunInput,
+    wid: str,
+    plan: Plan,
+    started_by: str,
+    task_queue: str,
+    once: bool,
+) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
         WORKFLOW_TYPE,
         request,
         id=wid,
         task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL
+        if once
+        else WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
+        if once
+        else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         search_attributes=run_attributes(plan),
         # Until a worker takes the run up, `status` shows this picture of it.
         memo={LIVE_MEMO: first_picture(plan, started_by)},
         static_summary=f"{plan.kind} {plan.name}",
         static_details=plan.description or None,
     )
-    return handle, attached
 
 
 def run_request(
@@ -122,11 +148,6 @@ def run_request(
         definition_text=definition_text,
         redrive=redrive,
     )
-    if redrive is not None and payload_size(request) > PAYLOAD_LIMIT:
-        raise QlrfError(
-            "the outputs kept from the run redriven do not fit in one run input; "
-            "redrive it --from an earlier step, so fewer outputs are carried over"
-        )
     return request
 
 
@@ -164,7 +185,6 @@ def refuse_oversized(plan: dict[str, Any], inputs: dict[str, Any]) -> None:
     Found before the run starts: once started, such a run could never be scheduled.
     An inventory is the usual culprit, so the largest input is named.
     """
-    from runner.contract import PAYLOAD_LIMIT
 
     size = payload_size(plan) + payload_size(inputs)
     if size <= PAYLOAD_LIMIT:

@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from runner.contract import TRUST_SNAPSHOT_ACTIVITY
+from runner.contract import START_ADMISSION_ACTIVITY, TRUST_SNAPSHOT_ACTIVITY
 from runner.trust import claims
 from runner.trust.signers import Signer, TrustFileError, parse
 
@@ -25,6 +25,12 @@ from runner.trust.signers import Signer, TrustFileError, parse
 # such a run asks must be asked before it (see snapshot): later behaviour changes are
 # keyed on this one, or on a patch asked at the start.
 TRUST = "qlrf-trust"
+# Runs from this version on prove their start on the worker too (admit): a signed start
+# is spent once, ever; a schedule's signature starts only that schedule's own runs; a
+# redrive keeps what the store says, and is claimed by one run. A redrive's signature
+# covers what it continues. Asked at the start, before the trust snapshot.
+START_ONCE = "qlrf-start-once"
+ADMISSION_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=0)
 
 
 @dataclass
@@ -95,3 +101,17 @@ async def snapshot() -> Trust:
         if isinstance(groups, dict)
         else {},
     )
+
+
+async def admit(request: dict[str, Any]) -> dict[str, Any]:
+    """The worker's word on the start (runner/steps/admission.py): {"refused", "redrive"}."""
+    found = await workflow.execute_local_activity(
+        START_ADMISSION_ACTIVITY,
+        request,
+        activity_id="start-admission",
+        start_to_close_timeout=timedelta(seconds=60),
+        # The store may be down: the start waits for it, as every write does.
+        retry_policy=ADMISSION_RETRY,
+        summary="qlrf plumbing: prove the start (spent once; schedule; redrive)",
+    )
+    return dict(found) if isinstance(found, dict) else {"refused": "no answer", "redrive": None}

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from runner.engine.publish import Publisher
     from runner.engine.run_state import RunState
     from runner.engine.scheduler import Scheduler
+    from runner.plan import redrive as redriving
     from runner.times import iso
     from runner.trust import claims
 
@@ -149,20 +150,29 @@ class RunbookWorkflow:
         live = not legacy and workflow.patched(LIVE_PICTURE)
         started_by, groups, unauthenticated = request.started_by, request.groups, None
         trust_era = not legacy and workflow.patched(identity.TRUST)
+        start_once = trust_era and workflow.patched(identity.START_ONCE)
         if trust_era:
-            started_by, groups, unauthenticated = await self._authenticate(request, plan)
-        redrive_refused = admission.redrive_problem(plan, request.redrive)
+            started_by, groups, unauthenticated = await self._authenticate(
+                request, plan, start_once
+            )
+        redrive, redrive_refused = request.redrive, None
+        if start_once:
+            redrive, refusal = await self._admit(request, plan, unauthenticated)
+            if refusal is not None and refusal.startswith(claims.UNPROVEN):
+                unauthenticated = unauthenticated or refusal
+            elif refusal is not None:
+                redrive_refused = refusal
+        else:
+            redrive_refused = admission.redrive_problem(plan, request.redrive)
+            redrive = request.redrive if redrive_refused is None else None
+        # In signed mode the run is recorded whatever its input says: the record is
+        # what proves who did what, and signed mode runs with the store.
+        record = bool(request.record) or (start_once and self._trust.signed)
         run = self._run = RunState(
-            plan,
-            request.inputs,
-            started_by,
-            groups,
-            info.workflow_id,
-            workflow.now(),
-            request.redrive if redrive_refused is None else None,
+            plan, request.inputs, started_by, groups, info.workflow_id, workflow.now(), redrive
         )
-        outbox = self._outbox = Outbox(request.record, workflow.now)
-        writer = RunWriter(outbox, info.run_id) if request.record else None
+        outbox = self._outbox = Outbox(record, workflow.now)
+        writer = RunWriter(outbox, info.run_id) if record else None
         desk = self._desk = GateDesk(run)
 
         def gate_opened() -> None:
@@ -196,8 +206,10 @@ class RunbookWorkflow:
             publisher = Publisher(run, desk, dispatcher.campaigns)
             self._publisher = asyncio.create_task(publisher.loop())
         refused = None if legacy else admission.input_problem(plan, request.inputs)
-        refused = refused or redrive_refused
         refused_as = "InvalidInputs"
+        if refused is None and redrive_refused is not None:
+            refused = redrive_refused
+            refused_as = "RedriveRefused" if start_once else "InvalidInputs"
         if unauthenticated is not None:
             # Nothing runs for a start nobody proved: not a step, not finally.
             refused, refused_as = unauthenticated, "Unauthenticated"
@@ -256,11 +268,48 @@ class RunbookWorkflow:
             )
         return run.outputs
 
+    async def _admit(
+        self, request: RunInput, plan: Any, unauthenticated: str | None
+    ) -> tuple[Any, str | None]:
+        """The worker's word on the start (engine/identity.py admit): (what a redrive
+        keeps, or None; why the start is refused, or None). Asked only of what needs it:
+        a signed start (its nonce is spent for good), a schedule's run, a redrive."""
+        if unauthenticated is not None or workflow.info().parent is not None:
+            return None, None
+        proof = request.proof if isinstance(request.proof, dict) else {}
+        schedule = proof.get("schedule") if self._trust.signed else None
+        nonce = proof.get("nonce") if self._trust.signed and not schedule else None
+        if request.redrive is None and not nonce and not schedule:
+            return None, None
+        if schedule and request.redrive is not None:
+            return None, f"{claims.UNPROVEN}: a schedule's run continues no other run"
+        info = workflow.info()
+        answer = await identity.admit(
+            {
+                "workflow_id": info.workflow_id,
+                "temporal_run_id": info.run_id,
+                "plan_hash": plan.plan_hash,
+                "nonce": nonce,
+                "schedule": schedule,
+                "redrive": request.redrive,
+                "shape": redriving.shape(plan) if request.redrive is not None else None,
+            }
+        )
+        refused = answer.get("refused")
+        if isinstance(refused, str) and refused:
+            return None, refused
+        redrive = answer.get("redrive")
+        problem = admission.redrive_problem(plan, redrive)
+        if problem is not None:
+            return None, problem
+        return redrive, None
+
     async def _authenticate(
-        self, request: RunInput, plan: Any
+        self, request: RunInput, plan: Any, start_once: bool = False
     ) -> tuple[str, dict[str, list[str]], str | None]:
         """Take the trust snapshot and check the start: (started_by, groups, why the
-        start is refused or None). In claimed mode, what the request says."""
+        start is refused or None). In claimed mode, what the request says. From
+        START_ONCE on, a redrive's signature covers what it continues."""
         trust = self._trust = await identity.snapshot()
         if not trust.signed:
             return request.started_by, request.groups, None
@@ -276,7 +325,8 @@ class RunbookWorkflow:
         schedule = proof.get("schedule") if isinstance(proof, dict) else None
         if isinstance(schedule, str) and schedule:
             return self._scheduled(request, plan, schedule, groups)
-        expected = claims.start_claim(info.workflow_id, plan.plan_hash, request.inputs)
+        redrive = request.redrive if start_once else None
+        expected = claims.start_claim(info.workflow_id, plan.plan_hash, request.inputs, redrive)
         try:
             principal = trust.verify(request.proof, expected)
         except claims.Unauthenticated as exc:

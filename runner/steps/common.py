@@ -33,10 +33,12 @@ FAILURE_MESSAGE_LIMIT = 1000
 TIMEOUT_SLACK = timedelta(seconds=3)
 
 
-def tail(data: bytes, cap: int = OUTPUT_CAP) -> str:
-    text = data[-cap:].decode("utf-8", errors="replace")
-    if len(data) > cap:
-        return f"[... {len(data) - cap} bytes cut ...]\n{text}"
+def tail(data: bytes, secrets: Resolver, cap: int = OUTPUT_CAP) -> str:
+    """The end of what a process printed, at most `cap` characters, secrets masked
+    first: a cap that cut through a secret would leave most of it visible."""
+    text = str(secrets.mask(data.decode("utf-8", errors="replace")))
+    if len(text) > cap:
+        return f"[... {len(text) - cap} characters cut ...]\n{text[-cap:]}"
     return text
 
 

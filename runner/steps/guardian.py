@@ -63,6 +63,9 @@ class Guardian:
                 # Its own session: a Ctrl-C at the terminal must not stop it first.
                 start_new_session=True,
                 close_fds=True,
+                # Nothing of the worker's environment: it is a process of the worker's
+                # user that steps kept beside the worker could read (docs/isolation.md).
+                env={},
             )
             self._pid = os.getpid()
         return self._proc

@@ -38,7 +38,7 @@ async def http(request: StepRequest) -> dict[str, Any]:
             f"{method} {params['url']}: {type(exc).__name__}: {exc or 'no answer'}",
         )
     status = response.status_code
-    text = tail(response.content)
+    text = tail(response.content, secrets)
     expected = params.get("expect_status")
     ok = status in expected if expected else 200 <= status < 300
     if not ok:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import math
 import os
+import re
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +29,22 @@ from runner.contract import StepRequest
 from runner.files import read_text
 
 MASK = "***"
+PREFIX = "QLRF_SECRET_"
+# Secrets given to a worker in its environment, taken out of it as it starts
+# (capture_environment): kept in this process's memory, inherited by nothing it starts.
+_CAPTURED: dict[str, str] = {}
+
+
+def capture_environment() -> int:
+    """Move every QLRF_SECRET_* out of the environment into memory; how many. A step's
+    processes get a clean environment anyway; this keeps the values out of every other
+    process the worker starts too (its guardian, an embedded server)."""
+    names = [name for name in os.environ if name.startswith(PREFIX)]
+    for name in names:
+        _CAPTURED[name.removeprefix(PREFIX)] = os.environ.pop(name)
+    return len(names)
+
+
 # Encoded forms of shorter values would mask ordinary text; the value itself is
 # always masked.
 ENCODED_MIN = 4
@@ -94,7 +112,7 @@ class Resolver:
         self._file: dict[str, str] | None = None
 
     def lookup(self, name: str) -> str:
-        value = os.environ.get(f"QLRF_SECRET_{name}")
+        value = os.environ.get(f"{PREFIX}{name}", _CAPTURED.get(name))
         if value is None:
             if self._file is None:
                 self._file = _from_file()
@@ -145,17 +163,70 @@ class Resolver:
         return _masked(value, self._forms)
 
 
+_BREAK = re.compile(r"\r?\n")
+_LINE_PIECE = re.compile(r"[^\r\n]+")
+
+
 def _masked(value: Any, forms: Sequence[str]) -> Any:
     if isinstance(value, str):
         for form in forms:
             if form in value:
                 value = value.replace(form, MASK)
+        if "\n" in value:
+            value = _masked_across_lines(value, forms)
         return value
     if isinstance(value, list):
         return [_masked(v, forms) for v in value]
     if isinstance(value, dict):
         return {k: _masked(v, forms) for k, v in value.items()}
     return value
+
+
+def _masked_across_lines(text: str, forms: Sequence[str]) -> str:
+    """Mask the forms that a line break cuts: `base64` wraps its output at 76 columns,
+    a PEM at 64, `xxd -p` at 60. The text is searched with its line breaks taken out,
+    and each piece of a match, line by line, becomes the mask."""
+    breaks = list(_BREAK.finditer(text))
+    joined = _BREAK.sub("", text)
+    # The break after stripped position p (a break sits before joined[p]), and how
+    # many characters it took out.
+    at: list[int] = []
+    removed: list[int] = []
+    total = 0
+    for found in breaks:
+        at.append(found.start() - total)
+        total += found.end() - found.start()
+        removed.append(total)
+
+    def original(position: int) -> int:
+        index = bisect.bisect_right(at, position) - 1
+        return position + (removed[index] if index >= 0 else 0)
+
+    spans: list[tuple[int, int]] = []
+    for form in forms:
+        if len(form) < ENCODED_MIN * 2:
+            continue  # a short form across a break would mask ordinary text
+        start = joined.find(form)
+        while start >= 0:
+            end = start + len(form)
+            first, last = original(start), original(end - 1) + 1
+            if "\n" in text[first:last]:  # on one line it was masked already
+                spans.append((first, last))
+            start = joined.find(form, end)
+    if not spans:
+        return text
+    pieces: list[str] = []
+    done = 0
+    for first, last in sorted(spans):
+        if first < done:
+            first = done
+        if first >= last:
+            continue
+        pieces.append(text[done:first])
+        pieces.append(_LINE_PIECE.sub(MASK, text[first:last]))
+        done = last
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def _copy(value: Any) -> Any:

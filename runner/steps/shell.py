@@ -28,12 +28,22 @@ from temporalio import activity
 
 from runner.contract import StepRequest
 from runner.plan.inputs import nul_at
+from runner.steps import runspace, sandbox
 from runner.steps.common import beat, fail, result, tail
 from runner.steps.guardian import NEVER_STARTED, guardian
 from runner.steps.output import Captured, capture
 from runner.steps.secrets import Resolver
 
 KILL_GRACE_SECONDS = 5.0
+# The step's first process in a process namespace of its own is that namespace's PID 1,
+# which only takes the signals it handles: it runs the program as a child, passes a
+# SIGTERM (a cancel, a timeout) on to it, and ends with it, ending the namespace and
+# every process still in it.
+AS_PID_1 = (
+    "trap 'kill -TERM \"$child\" 2>/dev/null' TERM HUP INT; "
+    '"$@" & child=$!; '
+    'while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || exit "$code"; done'
+)
 # What a failed step keeps of its output (the failure travels in Temporal's history).
 FAILED_OUTPUT = 8 * 1024
 HEARTBEAT_SECONDS = 1.0
@@ -81,15 +91,28 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-async def _terminate(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE_SECONDS) -> None:
-    _kill_group(proc.pid, signal.SIGTERM)
+def _group_alive(pgid: int) -> bool:
     try:
-        await asyncio.wait_for(proc.wait(), grace)
-    except TimeoutError:
-        _kill_group(proc.pid, signal.SIGKILL)
-        await proc.wait()
-    # Children that outlived the leader still belong to its process group.
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _terminate(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE_SECONDS) -> None:
+    """SIGTERM the step's process group, and SIGKILL whatever is left of it after the
+    grace. The group, not its leader, is waited for: in the sandbox the leader is
+    bwrap, which a SIGTERM ends at once while the step itself may still be cleaning
+    up."""
+    _kill_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 0.05)
     _kill_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
 
 
 def _deadline() -> tuple[float | None, float]:
@@ -107,25 +130,33 @@ def _deadline() -> tuple[float | None, float]:
 
 
 async def _spawn(
-    argv: list[str], cwd: str | None, env: dict[str, str]
+    argv: list[str], cwd: str | None, env: dict[str, str], *, keep_in: str | None = None
 ) -> asyncio.subprocess.Process:
-    """Start the step's process in its own session, registered with the guardian first."""
+    """Start the step's process in its own session and in the worker's step sandbox
+    (runner/steps/sandbox.py), registered with the guardian first. `keep_in` names the
+    run whose process namespace it joins (`keep_processes`, runner/steps/runspace.py)."""
+    chosen = sandbox.current()
+    join: list[str] | None = None
+    namespaces: list[int] = []
+    if keep_in is not None and chosen.on:
+        join, namespaces = runspace.joining(keep_in, activity.client())
     read_fd, write_fd = os.pipe()
     try:
-        handshake = f'read -r _ <&{read_fd} || exit {NEVER_STARTED}; exec {read_fd}<&-; exec "$@"'
+        handshake = f"read -r _ <&{read_fd} || exit {NEVER_STARTED}; exec {read_fd}<&-; "
+        if chosen.on and join is None:
+            handshake += AS_PID_1  # the first process of a namespace of its own
+        else:
+            handshake += 'exec "$@"'
+        launched = chosen.wrap(["bash", "-c", handshake, "qlrf-step", *argv], join=join)
         proc = await asyncio.create_subprocess_exec(
-            "bash",
-            "-c",
-            handshake,
-            "qlrf-step",
-            *argv,
+            *launched,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=cwd,
             env=env,
             start_new_session=True,
-            pass_fds=(read_fd,),
+            pass_fds=(read_fd, *namespaces),
         )
     except BaseException:
         os.close(write_fd)
@@ -170,6 +201,10 @@ def _program(name: str, path: str, cwd: str | None) -> str | None:
     return shutil.which(name, path=path)
 
 
+def _masked_lines(secrets: Resolver, lines: list[str]) -> list[str]:
+    return str(secrets.mask("\n".join(lines))).split("\n") if lines else lines
+
+
 def _progress(secrets: Resolver, request: StepRequest, out: Captured, err: Captured) -> None:
     """Heartbeat the output's latest lines (masked) for `qlrf-run logs --follow`."""
     beat(
@@ -178,8 +213,9 @@ def _progress(secrets: Resolver, request: StepRequest, out: Captured, err: Captu
         stderr_bytes=len(err),
         stdout_lines=out.lines,
         stderr_lines=err.lines,
-        stdout_tail=secrets.mask(out.tail()),
-        stderr_tail=secrets.mask(err.tail()),
+        # Masked as one text: a secret wrapped over two lines is masked too.
+        stdout_tail=_masked_lines(secrets, out.tail()),
+        stderr_tail=_masked_lines(secrets, err.tail()),
     )
 
 
@@ -202,7 +238,8 @@ async def shell(request: StepRequest) -> dict[str, Any]:
         where = f" (cwd {cwd})" if cwd else ""
         fail(secrets, "CommandNotFound", f"cannot run '{argv[0]}'{where}: no such file or command")
     try:
-        proc = await _spawn([program, *argv[1:]], cwd, env)
+        keep_in = request.run_id if params.get("keep_processes") else None
+        proc = await _spawn([program, *argv[1:]], cwd, env, keep_in=keep_in)
     except FileNotFoundError as exc:
         missing = exc.filename or argv[0]
         where = f" (cwd {cwd})" if cwd else ""
@@ -228,7 +265,7 @@ async def shell(request: StepRequest) -> dict[str, Any]:
         guardian().release(proc.pid)
     code = proc.returncode
     assert code is not None
-    stdout, stderr = tail(bytes(out.data)), tail(bytes(err.data))
+    stdout, stderr = tail(bytes(out.data), secrets), tail(bytes(err.data), secrets)
     if timed_out:
         limit = activity.info().start_to_close_timeout
         fail(

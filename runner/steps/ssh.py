@@ -420,8 +420,8 @@ async def _run(
         "exit_code": status,
         "lost": status is None and not timed_out,
         "signal": process.exit_signal,
-        "stdout": tail(bytes(out.data)),
-        "stderr": tail(bytes(err.data)),
+        "stdout": tail(bytes(out.data), secrets),
+        "stderr": tail(bytes(err.data), secrets),
         "raw": bytes(out.data),
     }
 

@@ -348,3 +348,27 @@ async def list_runs(
         limit,
     )
     return [{**run_identity(r), "schedule": _schedule(r["started_by"])} for r in rows]
+
+
+async def claim_once(
+    pool: asyncpg.Pool, table: str, key: str, workflow_id: str, temporal_run_id: str
+) -> tuple[str, str]:
+    """Claim `key` in `table` (spent_proofs by nonce, redrive_claims by the run redriven)
+    for one execution, atomically; the (workflow id, Temporal run id) that holds it,
+    which is this one unless another execution claimed it first. A retry of the same
+    execution finds its own claim."""
+    column = {"spent_proofs": "nonce", "redrive_claims": "redrive_of"}[table]
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(
+            f"INSERT INTO {table} ({column}, workflow_id, temporal_run_id) "
+            "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            storable_text(key),
+            workflow_id,
+            temporal_run_id,
+        )
+        row = await connection.fetchrow(
+            f"SELECT workflow_id, temporal_run_id FROM {table} WHERE {column} = $1",
+            storable_text(key),
+        )
+    assert row is not None
+    return str(row["workflow_id"]), str(row["temporal_run_id"])

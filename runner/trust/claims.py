@@ -39,6 +39,8 @@ CLAIM_FIELDS = (
     "not_after",
 )
 MAX_AHEAD = timedelta(minutes=10)
+# How every refusal of a start begins (a refusal of the start's proof, not its inputs).
+UNPROVEN = "the start is not proven"
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
@@ -118,10 +120,17 @@ def check(
     return principals[0]
 
 
-def start_claim(run_id: str, plan_hash: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """What `apply` signs: this plan, with these inputs, as this run id."""
+def start_claim(
+    run_id: str, plan_hash: str, inputs: Mapping[str, Any], redrive: Any = None
+) -> dict[str, Any]:
+    """What `apply` (and `redrive`) signs: this plan, with these inputs, as this run id;
+    for a redrive, also which run it continues and how ({"of", "from", "reapprove"})."""
     return claim(
-        action="start", run_id=run_id, plan_hash=plan_hash, inputs_hash=inputs_hash(inputs)
+        action="start",
+        run_id=run_id,
+        plan_hash=plan_hash,
+        inputs_hash=inputs_hash(inputs),
+        set={"redrive": redrive} if redrive is not None else None,
     )
 
 

@@ -18,7 +18,7 @@ from runner.store.db import open_store
 from runner.store.evidence import build
 from runner.store.records import events, find_run, history
 from tests.helpers.cli import ROOT, worker_process
-from tests.helpers.processes import alive
+from tests.helpers.processes import running
 from tests.helpers.runs import RUN_TIMEOUT_SECONDS, wait_for_step
 
 RUNBOOKS = ROOT / "tests" / "golden" / "runbooks"
@@ -155,6 +155,7 @@ def test_an_attempt_lost_with_its_worker_is_recorded_as_worker_lost(
     from runner.worker import build_worker
 
     started, pids = tmp_path / "started", tmp_path / "pids"
+    duration = f"120.{uuid.uuid4().int % 10**9}"  # marks attempt 1's sleep as this test's
     path = tmp_path / "lost.yaml"
     path.write_text(
         f"""
@@ -170,7 +171,7 @@ steps:
       script: |
         echo "$QLRF_ATTEMPT" >> {started}
         echo $$ >> {pids}
-        if [ "$QLRF_ATTEMPT" = 1 ]; then sleep 120 & echo $! >> {pids}; wait; fi
+        if [ "$QLRF_ATTEMPT" = 1 ]; then sleep {duration} & echo $! >> {pids}; wait; fi
 """
     )
     queue = f"lost-{uuid.uuid4()}"
@@ -196,10 +197,9 @@ steps:
         first.send_signal(signal.SIGKILL)
         first.wait()
         # The worker's guardian kills attempt 1's processes at once, before attempt 2.
-        attempt_one = [int(p) for p in pids.read_text().split()]
-        assert len(attempt_one) == 2  # the step's bash, and the sleep it started
+        assert len(pids.read_text().split()) == 2  # the step's bash, and the sleep it started
         gone_by = time.monotonic() + 5
-        while any(alive(pid) for pid in attempt_one):
+        while running(duration):
             assert time.monotonic() < gone_by, "attempt 1 outlived its worker"
             await asyncio.sleep(0.05)
         async with build_worker(client, task_queue=queue):
@@ -211,9 +211,9 @@ steps:
     finally:
         if first.poll() is None:
             first.kill()
-        for pid in pids.read_text().split() if pids.exists() else []:
+        for pid in running(duration):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
     assert state["status"] == "succeeded"
     assert state["steps"]["work"]["attempts"] == 2
     rows, raw_rows, _ = _stored(postgres_uri, state["workflow_id"])

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.processes import alive
+from tests.helpers.processes import running
 from tests.helpers.runs import RUN_TIMEOUT_SECONDS, wait_for_step
 
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: failures\n"
@@ -28,6 +28,8 @@ async def _wait_for_lines(path: Path, count: int) -> list[str]:
 def test_cancel_runs_compensation_and_finally_and_leaves_no_process(run, tmp_path):
     """Cancelling a run kills the step's whole process group, undoes, and runs finally."""
     pids, log = tmp_path / "pids", tmp_path / "log"
+    marker = f"cancelled-{uuid.uuid4().hex}"
+    duration = f"300.{uuid.uuid4().int % 10**9}"  # marks the sleep as this test's
 
     async def cancel_when_started(handle):
         await _wait_for_lines(pids, 2)
@@ -46,7 +48,8 @@ steps:
     timeout: {{start_to_close: 10m, heartbeat: 2s}}
     with:
       script: |
-        sleep 300 &
+        # {marker}
+        sleep {duration} &
         echo $$ $! >> {pids}
         wait
 finally:
@@ -59,11 +62,11 @@ finally:
     assert outcome.state["status"] == "cancelled"
     assert outcome.step("long")["status"] == "cancelled"
     assert log.read_text().split() == ["undo-setup", "finally"]
-    leader, child = (int(p) for p in pids.read_text().split())
+    assert len(pids.read_text().split()) == 2  # the step's bash and its sleep did run
     deadline = time.monotonic() + 10
-    while (alive(leader) or alive(child)) and time.monotonic() < deadline:
+    while (running(marker) or running(duration)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not alive(leader) and not alive(child), "no orphan process"
+    assert not running(marker) and not running(duration), "no orphan process"
 
 
 def test_bad_template_at_run_time_fails_the_step(run):

@@ -184,9 +184,10 @@ def test_a_budget_stops_the_waves_and_a_redrive_runs_only_what_did_not_succeed(
         [request] = await client.data_converter.decode(started.input.payloads, [RunInput])
         return request, started.input.SerializeToString().decode("utf-8", "replace")
 
-    # The redrive's input names no item: the worker read what was done from the store.
+    # The redrive's input names no item, and says only which run it continues: the
+    # worker read what was done from the store.
     request, raw = asyncio.run(started_with())
-    assert request.redrive["paged"] == ["patch"] and not request.redrive["items"]
+    assert request.redrive == {"of": first["run_id"], "from": None, "reapprove": False}
     assert "web-0" not in raw
 
 

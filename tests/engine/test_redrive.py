@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -125,11 +127,14 @@ def test_a_redrive_of_a_redrive(env, tmp_path):
     second = _redrive(first["run_id"], env)
     assert second["status"] == "failed" and second["steps"]["verify"]["status"] == "failed"
     (tmp_path / "gate2").touch()
-    third = _redrive(second["run_id"], env)
+    # Redriving the first run again goes on from its latest redrive: each run is
+    # redriven once, by the next run of its chain (RUN.r1, RUN.r2, ...).
+    third = _redrive(first["run_id"], env)
     assert third["status"] == "succeeded"
-    assert third["run_id"] == f"{first['run_id']}.r1.r1"
+    assert third["run_id"] == f"{first['run_id']}.r2"
     assert log.read_text().splitlines() == ["prepared", "switched", "verified ready"]
     bundle = json.loads(qlrf("evidence", third["run_id"], "--format", "json", env=env).stdout)
+    assert bundle["redrive_of"]["run"]["run_id"] == second["run_id"]
     assert bundle["redrive_of"]["redrive_of"]["run"]["run_id"] == first["run_id"]
 
 
@@ -258,10 +263,89 @@ def test_a_malformed_redrive_sent_through_the_plain_api_is_refused(
             return json.loads(json.dumps(await handle.query("state")))
 
     state = asyncio.run(go())
-    assert state["status"] == "failed" and state["error"]["type"] == "InvalidInputs"
+    assert state["status"] == "failed" and state["error"]["type"] == "RedriveRefused"
     assert "redrive" in state["error"]["message"]
     assert all(s["status"] == "skipped" for s in state["steps"].values())
     assert not log.exists()
+
+
+def test_a_redrive_keeps_only_what_the_store_says_the_original_did(env, temporal_address, tmp_path):
+    """A redrive sent through the plain Temporal API with forged kept steps: the run
+    derives what it keeps from the run store, so a step the original never finished
+    runs; a redrive of a run of another plan, or of no run, is refused; and a run is
+    redriven by one run only, even through the API."""
+    from temporalio.client import Client
+
+    from runner.contract import WORKFLOW_TYPE, RunInput
+    from runner.pipeline import compile_file
+    from runner.worker import build_worker
+
+    path, log = _steps(tmp_path)
+    first = _apply(path, env)  # prepare succeeds; switch waits for gate1 and fails
+    plan = compile_file(path).plan.to_dict()
+    other = tmp_path / "other.yaml"
+    other.write_text(path.read_text().replace("name: redrive-", "name: other-redrive-"))
+    other_plan = compile_file(other).plan.to_dict()
+    forged = {"of": first["run_id"], "steps": {"switch": "done", "verify": "done"}}
+
+    async def go(run_plan: dict, redrive: dict, wid: str) -> dict:
+        client = await Client.connect(temporal_address)
+        async with build_worker(client, task_queue=env["QLRF_TASK_QUEUE"]):
+            handle = await client.start_workflow(
+                WORKFLOW_TYPE,
+                RunInput(run_plan, {}, "mallory", redrive=redrive, record=True),
+                id=wid,
+                task_queue=env["QLRF_TASK_QUEUE"],
+            )
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handle.result(), 60)
+            return json.loads(json.dumps(await handle.query("state")))
+
+    (tmp_path / "gate1").touch()
+    state = asyncio.run(go(plan, forged, f"{first['run_id']}.forged"))
+    # switch ran again (it failed in the original), and the forged outputs were not kept
+    assert state["steps"]["prepare"]["status"] == "succeeded"
+    assert "not run again" in (state["steps"]["prepare"]["reason"] or "")
+    assert state["steps"]["switch"]["output"] != "done"
+    assert log.read_text().splitlines().count("switched") == 1
+    again = asyncio.run(go(plan, forged, f"{first['run_id']}.again"))
+    assert again["error"]["type"] == "RedriveRefused"
+    assert "is redriven by run" in again["error"]["message"]
+    for redrive, said in (
+        ({"of": "no-such-run"}, "does not exist"),
+        ({"of": first["run_id"]}, "ran another plan"),
+    ):
+        refused = asyncio.run(go(other_plan, redrive, f"probe-{uuid.uuid4().hex[:6]}"))
+        assert refused["error"]["type"] == "RedriveRefused", refused["error"]
+        assert said in refused["error"]["message"]
+        assert all(s["status"] == "skipped" for s in refused["steps"].values())
+
+
+def test_two_redrives_at_once_start_one_run(env, tmp_path):
+    """Two `qlrf-run redrive` of one run at the same time: one starts RUN.r1, the other
+    says that the run is being redriven already; the failed step runs once."""
+    import subprocess
+
+    from tests.helpers.cli import EXE
+
+    path, log = _steps(tmp_path)
+    first = _apply(path, env)
+    (tmp_path / "gate1").touch()
+    (tmp_path / "gate2").touch()
+    full = {**os.environ, **env}
+    procs = [
+        subprocess.Popen(
+            [EXE, "redrive", first["run_id"], "--format", "json"],
+            env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    results = [(p.wait(timeout=180), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 1], results
+    refused = next(err for code, _, err in results if code == 1)
+    assert "being redriven already" in refused or "is redriven by run" in refused, refused
+    assert log.read_text().splitlines().count("switched") == 1
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from tests.helpers.processes import alive
+from tests.helpers.processes import running
 
 HEAD = """\
 apiVersion: qlrf/v1
@@ -131,6 +132,7 @@ def test_step_timeout(run, tmp_path):
     """A shell step over its start_to_close timeout is stopped by its worker just before
     Temporal's deadline, its whole process group with it, and fails as CommandTimedOut."""
     pids = tmp_path / "pids"
+    duration = f"300.{uuid.uuid4().int % 10**9}"  # marks the sleep as this test's
     outcome = run(
         HEAD
         + f"""
@@ -139,12 +141,13 @@ steps:
     type: shell
     timeout: {{start_to_close: 2s, heartbeat: 30s}}
     retry: {{max_attempts: 1}}
-    with: {{script: 'sleep 300 & echo $$ $! > {pids}; wait'}}
+    with: {{script: 'sleep {duration} & echo $$ $! > {pids}; wait'}}
 """
     )
     assert outcome.state["status"] == "failed"
     assert outcome.step("slow")["error"]["type"] == "CommandTimedOut"
-    assert not any(alive(int(p)) for p in pids.read_text().split())
+    assert len(pids.read_text().split()) == 2
+    assert not running(duration)
 
 
 def test_run_timeout_stops_the_run_and_still_runs_finally(run):

@@ -65,8 +65,10 @@ def test_migrations_from_empty_rerun_and_concurrent(postgres_uri):
         "audit_log",
         "chain_heads",
         "definitions",
+        "redrive_claims",
         "runs",
         "schema_migrations",
+        "spent_proofs",
         "step_events",
     ]
 

@@ -5,6 +5,7 @@ and evidence bundles checked against tampering in the bundle and in PostgreSQL."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -512,3 +513,132 @@ def test_a_batch_started_straight_through_temporal_runs_nothing(temporal_address
     failure, history = asyncio.run(scenario())
     assert getattr(failure.cause, "type", None) == "Unauthenticated"
     assert "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" not in history and not marker.exists()
+
+
+def test_a_captured_start_signature_starts_one_execution_ever(
+    temporal_address, tmp_path, signed, run_store
+):
+    """The attack of the adversarial review, through the plain Temporal API: read a
+    signed start from history, terminate the run, start the same workflow id again with
+    the same input, within the signature's window. The second execution fails with
+    Unauthenticated; so does one with a forged redrive that would skip every gate."""
+    from temporalio.api.enums.v1 import EventType
+
+    name = f"replay-{uuid.uuid4().hex[:6]}"
+    path = write_runbook(tmp_path, RUNBOOK.format(name=name))
+    compiled = compile_file(path, [])
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        client = await Client.connect(temporal_address)
+        queue = f"trust-{uuid.uuid4()}"
+        wid = f"{name}-{uuid.uuid4().hex[:6]}"
+        found: dict[str, dict[str, Any]] = {}
+        async with build_worker(client, task_queue=queue):
+            handle, _ = await runs.start(
+                client, compiled.plan, compiled.inputs, "alice", workflow_id=wid,
+                task_queue=queue, record=True,
+            )  # fmt: skip
+            await wait_for_gate(handle)
+            async for event in handle.fetch_history_events():  # what the attacker reads
+                assert event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+                attrs = event.workflow_execution_started_event_attributes
+                [captured] = await client.data_converter.decode(attrs.input.payloads, [RunInput])
+                break
+            await handle.terminate("the attacker")
+            gated = {"review": {"decision": "approved"}, "second": {"decision": "approved"}}
+            for kind, redrive in (
+                ("replayed", None),
+                ("with a forged redrive", {"of": "nothing", "steps": gated}),
+            ):
+                captured.redrive = redrive
+                again = await client.start_workflow(
+                    WORKFLOW_TYPE, captured, id=wid, task_queue=queue
+                )
+                with contextlib.suppress(WorkflowFailureError):
+                    await asyncio.wait_for(again.result(), 60)
+                found[kind] = dict(await again.query("state"))
+        return found
+
+    found = asyncio.run(scenario())
+    for kind, state in found.items():
+        assert state["error"]["type"] == "Unauthenticated", (kind, state["error"])
+        assert all(s["status"] == "skipped" for s in state["steps"].values()), kind
+        assert state["steps"]["act"]["status"] == "skipped"
+    assert "used once" in found["replayed"]["error"]["message"]
+
+
+def test_a_schedule_s_signature_starts_only_that_schedule_s_runs(env, tmp_path, signed):
+    """The schedule's proof, read from `schedule describe`, given to a run started
+    through the plain Temporal API (with the schedule's search attribute set by hand,
+    which the dev server allows): refused, since the schedule did not start it. After
+    the schedule is deleted, refused again. The schedule's own run passes."""
+    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+    from tests.helpers.cli import worker_process
+    from tests.helpers.worker_ops import until
+
+    signed_env = {
+        **env,
+        "QLRF_ALLOWED_SIGNERS": str(signed["trust"]),
+        "QLRF_SIGNING_KEY": str(signed["bob"]),
+        "QLRF_GROUPS_FILE": str(signed["groups"]),
+    }
+    name = f"sched-proof-{uuid.uuid4().hex[:6]}"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"apiVersion: qlrf/v1\nkind: Runbook\nname: {name}\nsteps:\n"
+        "  - {id: say, type: shell, with: {command: [echo, hi]}}\n"
+    )
+    sid = f"s-{uuid.uuid4().hex[:6]}"
+    made = qlrf("schedule", "create", str(path), "--cron", "@yearly", "--id", sid, env=signed_env)
+    assert made.returncode == 0, made.stderr
+    worker = worker_process(signed_env)
+
+    async def capture() -> RunInput:
+        client = await Client.connect(env["QLRF_TEMPORAL_ADDRESS"])
+        described = await client.get_schedule_handle(sid).describe()
+        [captured] = await client.data_converter.decode(described.schedule.action.args, [RunInput])
+        return captured
+
+    async def forge(captured: RunInput, attempt: str) -> dict[str, Any]:
+        client = await Client.connect(env["QLRF_TEMPORAL_ADDRESS"])
+        handle = await client.start_workflow(
+            WORKFLOW_TYPE,
+            captured,
+            id=f"{name}-{sid}-{attempt}",
+            task_queue=env["QLRF_TASK_QUEUE"],
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(SearchAttributeKey.for_keyword("TemporalScheduledById"), sid)]
+            ),
+        )
+        with contextlib.suppress(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 60)
+        return dict(await handle.query("state"))
+
+    try:
+        assert qlrf("schedule", "trigger", sid, env=signed_env).returncode == 0
+
+        def ended() -> list[dict[str, Any]]:
+            rows = json.loads(qlrf("list", "--format", "json", env=env).stdout)
+            return [r for r in rows if r["schedule"] == sid and r["status"] != "running"]
+
+        [row] = until(ended, "the schedule's own run ends")
+        own = json.loads(qlrf("status", row["run_id"], "--format", "json", env=env).stdout)
+        captured = asyncio.run(capture())  # what `schedule describe` shows anyone
+        forged = asyncio.run(forge(captured, "forged"))
+        again = asyncio.run(forge(captured, "again"))
+        assert qlrf("schedule", "delete", sid, env=signed_env).returncode == 0
+        after = asyncio.run(forge(captured, "after-delete"))
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert own["status"] == "succeeded", own["error"]
+    for state in (forged, again):
+        assert state["error"]["type"] == "Unauthenticated", state["error"]
+        assert "did not start this run" in state["error"]["message"]
+        assert state["steps"]["say"]["status"] == "skipped"
+    assert after["error"]["type"] == "Unauthenticated"
+    assert (
+        "does not exist" in after["error"]["message"]
+        or "not that schedule" in after["error"]["message"]
+    )

@@ -48,6 +48,7 @@ async def main() -> None:
     from runner.client.runs import start
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
+    from runner.plan import redrive as plan_redrive
     from runner.store.activity import close_pool
     from runner.worker import build_worker
 
@@ -75,6 +76,7 @@ async def main() -> None:
                 await first.result()
             marker.touch()
             original = await redrive.original_of(client, "redrive")
+            assert original.plan is not None
             again, _ = await start(
                 client,
                 original.plan,
@@ -83,7 +85,7 @@ async def main() -> None:
                 workflow_id="redrive.r1",
                 task_queue="golden",
                 record=True,
-                redrive=redrive.carried_over(original, None, False),
+                redrive=plan_redrive.request(original.run_id, None, False),
             )
             await again.result()
             history = await again.fetch_history()

@@ -6,7 +6,6 @@ import asyncio
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -65,13 +64,19 @@ def test_shell_output_is_capped_keeping_the_tail():
 
 def test_shell_cancel_kills_the_process_group(tmp_path):
     """Cancelling the activity terminates the command and the children it started."""
+    import uuid
+
+    from tests.helpers.processes import running
+
     pids = tmp_path / "pids"
     env = ActivityEnvironment()
+    duration = f"300.{uuid.uuid4().int % 10**9}"  # marks the sleep as this test's
 
     async def go():
         task = asyncio.ensure_future(
             env.run(
-                shell, StepRequest("r", "s", {"script": f"sleep 300 & echo $$ $! > {pids}; wait"})
+                shell,
+                StepRequest("r", "s", {"script": f"sleep {duration} & echo $$ $! > {pids}; wait"}),
             )
         )
         for _ in range(200):
@@ -83,25 +88,12 @@ def test_shell_cancel_kills_the_process_group(tmp_path):
             await task
 
     asyncio.run(go())
-    for pid in (int(p) for p in pids.read_text().split()):
-        assert _gone(pid), f"process {pid} outlived the cancelled step"
-
-
-def _gone(pid: int, seconds: float = 5.0) -> bool:
-    import os
     import time
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        stat = f"/proc/{pid}/stat"
-        if os.path.exists(stat) and Path(stat).read_text().split()[2] == "Z":
-            return True  # a zombie: dead, waiting to be reaped
+    deadline = time.monotonic() + 5
+    while running(duration) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return False
+    assert not running(duration), "a process outlived the cancelled step"
 
 
 def test_secrets_are_resolved_and_masked(monkeypatch):
@@ -228,3 +220,50 @@ def test_sql_query_with_bound_parameters_and_errors(postgres_uri, monkeypatch):
         _run(sql, {"dsn": "postgresql://nobody@127.0.0.1:1/none", "query": "select 1"})
     assert down.value.type == "SQLConnectionError"
     assert postgres_uri not in str(bad.value.message)
+
+
+@pytest.mark.parametrize(
+    "printer",
+    [
+        'printf %s "$V" | base64',  # wrapped at 76 columns
+        'printf %s "$V" | base64 -w 64',  # as in a PEM
+        'printf %s "$V" | xxd -p',  # hex, wrapped at 60
+        "printf 'x%s' \"$V\" | base64",  # at another alignment
+    ],
+)
+def test_a_secret_wrapped_over_lines_is_masked(printer, monkeypatch):
+    """A secret printed as base64 or hex that the printer wrapped over several lines is
+    masked like one on a single line: no piece of its encoding is left to read."""
+    import base64 as b64
+
+    value = "long-secret-" + "k" * 90
+    monkeypatch.setenv("QLRF_SECRET_LONG", value)
+    request = StepRequest(
+        "r", "s", {"script": printer, "env": {"V": "@@qlrf-secret:LONG@@"}},
+        secret_params=[["env", "V"]], secret_env=[],
+    )  # fmt: skip
+    out = asyncio.run(ActivityEnvironment().run(shell, request))["output"]["stdout"]
+    joined = out.replace("\n", "")
+    encoded = [b64.b64encode(value.encode()).decode(), value.encode().hex()]
+    for full in encoded:
+        for i in range(len(full) - 12):
+            assert full[i : i + 12] not in joined, (out, full[i : i + 12])
+    assert "***" in out
+
+
+def test_the_output_cap_never_cuts_through_a_secret(monkeypatch):
+    """A secret right at the 64 KiB cap: masked before the output is cut, so no part of it
+    survives the cut."""
+    value = "cut-me-secret-19ch"
+    monkeypatch.setenv("QLRF_SECRET_CUT", value)
+    # Cut as printed, the cap would fall after the secret's 4th character and leave the
+    # other 15 readable.
+    tail_length = common.OUTPUT_CAP + 4
+    script = f'printf %s "$V"; head -c {tail_length - len(value)} /dev/zero | tr "\\0" y'
+    request = StepRequest(
+        "r", "s", {"script": script, "env": {"V": "@@qlrf-secret:CUT@@"}},
+        secret_params=[["env", "V"]], secret_env=[],
+    )  # fmt: skip
+    out = asyncio.run(ActivityEnvironment().run(shell, request))["output"]["stdout"]
+    for i in range(len(value) - 6):
+        assert value[i : i + 6] not in out

@@ -1,16 +1,23 @@
-"""Checks that templated values cannot become shell code.
+"""Checks that templated values cannot become shell code (docs/isolation.md).
 
 A script's `{{ }}` reaches bash as an environment variable, so quotes and `$(...)`
-in a value stay text. Two places are still code, and both are refused:
+in a value stay text wherever bash only expands it. Where bash evaluates a variable's
+content, as arithmetic, as code or as a variable's name, a value such as
+`a[$(touch /tmp/x)]` runs a command. runner/dsl/checks/bash.py finds every such
+place with a bash parser, following each value through the variables it is
+assigned to; each is an error:
 
-- `shell-arith-template`: bash evaluates arithmetic operands as expressions, and
-  an expression such as `a[$(touch /tmp/x)]` runs the command. So no template may
-  sit in `$(( ))`, `(( ))`, `$[ ]`, `let`, `declare -i`, an arithmetic comparison
-  of `[[ ]]` (-eq -ne -lt -le -gt -ge), an array subscript or a substring offset,
-  unless its value is a number: a declared integer or number input, or an
-  expression ending in `| int`.
-- `shell-c-template`: `command: [bash, -c, "...{{ }}..."]` splices the value
-  into code. Use `script:`, which passes values as environment variables.
+- `shell-arith-template`: arithmetic;
+- `shell-eval-template`: code (eval, source, trap, a shell's -c, a pipe into a
+  shell, the command's own place, ...);
+- `shell-name-template`: a variable's name (read, printf -v, declare, [[ -v ]], ...);
+- `shell-c-template`: a template in `command: [bash, -c, "..."]`, or any argv word
+  a program runs as code (`python -c`, `su -c`, ssh's remote command), past
+  wrappers such as env, sudo or timeout. Use `script:`.
+
+A value that can only be a number passes: a declared integer or number input, or
+an expression ending in `| int`. A script bash's grammar cannot read gets a warning
+(`shell-syntax`): what is past the error could not be checked.
 """
 
 from __future__ import annotations
@@ -21,156 +28,30 @@ from typing import Any
 
 from runner import templates
 from runner.catalog.registry import Registry
+from runner.dsl.checks import bash
 from runner.dsl.diagnostics import Diagnostic, Path
 from runner.dsl.document import Document
 from runner.dsl.model import RunbookView
 
-SHELLS = {"bash", "sh", "zsh", "dash", "ksh", "mksh", "ash", "fish"}
-_ARITH_OPERATORS = {"-eq", "-ne", "-lt", "-le", "-gt", "-ge"}
-_COMMAND_START = re.compile(r"(?:^|[;&|({}\n!]|\b(?:do|then|else|elif|if|while|until|time))\s*$")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INT_FILTER = re.compile(r"\|\s*int\s*(?:\([^)]*\))?\s*$")
 _INPUT = re.compile(r"^\s*inputs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
+_ADVICE = {
+    bash.ARITH: (
+        "where bash evaluates it as code (a value like a[$(cmd)] would run cmd); compare it "
+        "as text, or make it a number: an integer input or `| int`"
+    ),
+    bash.EVAL: (
+        "where bash runs the value as code; hand it over as data (a quoted argument, or a "
+        "file), or make it a number: an integer input or `| int`"
+    ),
+    bash.NAME: (
+        "where the value names a variable, and bash evaluates a name's subscript (a value "
+        "like a[$(cmd)] would run cmd); use a fixed name"
+    ),
+}
 
 
-def _quoted_spans(script: str) -> list[tuple[int, int]]:
-    """Spans inside single quotes, where nothing is expanded (outside double quotes)."""
-    spans: list[tuple[int, int]] = []
-    in_double = False
-    i = 0
-    while i < len(script):
-        ch = script[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == '"':
-            in_double = not in_double
-        elif ch == "'" and not in_double:
-            end = script.find("'", i + 1)
-            if end < 0:
-                break
-            spans.append((i, end + 1))
-            i = end + 1
-            continue
-        i += 1
-    return spans
-
-
-def _matching(script: str, start: int, opening: str, closing: str) -> int:
-    """The index just past the `closing` that balances the `opening` at `start`."""
-    depth = 0
-    i = start
-    while i < len(script):
-        if script.startswith(opening, i):
-            depth += 1
-            i += len(opening)
-            continue
-        if script.startswith(closing, i):
-            depth -= 1
-            i += len(closing)
-            if depth == 0:
-                return i
-            continue
-        i += 1
-    return len(script)
-
-
-def _command_end(script: str, start: int) -> int:
-    ends = [script.find(c, start) for c in ("\n", ";", "&", "|", ")")]
-    found = [e for e in ends if e >= 0]
-    return min(found) if found else len(script)
-
-
-def _at_command_start(script: str, index: int) -> bool:
-    return bool(_COMMAND_START.search(script[max(0, index - 40) : index]))
-
-
-def arithmetic_spans(script: str) -> list[tuple[int, int, str]]:
-    """The parts of a bash script that bash evaluates as arithmetic: (start, end, what)."""
-    quoted = bytearray(len(script))
-    for a, b in _quoted_spans(script):
-        quoted[a:b] = b"\x01" * (b - a)
-
-    def literal(i: int) -> bool:
-        return bool(quoted[i])
-
-    spans: list[tuple[int, int, str]] = []
-    i = 0
-    while i < len(script):
-        if literal(i):
-            i += 1
-            continue
-        rest = script[i:]
-        if rest.startswith("$(("):
-            end = _matching(script, i + 1, "(", ")")
-            spans.append((i, end, "$(( ))"))
-            i = end
-            continue
-        if rest.startswith("((") and (i == 0 or script[i - 1] != "$"):
-            end = _matching(script, i, "(", ")")
-            spans.append((i, end, "(( ))"))
-            i = end
-            continue
-        if rest.startswith("$["):
-            end = _matching(script, i + 1, "[", "]")
-            spans.append((i, end, "$[ ]"))
-            i = end
-            continue
-        if rest.startswith("[[") and _at_command_start(script, i):
-            end = _matching(script, i, "[[", "]]")
-            spans.extend(_arith_comparisons(script, i + 2, end - 2))
-            i = end
-            continue
-        word = _NAME.match(script, i)
-        if word and (i == 0 or not (script[i - 1].isalnum() or script[i - 1] in "_$-")):
-            name = word.group()
-            after = word.end()
-            if name == "let" and _at_command_start(script, i):
-                end = _command_end(script, after)
-                spans.append((after, end, "let"))
-                i = end
-                continue
-            if name in ("declare", "typeset", "local") and _at_command_start(script, i):
-                end = _command_end(script, after)
-                options = re.findall(r"(?:^|\s)-([A-Za-z]+)", script[after:end])
-                if any("i" in o for o in options):
-                    spans.append((after, end, f"{name} -i"))
-                i = end
-                continue
-            if script.startswith("[", after) and _at_command_start(script, i):
-                end = _matching(script, after, "[", "]")
-                spans.append((after, end, "an array subscript"))
-                i = end
-                continue
-            i = after
-            continue
-        if rest.startswith("${"):
-            variable = _NAME.match(script, i + 2)
-            if variable:
-                after = variable.end()
-                if script.startswith("[", after):
-                    end = _matching(script, after, "[", "]")
-                    spans.append((after, end, "an array subscript"))
-                elif script.startswith(":", after) and not script.startswith(
-                    (":-", ":=", ":?", ":+"), after
-                ):
-                    end = _matching(script, i + 1, "{", "}")
-                    spans.append((after, end, "a substring offset"))
-        i += 1
-    return spans
-
-
-def _arith_comparisons(script: str, start: int, end: int) -> Iterator[tuple[int, int, str]]:
-    """The primaries of `[[ ]]` that compare numbers (their operands are arithmetic)."""
-    body = script[start:end]
-    at = start
-    for part in re.split(r"(&&|\|\|)", body):
-        if part not in ("&&", "||") and set(part.split()) & _ARITH_OPERATORS:
-            yield (at, at + len(part), "an arithmetic comparison in [[ ]]")
-        at += len(part)
-
-
-def _numeric(expr: str, inputs: dict[str, Any]) -> bool:
+def numeric(expr: str, inputs: dict[str, Any]) -> bool:
     """The template's value can only be a number."""
     if _INT_FILTER.search(expr):
         return True
@@ -184,43 +65,41 @@ def _numeric(expr: str, inputs: dict[str, Any]) -> bool:
 def _script_problems(
     doc: Document, path: Path, script: str, inputs: dict[str, Any]
 ) -> Iterator[Diagnostic]:
-    spans = arithmetic_spans(script)
-    if not spans:
+    exprs = [expr for _, _, expr in templates.expressions(script)]
+    if not exprs:
         return
-    for start, end, expr in templates.expressions(script):
-        for a, b, what in spans:
-            if a < end and start < b and not _numeric(expr, inputs):
-                line = script.count("\n", 0, start) + 1
-                yield doc.diag(
-                    path,
-                    "shell-arith-template",
-                    f"script line {line}: {{{{{expr}}}}} sits in {what}, where bash evaluates "
-                    "it as code (a value like a[$(cmd)] would run cmd); compare it as text, "
-                    "or make it a number: an integer input or `| int`",
-                )
-                break
+    found, spans = bash.findings(script, [numeric(expr, inputs) for expr in exprs])
+    for finding in sorted(found, key=lambda f: (f.offset, f.code)):
+        line = bash.line_of(script, spans, finding.offset)
+        via = f" (through ${finding.via})" if finding.via else ""
+        verb = "sits in" if finding.code == bash.ARITH else "reaches"
+        yield doc.diag(
+            path,
+            finding.code,
+            f"script line {line}: {{{{{exprs[finding.arg]}}}}}{via} {verb} {finding.what}, "
+            + _ADVICE[finding.code],
+        )
+    broken = bash.has_syntax_error(script)
+    if broken is not None:
+        yield doc.diag(
+            path,
+            "shell-syntax",
+            f"script line {broken}: bash's grammar cannot read the script here, so its "
+            "templates could not all be checked; fix the script",
+            severity="warning",
+        )
 
 
 def _command_problems(doc: Document, path: Path, argv: list[Any]) -> Iterator[Diagnostic]:
     words = [a if isinstance(a, str) else "" for a in argv]
-    for i, word in enumerate(words):
-        if word.rsplit("/", 1)[-1] not in SHELLS:
-            continue
-        for j in range(i + 1, len(words)):
-            flag = words[j]
-            if flag.startswith("-") and not flag.startswith("--") and "c" in flag[1:]:
-                if j + 1 < len(words) and "{{" in words[j + 1]:
-                    yield doc.diag(
-                        (*path, j + 1),
-                        "shell-c-template",
-                        f"`{words[i]} {flag}` runs this text as shell code, and a template in "
-                        "it becomes code too; use `script:`, which passes each {{ }} as an "
-                        "environment variable",
-                    )
-                break
-            if not flag.startswith("-"):
-                break
-        break
+    for index, what in bash.argv_code(words):
+        if "{{" in words[index]:
+            yield doc.diag(
+                (*path, index),
+                "shell-c-template",
+                f"{what} runs this text as code, and a template in it becomes code too; use "
+                "`script:`, which passes each {{ }} as an environment variable",
+            )
 
 
 def detect_shell_injection(

@@ -10,6 +10,7 @@ import jinja2
 
 from runner import templates
 from runner.catalog.registry import Registry
+from runner.dsl.checks import bash
 from runner.dsl.checks.graph import bit_of, upstream
 from runner.dsl.diagnostics import Diagnostic, Path
 from runner.dsl.document import Document
@@ -288,7 +289,9 @@ class TemplateChecker:
             )
 
     def _quoted(self, path: Path, script: str) -> None:
-        for match in _single_quoted_templates(script):
+        # The same bash parser as the injection checks (checks/bash.py): one reading
+        # of the script's quotes for both.
+        for match in bash.single_quoted(script):
             self.out.append(
                 self.doc.diag(
                     path,
@@ -298,31 +301,6 @@ class TemplateChecker:
                     severity="warning",
                 )
             )
-
-
-def _single_quoted_templates(script: str) -> list[str]:
-    """Templates inside single quotes, outside double quotes (a fair heuristic for bash)."""
-    found = []
-    in_double = False
-    i = 0
-    while i < len(script):
-        ch = script[i]
-        if ch == "\\" and in_double:
-            i += 2
-            continue
-        if ch == '"':
-            in_double = not in_double
-        elif ch == "'" and not in_double:
-            end = script.find("'", i + 1)
-            if end < 0:
-                break
-            chunk = script[i : end + 1]
-            if "{{" in chunk:
-                found.append(chunk)
-            i = end + 1
-            continue
-        i += 1
-    return found
 
 
 def detect_template_problems(

@@ -66,11 +66,10 @@ async def main(items: int) -> None:
     logging.getLogger("temporalio").setLevel(logging.CRITICAL)
 
     from runner.client import redrive, runs
-
-    from runner.plan import redrive as plan_redrive
     from runner.contract import STATE_QUERY
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
+    from runner.plan import redrive as plan_redrive
     from runner.store.activity import close_pool
     from runner.worker import build_worker
 
@@ -149,7 +148,7 @@ async def main(items: int) -> None:
                 ran_before = len(started)
                 original = await redrive.original_of(client, handle.id)
                 assert original.plan is not None
-                kept = plan_redrive.carried_over(original, None, False)  # what it will keep
+                plan_redrive.carried_over(original, None, False)  # what it will keep
                 began = time.perf_counter()
                 again, _ = await runs.start(
                     client,

@@ -310,6 +310,7 @@ async def signed(runs: int, rounds: int) -> None:
             def mode(name: str) -> None:  # the worker reads its trust file per run
                 if name == "signed":
                     os.environ["QLRF_ALLOWED_SIGNERS"] = str(trust)
+                    os.environ.setdefault("QLRF_INTERNAL_KEY", "bench-key-" + "k" * 32)
                 else:
                     os.environ.pop("QLRF_ALLOWED_SIGNERS", None)
 

@@ -54,12 +54,11 @@ async def main(items: int, failed: int) -> None:
     logging.getLogger("temporalio").setLevel(logging.CRITICAL)
 
     from runner.client import redrive
-
-    from runner.plan import redrive as plan_redrive
     from runner.client.runs import start
     from runner.contract import STATE_QUERY
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
+    from runner.plan import redrive as plan_redrive
     from runner.store.activity import close_pool
     from runner.worker import build_worker
 

@@ -92,6 +92,7 @@ async def main(rounds: int) -> None:
                     for mode in ("claimed", "signed"):
                         if mode == "signed":  # the worker reads its trust file per run
                             os.environ["QLRF_ALLOWED_SIGNERS"] = str(trust)
+                            os.environ.setdefault("QLRF_INTERNAL_KEY", "bench-key-" + "k" * 32)
                             os.environ["QLRF_SIGNING_KEY"] = str(alice)
                         else:
                             os.environ.pop("QLRF_ALLOWED_SIGNERS", None)

@@ -53,6 +53,8 @@ WAITING_ATTRIBUTE = "QlrfWaiting"  # the ids of a run's waiting gates
 LIVE_MEMO = "live"  # a small picture of the run while it runs
 FINAL_MEMO = "state"  # the full state, once it has closed
 LOCK_MEMO = "lock"  # a lock's holder and waiters, read by `qlrf-run locks`
+# What a lock's acquire binds, in this order, with the lock's key (runner/trust/internal.py).
+ACQUIRE_FIELDS = ("token", "run", "temporal_run_id", "step")
 # A lock key is at most this long, printable, and makes the lock workflow's id.
 LOCK_KEY_LIMIT = 200
 # name -> Temporal type; every server qlrf-run uses must have them registered.
@@ -150,6 +152,8 @@ class BatchInput:
     # renders it itself (PagedSource).
     source: PagedSource | None = None
     skip_names: list[str] = field(default_factory=list)  # items an operator left out
+    # The run authenticates its control signals (runner/trust/internal.py).
+    authenticated: bool = False
 
 
 @dataclass

@@ -42,7 +42,7 @@ from runner.local.postgres import store_enabled
 from runner.observe.health import Health
 from runner.observe.link import HoldResults, ServerLink
 from runner.observe.tracing import worker_interceptors
-from runner.steps import sandbox
+from runner.steps import internal_key, sandbox
 from runner.steps.activities import for_registry
 from runner.steps.admission import start_admission
 from runner.steps.gate_notify import gate_notifier
@@ -50,6 +50,7 @@ from runner.steps.inventory import inventory_open, inventory_page
 from runner.steps.locks import lock_request, lock_watch
 from runner.steps.trust import read_trust_file, trust_snapshot
 from runner.store.activity import store_record
+from runner.trust import internal
 
 # The run's workflow, the child that runs each batch of a fan-out, and the mutex of
 # each lock key.
@@ -110,6 +111,8 @@ def build_worker(
             "signed mode keeps what proves each start (spent signatures, redrive claims) in "
             "the run store, and QLRF_STORE=off turns it off; turn the store on"
         )
+    key, _ = internal_key.load(signed=signed)
+    internal.configure(key)
     activities: list[Callable[..., Any]] = [
         *for_registry(registry or default_registry(), activity_overrides),
         (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY) or gate_notifier(notify_webhook),
@@ -153,6 +156,7 @@ def protect_process() -> None:
 
     sandbox.harden_worker()
     capture_environment()
+    internal_key.capture()
 
 
 RESTART_CHECK_SECONDS = 1.0

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from runner.plan.model import RetryPolicy, Timeouts
     from runner.plan.waves import item_key
     from runner.times import iso
+    from runner.trust import internal
 
 # An item's error as kept in the summary: enough to act on, small enough for 1,000.
 ITEM_ERROR_LIMIT = 500
@@ -65,10 +66,22 @@ class BatchWorkflow:
         self._signalled: set[str] = set()  # settings changed by `control` before the run began
         self._outbox = Outbox(False, workflow.now)
         self._writer: BatchWriter | None = None
+        # Unknown until the input is read: a signal may come first, and is held until then.
+        self._authenticated: bool | None = None
+        self._held: list[dict[str, Any]] = []
+        self._seq = 0
 
     @workflow.signal(name=BATCH_CONTROL_SIGNAL)
-    def control(self, change: dict[str, Any]) -> None:
-        """Live control forwarded by the run; the run's Update validated it already."""
+    def control(self, change: Any) -> None:
+        """Live control forwarded by the run; the run's Update validated it already. A
+        batch of an authenticating run takes only its run's signals, each once, in order:
+        a pause, a resume or a skip read from history cannot be sent again."""
+        if not isinstance(change, dict):
+            return
+        if self._authenticated is not False:
+            if not self._from_run(change):
+                return
+            change = {k: v for k, v in change.items() if k not in ("seq", "mac")}
         if "paused" in change:
             self._paused = bool(change["paused"])
         if "concurrency" in change:
@@ -79,6 +92,20 @@ class BatchWorkflow:
             self._skip_names.update(str(n) for n in change["skip_names"])
         self._signalled.update(change)
         self._changed = True
+
+    def _from_run(self, change: dict[str, Any]) -> bool:
+        if self._authenticated is None:
+            if len(self._held) < 100:
+                self._held.append(change)
+            return False
+        seq = change.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq <= self._seq:
+            return False
+        body = {k: v for k, v in change.items() if k not in ("seq", "mac")}
+        if not internal.valid(change.get("mac"), "batch", workflow.info().workflow_id, seq, body):
+            return False
+        self._seq = seq
+        return True
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> dict[str, int]:
@@ -100,6 +127,10 @@ class BatchWorkflow:
                 type="Unauthenticated",
                 non_retryable=True,
             )
+        self._authenticated = bool(batch.authenticated)
+        for held in self._held:  # signals handled before the input was read
+            self.control(held)
+        self._held = []
         # A signal sent right after the start can be handled before this runs: it is newer.
         if "concurrency" not in self._signalled:
             self._concurrency = max(1, batch.concurrency)

@@ -38,6 +38,7 @@ from runner.engine.failures import StepFailed
 from runner.plan import waves
 from runner.plan.model import FanOut, Node, Wave, to_json
 from runner.times import iso
+from runner.trust import internal
 
 
 class CampaignHost(Protocol):
@@ -115,6 +116,10 @@ class Campaign:
         self.skipped: list[int] = []
         self.not_started = 0
         self.started = False
+        # Runs from START_ONCE on authenticate their control of a batch (a key, and a
+        # number that grows, so that a signal read from history cannot be sent again).
+        self.authenticated = bool(getattr(host, "authenticated", False))
+        self.sent = 0
 
     # -- what operators see ---------------------------------------------------------------
 
@@ -445,6 +450,7 @@ class Campaign:
             paused=self.host.paused,
             skip=sorted(i for i in self.skipped_by_operator if first <= i <= last),
             store_run_id=info.run_id if self.host.recording else "",
+            authenticated=self.authenticated,
         )
         if source is not None:
             batch.source = source
@@ -526,6 +532,14 @@ class Campaign:
         """Forward a control change to the running batch, if there is one."""
         if self.batch is None:
             return
+        if self.authenticated:
+            self.sent += 1
+            batch_id = self.batch.id
+            change = {
+                **change,
+                "seq": self.sent,
+                "mac": internal.mac("batch", batch_id, self.sent, change),
+            }
         # The batch may have just finished; the next one starts with the new settings.
         with contextlib.suppress(Exception):
             await self.batch.signal(BATCH_CONTROL_SIGNAL, change)

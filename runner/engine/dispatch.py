@@ -31,6 +31,7 @@ from runner.errors import InputError
 from runner.plan import inputs as run_inputs
 from runner.plan.model import Node
 from runner.times import iso
+from runner.trust.internal import child_proof
 
 
 class Dispatcher:
@@ -49,6 +50,8 @@ class Dispatcher:
         self.evaluators = evaluators
         self.legacy = legacy
         self.trust_era = False  # the run took the trust snapshot (engine/identity.py)
+        # The run authenticates what it tells its batches and child runs (START_ONCE).
+        self.authenticated = False
         # A failed step keeps what its command printed as its output (runs started
         # with the live picture on; earlier ones had none, and templates may ask).
         self.failed_output = False
@@ -303,12 +306,13 @@ class Dispatcher:
         except InputError as exc:
             raise StepFailed("InputError", f"child runbook inputs: {exc}", 1) from None
         child_id = f"{workflow.info().workflow_id}.{node.id}"
+        request = RunInput(child_plan.to_dict(), values, self.run.started_by, "", self.run.groups)
+        if self.authenticated:
+            # Its start is its parent's word: a child run takes none other (interpreter.py).
+            request.proof = {"parent": child_proof(child_id, child_plan.plan_hash, values)}
         try:
             return await workflow.execute_child_workflow(
-                WORKFLOW_TYPE,
-                RunInput(child_plan.to_dict(), values, self.run.started_by, "", self.run.groups),
-                id=child_id,
-                static_summary=node.name,
+                WORKFLOW_TYPE, request, id=child_id, static_summary=node.name
             )
         except ChildWorkflowError as exc:
             raise child_failure(exc, "ChildRunFailed", f"child run {child_id}") from None

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from runner.engine.scheduler import Scheduler
     from runner.plan import redrive as redriving
     from runner.times import iso
-    from runner.trust import claims
+    from runner.trust import claims, internal
 
 # Runs started from this version on follow the trigger rules after a failure, skip
 # what never runs, record compensations, notify again after a modify and give the
@@ -183,8 +183,12 @@ class RunbookWorkflow:
         dispatcher = self._dispatcher = Dispatcher(run, outbox, writer, evaluators, legacy=legacy)
         dispatcher.trust_era = trust_era
         locks = self._locks = dispatcher.locks = RunLocks(
-            run, outbox, lambda: publish.waiting(desk, run, changed_only=True)
+            run,
+            outbox,
+            lambda: publish.waiting(desk, run, changed_only=True),
+            authenticated=start_once,
         )
+        dispatcher.authenticated = start_once
         scheduler = self._scheduler = Scheduler(
             plan.nodes, plan.finally_nodes, run.run_limit, dispatcher, legacy=legacy
         )
@@ -318,7 +322,19 @@ class RunbookWorkflow:
             return str(request.started_by), groups, trust.problem
         info = workflow.info()
         if info.parent is not None:
-            # A `runbook` step's child: its parent run checked who started it.
+            # A `runbook` step's child: its parent run checked who started it, and says so
+            # with the workers' key (a workflow of anyone else's could be its parent).
+            given = request.proof.get("parent") if isinstance(request.proof, dict) else None
+            vouched = internal.child_proof(info.workflow_id, plan.plan_hash, request.inputs)
+            if start_once and not (isinstance(given, str) and given == vouched):
+                return (
+                    str(request.started_by),
+                    groups,
+                    (
+                        f"{claims.UNPROVEN}: a child run is started by its qlrf-run parent, "
+                        "which vouches for it"
+                    ),
+                )
             self._started_verified = True
             return request.started_by, groups, None
         proof = request.proof

@@ -14,6 +14,13 @@ on. A grant to a run that has already closed fails, and the next waiter is serve
 Signals are checked: anything not shaped as a request is ignored, a request seen
 before (an activity retried) is queued once, and a release for a request still
 on its way is remembered so that the late request is dropped.
+
+Locks started from this version on (LOCK_MAC) authenticate every message with the
+workers' key (runner/trust/internal.py): an acquire made by the `lock_request`
+activity, a release made by its holder, and the news they send waiters, each over
+the lock's key and the request's token. A token read from history forges nothing.
+And a holder whose run closed without giving the key back (terminated) hands it on
+only FENCE later: the time its steps take to learn of it and stop.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from runner.contract import (
+    ACQUIRE_FIELDS,
     LOCK_ACQUIRE,
     LOCK_ID_PREFIX,
     LOCK_MEMO,
@@ -36,6 +44,12 @@ from runner.contract import (
     LockInput,
 )
 from runner.times import iso
+from runner.trust import internal
+
+LOCK_MAC = "qlrf-lock-mac"
+# A terminated holder's steps learn of it at their next heartbeat (at most 5 s apart,
+# runner/worker.py), and stop within their kill grace (5 s, runner/steps/shell.py).
+FENCE = timedelta(seconds=15)
 
 # The watcher returns after this long with the holder still running, and is started
 # again: no activity runs for ever, and a continue-as-new can come in between.
@@ -78,6 +92,7 @@ def public(holder: dict[str, Any]) -> dict[str, Any]:
 @workflow.defn(name=LOCK_WORKFLOW_TYPE)
 class LockWorkflow:
     def __init__(self) -> None:
+        self._authenticated: bool | None = None
         self.key = ""
         self.holder: dict[str, Any] | None = None
         self.queue: list[dict[str, Any]] = []
@@ -88,11 +103,24 @@ class LockWorkflow:
 
     # -- handlers -----------------------------------------------------------------
 
+    def authenticated(self) -> bool:
+        """Whether this lock authenticates its messages (asked once, at its first act)."""
+        if self._authenticated is None:
+            self._authenticated = workflow.patched(LOCK_MAC)
+        return self._authenticated
+
+    def _key(self) -> str:
+        return workflow.info().workflow_id.removeprefix(LOCK_ID_PREFIX)
+
     @workflow.signal(name=LOCK_ACQUIRE)
     def acquire(self, request: Any) -> None:
         found = _request(request)
         if found is None or len(self.queue) >= QUEUE_LIMIT:
             return
+        if self.authenticated() and not internal.valid(
+            request.get("mac"), "acquire", self._key(), *(found[k] for k in ACQUIRE_FIELDS)
+        ):
+            return  # not made by a worker's lock_request: nobody is queued by it
         token = found["token"]
         if token in self.early:
             self.early.remove(token)
@@ -114,6 +142,10 @@ class LockWorkflow:
         token = request.get("token") if isinstance(request, dict) else None
         if not isinstance(token, str):
             return
+        if self.authenticated() and not internal.valid(
+            request.get("mac"), "release", self._key(), token
+        ):
+            return  # not sent by the holder (or waiter) itself
         if self.holder is not None and self.holder["token"] == token:
             self.released.add(token)
             return
@@ -136,7 +168,8 @@ class LockWorkflow:
         # fail every workflow task, leaving a lock that serves nobody for ever. The key
         # is the workflow's id, whatever the input says.
         given = start if isinstance(start, dict) else {}
-        self.key = workflow.info().workflow_id.removeprefix(LOCK_ID_PREFIX)
+        self.authenticated()
+        self.key = self._key()
         # Requests carried over a continue-as-new come first; the request that started
         # this workflow (or arrived with its first task) is queued already, behind them.
         carried_queue = []
@@ -199,6 +232,12 @@ class LockWorkflow:
             except Exception:
                 closed = True  # the watch cannot go on: do not keep the key for ever
             if closed:
+                if self.authenticated() and token not in self.released:
+                    # Closed without giving the key back (terminated): its steps may
+                    # still run until they hear of it; the next holder waits them out.
+                    await workflow.sleep(
+                        FENCE, summary=f"lock {self.key}: let {holder['run']} stop"
+                    )
                 break
         self.released.discard(token)
 
@@ -209,6 +248,8 @@ class LockWorkflow:
 
     async def _tell(self, to: dict[str, Any], news: dict[str, Any]) -> bool:
         """Signal a run; False when it has closed (or never was)."""
+        if self.authenticated():
+            news = {**news, "mac": internal.mac("news", self.key, news["token"], news["status"])}
         handle = workflow.get_external_workflow_handle(
             to["run"], run_id=to["temporal_run_id"] or None
         )

@@ -33,6 +33,7 @@ from runner.engine import render
 from runner.engine.failures import StepFailed
 from runner.engine.outbox import Outbox
 from runner.engine.run_state import LockHold, RunState
+from runner.trust import internal
 
 REQUEST_TIMEOUT = timedelta(seconds=30)
 # The server may be briefly away: ask again, for as long as it takes.
@@ -54,10 +55,14 @@ def key_problem(key: str) -> str | None:
 class RunLocks:
     """The locks of one run; every change shows in the run's state at once."""
 
-    def __init__(self, run: RunState, outbox: Outbox, published: Any) -> None:
+    def __init__(
+        self, run: RunState, outbox: Outbox, published: Any, *, authenticated: bool = False
+    ) -> None:
         self.run = run
         self.outbox = outbox
         self.published = published  # publishes the waiting gates and locks
+        # Runs from START_ONCE on authenticate their locks' messages (runner/engine/lock.py).
+        self.authenticated = authenticated
         self._sent: list[asyncio.Task[None]] = []
 
     # -- keys ----------------------------------------------------------------------
@@ -140,7 +145,10 @@ class RunLocks:
 
     def _release(self, key: str, token: str) -> None:
         lock = workflow.get_external_workflow_handle(lock_workflow_id(key))
-        self._sent.append(asyncio.create_task(_signal(lock, {"token": token})))
+        payload: dict[str, Any] = {"token": token}
+        if self.authenticated:
+            payload["mac"] = internal.mac("release", key, token)
+        self._sent.append(asyncio.create_task(_signal(lock, payload)))
 
     async def settled(self) -> None:
         """Every release sent: a run closes only after it gave back what it held."""
@@ -158,6 +166,10 @@ class RunLocks:
         if not isinstance(token, str):
             return
         hold = self.run.locks.get(token)
+        if self.authenticated:
+            key = hold.key if hold is not None else news.get("key")
+            if not internal.valid(news.get("mac"), "news", key, token, status):
+                return  # not from the lock: a grant read from history forges nothing
         if hold is None:
             key = news.get("key")
             if status == "granted" and isinstance(key, str) and not key_problem(key):

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from runner.contract import (
+    ACQUIRE_FIELDS,
     LOCK_ACQUIRE,
     LOCK_REQUEST_ACTIVITY,
     LOCK_WATCH_ACTIVITY,
@@ -25,6 +26,7 @@ from runner.contract import (
     LockInput,
     lock_workflow_id,
 )
+from runner.trust import internal
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -35,6 +37,8 @@ async def lock_request(request: dict[str, Any]) -> dict[str, Any]:
     key = str(request["key"])
     info = activity.info()
     wanted = {k: request.get(k) for k in ("token", "run", "temporal_run_id", "step")}
+    # Authenticated with the workers' key: nobody who reads history can queue a holder.
+    wanted["mac"] = internal.mac("acquire", key, *(wanted[k] for k in ACQUIRE_FIELDS))
     try:
         handle = await activity.client().start_workflow(
             LOCK_WORKFLOW_TYPE,

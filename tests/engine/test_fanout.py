@@ -7,6 +7,7 @@ moment, they wait for a file the test creates, so no test races a sleep.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import time
@@ -682,3 +683,74 @@ def test_a_campaign_goes_on_across_worker_restarts(temporal_address, tmp_path):
     assert (output["succeeded"], output["failed"]) == (60, 0)
     assert [(w["name"], w["succeeded"]) for w in output["waves"]] == [("canary", 3), ("rest", 57)]
     assert {p.name for p in done.iterdir()} == {f"h{i:02d}" for i in range(1, 61)}
+
+
+def test_a_batch_takes_control_only_from_its_run(temporal_address, tmp_path):
+    """Signals to a fan-out's batch through the plain Temporal API: a forged resume, and
+    the run's own resume read from the batch's history and sent again, while the run is
+    paused. Neither starts an item; the run's own resume does."""
+    from temporalio.api.enums.v1 import EventType
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    path = write_runbook(
+        tmp_path,
+        FLEET
+        + """
+  - id: patch
+    type: shell
+    foreach: "{{ inputs.hosts }}"
+    concurrency: 1
+    with:
+      script: |
+        touch "{{ inputs.dir }}/run.{{ item }}"
+        while [ ! -e "{{ inputs.dir }}/release.{{ item }}" ]; do sleep 0.02; done
+""",
+    )
+
+    def started() -> int:
+        return len(list(marks.glob("run.*")))
+
+    async def scenario() -> dict[str, Any]:
+        client = await Client.connect(temporal_address)
+        seen: dict[str, Any] = {}
+
+        async def attack(handle: Any) -> None:
+            async def send(**request: Any) -> None:
+                ok, why = await runs.update(client, handle.id, "control", {"by": "ops", **request})
+                assert ok, why
+
+            async def count(n: int) -> bool:
+                return started() == n
+
+            await eventually(lambda: count(1), "the first item runs")
+            batch = client.get_workflow_handle(f"{handle.id}.patch.all.1")
+            await send(action="pause")
+            await send(action="resume")
+            await send(action="pause")
+            resumes = []
+            async for event in batch.fetch_history_events():
+                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+                    attrs = event.workflow_execution_signaled_event_attributes
+                    [change] = await client.data_converter.decode(attrs.input.payloads)
+                    if change.get("paused") is False:
+                        resumes.append(change)
+            assert resumes, "the run's resume is in the batch's history"
+            await batch.signal("control", {"paused": False})
+            await batch.signal("control", resumes[0])
+            (marks / "release.h01").touch()
+            await asyncio.sleep(2)  # time enough for a second item to start, were it let
+            seen["while_paused"] = started()
+            await send(action="resume")
+            for n in range(2, 5):
+                await eventually(functools.partial(count, n), f"item {n} runs")
+                (marks / f"release.h0{n}").touch()
+
+        seen["outcome"] = await run_runbook(
+            temporal_address, path, [hosts(4), f"dir={marks}"], client=client, while_running=attack
+        )
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["while_paused"] == 1
+    assert seen["outcome"].state["status"] == "succeeded"

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
 from runner.client import runs
@@ -55,6 +56,9 @@ steps:
     type: shell
     with: {{command: [echo, "batch={{{{ inputs.batch_size }}}}"]}}
 """
+
+
+INTERNAL_KEY = "test-internal-key-" + "k" * 32  # shared by every worker of these tests
 
 
 def _keygen(folder: Path, name: str, kind: str = "ed25519") -> Path:
@@ -104,6 +108,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def signed(keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """This process's worker in signed mode, sealing runs; the client signs as alice."""
     monkeypatch.setenv("QLRF_ALLOWED_SIGNERS", str(keys["trust"]))
+    monkeypatch.setenv("QLRF_INTERNAL_KEY", INTERNAL_KEY)
     monkeypatch.setenv("QLRF_SEAL_KEY", str(keys["seal"]))
     monkeypatch.setenv("QLRF_GROUPS_FILE", str(keys["groups"]))
     monkeypatch.setenv("QLRF_SIGNING_KEY", str(keys["alice"]))
@@ -596,8 +601,12 @@ def test_a_schedule_s_signature_starts_only_that_schedule_s_runs(env, tmp_path, 
 
     async def capture() -> RunInput:
         client = await Client.connect(env["QLRF_TEMPORAL_ADDRESS"])
+        from temporalio.client import ScheduleActionStartWorkflow
+
         described = await client.get_schedule_handle(sid).describe()
-        [captured] = await client.data_converter.decode(described.schedule.action.args, [RunInput])
+        action = described.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        [captured] = await client.data_converter.decode(action.args, [RunInput])
         return captured
 
     async def forge(captured: RunInput, attempt: str) -> dict[str, Any]:
@@ -642,3 +651,46 @@ def test_a_schedule_s_signature_starts_only_that_schedule_s_runs(env, tmp_path, 
         "does not exist" in after["error"]["message"]
         or "not that schedule" in after["error"]["message"]
     )
+
+
+@workflow.defn(name="rogue-parent")
+class RogueParent:
+    """A workflow of someone else's, on a worker of theirs, starting a qlrf run as its
+    child with any input it likes."""
+
+    @workflow.run
+    async def run(self, request: RunInput) -> Any:
+        return await workflow.execute_child_workflow(
+            WORKFLOW_TYPE, request, id=f"{workflow.info().workflow_id}.child"
+        )
+
+
+def test_a_run_started_by_another_workflow_is_not_trusted_as_a_child(
+    temporal_address, tmp_path, signed, run_store
+):
+    """A run whose parent is not a qlrf run (no vouching from the workers' key) fails
+    with Unauthenticated in signed mode, as an unsigned start does."""
+    from runner.worker import WORKFLOWS
+
+    path = write_runbook(tmp_path, RUNBOOK.format(name="orphan"))
+    compiled = compile_file(path, [])
+
+    async def scenario() -> dict[str, Any]:
+        client = await Client.connect(temporal_address)
+        queue = f"trust-{uuid.uuid4()}"
+        async with build_worker(client, task_queue=queue, workflows=[*WORKFLOWS, RogueParent]):
+            parent = await client.start_workflow(
+                "rogue-parent",
+                RunInput(compiled.plan.to_dict(), {}, "alice@example.com"),
+                id=f"rogue-{uuid.uuid4().hex[:6]}",
+                task_queue=queue,
+            )
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(parent.result(), 60)
+            child = client.get_workflow_handle(f"{parent.id}.child")
+            return dict(await child.query("state"))
+
+    state = asyncio.run(scenario())
+    assert state["error"]["type"] == "Unauthenticated", state["error"]
+    assert "vouches" in state["error"]["message"]
+    assert all(s["status"] == "skipped" for s in state["steps"].values())

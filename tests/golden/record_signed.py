@@ -65,6 +65,7 @@ async def main() -> None:
         lines.append(f'{who}@example.com namespaces="qlrf" {kind} {blob}\n')
     trust.write_text("".join(lines))
     os.environ["QLRF_ALLOWED_SIGNERS"] = str(trust)
+    os.environ.setdefault("QLRF_INTERNAL_KEY", "golden-internal-key-" + "k" * 32)
     os.environ["QLRF_SIGNING_KEY"] = str(alice)
     proc, port, _ = launch(None)
     try:

@@ -13,12 +13,16 @@ With --signed, instead: the runbook of (1) started in signed mode (each start si
 with ssh-keygen, as `apply` signs it, and checked by the run) against claimed mode,
 on one worker whose trust file is switched between the alternated phases. Goal: >= 0.90.
 
+With --sandbox, instead: the runbook of (1) with the real shell step (`true` as the
+command, a process per step) in the step sandbox (bubblewrap) against the same with
+the sandbox off, on one worker switched between the alternated phases. Goal: >= 0.90.
+
 With --observe, instead: the runbook of (1) on a worker serving metrics, and on one
 tracing to a local OTLP receiver, against a plain one (bench/observability.py), and
 the memory of `qlrf-run worker --metrics-port` idle and with 1,000 runs waiting.
 
 Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2]
-     [--observe | --signed]
+     [--observe | --signed | --sandbox]
 """
 
 from __future__ import annotations
@@ -334,6 +338,72 @@ async def signed(runs: int, rounds: int) -> None:
     print(f"  ratio signed/claimed: {ratio:.2f}  (goal >= 0.90: {verdict})")
 
 
+async def sandboxed(runs: int, rounds: int) -> None:
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from runner.contract import WORKFLOW_TYPE, RunInput
+    from runner.engine.interpreter import RunbookWorkflow
+    from runner.local.temporal import launch, terminate
+    from runner.pipeline import compile_file
+    from runner.steps import sandbox
+    from runner.steps.shell import shell
+    from runner.steps.trust import trust_snapshot
+    from runner.worker import workflow_runner
+
+    chosen = sandbox.sandbox()
+    if not chosen.on:
+        raise SystemExit(f"no step sandbox to measure: {chosen.why}")
+    off = sandbox.Sandbox("none", "steps are not sandboxed (bench)")
+    with tempfile.TemporaryDirectory() as tmp:
+        server, port, _ = launch(Path(tmp) / "bench.db")
+        try:
+            client = await Client.connect(f"127.0.0.1:{port}")
+            path = Path(tmp) / "activity.yaml"
+            path.write_text(runbook("activity"))
+            plan = compile_file(path).plan.to_dict()
+            queue = f"bench-{uuid.uuid4()}"
+            worker = Worker(
+                client,
+                task_queue=queue,
+                workflows=[RunbookWorkflow],
+                activities=[shell, trust_snapshot(dict)],
+                workflow_runner=workflow_runner(),
+                max_concurrent_activities=100,
+            )
+
+            async def start_one(i: int) -> Any:
+                return await client.start_workflow(
+                    WORKFLOW_TYPE,
+                    RunInput(plan, {}, "bench", record=False),
+                    id=f"sandbox-{uuid.uuid4()}",
+                    task_queue=queue,
+                )
+
+            modes = {"sandboxed": chosen, "plain": off}
+            results: dict[str, list[float]] = {name: [] for name in modes}
+            async with worker:
+                for box in modes.values():
+                    sandbox.use(box)
+                    await batch(client, queue, 10, start_one)
+                for _ in range(rounds):
+                    for name, box in modes.items():
+                        sandbox.use(box)  # shell steps read the worker's choice per step
+                        results[name].append(await batch(client, queue, runs, start_one))
+        finally:
+            terminate(server)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print(
+        f"{runs} concurrent runs x {STEPS} shell steps (a process each), {rounds} alternated "
+        "rounds; steps/s:"
+    )
+    print(f"  without the sandbox: {med['plain']:8.1f}   {_all(results['plain'])}")
+    print(f"  in the sandbox     : {med['sandboxed']:8.1f}   {_all(results['sandboxed'])}")
+    ratio = med["sandboxed"] / med["plain"]
+    verdict = "met" if ratio >= 0.9 else "NOT met"
+    print(f"  ratio sandboxed/plain: {ratio:.2f}  (goal >= 0.90: {verdict})")
+
+
 def _all(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
 
@@ -348,8 +418,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("--waiting", type=int, default=1000, help="runs waiting, for --observe")
     parser.add_argument("--signed", action="store_true", help="signed mode against claimed")
+    parser.add_argument("--sandbox", action="store_true", help="step sandbox against none")
     args = parser.parse_args()
-    if args.signed:
+    if args.sandbox:
+        asyncio.run(sandboxed(args.runs, args.rounds))
+    elif args.signed:
         asyncio.run(signed(args.runs, args.rounds))
     elif args.observe:
         asyncio.run(observe(args.runs, args.rounds, args.waiting))

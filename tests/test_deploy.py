@@ -148,3 +148,26 @@ def test_the_namespace_setup_creates_every_search_attribute_runs_publish():
 def test_the_setup_scripts_parse(script):
     checked = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_every_worker_replica_reads_one_internal_key(tmp_path):
+    """Replicas with keys of their own would refuse each other's lock grants: the key is
+    made once, by a one-shot service the workers wait for, into a volume they share."""
+    services = compose()["services"]
+    worker, maker = services["qlrf-worker"], services["qlrf-internal-key"]
+    assert worker["depends_on"]["qlrf-internal-key"]["condition"] == (
+        "service_completed_successfully"
+    )
+    key_file = worker["environment"]["QLRF_INTERNAL_KEY_FILE"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in worker["volumes"]}
+    volume = mounted[str(Path(key_file).parent)]
+    assert f"{volume}:/keys" in maker["volumes"] and maker["command"][-2] == "/keys"
+    assert Path(key_file).name == "internal.key"
+    # The script makes a key once and keeps it after (open runs were authenticated with it).
+    script = ROOT / "deploy/keys/make-internal-key.py"
+    first = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True)
+    made = (tmp_path / "internal.key").read_text()
+    again = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True)
+    assert first.returncode == again.returncode == 0
+    assert (tmp_path / "internal.key").read_text() == made and len(made.strip()) == 64
+    assert b"kept" in again.stdout

@@ -99,11 +99,13 @@ def worker(
             if ops.deployment is not None:
                 version = ops.deployment.version
                 extra = f", deployment {version.deployment_name} build {version.build_id}"
-            from runner.steps import sandbox
+            from runner.steps import internal_key, sandbox
+            from runner.trust import internal
 
             out(
                 f"worker on {where.address} ({where.namespace}), task queue {queue}{extra}; "
-                f"{sandbox.current().why}; Ctrl-C stops it"
+                f"{sandbox.current().why}; internal key {internal.key_id()} from "
+                f"{internal_key.source()}; Ctrl-C stops it"
             )
 
         await serve(

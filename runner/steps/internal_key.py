@@ -22,6 +22,12 @@ KEY_VARIABLE = "QLRF_INTERNAL_KEY"
 FILE_VARIABLE = "QLRF_INTERNAL_KEY_FILE"
 MIN_LENGTH = 16
 _captured: str | None = None
+_source = "none yet"
+
+
+def source() -> str:
+    """Where the worker's key came from, as its start line says it."""
+    return _source
 
 
 def capture() -> None:
@@ -35,6 +41,12 @@ def capture() -> None:
 
 def load(*, signed: bool) -> tuple[bytes, str]:
     """The key, and where it came from (for the worker's start line)."""
+    global _source
+    key, _source = _load(signed)
+    return key, _source
+
+
+def _load(signed: bool) -> tuple[bytes, str]:
     given = os.environ.get(KEY_VARIABLE, _captured)
     if given is not None:
         return _checked(given.strip().encode(), KEY_VARIABLE), KEY_VARIABLE

@@ -9,6 +9,8 @@ import json
 import re
 import signal
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -70,19 +72,56 @@ async def _make_store_database(postgres_uri: str) -> None:
         await conn.close()
 
 
+def _mounts(service: dict, tmp_path: Path) -> dict[str, str]:
+    """A service's mounts as native paths: {path in the container: path here}. A file of
+    the repository stays where it is; a named volume becomes a folder of this test."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            found[target] = str(ROOT / source)
+        else:
+            (tmp_path / "volumes" / source).mkdir(parents=True, exist_ok=True)
+            found[target] = str(tmp_path / "volumes" / source)
+    return found
+
+
+def _native(value: str, mounts: dict[str, str]) -> str:
+    for target, here in mounts.items():
+        if value == target or value.startswith(target + "/"):
+            return here + value[len(target) :]
+    return value
+
+
+def _run_one_shot(services: dict, name: str, tmp_path: Path) -> None:
+    """A one-shot service of the compose file, run here as the container would run it."""
+    service = services[name]
+    mounts = _mounts(service, tmp_path)
+    command = [_native(_compose_value(part), mounts) for part in service["command"]]
+    assert command[0] == "python"
+    done = subprocess.run(
+        [sys.executable, *command[1:]], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
+
+
 @pytest.fixture
 def compose_worker(temporal_address: str, postgres_uri: str, tmp_path: Path):
     """The qlrf-worker service's command and environment, read out of docker-compose.yml
-    and run as they are. Only what names the compose network changes: the hosts
-    `temporal` and `postgresql` become this session's servers (its PostgreSQL by its
-    socket), and the two ports
-    become free ones (this machine is shared)."""
-    service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["qlrf-worker"]
+    and run as they are, after the one-shot services it waits for that Docker cannot be
+    replaced by this session's servers (the internal key's). Only what names the compose
+    network changes: the hosts `temporal` and `postgresql` become this session's servers
+    (its PostgreSQL by its socket), the volumes become folders of this test, and the two
+    ports become free ones (this machine is shared)."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    service = services["qlrf-worker"]
+    _run_one_shot(services, "qlrf-internal-key", tmp_path)
+    mounts = _mounts(service, tmp_path)
     asyncio.run(_make_store_database(postgres_uri))
     pg = urlparse(postgres_uri)
     env = {}
     for key, value in service["environment"].items():
-        value = _compose_value(value)
+        value = _native(_compose_value(value), mounts)
         value = value.replace("temporal:7233", temporal_address)
         if "@postgresql:5432/" in value:
             if pg.hostname:
@@ -107,11 +146,14 @@ def compose_worker(temporal_address: str, postgres_uri: str, tmp_path: Path):
 def test_the_compose_worker_runs_as_written(compose_worker, tmp_path):
     env, metrics_port, health_port, proc, log = compose_worker
     assert urlparse(env["QLRF_DATABASE_URL"]).path == "/qlrf"  # the store's own database
+    key = Path(env["QLRF_INTERNAL_KEY_FILE"])  # made by the one-shot service
+    assert len(key.read_text().strip()) == 64 and key.stat().st_mode & 0o077 == 0
     until(
         lambda: ready(health_port),
         lambda: f"/readyz: {answer(health_port, '/readyz')!r}; worker said: {log.read_text()}",
     )
     assert get(health_port, "/healthz").status_code == 200
+    assert f"from QLRF_INTERNAL_KEY_FILE {key}" in log.read_text()  # its start line
 
     path = _write(tmp_path, THREE_STEPS)
     done = qlrf("apply", str(path), "--no-worker", "--format", "json", env=env, timeout=180)

@@ -1,6 +1,6 @@
 """Benchmark: a fan-out of the real `ssh` step against the real `shell` step.
 
-One dev server, one worker, 10 OpenSSH test hosts on 127.0.0.1 (runner/local/
+One dev server, one worker, 10 OpenSSH test hosts on 127.0.0.1 (tests/fixtures/
 testhosts.py). The same campaign of N items, each running `true`, 50 at once:
 - ssh: each item on test host (i mod 10), over the worker's kept connections;
 - shell: each item on the worker itself.
@@ -93,10 +93,10 @@ async def main(items: int, rounds: int, hosts: int = HOSTS) -> None:
     from temporalio.client import Client
 
     from runner.client.runs import start
-    from runner.local import testhosts
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
     from runner.worker import build_worker
+    from tests.fixtures import testhosts
 
     logging.getLogger("temporalio").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as folder:

@@ -60,14 +60,17 @@ STICKY_TIMEOUT = timedelta(seconds=5)
 
 
 def sandboxed_runner() -> SandboxedWorkflowRunner:
-    """The default sandbox, with Jinja2 passed through.
+    """The default sandbox, with Jinja2 and the contract passed through.
 
     Jinja2 builds a threading.Lock and imports its runtime lazily, which the sandbox
     refuses; it is deterministic once `random` and `lipsum` are removed, as
-    runner/templates.py does.
+    runner/templates.py does. The contract (runner/contract/) is plain data, and its
+    dataclasses must be the very classes the SDK decodes workflow arguments into.
     """
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe")
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "jinja2", "markupsafe", "runner.contract"
+        )
     )
 
 

@@ -31,9 +31,11 @@ with workflow.unsafe.imports_passed_through():
         PROGRESS_QUERY,
         BatchInput,
         BatchItem,
+        BatchResult,
         PagedSource,
         StepRequest,
     )
+    from runner.contract.state import ErrorJson, FailureJson
     from runner.engine import inventory, metrics, render
     from runner.engine.activity_call import call_activity
     from runner.engine.failures import StepFailed
@@ -60,7 +62,7 @@ class BatchWorkflow:
         self._skipped: list[int] = []
         self._exceeded = False
         self._changed = False
-        self._failures: list[dict[str, Any]] = []
+        self._failures: list[FailureJson] = []
         self._outputs: dict[str, Any] = {}
         self._total = 0
         self._signalled: set[str] = set()  # settings changed by `control` before the run began
@@ -118,7 +120,7 @@ class BatchWorkflow:
         }
 
     @workflow.run
-    async def run(self, batch: BatchInput) -> dict[str, Any]:
+    async def run(self, batch: BatchInput) -> BatchResult:
         if workflow.info().parent is None:
             # Started straight through the Temporal API: it would run steps that no
             # run asked for, past the run's checks (its start signature among them).
@@ -182,7 +184,7 @@ class BatchWorkflow:
         not_started = [item.index for item in waiting]
         await writer.all()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        result = {
+        result: BatchResult = {
             "succeeded": self._succeeded,
             "failed": self._failed,
             "skipped": self._skipped,
@@ -305,7 +307,7 @@ class BatchWorkflow:
         item: BatchItem,
         status: str,
         output: Any = None,
-        error: dict[str, str] | None = None,
+        error: ErrorJson | None = None,
         attempt: int | None = None,
         started: datetime | None = None,
     ) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
@@ -28,9 +28,11 @@ from runner.contract import (
     PAYLOAD_LIMIT,
     BatchInput,
     BatchItem,
+    BatchResult,
     PagedSource,
     payload_size,
 )
+from runner.contract.state import FailureJson, FanoutView, WaveJson
 from runner.engine import inventory, render
 from runner.engine.activity_call import call_activity, checked_timeouts
 from runner.engine.child_call import child_failure
@@ -106,12 +108,12 @@ class Campaign:
         self.named = False
         self.skipped_by_operator: set[int] = set()
         self.skipped_names: set[str] = set()  # `skip` of a fan-out from a file
-        self.waves: list[dict[str, Any]] = []
+        self.waves: list[WaveJson] = []
         self.batch: workflow.ChildWorkflowHandle[Any, Any] | None = None
         self.finished_before = 0  # items before this index are in finished batches
         self.status: dict[int, str] = {}  # every item's status, for small fan-outs
         self.outputs: dict[int, Any] = {}
-        self.failures: list[dict[str, Any]] = []
+        self.failures: list[FailureJson] = []
         self.failed_count = 0
         self.skipped: list[int] = []
         self.not_started = 0
@@ -123,17 +125,17 @@ class Campaign:
 
     # -- what operators see ---------------------------------------------------------------
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "concurrency": self.concurrency,
-            "waves": [dict(w) for w in self.waves],
+    def view(self) -> FanoutView:
+        return FanoutView(
+            total=self.total,
+            concurrency=self.concurrency,
+            waves=[w.copy() for w in self.waves],
             # The latest failed items, named as `status` and `skip` name them.
-            "failed_items": [
+            failed_items=[
                 {"item": f["item"], "error": f["error"], "at": f.get("at")}
                 for f in self.failures[-FAILED_ITEMS_SHOWN:]
             ],
-        }
+        )
 
     def output(self) -> dict[str, Any]:
         """The step's output (docs/campaigns.md); above 1,000 items, only the failed ones."""
@@ -285,7 +287,7 @@ class Campaign:
             raise StepFailed("FailureBudgetExceeded", self._over_budget(b, entry) + after, 1)
         return self.output()
 
-    def _over_budget(self, b: waves.WaveBounds, entry: dict[str, Any]) -> str:
+    def _over_budget(self, b: waves.WaveBounds, entry: WaveJson) -> str:
         failed = [f["item"] for f in self.failures if f["index"] >= b.start]
         count = max(entry["failed"], len(failed))  # the kept failures may be fewer
         shown = failed[: waves.NAMED_IN_ERROR]
@@ -297,9 +299,7 @@ class Campaign:
             f"{entry['budget']}: {named}{more}; the campaign stopped"
         )
 
-    async def _before_wave(
-        self, b: waves.WaveBounds, spec: Wave | None, entry: dict[str, Any]
-    ) -> None:
+    async def _before_wave(self, b: waves.WaveBounds, spec: Wave | None, entry: WaveJson) -> None:
         if spec is not None and spec.pause_ms:
             self.host.touch()
             entry["status"] = "pausing"
@@ -310,6 +310,7 @@ class Campaign:
             )
         if spec is not None and spec.approval:
             entry["status"] = "waiting"
+            assert entry["gate"] is not None  # a wave with an approval has a gate
             await self.host.open_gate(self.node, self._gate_params(b, spec), entry["gate"])
         if self.host.paused:
             entry["status"] = "paused"
@@ -336,7 +337,7 @@ class Campaign:
             "modifiable": [],
         }
 
-    async def _wave(self, b: waves.WaveBounds, entry: dict[str, Any]) -> bool:
+    async def _wave(self, b: waves.WaveBounds, entry: WaveJson) -> bool:
         """Run one wave's items; False when it exceeded its failure budget."""
         entry["status"] = "running"
         entry["started_at"] = iso(workflow.now())
@@ -413,7 +414,7 @@ class Campaign:
             )
         return source
 
-    def _wave_finished(self, entry: dict[str, Any], status: str) -> None:
+    def _wave_finished(self, entry: WaveJson, status: str) -> None:
         entry["status"] = status
         entry["finished_at"] = iso(workflow.now())
         self.host.touch()
@@ -424,13 +425,13 @@ class Campaign:
 
     async def _batch(
         self,
-        entry: dict[str, Any],
+        entry: WaveJson,
         first: int,
         last: int,
         number: int,
         items: list[BatchItem],
         source: PagedSource | None = None,
-    ) -> dict[str, Any]:
+    ) -> BatchResult:
         node = self.node
         info = workflow.info()
         budget = entry["budget"]
@@ -465,7 +466,7 @@ class Campaign:
         self.batch = handle
         entry["batch"] = child_id
         try:
-            return dict(await handle)
+            return cast(BatchResult, await handle)
         except ChildWorkflowError as exc:
             cause = exc.cause
             if isinstance(cause, ApplicationError) and cause.type in PAGE_FAILURES:
@@ -476,7 +477,7 @@ class Campaign:
             self.batch = None
             entry["batch"] = None
 
-    def _merge(self, entry: dict[str, Any], result: dict[str, Any]) -> None:
+    def _merge(self, entry: WaveJson, result: BatchResult) -> None:
         self.host.touch()
         entry["succeeded"] += result["succeeded"]
         entry["failed"] += result["failed"]

@@ -10,28 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from runner.contract.messages import ControlRequest
+from runner.contract.state import ControlJson
+from runner.contract.vocab import AUDITED_CONTROL, ControlAction
 from runner.engine.run_state import TERMINAL, RunState
-from runner.plan.inputs import nul_at
 from runner.plan.waves import MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from runner.engine.campaign import Campaign
 
-# `cancel` records who asked (a signed cancel, in signed mode); the cancel itself is
-# Temporal's own request, which the CLI sends once this is accepted.
-ACTIONS = ("pause", "resume", "concurrency", "skip", "cancel")
 # `skip` in a fan-out from a file: the names travel to every later batch.
 MAX_SKIP_NAMES = 1000
 MAX_SKIPPED = 10_000
 MAX_SKIP_NAME_LENGTH = 1024
-# What each action is called in the audit log.
-AUDITED_AS = {
-    "pause": "run_paused",
-    "resume": "run_resumed",
-    "concurrency": "concurrency_set",
-    "skip": "items_skipped",
-    "cancel": "cancel_requested",
-}
 
 
 def fanout_concurrency(wanted: int | None, run_limit: int) -> int:
@@ -40,7 +31,7 @@ def fanout_concurrency(wanted: int | None, run_limit: int) -> int:
 
 
 def refusal(
-    request: Any,
+    request: ControlRequest,
     *,
     run_status: str,
     paused: bool,
@@ -48,41 +39,35 @@ def refusal(
     started: dict[str, Any],  # fan-out step id -> its Campaign, once it has started
     run_limit: int,
 ) -> str | None:
-    """Why `request` cannot be done now, in words for the operator; None if it can."""
-    if not isinstance(request, dict):
-        return "a control request is a mapping with action and by"
-    nul = nul_at(request, "request")
-    if nul is not None:
-        return f"the {nul} holds a NUL character (\\0), which no record can carry"
-    action, by = request.get("action"), request.get("by")
-    if action not in ACTIONS:
-        return f"unknown action {action!r}; use one of {', '.join(ACTIONS)}"
-    if not isinstance(by, str) or not by:
+    """Why `request` cannot be done now, in words for the operator; None if it can. What
+    does not read as a control request at all is refused by ControlRequest.parse."""
+    action, by = request.action, request.by
+    if not by:
         return "say who you are (`--as USER`, or QLRF_USER)"
     if run_status != "running":
         return f"the run is {run_status}; only a running run can be controlled"
-    if action == "cancel":
+    if action == ControlAction.CANCEL:
         return None
-    if action == "pause":
+    if action == ControlAction.PAUSE:
         return "the run is already paused" if paused else None
-    if action == "resume":
+    if action == ControlAction.RESUME:
         return None if paused else "the run is not paused"
-    step = request.get("step")
-    if step not in fanout_steps:
+    step = request.step
+    if step is None or step not in fanout_steps:
         names = ", ".join(sorted(fanout_steps)) or "none"
         return f"'{step}' is not a fan-out step of this run (fan-out steps: {names})"
     if fanout_steps[step] in TERMINAL:
         return f"step '{step}' is already {fanout_steps[step]}"
-    if action == "concurrency":
-        value = request.get("concurrency")
+    if action == ControlAction.CONCURRENCY:
+        value = request.concurrency
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             return "concurrency must be a whole number of at least 1"
         limit = min(run_limit, MAX_CONCURRENCY)
         if value > limit:
             return f"concurrency {value} is over this run's limit of {limit}"
         return None
-    items = request.get("items")
-    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+    items = request.items
+    if request.malformed or not items:
         return "name the items to skip"
     campaign = started.get(step)
     if campaign is None:
@@ -108,40 +93,42 @@ def refusal(
 
 
 async def apply(
-    request: dict[str, Any],
+    request: ControlRequest,
     *,
     run: RunState,
     campaigns: Mapping[str, Campaign],
     concurrency_set: dict[str, int],
     audit: Callable[[str, str | None, dict[str, Any]], None],
     at: str | None,
-) -> dict[str, Any]:
+) -> ControlJson:
     """Carry out an accepted control request; returns its record (kept in the state)."""
-    action, by = request["action"], request["by"]
-    record: dict[str, Any] = {
-        "action": action,
+    action, by = request.action, request.by
+    record: ControlJson = {
+        "action": str(action),
         "by": by,
-        "verified": bool(request.get("verified")),
+        "verified": request.verified,
         "at": at,
-        "comment": request.get("comment") or "",
+        "comment": request.comment,
     }
-    campaign = campaigns.get(request.get("step") or "")
-    if action in ("pause", "resume"):
-        run.paused = action == "pause"
+    campaign = campaigns.get(request.step or "")
+    if action in (ControlAction.PAUSE, ControlAction.RESUME):
+        run.paused = action == ControlAction.PAUSE
         for running in campaigns.values():
             await running.tell_batch({"paused": run.paused})
-    elif action == "cancel":
+    elif action == ControlAction.CANCEL:
         pass  # recorded below; Temporal's cancel request follows from the client
-    elif action == "concurrency":
-        record.update(step=request["step"], concurrency=request["concurrency"])
-        concurrency_set[request["step"]] = request["concurrency"]
+    elif action == ControlAction.CONCURRENCY:
+        assert request.step is not None  # the validator refuses one without
+        record["step"], record["concurrency"] = request.step, request.concurrency
+        concurrency_set[request.step] = request.concurrency
         if campaign is not None:
-            await campaign.set_concurrency(request["concurrency"])
+            await campaign.set_concurrency(request.concurrency)
     else:
         assert campaign is not None  # the validator refuses a skip before the start
-        record.update(step=request["step"], items=request["items"])
-        await campaign.skip(request["items"])
+        assert request.step is not None
+        record["step"], record["items"] = request.step, request.items
+        await campaign.skip(request.items)
     run.controls.append(record)
     run.touch(urgent=True)
-    audit(AUDITED_AS[action], by, {k: v for k, v in record.items() if k != "by"})
+    audit(AUDITED_CONTROL[action], by, {k: v for k, v in record.items() if k != "by"})
     return record

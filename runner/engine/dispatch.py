@@ -276,7 +276,7 @@ class Dispatcher:
         if not compensation:
             self.run.steps[step_id].failed_attempts = [
                 {
-                    "attempt": f.get("attempt"),
+                    "attempt": int(f.get("attempt") or 0),
                     "type": str(f.get("type")),
                     "message": str(f.get("message")),
                     "failed_at": f.get("failed_at"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.contract.state import ErrorJson
+
 # Kept on the step and in the run's error, so an operator can read what happened.
 ERROR_TEXT_LIMIT = 4000
 
@@ -28,7 +30,7 @@ class StepFailed(Exception):
         self.started_at = started_at  # when the last attempt began, if known
         self.output = output  # what the last attempt printed (exit code, stdout, stderr)
 
-    def as_error(self) -> dict[str, str]:
+    def as_error(self) -> ErrorJson:
         return {"type": self.error_type, "message": self.message[:ERROR_TEXT_LIMIT]}
 
 

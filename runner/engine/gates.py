@@ -12,12 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from runner.contract.messages import Decision
+from runner.contract.state import (
+    ApprovalJson,
+    DecisionJson,
+    GateView,
+    ModificationJson,
+    RefusedJson,
+)
+from runner.contract.vocab import DecisionKind, GateStatus
 from runner.engine import render
 from runner.engine.run_state import RunState
-from runner.plan.inputs import nul_at, value_problem
+from runner.plan.inputs import value_problem
 from runner.times import iso
-
-DECISIONS = ("approve", "reject", "modify")
 
 
 @dataclass
@@ -33,31 +40,31 @@ class Gate:
     opened_at: datetime
     deadline: datetime
     message_template: str = ""  # rendered again after a modify
-    status: str = "waiting"  # waiting | approved | rejected | timed_out | cancelled
-    approvals: list[dict[str, Any]] = field(default_factory=list)
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    modifications: list[dict[str, Any]] = field(default_factory=list)
-    refused: list[dict[str, Any]] = field(default_factory=list)
+    status: str = GateStatus.WAITING
+    approvals: list[ApprovalJson] = field(default_factory=list)
+    decisions: list[DecisionJson] = field(default_factory=list)
+    modifications: list[ModificationJson] = field(default_factory=list)
+    refused: list[RefusedJson] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "gate": self.gate,
-            "step": self.step,
-            "status": self.status,
-            "message": self.message,
-            "approvers": self.approvers,
-            "min_approvals": self.min_approvals,
-            "allow_self_approval": self.allow_self_approval,
-            "modifiable": self.modifiable,
-            "on_timeout": self.on_timeout,
-            "approvals": self.approvals,
-            "decisions": self.decisions,
-            "modifications": self.modifications,
-            "round": len(self.modifications),  # each modify opens a new round of approval
-            "refused": self.refused,
-            "waiting_since": iso(self.opened_at),
-            "deadline": iso(self.deadline),
-        }
+    def view(self) -> GateView:
+        return GateView(
+            gate=self.gate,
+            step=self.step,
+            status=self.status,
+            message=self.message,
+            approvers=self.approvers,
+            min_approvals=self.min_approvals,
+            allow_self_approval=self.allow_self_approval,
+            modifiable=self.modifiable,
+            on_timeout=self.on_timeout,
+            approvals=self.approvals,
+            decisions=self.decisions,
+            modifications=self.modifications,
+            round=len(self.modifications),  # each modify opens a new round of approval
+            refused=self.refused,
+            waiting_since=iso(self.opened_at),
+            deadline=iso(self.deadline),
+        )
 
 
 def allowed(gate: Gate, by: str, groups: dict[str, list[str]]) -> bool:
@@ -74,34 +81,26 @@ def allowed(gate: Gate, by: str, groups: dict[str, list[str]]) -> bool:
 
 def refusal(
     gates: dict[str, Gate],
-    decision: Any,
+    decision: Decision,
     *,
     started_by: str,
     groups: dict[str, list[str]],
     declarations: dict[str, dict[str, Any]],
 ) -> str | None:
-    """Why `decision` cannot be accepted now, in words for the person deciding; None if it can."""
-    if not isinstance(decision, dict):
-        return "a decision is a mapping with gate, decision and by"
-    nul = nul_at(decision, "decision")
-    if nul is not None:
-        return f"the {nul} holds a NUL character (\\0), which no record can carry"
-    name = decision.get("gate")
-    gate = gates.get(name) if isinstance(name, str) else None
+    """Why `decision` cannot be accepted now, in words for the person deciding; None if it
+    can. What does not read as a decision at all is refused by Decision.parse."""
+    gate = gates.get(decision.gate)
     if gate is None:
         known = ", ".join(sorted(gates)) or "none has opened yet"
-        return f"no gate '{name}' in this run (gates: {known})"
-    if gate.status != "waiting":
+        return f"no gate '{decision.gate}' in this run (gates: {known})"
+    if gate.status != GateStatus.WAITING:
         return f"gate '{gate.gate}' is not waiting: it is {gate.status}"
-    kind = decision.get("decision")
-    if kind not in DECISIONS:
-        return f"decision must be approve, reject or modify, not {kind!r}"
-    by = decision.get("by")
-    if not isinstance(by, str) or not by:
+    by = decision.by
+    if not by:
         return "the decision does not say who decides (by)"
     if not allowed(gate, by, groups):
         return f"{by} may not decide gate '{gate.gate}'; approvers: {', '.join(gate.approvers)}"
-    if kind == "approve":
+    if decision.decision == DecisionKind.APPROVE:
         if by == started_by and not gate.allow_self_approval:
             return (
                 f"{by} started this run and may not approve it "
@@ -111,11 +110,8 @@ def refusal(
             return (
                 f"{by} has already approved gate '{gate.gate}'; the quorum counts distinct people"
             )
-    if kind == "modify":
-        changes = decision.get("set")
-        if not isinstance(changes, dict) or not changes:
-            return "a modify decision sets at least one input (set: {name: value})"
-        for key, value in changes.items():
+    if decision.decision == DecisionKind.MODIFY:
+        for key, value in (decision.set or {}).items():
             if key not in gate.modifiable:
                 allowed_keys = ", ".join(gate.modifiable) or "none"
                 return f"input '{key}' is not modifiable at gate '{gate.gate}' ({allowed_keys})"
@@ -131,15 +127,15 @@ class GateDesk:
     def __init__(self, run: RunState) -> None:
         self.run = run
         self.gates: dict[str, Gate] = {}
-        self.refused_signals: list[dict[str, Any]] = []  # signals naming no gate
+        self.refused_signals: list[RefusedJson] = []  # signals naming no gate
 
     def open(self, gate: Gate) -> None:
         self.gates[gate.gate] = gate
 
     def waiting(self) -> list[str]:
-        return sorted(g.gate for g in self.gates.values() if g.status == "waiting")
+        return sorted(g.gate for g in self.gates.values() if g.status == GateStatus.WAITING)
 
-    def refusal(self, decision: Any) -> str | None:
+    def refusal(self, decision: Decision) -> str | None:
         return refusal(
             self.gates,
             decision,
@@ -151,31 +147,31 @@ class GateDesk:
     def refuse(self, decision: Any, reason: str, now: datetime) -> None:
         """Keep a refused signal in the state: unlike an Update, a signal is never bounced."""
         gate = self.gates.get(str(decision.get("gate"))) if isinstance(decision, dict) else None
-        record = {"at": iso(now), "decision": decision, "reason": reason}
+        record: RefusedJson = {"at": iso(now), "decision": decision, "reason": reason}
         (gate.refused if gate is not None else self.refused_signals).append(record)
 
-    def apply(self, decision: dict[str, Any], now: datetime) -> tuple[Gate, dict[str, Any]]:
+    def apply(self, decision: Decision, now: datetime) -> tuple[Gate, DecisionJson]:
         """Apply an accepted decision; returns the gate and the decision's record."""
-        gate = self.gates[decision["gate"]]
+        gate = self.gates[decision.gate]
         at = iso(now)
-        kind, by = decision["decision"], decision["by"]
-        comment = decision.get("comment") or ""
-        verified = bool(decision.get("verified"))  # proven by signature (signed mode)
-        record: dict[str, Any] = {
+        kind, by = str(decision.decision), decision.by
+        comment = decision.comment
+        verified = decision.verified  # proven by signature (signed mode)
+        record: DecisionJson = {
             "decision": kind,
             "by": by,
             "verified": verified,
             "at": at,
             "comment": comment,
         }
-        if kind == "approve":
+        if kind == DecisionKind.APPROVE:
             gate.approvals.append({"by": by, "verified": verified, "at": at, "comment": comment})
             if len(gate.approvals) >= gate.min_approvals:
-                gate.status = "approved"
-        elif kind == "reject":
-            gate.status = "rejected"
+                gate.status = GateStatus.APPROVED
+        elif kind == DecisionKind.REJECT:
+            gate.status = GateStatus.REJECTED
         else:
-            changes = self.run.change_inputs(decision["set"])
+            changes = self.run.change_inputs(dict(decision.set or {}))
             record["changes"] = changes
             gate.modifications.append(
                 {"by": by, "verified": verified, "at": at, "comment": comment, "changes": changes}

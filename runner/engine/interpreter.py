@@ -30,6 +30,9 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         RunInput,
     )
+    from runner.contract.messages import ControlRequest, Decision
+    from runner.contract.state import ControlJson, Identity, RunView
+    from runner.contract.vocab import AuditAction, DecisionKind, RunStatus
     from runner.engine import admission, control, identity, outcome, publish
     from runner.engine.dispatch import Dispatcher
     from runner.engine.evaluators import Evaluators
@@ -77,52 +80,46 @@ class RunbookWorkflow:
     @workflow.query(name=STATE_QUERY)
     def state(self) -> dict[str, Any]:
         """The status JSON (`qlrf-run status --format json`)."""
+        return self.view().to_json()
+
+    def view(self) -> RunView:
+        """The run as people see it, built from what it knows now (no clock, no I/O)."""
         info = workflow.info()
         # `run_id` is what every command takes as RUN (the workflow id); Temporal's own
         # id of this execution is `temporal_run_id`.
-        ids = {
-            "run_id": info.workflow_id,
-            "workflow_id": info.workflow_id,
-            "temporal_run_id": info.run_id,
-        }
+        view = RunView(run_id=info.workflow_id, temporal_run_id=info.run_id)
         run, desk, dispatcher = self._run, self._desk, self._dispatcher
         if self._malformed is not None:
-            error = {"type": "InvalidRunInput", "message": self._malformed, "step": None}
-            return {**ids, "status": "failed", "steps": {}, "gates": [], "error": error}
+            view.status = RunStatus.FAILED
+            view.error = {"type": "InvalidRunInput", "message": self._malformed, "step": None}
+            return view
         if run is None or desk is None or dispatcher is None:
-            return {**ids, "status": "running", "steps": {}, "gates": []}
-        steps: dict[str, Any] = {}
-        for sid, step in run.steps.items():
-            found = step.as_json()
-            campaign = dispatcher.campaigns.get(sid)
-            if campaign is not None:
-                found["fanout"] = campaign.as_json()
-            steps[sid] = found
-        return {
-            **ids,
-            "name": run.plan.name,
-            "kind": run.plan.kind,
-            "status": run.status,
-            "started_by": run.started_by,
-            "started_at": iso(run.started_at),
-            "finished_at": iso(run.finished_at),
-            "inputs": run.inputs,
-            # What a signed decision or control action binds (runner/trust/claims.py).
-            "identity": {**self._trust.as_json(), "started_by_verified": self._started_verified},
-            "plan_hash": run.plan.plan_hash,
-            "inputs_hash": claims.inputs_hash(run.inputs),
-            "steps": steps,
-            "gates": [g.as_json() for g in desk.gates.values()],
-            "paused": run.paused,
-            "controls": run.controls,
-            "locks": [hold.as_json() for hold in run.locks.values()],
-            "redrive_of": run.redrive_of,
-            "outputs": run.outputs,
-            "error": run.error,
-            # Events not yet in the run store: a run that ended waits for them to be
-            # written before it closes, so a store that is down shows here.
-            "store_backlog": len(self._outbox.events) if self._outbox is not None else 0,
+            return view
+        view.name, view.kind = run.plan.name, run.plan.kind
+        view.status, view.started_by = run.status, run.started_by
+        view.started_at, view.finished_at = iso(run.started_at), iso(run.finished_at)
+        view.inputs = run.inputs
+        # What a signed decision or control action binds (runner/trust/claims.py).
+        view.identity = Identity(
+            mode=self._trust.mode,
+            trust_sha256=self._trust.sha256,
+            started_by_verified=self._started_verified,
+        )
+        view.plan_hash = run.plan.plan_hash
+        view.inputs_hash = claims.inputs_hash(run.inputs)
+        campaigns = dispatcher.campaigns
+        view.steps = {
+            sid: step.view(campaigns[sid].view() if sid in campaigns else None)
+            for sid, step in run.steps.items()
         }
+        view.gates = [g.view() for g in desk.gates.values()]
+        view.paused, view.controls = run.paused, run.controls
+        view.locks = [hold.view() for hold in run.locks.values()]
+        view.redrive_of, view.outputs, view.error = run.redrive_of, run.outputs, run.error
+        # Events not yet in the run store: a run that ended waits for them to be
+        # written before it closes, so a store that is down shows here.
+        view.store_backlog = len(self._outbox.events) if self._outbox is not None else 0
+        return view
 
     @workflow.query(name=DECLARATIONS_QUERY)
     def declarations(self) -> dict[str, dict[str, Any]]:
@@ -207,7 +204,7 @@ class RunbookWorkflow:
         publisher = None
         if live:
             dispatcher.failed_output = True
-            publisher = Publisher(run, desk, dispatcher.campaigns)
+            publisher = Publisher(run, desk, self.view)
             self._publisher = asyncio.create_task(publisher.loop())
         refused = None if legacy else admission.input_problem(plan, request.inputs)
         refused_as = "InvalidInputs"
@@ -478,8 +475,10 @@ class RunbookWorkflow:
     # -- approval gates ---------------------------------------------------------------
 
     @workflow.update(name=DECIDE)
-    async def decide(self, decision: dict[str, Any]) -> dict[str, Any]:
+    async def decide(self, raw: Any) -> dict[str, Any]:
         """approve / reject / modify a waiting gate; the validator has already accepted it."""
+        decision = Decision.parse(raw)
+        assert not isinstance(decision, str)  # the validator refused it otherwise
         try:
             proven = self._proven(decision)  # again: a validator leaves nothing behind
         except claims.Unauthenticated as exc:
@@ -487,11 +486,14 @@ class RunbookWorkflow:
         return self._apply(proven)
 
     @decide.validator
-    def _validate_decide(self, decision: dict[str, Any]) -> None:
+    def _validate_decide(self, raw: Any) -> None:
         if self._desk is None:
             raise ApplicationError(
                 "the run is starting", type="DecisionRefused", non_retryable=True
             )
+        decision = Decision.parse(raw)
+        if isinstance(decision, str):
+            raise ApplicationError(decision, type="DecisionRefused", non_retryable=True)
         try:
             decision = self._proven(decision)
         except claims.Unauthenticated as exc:
@@ -501,58 +503,69 @@ class RunbookWorkflow:
             raise ApplicationError(problem, type="DecisionRefused", non_retryable=True)
 
     @workflow.signal(name=DECIDE)
-    def decide_signal(self, decision: dict[str, Any]) -> None:
+    def decide_signal(self, raw: Any) -> None:
         """The same decision for clients that can only signal: checked the same way."""
         desk = self._desk
         if desk is None:
             return
+        decision = Decision.parse(raw)
+        if isinstance(decision, str):
+            desk.refuse(raw, decision, workflow.now())
+            return
         try:
             proven = self._proven(decision)
         except claims.Unauthenticated as exc:
-            desk.refuse(decision, str(exc), workflow.now())
+            desk.refuse(raw, str(exc), workflow.now())
             return
         except Exception as exc:  # a signal is never bounced: a hostile one must not
             # fail the workflow task (which Temporal retries for ever)
-            desk.refuse(decision, f"malformed: {type(exc).__name__}", workflow.now())
+            desk.refuse(raw, f"malformed: {type(exc).__name__}", workflow.now())
             return
         problem = desk.refusal(proven)
         if problem is None:
             self._apply(proven)
         else:
-            desk.refuse(decision, problem, workflow.now())
+            desk.refuse(raw, problem, workflow.now())
 
-    def _proven(self, request: Any, kind: str = DECIDE) -> Any:
-        """A decision (or, with CONTROL, a control request) with its verified principal as
-        `by` in signed mode; as sent, so unverified, in claimed mode.
-        claims.Unauthenticated when its signature does not prove it."""
-        if not isinstance(request, dict):
-            return request
-        request = {k: v for k, v in request.items() if k != "verified"}
-        if not self._trust.signed:
-            return request
+    def _ids(self) -> dict[str, str]:
+        """What a signed decision or control binds of the run (runner/trust/claims.py)."""
         run = self._run
         assert run is not None
         info = workflow.info()
-        ids = {
+        return {
             "run_id": info.workflow_id,
             "temporal_run_id": info.run_id,
             "plan_hash": run.plan.plan_hash,
             "inputs_hash_now": claims.inputs_hash(run.inputs),
         }
-        if kind == CONTROL:
-            expected = claims.control_claim(request, **ids)
-        else:
-            assert self._desk is not None
-            name = request.get("gate")
-            gate = self._desk.gates.get(name) if isinstance(name, str) else None
-            round_ = len(gate.modifications) if gate is not None else None
-            expected = claims.decision_claim(request, round_=round_, **ids)
-        by = self._trust.verify(request.get("proof"), expected, request.get("by"))
-        return {**request, "by": by, "verified": True}
 
-    def _apply(self, decision: dict[str, Any]) -> dict[str, Any]:
+    def _gate_round(self, gate_id: str) -> int | None:
+        assert self._desk is not None
+        gate = self._desk.gates.get(gate_id)
+        return len(gate.modifications) if gate is not None else None
+
+    def _proven(self, decision: Decision) -> Decision:
+        """The decision with its verified principal as `by` in signed mode; as sent, so
+        unverified, in claimed mode. claims.Unauthenticated when its signature does not
+        prove it."""
+        if not self._trust.signed:
+            return decision
+        expected = claims.decision_claim(
+            decision.to_json(), round_=self._gate_round(decision.gate), **self._ids()
+        )
+        proof = dict(decision.proof) if decision.proof is not None else None
+        return decision.proven(self._trust.verify(proof, expected, decision.by or None))
+
+    def _proven_control(self, request: ControlRequest) -> ControlRequest:
+        if not self._trust.signed:
+            return request
+        expected = claims.control_claim(request.to_json(), **self._ids())
+        proof = dict(request.proof) if request.proof is not None else None
+        return request.proven(self._trust.verify(proof, expected, request.by or None))
+
+    def _apply(self, decision: Decision) -> dict[str, Any]:
         assert self._desk is not None and self._outbox is not None
-        self._trust.spend(decision.get("proof"))
+        self._trust.spend(dict(decision.proof) if decision.proof is not None else None)
         gate, record = self._desk.apply(decision, workflow.now())
         detail = {
             "gate": gate.gate,
@@ -562,14 +575,16 @@ class RunbookWorkflow:
             "comment": record["comment"],
             "changes": record.get("changes"),
         }
-        self._outbox.audit("gate_decided", record["by"], detail)
-        if record["decision"] == "modify":
+        self._outbox.audit(AuditAction.GATE_DECIDED, record["by"], detail)
+        if record["decision"] == DecisionKind.MODIFY:
             self._outbox.audit(
-                "inputs_modified", record["by"], {"gate": gate.gate, "changes": record["changes"]}
+                AuditAction.INPUTS_MODIFIED,
+                record["by"],
+                {"gate": gate.gate, "changes": record["changes"]},
             )
         if self._scheduler is not None:
             self._scheduler.wake()
-        return gate.as_json()
+        return gate.view().to_json()
 
     # -- locks ------------------------------------------------------------------------
 
@@ -582,7 +597,7 @@ class RunbookWorkflow:
     # -- live control -----------------------------------------------------------------
 
     @workflow.update(name=CONTROL)
-    async def control(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def control(self, raw: Any) -> ControlJson:
         """pause / resume the run, or change a running fan-out; the validator accepted it."""
         run, dispatcher, outbox, scheduler = (
             self._run,
@@ -592,11 +607,13 @@ class RunbookWorkflow:
         )
         assert run is not None and dispatcher is not None and outbox is not None
         assert scheduler is not None
+        request = ControlRequest.parse(raw)
+        assert not isinstance(request, str)  # the validator refused it otherwise
         try:
-            request = self._proven(request, CONTROL)
+            request = self._proven_control(request)
         except claims.Unauthenticated as exc:
             raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
-        self._trust.spend(request.get("proof"))
+        self._trust.spend(dict(request.proof) if request.proof is not None else None)
         record = await control.apply(
             request,
             run=run,
@@ -609,12 +626,15 @@ class RunbookWorkflow:
         return record
 
     @control.validator
-    def _validate_control(self, request: dict[str, Any]) -> None:
+    def _validate_control(self, raw: Any) -> None:
         run, dispatcher = self._run, self._dispatcher
         if run is None or dispatcher is None:
             raise ApplicationError("the run is starting", type="ControlRefused", non_retryable=True)
+        request = ControlRequest.parse(raw)
+        if isinstance(request, str):
+            raise ApplicationError(request, type="ControlRefused", non_retryable=True)
         try:
-            request = self._proven(request, CONTROL)
+            request = self._proven_control(request)
         except claims.Unauthenticated as exc:
             raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
         fanout = {sid: run.status_of(sid) for sid, node in run.nodes.items() if node.fanout}

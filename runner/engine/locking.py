@@ -29,6 +29,7 @@ from runner.contract import (
     LOCK_REQUEST_ACTIVITY,
     lock_workflow_id,
 )
+from runner.contract.state import LockHolderJson
 from runner.engine import render
 from runner.engine.failures import StepFailed
 from runner.engine.outbox import Outbox
@@ -201,14 +202,15 @@ class RunLocks:
         self.published()
 
 
-def _holder(found: Any) -> dict[str, Any] | None:
+def _holder(found: Any) -> LockHolderJson | None:
     """The holder a lock names, kept to short text (the signal may come from anyone)."""
     if not isinstance(found, dict):
         return None
-    return {
-        k: str(found[k])[:_HOLDER_TEXT] if found.get(k) is not None else None
-        for k in ("run", "step", "since")
-    }
+
+    def text(key: str) -> str | None:
+        return str(found[key])[:_HOLDER_TEXT] if found.get(key) is not None else None
+
+    return {"run": text("run"), "step": text("step"), "since": text("since")}
 
 
 async def _signal(lock: Any, payload: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,18 +26,17 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
 from runner.contract import FINAL_MEMO, LIVE_MEMO, MEMO_LIMIT, WAITING_ATTRIBUTE, payload_size
+from runner.contract.state import RunView
 from runner.engine.gates import GateDesk
 from runner.engine.run_state import RunState
 from runner.times import iso
 
 WAITING_KEY = SearchAttributeKey.for_keyword_list(WAITING_ATTRIBUTE)
-# An error in the live picture: enough to recognise it; `status` with a worker has all.
+# An error in the UI's current details: enough to recognise it.
 ERROR_TEXT = 300
 LIVE_LIMIT = 256 * 1024
-LIVE_FAILED_ITEMS = 5
 # The longest a change (a step's start or end) waits to be written to the memo.
 PUBLISH_SECONDS = 5.0
-LIVE_DECISIONS = 10
 
 
 def waiting_gates(gates: list[str]) -> None:
@@ -63,106 +63,22 @@ def final_state(state: dict[str, Any]) -> None:
     workflow.upsert_memo({FINAL_MEMO: state})
 
 
-def gate_view(gate: Any) -> dict[str, Any]:
-    """A gate as `pending` and `status` show it without a worker; the latest decisions."""
-    found = gate.as_json()
-    view = {
-        k: found[k]
-        for k in (
-            "gate",
-            "step",
-            "status",
-            "message",
-            "approvers",
-            "min_approvals",
-            "approvals",
-            "modifiable",
-            "round",
-            "waiting_since",
-            "deadline",
-        )
-    }
-    view["decisions"] = found["decisions"][-LIVE_DECISIONS:]
-    view["modifications"] = found["modifications"][-LIVE_DECISIONS:]
-    return view
-
-
 class Publisher:
     """Keeps the memo `live` and the UI's current details up to date."""
 
-    def __init__(self, run: RunState, desk: GateDesk, fanouts: Any) -> None:
+    def __init__(self, run: RunState, desk: GateDesk, view: Callable[[], RunView]) -> None:
         self.run = run
         self.desk = desk
-        self.fanouts = fanouts  # step id -> campaign, for the waves
+        self.view = view  # the run's RunView, made afresh (interpreter.py)
         self.published = -1  # the run's version in the memo
         self.detailed = -1  # the run's version in the current details
         self.published_at: datetime | None = None
 
     def picture(self) -> dict[str, Any]:
-        run = self.run
-        steps: dict[str, Any] = {}
-        for sid, step in run.steps.items():
-            entry: dict[str, Any] = {"status": step.status, "attempts": step.attempts}
-            if step.started_at:
-                entry["started_at"] = iso(step.started_at)
-            if step.finished_at:
-                entry["finished_at"] = iso(step.finished_at)
-            if step.error:
-                entry["error"] = {
-                    "type": step.error["type"],
-                    "message": step.error["message"][:ERROR_TEXT],
-                }
-            if step.reason and step.status in ("skipped", "cancelled"):
-                entry["reason"] = step.reason
-            campaign = self.fanouts.get(sid)
-            if campaign is not None:
-                entry["fanout"] = {
-                    "total": campaign.total,
-                    "concurrency": campaign.concurrency,
-                    "waves": [
-                        {
-                            k: w.get(k)
-                            for k in (
-                                "name",
-                                "status",
-                                "size",
-                                "succeeded",
-                                "failed",
-                                "skipped",
-                                "gate",
-                                "budget",
-                                "batch",
-                                "running",
-                                "until",
-                                "started_at",
-                                "finished_at",
-                            )
-                        }
-                        for w in campaign.waves
-                    ],
-                    "failed_items": [
-                        {"item": f["item"], "error": f["error"], "at": f.get("at")}
-                        for f in campaign.failures[-LIVE_FAILED_ITEMS:]
-                    ],
-                }
-            steps[sid] = entry
-        picture: dict[str, Any] = {
-            "status": run.status,
-            "paused": run.paused,
-            "started_by": run.started_by,
-            "started_at": iso(run.started_at),
-            "finished_at": iso(run.finished_at),
-            "published_at": iso(workflow.now()),
-            "steps": steps,
-            "gates": [gate_view(g) for g in self.desk.gates.values()],
-            "controls": run.controls[-5:],
-            "error": run.error,
-        }
-        if run.locks:
-            picture["locks"] = [hold.as_json() for hold in run.locks.values()]
+        picture = self.view().summary(iso(workflow.now()))
         if payload_size(picture) > LIVE_LIMIT:
             # Thousands of steps: their statuses only.
-            picture["steps"] = {sid: {"status": s["status"]} for sid, s in steps.items()}
+            picture["steps"] = {sid: {"status": s["status"]} for sid, s in picture["steps"].items()}
         return picture
 
     def details(self) -> str:

@@ -13,6 +13,16 @@ from datetime import datetime
 from typing import Any
 
 from runner.contract import DEFAULT_CONCURRENCY, lock_wait_text
+from runner.contract.state import (
+    AttemptFailure,
+    ControlJson,
+    ErrorJson,
+    FanoutView,
+    InputChange,
+    LockHolderJson,
+    LockView,
+    StepView,
+)
 from runner.engine.render import Secrets
 from runner.plan.model import Node, Plan
 from runner.times import iso
@@ -27,25 +37,26 @@ class StepState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     output: Any = None
-    error: dict[str, str] | None = None
+    error: ErrorJson | None = None
     reason: str | None = None  # why a step was skipped or cancelled
     compensation: dict[str, Any] | None = None
     last_attempt_at: str | None = None  # when the attempt that ended the step began
     # The attempts that failed before the last one: why each was retried.
-    failed_attempts: list[dict[str, Any]] = field(default_factory=list)
+    failed_attempts: list[AttemptFailure] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "attempts": self.attempts,
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-            "output": self.output,
-            "error": self.error,
-            "reason": self.reason,
-            "compensation": self.compensation,
-            "failed_attempts": self.failed_attempts,
-        }
+    def view(self, fanout: FanoutView | None = None) -> StepView:
+        return StepView(
+            status=self.status,
+            attempts=self.attempts,
+            started_at=iso(self.started_at),
+            finished_at=iso(self.finished_at),
+            output=self.output,
+            error=self.error,
+            reason=self.reason,
+            compensation=self.compensation,
+            failed_attempts=self.failed_attempts,
+            fanout=fanout,
+        )
 
     def for_templates(self) -> dict[str, Any]:
         """`steps.<id>` as templates see it (docs/language.md)."""
@@ -71,18 +82,18 @@ class LockHold:
     step: str | None
     status: str  # requesting | waiting | held
     since: datetime  # when asked; once held, when granted
-    holder: dict[str, Any] | None = None  # whom it waits for, as the lock told it
+    holder: LockHolderJson | None = None  # whom it waits for, as the lock told it
     position: int | None = None  # its place in the line
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "step": self.step,
-            "status": self.status,
-            "since": iso(self.since),
-            "holder": self.holder,
-            "position": self.position,
-        }
+    def view(self) -> LockView:
+        return LockView(
+            key=self.key,
+            step=self.step,
+            status=self.status,
+            since=iso(self.since),
+            holder=self.holder,
+            position=self.position,
+        )
 
     def waiting_text(self) -> str:
         """`waiting for lock db:prod-1 (held by run R since T)`, as people see it."""
@@ -135,12 +146,12 @@ class RunState:
         self.nodes: dict[str, Node] = {n.id: n for n in (*plan.nodes, *plan.finally_nodes)}
         self.steps: dict[str, StepState] = {sid: StepState() for sid in self.nodes}
         self.status = "running"
-        self.error: dict[str, Any] | None = None
+        self.error: ErrorJson | None = None
         self.outputs: Any = None
         self.started_at = started_at
         self.finished_at: datetime | None = None
         self.paused = False
-        self.controls: list[dict[str, Any]] = []
+        self.controls: list[ControlJson] = []
         self.locks: dict[str, LockHold] = {}  # by token: the keys asked for and held
         self.waiting_published: list[str] = []  # the gates and locks last published
         self.version = 0  # bumped on every change people can see (runner/engine/publish.py)
@@ -192,9 +203,9 @@ class RunState:
         state.finished_at = now
         return state
 
-    def change_inputs(self, changes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    def change_inputs(self, changes: Mapping[str, Any]) -> dict[str, InputChange]:
         """Apply a gate's modification; returns {name: {from, to}}."""
-        recorded = {
+        recorded: dict[str, InputChange] = {
             key: {"from": self.inputs.get(key), "to": value} for key, value in changes.items()
         }
         self.inputs.update(changes)

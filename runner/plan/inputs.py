@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from runner import durations
+from runner.contract.messages import NUL as NUL
+from runner.contract.messages import nul_at as nul_at
 from runner.errors import InputError
 from runner.files import FileRefused, read_text
 from runner.suggest import hint
@@ -31,31 +33,6 @@ _NAMES = {
     "object": "a mapping",
     "duration": "a duration such as 30s, 10m or 1h30m",
 }
-
-
-NUL = "\x00"
-
-
-def nul_at(value: Any, where: str = "") -> str | None:
-    """Where a NUL character sits in `value` (a key or a text, however deep), or None.
-
-    NUL ends a C string: a command's argument or environment cannot carry it, and
-    PostgreSQL's text and jsonb cannot store it. A value with one is refused where it
-    comes in, rather than failing later, again and again."""
-    stack: list[tuple[str, Any]] = [(where, value)]
-    while stack:
-        path, item = stack.pop()
-        if isinstance(item, str):
-            if NUL in item:
-                return path or "the value"
-        elif isinstance(item, Mapping):
-            for key, inner in item.items():
-                if isinstance(key, str) and NUL in key:
-                    return f"a key of {path or 'the value'}"
-                stack.append((f"{path}.{key}" if path else str(key), inner))
-        elif isinstance(item, list | tuple):
-            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
-    return None
 
 
 def value_problem(decl: Mapping[str, Any], value: Any) -> str | None:

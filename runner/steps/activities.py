@@ -6,6 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.catalog.registry import Registry
+from runner.contract import (
+    EVIDENCE_ACTIVITY,
+    HTTP_ACTIVITY,
+    NOTIFY_ACTIVITY,
+    SHELL_ACTIVITY,
+    SQL_ACTIVITY,
+    SSH_ACTIVITY,
+)
 from runner.errors import DefinitionError
 from runner.steps.evidence import evidence
 from runner.steps.http import http
@@ -15,12 +23,12 @@ from runner.steps.sql import sql
 from runner.steps.ssh import ssh
 
 BUILTIN: dict[str, Callable[..., Any]] = {
-    "shell": shell,
-    "http": http,
-    "notify": notify,
-    "sql": sql,
-    "ssh": ssh,
-    "evidence": evidence,
+    SHELL_ACTIVITY: shell,
+    HTTP_ACTIVITY: http,
+    NOTIFY_ACTIVITY: notify,
+    SQL_ACTIVITY: sql,
+    SSH_ACTIVITY: ssh,
+    EVIDENCE_ACTIVITY: evidence,
 }
 
 

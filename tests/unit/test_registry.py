@@ -103,3 +103,16 @@ def test_plugins_add_step_types_through_entry_points(tmp_path, monkeypatch):
         assert len(registry) == len(BUILTINS) + 1
     finally:
         definitions.default_registry.cache_clear()
+
+
+def test_every_activity_is_named_once_in_the_contract():
+    """The definitions, the decorators and the worker's table name each step activity
+    by the contract's constant: one spelling for all three."""
+    from runner.contract import STEP_ACTIVITIES
+    from runner.steps.activities import BUILTIN
+
+    assert set(BUILTIN) == set(STEP_ACTIVITIES)
+    for name, function in BUILTIN.items():
+        assert function.__temporal_activity_definition.name == name  # type: ignore[attr-defined]
+    named = {t.activity or t.type for t in default_registry() if t.runs_in == "activity"}
+    assert named == set(STEP_ACTIVITIES)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from runner.contract.messages import ControlRequest
 from runner.engine import control
 from runner.plan import waves
 from runner.plan.model import Wave
@@ -164,7 +165,10 @@ def refusal(request: dict, *, paged: bool = False, **state) -> str | None:
         "run_limit": 20,
         **state,
     }
-    return control.refusal({"by": "ops", **request}, **args)
+    parsed = ControlRequest.parse({"by": "ops", **request})
+    if isinstance(parsed, str):  # what does not read as a request is refused where it arrives
+        return parsed
+    return control.refusal(parsed, **args)
 
 
 @pytest.mark.parametrize(

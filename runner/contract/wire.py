@@ -1,76 +1,17 @@
-"""The wire contract: what crosses the Temporal boundary between clients, runs and workers.
-
-Names of the workflows, activities, Updates, signals, queries and search
-attributes, and the plain dataclasses that travel as their arguments. They stay
-JSON-compatible so that histories remain readable, and so that a run started by
-one version of qlrf-run replays in the next: add fields with defaults, never
-rename or remove one.
+"""The plain dataclasses that travel as the arguments of qlrf-run's workflows and
+activities. They stay JSON-compatible so that histories remain readable, and so that
+a run started by one version of qlrf-run replays in the next: add fields with
+defaults, never rename or remove one.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
-TASK_QUEUE = "ql-rf-orchestrator"
-WORKFLOW_TYPE = "qlrf.Runbook"
-BATCH_WORKFLOW_TYPE = "qlrf.Batch"  # a child workflow that runs one batch of a fan-out
-LOCK_WORKFLOW_TYPE = "qlrf.Lock"  # one per lock key: the mutex (runner/engine/lock.py)
-LOCK_ID_PREFIX = "qlrf-lock:"  # + the key: the lock workflow's id
-
-# Handlers of the run.
-STATE_QUERY = "state"
-DECLARATIONS_QUERY = "declarations"
-DECIDE = "decide"  # an Update, and a signal of the same name for clients that only signal
-CONTROL = "control"  # an Update: pause, resume, concurrency, skip
-LOCK_NEWS = "lock"  # a signal from a lock to a run: queued behind a holder, or granted
-# Handlers of a lock.
-LOCK_ACQUIRE = "acquire"  # a signal: queue this holder
-LOCK_RELEASE = "release"  # a signal: the holder is done, or the waiter gives up
-# Handlers of a batch.
-PROGRESS_QUERY = "progress"
-BATCH_CONTROL_SIGNAL = "control"
-
-# Plumbing activities (every step type's own activity is named in its definition).
-GATE_NOTIFY_ACTIVITY = "gate_notify"
-STORE_ACTIVITY = "store_record"  # writes a batch of a run's events to the run store
-LOCK_REQUEST_ACTIVITY = "lock_request"  # signal-with-start of a lock's workflow
-LOCK_WATCH_ACTIVITY = "lock_watch"  # returns when the lock's holder has closed
-# `foreach: {from_file: ...}`: read an inventory file on the worker, then page it.
-INVENTORY_OPEN_ACTIVITY = "inventory_open"
-INVENTORY_PAGE_ACTIVITY = "inventory_page"
-# Signed mode: whom the worker trusts, read as the run's first act (runner/steps/trust.py).
-TRUST_SNAPSHOT_ACTIVITY = "trust_snapshot"
-# What a start must prove beyond its signature: spent once, a schedule's own run, what a
-# redrive keeps (runner/steps/admission.py).
-START_ADMISSION_ACTIVITY = "start_admission"
-
-NAME_ATTRIBUTE = "QlrfName"
-KIND_ATTRIBUTE = "QlrfKind"
-WAITING_ATTRIBUTE = "QlrfWaiting"  # the ids of a run's waiting gates
-# Memo keys a run publishes, read by `status` and `pending` when no worker answers.
-LIVE_MEMO = "live"  # a small picture of the run while it runs
-FINAL_MEMO = "state"  # the full state, once it has closed
-LOCK_MEMO = "lock"  # a lock's holder and waiters, read by `qlrf-run locks`
-# What a lock's acquire binds, in this order, with the lock's key (runner/trust/internal.py).
-ACQUIRE_FIELDS = ("token", "run", "temporal_run_id", "step")
-# A lock key is at most this long, printable, and makes the lock workflow's id.
-LOCK_KEY_LIMIT = 200
-# name -> Temporal type; every server qlrf-run uses must have them registered.
-SEARCH_ATTRIBUTES = {
-    NAME_ATTRIBUTE: "Keyword",
-    KIND_ATTRIBUTE: "Keyword",
-    WAITING_ATTRIBUTE: "KeywordList",
-}
-
-# A run's steps and fan-out items at once when the runbook sets no `concurrency`:
-# safely under Temporal's limit of 2,000 pending activities per workflow.
-DEFAULT_CONCURRENCY = 500
-# Temporal refuses payloads over 2 MiB, and a refused workflow task hangs the run:
-# what the run sends or keeps stays below these.
-PAYLOAD_LIMIT = 1_500_000
-MEMO_LIMIT = 1_000_000
+from runner.contract.names import LOCK_ID_PREFIX
+from runner.contract.state import FailureJson
 
 
 def payload_size(value: Any) -> int:
@@ -154,6 +95,20 @@ class BatchInput:
     skip_names: list[str] = field(default_factory=list)  # items an operator left out
     # The run authenticates its control signals (runner/trust/internal.py).
     authenticated: bool = False
+
+
+class BatchResult(TypedDict):
+    """What a batch (qlrf.Batch) returns to its run."""
+
+    succeeded: int
+    failed: int
+    skipped: list[int]  # indexes left out by an operator
+    not_started: list[int]  # indexes never started: the wave went over its budget
+    exceeded: bool  # over the failure budget
+    failures: list[FailureJson]
+    # index -> output, for a small fan-out (the keys are text once through JSON)
+    outputs: dict[Any, Any]
+    page: NotRequired[dict[Any, Any]]  # a small fan-out from a file: index -> item
 
 
 @dataclass

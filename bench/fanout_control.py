@@ -72,6 +72,7 @@ async def main(items: int) -> None:
     from runner.plan import redrive as plan_redrive
     from runner.store.activity import close_pool
     from runner.worker import build_worker
+    from tests.helpers import updates
 
     hosts = [f"host-{i:06d}" for i in range(items)]
     half_end = items // 2
@@ -109,7 +110,7 @@ async def main(items: int) -> None:
                 )
 
                 async def control(**request: Any) -> None:
-                    ok, detail = await runs.update(
+                    ok, detail = await updates.update(
                         client, handle.id, "control", {"by": "bench", **request}
                     )
                     assert ok, detail

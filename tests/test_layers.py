@@ -43,3 +43,21 @@ def test_a_back_edge_breaks_the_contract(tmp_path):
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
     assert "runner.engine.scheduler -> runner.worker" in result.stdout
+
+
+def test_the_docs_show_the_layers_as_they_are():
+    """docs/engine.md's copy of the layers is pyproject's, and every package of runner/
+    is in one of them (a package left out is not checked at all)."""
+    import tomllib
+
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = contract["contracts"][0]["layers"]
+    shown = "\n".join(layer.replace("runner.", "") for layer in layers)
+    assert f"```\n{shown}\n```" in (ROOT / "docs" / "engine.md").read_text()
+    named = {m.strip() for layer in layers for m in layer.replace("|", ":").split(":")}
+    modules = {
+        f"runner.{p.stem if p.is_file() else p.name}"
+        for p in (ROOT / "runner").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
+    assert modules <= named, sorted(modules - named)

@@ -42,9 +42,11 @@ def apply(
     Re-applying the same file with the same inputs while its run is open attaches to
     that run. Ctrl-C stops following; the run goes on (`qlrf-run watch RUN`).
     """
+    from runner.app.proof import refuse_as_early
     from runner.cli.identity import current_user
 
     set_no_color(no_color)
+    refuse_as_early(as_user)  # this machine signs: who starts is the key's principal
     compiled = compiled_or_exit(file, input, inputs_file)
     from runner.client.runs import refuse_oversized
 
@@ -57,17 +59,6 @@ def apply(
     exit_with(code)
 
 
-async def _prepare_store(compiled: Compiled) -> bool:
-    """Whether the run is recorded; the store is reached, and the file kept, first."""
-    from runner.local.postgres import database_url, store_enabled
-    from runner.store.reach import check_store
-
-    if not store_enabled():
-        return False
-    await check_store(database_url(), (compiled.source_sha256, compiled.source_text))
-    return True
-
-
 async def _apply(
     compiled: Compiled,
     user: str,
@@ -76,15 +67,11 @@ async def _apply(
     as_json: bool,
     no_worker: bool,
 ) -> int:
-
+    from runner.app.start import StartRequest, start
     from runner.cli import sdk_logging
     from runner.cli.console import make_console
     from runner.cli.progress import workflow_link
     from runner.cli.watching import finished, run_and_follow
-    from runner.client.connect import connect, target, task_queue
-    from runner.client.runs import start
-    from runner.observe.versions import local_takeover, take_over
-    from runner.worker import build_worker
 
     if not no_worker:
         from runner.worker import protect_process
@@ -92,30 +79,14 @@ async def _apply(
         protect_process()  # before any process is started: the embedded servers too
     # Step failures show in the progress lines; the SDK's own log would repeat them.
     sdk_logging.configure(gate_notices=as_json)
-    record = await _prepare_store(compiled)  # a broken store fails here, before any run
-    where = target()
-    client = await connect(where)
-    deployment = None
-    if where.embedded and not no_worker and not detach:
-        deployment = await local_takeover(client, task_queue())
-    handle, attached = await start(
-        client,
-        compiled.plan,
-        compiled.inputs,
-        user,
-        workflow_id=run_id,
-        definition_sha256=compiled.source_sha256,  # of the bytes compiled, read once
-        definition_file=compiled.plan.source_file,
-        record=record,
-        task_queue=task_queue(),
+    started = await start(
+        StartRequest(compiled, user, run_id, worker=not no_worker, follow=not detach)
     )
-    ids = {
-        "run_id": handle.id,
-        "temporal_run_id": handle.result_run_id or handle.first_execution_run_id,
-    }
-    verb = "attached to the open run" if attached else "started run"
+    handle, where = started.handle, started.ctx.where
+    verb = "attached to the open run" if started.attached else "started run"
     if detach:
-        out(json.dumps({**ids, "attached": attached}) if as_json else f"{verb} {handle.id}")
+        said = {**started.ids, "attached": started.attached}
+        out(json.dumps(said) if as_json else f"{verb} {handle.id}")
         return 0
     console = make_console()
     if not as_json:
@@ -126,19 +97,16 @@ async def _apply(
     if not as_json and sys.stdin.isatty():
         from runner.cli.prompt import GatePrompt
 
-        prompt = GatePrompt(client, handle.id, user)
-    worker = None
-    if not no_worker:
-        worker = build_worker(client, task_queue=task_queue(), deployment=deployment)
+        prompt = GatePrompt(started.ctx.client, where, handle.id, user)
     state = await run_and_follow(
-        client,
+        started.ctx.client,
         handle,
-        worker,
+        started.worker,
         as_json=as_json,
         console=console,
         ui_url=where.ui_url,
         prompt=prompt,
-        first=(lambda: take_over(client, deployment)) if deployment is not None else None,
+        first=started.first,
     )
     return finished(state, as_json)
 

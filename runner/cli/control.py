@@ -6,11 +6,13 @@ reason), and an accepted action is recorded like a gate decision.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from runner.cli.common import err, examples, exit_with, out
+from runner.contract.state import ControlJson
+from runner.contract.vocab import ControlAction
 
 Run = Annotated[str, typer.Argument(help="Run id")]
 Step = Annotated[str, typer.Argument(help="The fan-out step's id")]
@@ -18,49 +20,69 @@ Comment = Annotated[str, typer.Option("--comment", "-c", help="Why")]
 AsUser = Annotated[str | None, typer.Option("--as", help="Who acts (default: QLRF_USER)")]
 
 
-def _control(run: str, request: dict[str, Any], as_user: str | None, comment: str) -> None:
+def _control(
+    run: str,
+    action: ControlAction,
+    as_user: str | None,
+    comment: str,
+    *,
+    step: str | None = None,
+    concurrency: int | None = None,
+    items: list[str] | None = None,
+) -> None:
     import asyncio
 
-    async def send() -> int:
-        from runner.cli.identity import current_user
-        from runner.client.connect import connect, target
-        from runner.client.runs import update
+    from runner.app.context import connected
+    from runner.app.control import ControlAsk, control
+    from runner.cli.identity import current_user
 
-        client = await connect(target())
-        request.update(by=current_user(as_user), comment=comment, as_user=as_user)
-        accepted, detail = await update(client, run, "control", request)
-        if not accepted:
-            err(f"refused: {detail}")
+    async def send() -> int:
+        ctx = await connected()
+        ask = ControlAsk(
+            run,
+            action,
+            current_user(as_user),
+            comment,
+            step=step,
+            concurrency=concurrency,
+            items=list(items or []),
+            as_user=as_user,
+        )
+        done = await control(ctx, ask)
+        if done.record is None:
+            err(f"refused: {done.refused}")
             return 1
-        out(_said(run, detail))
+        out(_said(run, done.record))
         return 0
 
     exit_with(asyncio.run(send()))
 
 
-def _said(run: str, record: dict[str, Any]) -> str:
-    action, by = record["action"], record["by"]
-    if action == "pause":
+def _said(run: str, record: ControlJson) -> str:
+    action, by = record.get("action"), record.get("by")
+    if action == ControlAction.PAUSE:
         return (
             f"run {run} paused by {by}: nothing new starts, what runs finishes; "
             f"`qlrf-run resume {run}` goes on"
         )
-    if action == "resume":
+    if action == ControlAction.RESUME:
         return f"run {run} resumed by {by}"
-    if action == "concurrency":
-        return f"step {record['step']} of {run} now runs {record['concurrency']} items at once"
-    items = ", ".join(record["items"])
-    return f"step {record['step']} of {run} leaves out {items} (those not started yet), by {by}"
+    if action == ControlAction.CONCURRENCY:
+        return (
+            f"step {record.get('step')} of {run} now runs {record.get('concurrency')} items at once"
+        )
+    items = ", ".join(record.get("items") or [])
+    return f"step {record.get('step')} of {run} leaves out {items} (those not started yet), by {by}"
 
 
 def pause(run: Run, comment: Comment = "", as_user: AsUser = None) -> None:
     """Start no new step or item until `resume`; what runs now finishes."""
-    _control(run, {"action": "pause"}, as_user, comment)
+    _control(run, ControlAction.PAUSE, as_user, comment)
 
 
 def resume(run: Run, comment: Comment = "", as_user: AsUser = None) -> None:
     """Go on with a paused run."""
-    _control(run, {"action": "resume"}, as_user, comment)
+    _control(run, ControlAction.RESUME, as_user, comment)
 
 
 def set_(
@@ -73,9 +95,7 @@ def set_(
     as_user: AsUser = None,
 ) -> None:
     """Change how many items of a fan-out step run at once, also while it runs."""
-    _control(
-        run, {"action": "concurrency", "step": step, "concurrency": concurrency}, as_user, comment
-    )
+    _control(run, ControlAction.CONCURRENCY, as_user, comment, step=step, concurrency=concurrency)
 
 
 def skip(
@@ -86,7 +106,7 @@ def skip(
     as_user: AsUser = None,
 ) -> None:
     """Leave items of a running fan-out step out; those already started finish."""
-    _control(run, {"action": "skip", "step": step, "items": items}, as_user, comment)
+    _control(run, ControlAction.SKIP, as_user, comment, step=step, items=items)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ of approval, and its decision names who made it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,17 @@ from typing import Any
 
 from runner.client.state import Attempt, Snapshot
 from runner.contract import lock_wait_text
+from runner.contract.state import (
+    ControlJson,
+    GateView,
+    LockView,
+    ModificationJson,
+    RunView,
+    StepView,
+    WaveJson,
+    error_text,
+)
+from runner.contract.vocab import GateStatus, StepStatus
 from runner.times import between, human_duration, human_until, iso
 
 # A running wave's counts are logged again at most this often (a terminal redraws them).
@@ -53,12 +65,6 @@ def short(value: Any, limit: int = OUTPUT_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def error_text(error: dict[str, Any] | None) -> str:
-    if not error:
-        return ""
-    return f"{error.get('type')}: {error.get('message')}"
-
-
 class Differ:
     """Turns successive snapshots of one run into the events between them."""
 
@@ -90,7 +96,7 @@ class Differ:
 
     def feed(self, snap: Snapshot, now: datetime | None = None) -> list[Event]:
         now = now or datetime.now(UTC)
-        state = snap.state
+        state = snap.view
         events: list[Event] = []
         if not snap.published:
             self.published_since = None
@@ -103,48 +109,48 @@ class Differ:
         )
         if lasting and not self.published_said and not snap.closed:
             self.published_said = True
-            why = state.get("published_because") or "no worker answered"
+            why = state.published_because or "no worker answered"
             events.append(
                 self._event(
-                    state.get("published_at"),
+                    state.published_at,
                     "run",
                     f"{why}; meanwhile, this is what the run last published",
                     "paused",
                 )
             )
-        for sid, step in state.get("steps", {}).items():
+        for sid, step in state.steps.items():
             events += self._step(sid, step, snap, now)
             events += self._fanout(sid, step, now)
-        for gate in state.get("gates", []):
+        for gate in state.gates:
             events += self._gate(gate, now)
         events += self._controls(state)
         events += self._locks(state, now)
         events += self._closing(snap, now)
         return sorted(events)
 
-    def _locks(self, state: dict[str, Any], now: datetime) -> list[Event]:
+    def _locks(self, state: RunView, now: datetime) -> list[Event]:
         """A lock waited for (and whom for), then taken."""
         events = []
-        for hold in state.get("locks") or []:
-            holder = (hold.get("holder") or {}).get("run")
-            key = (hold.get("step"), hold.get("key"))
-            said = (hold.get("status") == "held", holder)
-            if self.locks_said.get(key) == said or hold.get("status") == "requesting":
+        for hold in state.locks:
+            holder = (hold.holder or {}).get("run")
+            key = (hold.step, hold.key)
+            said = (hold.status == "held", holder)
+            if self.locks_said.get(key) == said or hold.status == "requesting":
                 continue
             self.locks_said[key] = said
-            subject = hold.get("step") or "run"
-            if hold.get("status") == "held":
-                text, style = f"took lock {hold.get('key')}", "started"
+            subject = hold.step or "run"
+            if hold.status == "held":
+                text, style = f"took lock {hold.key}", "started"
             else:
                 text, style = lock_text(hold), "waiting"
-            events.append(self._event(hold.get("since") or _iso(now), subject, text, style))
+            events.append(self._event(hold.since or _iso(now), subject, text, style))
         return events
 
     def _closing(self, snap: Snapshot, now: datetime) -> list[Event]:
         """A run that has ended but not closed waits for the run store: say so if it lasts."""
-        state = snap.state
-        ended = state.get("status") not in (None, "running")
-        if snap.closed or not ended or not state.get("store_backlog"):
+        state = snap.view
+        ended = not state.running
+        if snap.closed or not ended or not state.store_backlog:
             self.closing_since = None
             return []
         if self.closing_since is None:
@@ -153,19 +159,19 @@ class Differ:
             return []
         self.closing_said = True
         text = (
-            f"the run has {state['status']} and waits for the run store to record its last "
-            f"{state['store_backlog']} events before it closes; if this lasts, check that "
+            f"the run has {state.status} and waits for the run store to record its last "
+            f"{state.store_backlog} events before it closes; if this lasts, check that "
             "the store is reachable (QLRF_DATABASE_URL) and look at the worker's log"
         )
         return [self._event(_iso(now), "run", text, "paused")]
 
     # -- steps -------------------------------------------------------------------------
 
-    def _step(self, sid: str, step: dict[str, Any], snap: Snapshot, now: datetime) -> list[Event]:
+    def _step(self, sid: str, step: StepView, snap: Snapshot, now: datetime) -> list[Event]:
         events: list[Event] = []
-        status = step.get("status")
+        status = step.status
         # Attempts that failed before the last one: why each was retried.
-        for failure in step.get("failed_attempts") or []:
+        for failure in step.failed_attempts:
             number = failure.get("attempt")
             if not isinstance(number, int) or (sid, number) in self.attempts_said:
                 continue
@@ -193,12 +199,12 @@ class Differ:
                         "retry",
                     )
                 )
-        compensation = step.get("compensation") or {}
-        if status == "waiting" and step.get("fanout"):
-            status = "running"  # a campaign at a wave's gate has started all the same
-            step = {**step, "status": status}
+        compensation = step.compensation or {}
+        if status == StepStatus.WAITING and step.fanout is not None:
+            status = StepStatus.RUNNING  # a campaign at a wave's gate has started all the same
+            step = dataclasses.replace(step, status=status)
         key = (status, compensation.get("status"))
-        if status in ("pending", "waiting") or self.steps.get(sid) == key:
+        if status in (StepStatus.PENDING, StepStatus.WAITING) or self.steps.get(sid) == key:
             return events
         before = self.steps.get(sid)
         self.steps[sid] = key
@@ -218,34 +224,33 @@ class Differ:
         events.append(self._step_event(sid, step))
         return events
 
-    def _step_event(self, sid: str, step: dict[str, Any]) -> Event:
-        status = step.get("status")
-        attempts = step.get("attempts") or 0
-        took = between(step.get("started_at"), step.get("finished_at"))
+    def _step_event(self, sid: str, step: StepView) -> Event:
+        status = step.status
+        attempts = step.attempts
+        took = between(step.started_at, step.finished_at)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if status == "running":
-            return self._event(step.get("started_at"), sid, "started", "started", STARTED)
-        if status == "succeeded":
+        if status == StepStatus.RUNNING:
+            return self._event(step.started_at, sid, "started", "started", STARTED)
+        if status == StepStatus.SUCCEEDED:
             text = f"ok in {human_duration(took)}{tries}{_items(step)}"
-            return self._event(step.get("finished_at"), sid, text, "succeeded")
-        if status == "failed":
-            text = (
-                f"FAILED in {human_duration(took)}{tries}{_items(step)}: "
-                f"{error_text(step.get('error'))}"
-            )
-            return self._event(step.get("finished_at"), sid, text, "failed")
-        reason = f" ({step['reason']})" if step.get("reason") else ""
-        at = step.get("finished_at") or step.get("started_at")
+            return self._event(step.finished_at, sid, text, "succeeded")
+        if status == StepStatus.FAILED:
+            failed = error_text(step.error)
+            text = f"FAILED in {human_duration(took)}{tries}{_items(step)}: {failed}"
+            return self._event(step.finished_at, sid, text, "failed")
+        reason = f" ({step.reason})" if step.reason else ""
+        at = step.finished_at or step.started_at
         return self._event(at, sid, f"{status}{reason}", str(status))
 
     # -- fan-outs ----------------------------------------------------------------------
 
-    def _fanout(self, sid: str, step: dict[str, Any], now: datetime) -> list[Event]:
-        fanout = step.get("fanout") or {}
+    def _fanout(self, sid: str, step: StepView, now: datetime) -> list[Event]:
+        if step.fanout is None:
+            return []
         events: list[Event] = []
-        for wave in fanout.get("waves", []):
+        for wave in step.fanout.waves:
             events += self._wave(sid, wave, now)
-        for failed in fanout.get("failed_items", []):
+        for failed in step.fanout.failed_items:
             key = (sid, str(failed.get("item")))
             if key in self.items_said:
                 continue
@@ -261,7 +266,7 @@ class Differ:
             )
         return events
 
-    def _wave(self, sid: str, wave: dict[str, Any], now: datetime) -> list[Event]:
+    def _wave(self, sid: str, wave: WaveJson, now: datetime) -> list[Event]:
         status = wave.get("status", "pending")
         name = wave.get("name", "?")
         subject = f"{sid}/{name}"
@@ -310,15 +315,15 @@ class Differ:
 
     # -- gates and controls ---------------------------------------------------------------
 
-    def _gate(self, gate: dict[str, Any], now: datetime) -> list[Event]:
-        name = gate["gate"]
+    def _gate(self, gate: GateView, now: datetime) -> list[Event]:
+        name = gate.gate
         subject = f"gate {name}"
         events: list[Event] = []
-        rounds = int(gate.get("round", len(gate.get("modifications") or [])))
-        status = gate.get("status", "waiting")
-        approvals = gate.get("approvals") or []
+        rounds = gate.round
+        status = gate.status
+        approvals = gate.approvals
         said_mods = self.modifications_said.get(name, 0)
-        for change in _latest(gate.get("modifications") or [], rounds, said_mods):
+        for change in _latest(gate.modifications, rounds, said_mods):
             changed = ", ".join(
                 f"{k} {short(v.get('from'), 60)} -> {short(v.get('to'), 60)}"
                 if isinstance(v, dict)
@@ -336,20 +341,20 @@ class Differ:
                 )
             )
         self.modifications_said[name] = rounds
-        if status == "waiting" and self.gate_rounds.get(name) != rounds:
+        if status == GateStatus.WAITING and self.gate_rounds.get(name) != rounds:
             self.gate_rounds[name] = rounds
             self.approvals_said[name] = 0
-            who = ", ".join(gate.get("approvers") or []) or "anyone"
-            count = f"{len(approvals)}/{gate.get('min_approvals', 1)}"
+            who = ", ".join(gate.approvers) or "anyone"
+            count = f"{len(approvals)}/{gate.min_approvals}"
             event = self._event(
-                gate.get("waiting_since") or _iso(now),
+                gate.waiting_since or _iso(now),
                 subject,
                 f"waits for {who} ({count} approvals), deadline "
-                f"{human_until(gate.get('deadline'), now)}: {gate.get('message')}",
+                f"{human_until(gate.deadline, now)}: {gate.message}",
                 "waiting",
                 OPENED,
             )
-            modifiable = gate.get("modifiable") or []
+            modifiable = gate.modifiable
             event.hints.append(
                 f"qlrf-run approve {self.run_id} {name}   (or reject"
                 + (f"; modify --set NAME=VALUE for {', '.join(modifiable)}" if modifiable else "")
@@ -357,49 +362,48 @@ class Differ:
             )
             events.append(event)
         said = self.approvals_said.get(name, 0)
-        if len(approvals) > said and status == "waiting":
-            for approval in approvals[said:]:
+        if len(approvals) > said and status == GateStatus.WAITING:
+            for number, approval in enumerate(approvals[said:], start=said + 1):
                 events.append(
                     self._event(
                         approval.get("at"),
                         subject,
-                        f"approved by {approval.get('by')} "
-                        f"({approvals.index(approval) + 1}/{gate.get('min_approvals', 1)})"
+                        f"approved by {approval.get('by')} ({number}/{gate.min_approvals})"
                         + (f": {approval['comment']}" if approval.get("comment") else ""),
                         "approved",
                         DECIDED,
                     )
                 )
             self.approvals_said[name] = len(approvals)
-        if status != "waiting" and self.gate_status.get(name) != status:
+        if status != GateStatus.WAITING and self.gate_status.get(name) != status:
             self.gate_status[name] = status
             events.append(self._decided(gate, status, now))
         return events
 
-    def _decided(self, gate: dict[str, Any], status: str, now: datetime) -> Event:
-        subject = f"gate {gate['gate']}"
-        decisions = gate.get("decisions") or []
-        if status == "approved":
-            by = ", ".join(str(a.get("by")) for a in gate.get("approvals") or []) or "?"
-            last = (gate.get("approvals") or [{}])[-1]
-            comment = f": {last['comment']}" if last.get("comment") else ""
+    def _decided(self, gate: GateView, status: str, now: datetime) -> Event:
+        subject = f"gate {gate.gate}"
+        if status == GateStatus.APPROVED:
+            by = ", ".join(str(a.get("by")) for a in gate.approvals) or "?"
+            last = gate.approvals[-1] if gate.approvals else None
+            comment = f": {last['comment']}" if last and last.get("comment") else ""
             text = f"approved by {by}{comment}"
-            return self._event(last.get("at"), subject, text, "approved", DECIDED)
-        if status == "rejected":
-            reject: dict[str, Any] = next(
-                (d for d in reversed(decisions) if d.get("decision") == "reject"), {}
-            )
-            comment = f": {reject['comment']}" if reject.get("comment") else ""
-            text = f"rejected by {reject.get('by', '?')}{comment}"
-            return self._event(reject.get("at"), subject, text, "rejected", DECIDED)
-        waited = between(gate.get("waiting_since"), gate.get("deadline"))
+            return self._event(last["at"] if last else None, subject, text, "approved", DECIDED)
+        if status == GateStatus.REJECTED:
+            reject = next((d for d in reversed(gate.decisions) if d["decision"] == "reject"), None)
+            comment = f": {reject['comment']}" if reject and reject.get("comment") else ""
+            text = f"rejected by {reject['by'] if reject else '?'}{comment}"
+            at = reject["at"] if reject else None
+            return self._event(at, subject, text, "rejected", DECIDED)
+        waited = between(gate.waiting_since, gate.deadline)
         text = f"{status.replace('_', ' ')}" + (
-            f" after {human_duration(waited)} without a decision" if status == "timed_out" else ""
+            f" after {human_duration(waited)} without a decision"
+            if status == GateStatus.TIMED_OUT
+            else ""
         )
-        return self._event(gate.get("deadline") or _iso(now), subject, text, status, DECIDED)
+        return self._event(gate.deadline or _iso(now), subject, text, status, DECIDED)
 
-    def _controls(self, state: dict[str, Any]) -> list[Event]:
-        controls = state.get("controls") or []
+    def _controls(self, state: RunView) -> list[Event]:
+        controls = state.controls
         events: list[Event] = []
         # The state keeps the latest few: count by their times, not their number.
         fresh = [c for c in controls if (c.get("at") or "") > self.control_at]
@@ -409,7 +413,7 @@ class Differ:
             self.control_at = max(c.get("at") or "" for c in fresh)
         return events
 
-    def _control(self, control: dict[str, Any]) -> Event:
+    def _control(self, control: ControlJson) -> Event:
         action, by = control.get("action"), control.get("by")
         why = f" ({control['comment']})" if control.get("comment") else ""
         if action == "pause":
@@ -427,10 +431,10 @@ class Differ:
         return self._event(control.get("at"), str(control.get("step")), text, "skipped")
 
 
-def _items(step: dict[str, Any]) -> str:
+def _items(step: StepView) -> str:
     """`, 3 items succeeded, 1 failed` for a fan-out step that ended."""
-    output = step.get("output")
-    if not step.get("fanout") or not isinstance(output, dict) or "succeeded" not in output:
+    output = step.output
+    if step.fanout is None or not isinstance(output, dict) or "succeeded" not in output:
         return ""
     failed = output.get("failed") or 0
     text = f", {output['succeeded']} items succeeded"
@@ -450,7 +454,7 @@ def _retry(live: Attempt, now: datetime) -> str:
     return f"retrying in {human_duration(left)}" if left > 0.05 else "retrying now"
 
 
-def _latest(entries: list[dict[str, Any]], total: int, said: int) -> list[dict[str, Any]]:
+def _latest(entries: list[ModificationJson], total: int, said: int) -> list[ModificationJson]:
     """Of the last len(entries) of `total` entries, those after the first `said`."""
     first = total - len(entries)
     return entries[max(0, said - first) :]
@@ -460,8 +464,8 @@ def _iso(moment: datetime) -> str:
     return iso(moment) or ""
 
 
-def lock_text(hold: dict[str, Any]) -> str:
+def lock_text(hold: LockView) -> str:
     """`waiting for lock K (held by run R since T)`, or `holds lock K`."""
-    if hold.get("status") == "held":
-        return f"holds lock {hold.get('key')}"
-    return lock_wait_text(hold.get("key"), hold.get("holder"))
+    if hold.status == "held":
+        return f"holds lock {hold.key}"
+    return lock_wait_text(hold.key, hold.holder)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,38 +29,36 @@ def _decide(
     """Send one decision and exit 0 when accepted, 1 with the reason when refused."""
     import asyncio
 
-    async def send() -> int:
-        from runner.cli.identity import current_user
-        from runner.client.connect import connect, target
-        from runner.client.runs import decide, declarations
-        from runner.plan.inputs import parse_assignments
+    from runner.app.context import connected
+    from runner.app.decide import DecideRequest, decide, decide_by_signal
+    from runner.cli.identity import current_user
+    from runner.contract.vocab import DecisionKind
 
-        client = await connect(target())
-        decision: dict[str, Any] = {
-            "gate": gate,
-            "decision": kind,
-            "by": current_user(as_user),
-            "comment": comment,
-            "as_user": as_user,  # signed mode refuses it (runner/client/runs.py proven)
-        }
-        if kind == "modify":
-            decision["set"] = parse_assignments(changes or [], await declarations(client, run))
-        accepted, detail = await decide(client, run, decision, signal=signal)
-        if not accepted:
-            err(f"refused: {detail}")
-            return 1
+    async def send() -> int:
+        ctx = await connected()
+        ask = DecideRequest(
+            run=run,
+            gate=gate,
+            decision=DecisionKind(kind),
+            by=current_user(as_user),
+            comment=comment,
+            assignments=changes or [],
+            as_user=as_user,
+        )
         if signal:
+            await decide_by_signal(ctx, ask)
             out(
                 f"sent {kind} for gate {gate} of {run} as a signal (checked by the run itself; "
                 "`qlrf-run status` shows whether it was taken)"
             )
             return 0
-        status = detail["status"]
-        count = f"{len(detail['approvals'])}/{detail['min_approvals']}"
-        mine = detail["decisions"][-1] if detail.get("decisions") else {}
-        by = mine.get("by") or decision["by"]
-        shown = by if mine.get("verified") else f"{by} (unverified)"
-        out(f"{kind} by {shown} accepted: gate {gate} is {status} ({count} approvals)")
+        done = await decide(ctx, ask)
+        if not done.accepted:
+            err(f"refused: {done.refused}")
+            return 1
+        count = f"{len(done.gate.approvals)}/{done.gate.min_approvals}"
+        shown = done.by if done.verified else f"{done.by} (unverified)"
+        out(f"{kind} by {shown} accepted: gate {gate} is {done.gate.status} ({count} approvals)")
         return 0
 
     exit_with(asyncio.run(send()))
@@ -98,35 +96,37 @@ def pending(format: RunFormat = FormatOption) -> None:
 
     One visibility call: it answers without a worker, and fast with many runs waiting.
     """
-    from runner.client.connect import connect, target
-    from runner.client.pending import pending as pending_gates
+    import asyncio
+
+    from runner.app.context import connected
+    from runner.app.pending import PendingGate, PendingLock
+    from runner.app.pending import pending as waiting
     from runner.times import human_until
 
-    async def go() -> list[dict[str, Any]]:
-        return await pending_gates(await connect(target()))
-
-    import asyncio
+    async def go() -> list[PendingGate | PendingLock]:
+        return await waiting(await connected())
 
     rows = asyncio.run(go())
     if format == RunFormat.json:
-        out(json.dumps(rows, indent=2))
+        out(json.dumps([row.to_json() for row in rows], indent=2))
         return
     if not rows:
         out("no gate is waiting")
         return
     for row in rows:
-        if "lock" in row:
-            where = f" step {row['step']}" if row.get("step") else ""
-            out(f"{row['run_id']}{where}: {row['message']}")
-            out(f"    waiting since {human_until(row['waiting_since'])}; see qlrf-run locks")
+        if isinstance(row, PendingLock):
+            where = f" step {row.step}" if row.step else ""
+            out(f"{row.run_id}{where}: {row.message}")
+            out(f"    waiting since {human_until(row.waiting_since)}; see qlrf-run locks")
             continue
-        who = ", ".join(row["approvers"]) or "anyone"
-        out(f"{row['run_id']} / {row['gate']}: {row['message']}")
+        gate = row.gate
+        who = ", ".join(gate.approvers) or "anyone"
+        out(f"{row.run_id} / {gate.gate}: {gate.message}")
         out(
-            f"    approvers {who}; {len(row['approvals'])}/{row['min_approvals']} approvals; "
-            f"deadline {human_until(row['deadline'])}"
+            f"    approvers {who}; {len(gate.approvals)}/{gate.min_approvals} approvals; "
+            f"deadline {human_until(gate.deadline)}"
         )
-        out(f"    qlrf-run approve {row['run_id']} {row['gate']}")
+        out(f"    qlrf-run approve {row.run_id} {gate.gate}")
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,8 @@ from runner.terminal import visible
 if TYPE_CHECKING:
     import asyncio
 
+    from runner.client.state import Snapshot
+
 from runner.cli.common import INTERRUPTED, FormatOption, RunFormat, err, examples, exit_with, out
 from runner.errors import UsageError
 
@@ -162,11 +164,11 @@ async def _one(
     return 0
 
 
-async def _every_step(client: Any, handle: Any, snap: Any, as_json: bool) -> int:
+async def _every_step(client: Any, handle: Any, snap: Snapshot, as_json: bool) -> int:
     from runner.client.logs import printed
 
-    shown = []
-    for sid in snap.state.get("steps", {}):
+    shown: list[dict[str, Any]] = []
+    for sid in snap.view.steps:
         found = await printed(client, handle, snap, sid, None)
         output = found.output if isinstance(found.output, dict) else {}
         text = {k: output.get(k) for k in ("stdout", "stderr") if output.get(k)}

@@ -7,12 +7,20 @@ console decides whether the styles become colour.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.text import Text
 
 from runner.cli.console import STYLES
-from runner.cli.events import Event, error_text, lock_text, short
+from runner.cli.events import Event, lock_text, short
+from runner.contract.state import (
+    ControlJson,
+    GateView,
+    RunView,
+    StepView,
+    WaveJson,
+    error_text,
+)
+from runner.contract.vocab import GateStatus, RunStatus, StepStatus
 from runner.plan.waves import item_key
 from runner.times import between, human_duration, human_until, parse
 
@@ -71,7 +79,7 @@ def bar(done: int, failed: int, running: int, size: int) -> Text:
     )
 
 
-def wave_line(wave: dict[str, Any], label: str, now: datetime | None = None) -> Text:
+def wave_line(wave: WaveJson, label: str, now: datetime | None = None) -> Text:
     """`label [###x>>....] 12/45 done, 1 failed, 5 running, budget 2, running`."""
     done = (wave.get("succeeded") or 0) + (wave.get("skipped") or 0)
     failed, running, size = wave.get("failed") or 0, wave.get("running") or 0, wave["size"]
@@ -95,39 +103,39 @@ def wave_line(wave: dict[str, Any], label: str, now: datetime | None = None) -> 
     return line
 
 
-def step_line(sid: str, step: dict[str, Any]) -> Text:
-    status = step.get("status", "pending")
+def step_line(sid: str, step: StepView) -> Text:
+    status = step.status
     line = Text(f"  {sid:<{STEP_WIDTH}} ")
     line.append(f"{WORDS.get(status, status):<9}", style=_style(status))
     parts = []
-    if step.get("attempts"):
-        parts.append(f"attempt {step['attempts']}")
-    took = between(step.get("started_at"), step.get("finished_at"))
-    if took is not None and status != "skipped":
+    if step.attempts:
+        parts.append(f"attempt {step.attempts}")
+    took = between(step.started_at, step.finished_at)
+    if took is not None and status != StepStatus.SKIPPED:
         parts.append(human_duration(took))
-    if step.get("error"):
-        parts.append(error_text(step["error"]))
-    elif step.get("reason") and status in ("skipped", "cancelled", "waiting"):
-        parts.append(f"({step['reason']})")
-    comp = step.get("compensation")
+    if step.error:
+        parts.append(error_text(step.error))
+    elif step.reason and status in (StepStatus.SKIPPED, StepStatus.CANCELLED, StepStatus.WAITING):
+        parts.append(f"({step.reason})")
+    comp = step.compensation
     if comp:
         parts.append(f"[compensation {comp['status']}]")
     line.append("  ".join(parts))
     return line
 
 
-def fanout_lines(step: dict[str, Any], now: datetime | None = None) -> list[Text]:
-    fanout = step.get("fanout")
-    if not fanout:
+def fanout_lines(step: StepView, now: datetime | None = None) -> list[Text]:
+    fanout = step.fanout
+    if fanout is None:
         return []
-    at_once = fanout.get("concurrency")
-    head = f"      {fanout['total']} items" + (f", {at_once} at once" if at_once else "")
+    at_once = fanout.concurrency
+    head = f"      {fanout.total} items" + (f", {at_once} at once" if at_once else "")
     lines = [Text(head)]
-    for wave in fanout.get("waves", []):
+    for wave in fanout.waves:
         line = Text("      ")
         line.append_text(wave_line(wave, "wave " + wave["name"], now))
         lines.append(line)
-    for failed in fanout.get("failed_items", [])[-5:]:
+    for failed in fanout.failed_items[-5:]:
         lines.append(
             Text(
                 f"      failed {failed['item']}: {error_text(failed.get('error'))}",
@@ -137,33 +145,32 @@ def fanout_lines(step: dict[str, Any], now: datetime | None = None) -> list[Text
     return lines
 
 
-def gate_lines(state: dict[str, Any], gate: dict[str, Any], now: datetime) -> list[Text]:
-    who = ", ".join(gate.get("approvers") or []) or "anyone"
-    count = f"{len(gate.get('approvals') or [])}/{gate.get('min_approvals', 1)}"
+def gate_lines(state: RunView, gate: GateView, now: datetime) -> list[Text]:
+    who = ", ".join(gate.approvers) or "anyone"
+    count = f"{len(gate.approvals)}/{gate.min_approvals}"
     head = Text("  ")
-    head.append(f"gate {gate['gate']}", style="bold")
+    head.append(f"gate {gate.gate}", style="bold")
     head.append(f" waits for {who} ({count} approvals)", style=_style("waiting"))
-    head.append(f", deadline {human_until(gate.get('deadline'), now)}: {gate.get('message')}")
-    modifiable = gate.get("modifiable") or []
+    head.append(f", deadline {human_until(gate.deadline, now)}: {gate.message}")
+    modifiable = gate.modifiable
     also = f"; modify --set NAME=VALUE for {', '.join(modifiable)}" if modifiable else ""
     hint = Text(
-        f"      qlrf-run approve {state['run_id']} {gate['gate']}   (or reject{also})",
+        f"      qlrf-run approve {state.run_id} {gate.gate}   (or reject{also})",
         style=_style("hint"),
     )
     return [head, hint]
 
 
-def last_control(state: dict[str, Any]) -> dict[str, Any]:
+def last_control(state: RunView) -> ControlJson:
     """The latest live-control action (who paused the run), or {} when there is none."""
-    last: dict[str, Any] = (state.get("controls") or [{}])[-1]
-    return last
+    return state.controls[-1] if state.controls else {}
 
 
-def failed_items(state: dict[str, Any]) -> list[tuple[str, str, str]]:
+def failed_items(state: RunView) -> list[tuple[str, str, str]]:
     """(step, item, reason) of every fan-out item that failed, from the steps' outputs."""
     found = []
-    for sid, step in state.get("steps", {}).items():
-        output = step.get("output")
+    for sid, step in state.steps.items():
+        output = step.output
         items = output.get("items") if isinstance(output, dict) else None
         if isinstance(items, list):
             for entry in items:
@@ -171,35 +178,36 @@ def failed_items(state: dict[str, Any]) -> list[tuple[str, str, str]]:
                     # An inventory's host by its name, as progress and `skip` name it.
                     name = item_key(entry.get("item"), named=True)
                     found.append((sid, short(name, 80), error_text(entry.get("error"))))
-        elif (step.get("fanout") or {}).get("failed_items"):
-            for entry in step["fanout"]["failed_items"]:
+        elif step.fanout is not None and step.fanout.failed_items:
+            for entry in step.fanout.failed_items:
                 found.append((sid, str(entry.get("item")), error_text(entry.get("error"))))
     return found
 
 
-def summary(state: dict[str, Any], ui_url: str | None = None) -> list[Text]:
-    steps = state.get("steps", {})
+def summary(state: RunView, ui_url: str | None = None) -> list[Text]:
+    steps = state.steps
     counts: dict[str, int] = {}
     for step in steps.values():
-        counts[step["status"]] = counts.get(step["status"], 0) + 1
+        counts[step.status] = counts.get(step.status, 0) + 1
     shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    status = state["status"]
-    took = between(state.get("started_at"), state.get("finished_at"))
-    head = Text(f"run {state['run_id']} ")
-    head.append(status, style=_style(status if status != "timed_out" else "failed") + " bold")
+    status = state.status
+    took = between(state.started_at, state.finished_at)
+    head = Text(f"run {state.run_id} ")
+    failing = status if status != RunStatus.TIMED_OUT else "failed"
+    head.append(status, style=_style(failing) + " bold")
     if took is not None:
         head.append(f" in {human_duration(took)}")
     head.append(f" (steps: {shown})")
     lines = [head]
-    if state.get("error"):
-        lines.append(Text(f"  error: {error_text(state['error'])}", style=_style("failed")))
-    failed_steps = [
-        (sid, s) for sid, s in steps.items() if s["status"] == "failed" and s.get("error")
-    ]
-    for sid, step in failed_steps:
-        if state.get("error") and step["error"]["message"] in state["error"]["message"]:
+    run_error = state.error
+    if run_error:
+        lines.append(Text(f"  error: {error_text(run_error)}", style=_style("failed")))
+    for sid, step in steps.items():
+        if step.status != StepStatus.FAILED or not step.error:
             continue
-        lines.append(Text(f"  step {sid} failed: {error_text(step['error'])}", _style("failed")))
+        if run_error and step.error["message"] in run_error["message"]:
+            continue
+        lines.append(Text(f"  step {sid} failed: {error_text(step.error)}", _style("failed")))
     items = failed_items(state)
     if items:
         lines.append(Text(f"  {len(items)} item(s) failed:", style=_style("failed")))
@@ -209,18 +217,18 @@ def summary(state: dict[str, Any], ui_url: str | None = None) -> list[Text]:
             lines.append(
                 Text(
                     f"    and {len(items) - FAILED_ITEMS_NAMED} more: "
-                    f"qlrf-run status {state['run_id']} --format json",
+                    f"qlrf-run status {state.run_id} --format json",
                     style=_style("hint"),
                 )
             )
-    outputs = state.get("outputs")
+    outputs = state.outputs
     if isinstance(outputs, dict):
         for key, value in outputs.items():
             lines.append(Text(f"  output {key} = {short(value, 2000)}"))
     elif outputs is not None:
         lines.append(Text(f"  outputs = {short(outputs, 2000)}"))
     if ui_url:
-        lines.append(Text(f"  {workflow_link(ui_url, state['run_id'])}", style=_style("hint")))
+        lines.append(Text(f"  {workflow_link(ui_url, state.run_id)}", style=_style("hint")))
     return lines
 
 
@@ -230,67 +238,62 @@ def workflow_link(ui_url: str, workflow_id: str) -> str:
     return f"{ui_url}/namespaces/default/workflows/{quote(workflow_id, safe='')}"
 
 
-def status_lines(state: dict[str, Any], ui_url: str | None = None) -> list[Text]:
+def status_lines(state: RunView, ui_url: str | None = None) -> list[Text]:
     now = datetime.now(UTC)
-    status = state["status"]
-    head = Text(f"{state.get('name')} ({state.get('kind')})  ")
+    status = state.status
+    head = Text(f"{state.name} ({state.kind})  ")
     head.append(status, style=_style(status) + " bold")
-    started = parse(state.get("started_at"))
+    started = parse(state.started_at)
     when = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "?"
+    took = between(state.started_at, state.finished_at) if state.finished_at else None
     lines = [
         head,
         Text(
-            f"  run {state['run_id']}  started by {state.get('started_by')}{_unverified(state)}"
-            f" at {when}"
-            + (
-                f", took {human_duration(between(state['started_at'], state['finished_at']))}"
-                if state.get("finished_at")
-                else ""
-            )
+            f"  run {state.run_id}  started by {state.started_by}{_unverified(state)}"
+            f" at {when}" + (f", took {human_duration(took)}" if state.finished_at else "")
         ),
     ]
-    if state.get("published_because"):
-        age = between(state.get("published_at"), now.isoformat())
+    if state.published_because:
+        age = between(state.published_at, now.isoformat())
         when = f" {human_duration(age)} ago" if age is not None else ""
         lines.append(
             Text(
-                f"  as the run last published it{when}: {state['published_because']}",
+                f"  as the run last published it{when}: {state.published_because}",
                 style=_style("paused"),
             )
         )
-    for sid, step in state["steps"].items():  # in the plan's order
+    for sid, step in state.steps.items():  # in the plan's order
         lines.append(step_line(sid, step))
         lines += fanout_lines(step, now)
-    if state.get("paused"):
+    if state.paused:
         last = last_control(state)
         lines.append(
             Text(
                 f"  paused by {last.get('by')} {human_until(last.get('at'), now)}; "
-                f"qlrf-run resume {state['run_id']}",
+                f"qlrf-run resume {state.run_id}",
                 style=_style("paused"),
             )
         )
-    for gate in state.get("gates", []):
-        if gate["status"] == "waiting":
+    for gate in state.gates:
+        if gate.status == GateStatus.WAITING:
             lines += gate_lines(state, gate, now)
     lines += lock_lines(state)
     return [*lines, *summary(state, ui_url)]
 
 
-def lock_lines(state: dict[str, Any]) -> list[Text]:
+def lock_lines(state: RunView) -> list[Text]:
     """The run's own locks (a step's show on its line)."""
     lines = []
-    for hold in state.get("locks") or []:
-        if hold.get("step") is None:
-            style = "waiting" if hold.get("status") != "held" else "running"
-            verb = "" if hold.get("status") == "held" else "is "
+    for hold in state.locks:
+        if hold.step is None:
+            style = "waiting" if hold.status != "held" else "running"
+            verb = "" if hold.status == "held" else "is "
             lines.append(Text(f"  the run {verb}{lock_text(hold)}", style=_style(style)))
     return lines
 
 
-def _unverified(state: dict[str, Any]) -> str:
+def _unverified(state: RunView) -> str:
     """ " (unverified)" after a name no signature proves (claimed mode, docs/trust.md)."""
-    identity = state.get("identity")
-    if isinstance(identity, dict) and not identity.get("started_by_verified"):
+    if state.identity is not None and not state.identity.started_by_verified:
         return " (unverified)"
     return ""

@@ -8,13 +8,17 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.cli.common import out
+from runner.contract.state import GateView, RunView
+from runner.contract.vocab import DecisionKind
+from runner.errors import QlrfError
 
 
 class GatePrompt:
     """Asks about each gate that opens (once per opening or modification); one at a time."""
 
-    def __init__(self, client: Any, run: str, user: str) -> None:
+    def __init__(self, client: Any, where: Any, run: str, user: str) -> None:
         self.client = client
+        self.where = where
         self.run = run
         self.user = user
         self.asked: set[tuple[str, int]] = set()
@@ -22,62 +26,54 @@ class GatePrompt:
         # Set by the watcher: stops redrawing the terminal while someone types.
         self.paused: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
-    def update(self, state: dict[str, Any]) -> None:
+    def update(self, state: RunView) -> None:
         if self.task is not None and not self.task.done():
             return
-        for gate in state.get("gates", []):
-            key = (gate["gate"], _round(gate))
-            if gate["status"] == "waiting" and key not in self.asked:
+        for gate in state.gates:
+            key = (gate.gate, gate.round)
+            if gate.waiting and key not in self.asked:
                 self.asked.add(key)
                 self.task = asyncio.ensure_future(self._asked(gate))
                 return
 
-    async def _asked(self, gate: dict[str, Any]) -> None:
+    async def _asked(self, gate: GateView) -> None:
         with self.paused():
             await self._ask(gate)
 
-    async def _ask(self, gate: dict[str, Any]) -> None:
-        from runner.client.runs import decide, declarations
-        from runner.errors import QlrfError
-        from runner.plan.inputs import parse_assignments
+    async def _ask(self, gate: GateView) -> None:
+        from runner.app.context import Context
+        from runner.app.decide import DecideRequest, decide
 
-        name = gate["gate"]
+        name = gate.gate
         answer = (
             await _read(
                 f"  decide gate {name} as {self.user}? "
                 "[a]pprove / [r]eject / [m]odify / [Enter] later: "
             )
         ).lower()
-        decision: dict[str, Any] = {"gate": name, "by": self.user, "comment": ""}
+        ask = DecideRequest(self.run, name, DecisionKind.APPROVE, self.user)
         if answer in ("a", "approve"):
-            decision["decision"] = "approve"
+            pass
         elif answer in ("r", "reject"):
-            decision["decision"] = "reject"
-            decision["comment"] = await _read("  why? ")
+            ask.decision = DecisionKind.REJECT
+            ask.comment = await _read("  why? ")
         elif answer in ("m", "modify"):
-            changes = await _read(f"  NAME=VALUE ... ({', '.join(gate['modifiable'])}): ")
-            try:
-                decision["set"] = parse_assignments(
-                    changes.split(), await declarations(self.client, self.run)
-                )
-            except QlrfError as exc:
-                out(f"  not sent: {exc}")
-                self.asked.discard((name, _round(gate)))
-                return
-            decision["decision"] = "modify"
+            changes = await _read(f"  NAME=VALUE ... ({', '.join(gate.modifiable)}): ")
+            ask.decision, ask.assignments = DecisionKind.MODIFY, changes.split()
         else:
             out(f"  later: qlrf-run approve {self.run} {name}")
             return
-        accepted, detail = await decide(self.client, self.run, decision)
-        if accepted:
-            out(f"  {decision['decision']} accepted: gate {name} is {detail['status']}")
+        try:
+            done = await decide(Context(self.client, self.where), ask)
+        except QlrfError as exc:  # a value that does not convert: nothing was sent
+            out(f"  not sent: {exc}")
+            self.asked.discard((name, gate.round))
+            return
+        if done.accepted:
+            out(f"  {ask.decision} accepted: gate {name} is {done.gate.status}")
         else:
-            out(f"  refused: {detail}")
-            self.asked.discard((name, _round(gate)))
-
-
-def _round(gate: dict[str, Any]) -> int:
-    return int(gate.get("round", len(gate.get("modifications") or [])))
+            out(f"  refused: {done.refused}")
+            self.asked.discard((name, gate.round))
 
 
 async def _read(prompt: str) -> str:

@@ -7,7 +7,6 @@ The new run is RUN.r<N>: what succeeded is kept, the rest runs again
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import typer
 
@@ -46,9 +45,11 @@ def redrive(
     """
     import asyncio
 
+    from runner.app.proof import refuse_as_early
     from runner.cli.identity import current_user
 
     set_no_color(no_color)
+    refuse_as_early(as_user)
     code = asyncio.run(
         _redrive(
             run,
@@ -72,70 +73,35 @@ async def _redrive(
     as_json: bool,
     no_worker: bool,
 ) -> int:
-
+    from runner.app.redrive import RedriveRequest, redrive
     from runner.cli import sdk_logging
     from runner.cli.console import make_console
     from runner.cli.watching import finished, run_and_follow
-    from runner.client import redrive as redriving
-    from runner.client.connect import connect, target, task_queue
-    from runner.client.runs import start
-    from runner.local.postgres import store_enabled
-    from runner.plan import redrive as plan_redrive
+    from runner.client.connect import task_queue
     from runner.worker import build_worker
 
     sdk_logging.configure(gate_notices=as_json)
-    where = target()
-    client = await connect(where)
-    continued = await redriving.latest(client, run)
-    if continued != run and not as_json:
-        err(f"note: run {run} was redriven already; going on from its latest, {continued}")
-    original = await redriving.original_of(client, continued)
-    assert original.plan is not None
-    # What it will keep, to say so; the worker decides it again, from the store.
-    kept = plan_redrive.carried_over(original, start_from, reapprove)
-    for note in original.notes:
+    done = await redrive(RedriveRequest(run, user, start_from, reapprove))
+    if done.latest is not None and not as_json:
+        err(f"note: run {run} was redriven already; going on from its latest, {done.latest}")
+    for note in done.notes:
         err(f"note: {note}")
-    new_id = plan_redrive.redrive_id(original.run_id)
-    handle, _ = await start(
-        client,
-        original.plan,
-        original.inputs,
-        user,
-        workflow_id=new_id,
-        definition_sha256=original.definition_sha256,
-        definition_file=original.definition_file,
-        record=store_enabled(),
-        task_queue=task_queue(),
-        redrive=plan_redrive.request(original.run_id, start_from, reapprove),
-        groups=original.groups,
-    )
-    again = [n.id for n in original.plan.nodes if n.id not in kept["steps"]]
-    items_kept: dict[str, Any] = {sid: len(keys) for sid, keys in kept["items"].items()}
-    for sid in kept.get("paged") or ():
-        # A fan-out from a file: the worker leaves out, by the store, what was done.
-        items_kept[sid] = len(original.items.get(sid) or ())
-    summary: dict[str, Any] = {
-        "run_id": handle.id,
-        "redrive_of": original.run_id,
-        "kept": sorted(kept["steps"]),
-        "again": again,
-        "items_kept": items_kept,
-        "source": original.source,
-    }
+    handle = done.handle
     if detach:
-        out(json.dumps(summary) if as_json else f"started run {handle.id}")
+        out(json.dumps(done.to_json()) if as_json else f"started run {handle.id}")
         return 0
     console = make_console()
     if not as_json:
         console.print(
-            f"redriving {original.run_id} ({original.status}) as {handle.id}: "
-            f"keeps {', '.join(summary['kept']) or 'no step'}; runs {', '.join(again) or '-'}"
+            f"redriving {done.redrive_of} ({done.status}) as {handle.id}: "
+            f"keeps {', '.join(done.kept) or 'no step'}; runs {', '.join(done.again) or '-'}"
         )
-        for sid, count in items_kept.items():
+        for sid, count in done.items_kept.items():
             console.print(f"  {sid}: {count} item(s) succeeded before and do not run again")
+    client = done.ctx.client
     worker = None if no_worker else build_worker(client, task_queue=task_queue())
     state = await run_and_follow(
-        client, handle, worker, as_json=as_json, console=console, ui_url=where.ui_url
+        client, handle, worker, as_json=as_json, console=console, ui_url=done.ctx.ui_url
     )
     return finished(state, as_json)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    pass
+    from runner.contract.state import RunView
 
 from runner.cli.common import (
     INTERRUPTED,
@@ -60,19 +60,20 @@ def status(
     """
     import asyncio
 
+    from runner.app.context import connected
+    from runner.app.view import view
     from runner.cli.console import make_console
     from runner.cli.progress import status_lines
-    from runner.client.state import state_of
 
     set_no_color(no_color)
 
-    async def go() -> tuple[dict[str, Any], str | None]:
-        client, handle, where = await _handle(run)
-        return await state_of(handle, client), where.ui_url
+    async def go() -> tuple[RunView, str | None]:
+        ctx = await connected()
+        return await view(ctx, run), ctx.ui_url
 
     state, ui = asyncio.run(go())
     if format == RunFormat.json:
-        out(json.dumps(state, indent=2, default=str))
+        out(json.dumps(state.to_json(), indent=2, default=str))
         return
     console = make_console()
     for line in status_lines(state, ui):
@@ -106,7 +107,7 @@ def watch(
         if state is None:
             stopped_following(console, handle.id, worker_here=False)
             return INTERRUPTED
-        return 0 if state["status"] == "succeeded" else 1
+        return 0 if state.status == "succeeded" else 1
 
     exit_with(asyncio.run(go()))
 
@@ -180,25 +181,23 @@ def cancel(
     import asyncio
 
     async def go() -> int:
-        from runner.client.follow import follow
-        from runner.client.runs import request_cancel, signed_run, update
+        from runner.app.context import connected
+        from runner.app.control import cancel as cancel_run
+        from runner.app.follow import follow
+        from runner.app.reach import described
+        from runner.cli.identity import current_user
 
-        client, handle, _ = await _handle(run)
-        if await signed_run(client, run):
-            # Signed mode: who cancels is proven and recorded first (docs/trust.md).
-            accepted, detail = await update(client, run, "control", {"action": "cancel"})
-            if not accepted:
-                err(f"refused: {detail}")
-                return 1
-        refused = await request_cancel(handle)
+        ctx = await connected()
+        refused = await cancel_run(ctx, run, current_user(None))
         if refused:
             err(refused)
             return 1
         out(f"cancel requested for {run}; compensations and finally steps run next")
         if wait:
-            final = await follow(handle, lambda _: None, client)
+            handle, _ = await described(ctx, run)
+            final = await follow(handle, lambda _: None, ctx.client)
             assert final is not None  # no stop was given
-            out(f"run {run}: {final.state['status']}")
+            out(f"run {run}: {final.view.status}")
         return 0
 
     exit_with(asyncio.run(go()))
@@ -211,19 +210,10 @@ def history(run: str = RunArgument, format: RunFormat = FormatOption) -> None:
     """
     import asyncio
 
-    from runner.client.history import events_of
-    from runner.local.postgres import database_url, store_enabled
-    from runner.store.queries import run_history
+    from runner.app.context import connected
+    from runner.app.history import history as events_of_run
 
-    async def go() -> list[dict[str, Any]]:
-        if store_enabled():
-            stored = await run_history(database_url(), run)
-            if stored is not None:
-                return stored
-        _, handle, _ = await _handle(run)
-        return await events_of(handle)
-
-    events = asyncio.run(go())
+    events = asyncio.run(events_of_run(run, connected))
     if format == RunFormat.json:
         out(json.dumps(events, indent=2, default=str))
         return

@@ -93,8 +93,10 @@ def create(
     as_user: Annotated[str | None, typer.Option("--as", help="Who makes it")] = None,
 ) -> None:
     """Create a schedule that runs FILE, as compiled now, on a cron or an interval."""
+    from runner.app.proof import refuse_as_early
     from runner.cli.identity import current_user
 
+    refuse_as_early(as_user)
     when = _when(cron, every)
     compiled = compiled_or_exit(file, input, inputs_file)
     sid = schedule_id or compiled.plan.name

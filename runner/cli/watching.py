@@ -28,6 +28,8 @@ from runner.cli.console import STYLES, make_console, safe
 from runner.cli.events import Differ
 from runner.cli.progress import event_lines, summary, wave_line
 from runner.client.state import Snapshot
+from runner.contract.state import RunView
+from runner.contract.vocab import RunStatus, StepStatus
 from runner.times import between, human_duration
 
 
@@ -39,7 +41,7 @@ class Watch:
         self.run_id = run_id
         self.redraw = redraw and console.is_terminal
         self.differ = Differ(run_id, wave_progress=not self.redraw)
-        self.state: dict[str, Any] = {}
+        self.state: RunView | None = None
         self.live: Live | None = None
         self.prompt: Any = None
 
@@ -73,42 +75,43 @@ class Watch:
                 live.start()
 
     def on_snapshot(self, snap: Snapshot) -> None:
-        self.state = snap.state
-        started = snap.state.get("started_at")
+        self.state = snap.view
+        started = snap.view.started_at
         for event in self.differ.feed(snap):
             for line in event_lines(event, started):
                 self.console.print(line)
         if self.prompt is not None:
-            self.prompt.update(snap.state)
+            self.prompt.update(snap.view)
 
     def _view(self) -> Group:
         """The running steps, waves and waiting gates, as they are now."""
         now = datetime.now(UTC)
         lines: list[Text] = []
-        for sid, step in self.state.get("steps", {}).items():
-            fanout = step.get("fanout")
-            if step.get("status") != "running":
+        state = self.state
+        if state is None:
+            return Group()
+        for sid, step in state.steps.items():
+            if step.status != StepStatus.RUNNING:
                 continue
-            took = between(step.get("started_at"), now.isoformat())
+            took = between(step.started_at, now.isoformat())
             line = Text(f"  {'>':>8}  ")
             line.append(f"{sid:<22} ", style="bold")
             line.append(f"running {human_duration(took)}", style=STYLES["running"])
             lines.append(line)
-            for wave in (fanout or {}).get("waves", []):
-                if wave.get("status") in ("running", "pausing", "waiting", "paused"):
+            for wave in step.fanout.waves if step.fanout is not None else []:
+                if wave["status"] in ("running", "pausing", "waiting", "paused"):
                     row = Text(f"  {'':>8}  ")
                     row.append_text(wave_line(wave, f"{sid}/{wave['name']}", now))
                     lines.append(row)
-        for gate in self.state.get("gates", []):
-            if gate.get("status") == "waiting":
-                lines.append(
-                    Text(
-                        f"  {'?':>8}  gate {gate['gate']} waits: "
-                        f"qlrf-run approve {self.run_id} {gate['gate']}",
-                        style=STYLES["waiting"],
-                    )
+        for gate in state.waiting_gates():
+            lines.append(
+                Text(
+                    f"  {'?':>8}  gate {gate.gate} waits: "
+                    f"qlrf-run approve {self.run_id} {gate.gate}",
+                    style=STYLES["waiting"],
                 )
-        if self.state.get("paused"):
+            )
+        if state.paused:
             lines.append(Text(f"  {'||':>8}  run paused", style=STYLES["paused"]))
         shown: Group = safe(Group(*lines))
         return shown
@@ -146,9 +149,9 @@ async def follow_for_people(
     ui_url: str | None,
     prompt: Any = None,
     redraw: bool = True,
-) -> dict[str, Any] | None:
+) -> RunView | None:
     """Print the run's progress until it ends (its final state) or `stop` (None)."""
-    from runner.client.follow import follow
+    from runner.app.follow import follow
 
     watch = Watch(console, handle.id, redraw=redraw)
     if prompt is not None:
@@ -161,9 +164,9 @@ async def follow_for_people(
         watch.stop()
     if final is None:
         return None
-    for line in summary(final.state, ui_url):
+    for line in summary(final.view, ui_url):
         console.print(line)
-    return final.state
+    return final.view
 
 
 def stopped_following(console: Console, run_id: str, *, worker_here: bool) -> None:
@@ -186,23 +189,23 @@ async def run_and_follow(
     ui_url: str | None,
     prompt: Any = None,
     first: Any = None,
-) -> dict[str, Any] | None:
+) -> RunView | None:
     """Follow a run to its end with `worker` (None: others) running meanwhile, as
     `apply` and `redrive` do; `first()` is awaited once the worker runs. The final
     state, or None when Ctrl-C stopped the following (the run goes on)."""
     import asyncio
 
     stop = asyncio.Event()
-    state: dict[str, Any] | None
+    state: RunView | None
     with ctrl_c(stop):
         async with worker if worker is not None else contextlib.nullcontext():
             if first is not None:
                 await first()
             if as_json:
-                from runner.client.follow import follow
+                from runner.app.follow import follow
 
                 final = await follow(handle, lambda _: None, client, stop=stop)
-                state = final.state if final is not None else None
+                state = final.view if final is not None else None
             else:
                 state = await follow_for_people(
                     client, handle, console, stop=stop, ui_url=ui_url, prompt=prompt
@@ -212,11 +215,11 @@ async def run_and_follow(
     return state
 
 
-def finished(state: dict[str, Any] | None, as_json: bool) -> int:
+def finished(state: RunView | None, as_json: bool) -> int:
     """The exit code of a followed run: 0 succeeded, 1 not, 130 when Ctrl-C stopped the
     following; with --format json, the final state is printed."""
     if state is None:
         return INTERRUPTED
     if as_json:
-        out(json.dumps(state, indent=2, default=str))
-    return 0 if state["status"] == "succeeded" else 1
+        out(json.dumps(state.to_json(), indent=2, default=str))
+    return 0 if state.status == RunStatus.SUCCEEDED else 1

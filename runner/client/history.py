@@ -7,6 +7,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
+from runner.contract.events import HistoryEvent
 from runner.times import iso
 
 
@@ -15,8 +16,8 @@ def _step(activity_id: str) -> str | None:
     return rest if kind in ("step", "compensate") else None
 
 
-async def events_of(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+async def events_of(handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]:
+    events: list[HistoryEvent] = []
     scheduled: dict[int, str] = {}  # scheduled event id -> activity id
     async for event in handle.fetch_history_events():
         at = iso(event.event_time.ToDatetime()) or ""

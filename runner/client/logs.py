@@ -15,6 +15,8 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from runner.client.state import Snapshot, attempts_of, decode_heartbeats
+from runner.contract.state import StepView
+from runner.contract.vocab import StepStatus
 
 
 @dataclass
@@ -81,22 +83,22 @@ async def printed(
     stored: Callable[[], Any] | None = None,
 ) -> Printed:
     """What `step` (or its `item`) has printed so far."""
-    found = snap.state.get("steps", {}).get(step)
+    found = snap.view.steps.get(step)
     if found is None:
         from runner.errors import QlrfError
 
-        steps = ", ".join(snap.state.get("steps", {})) or "none"
+        steps = ", ".join(snap.view.steps) or "none"
         raise QlrfError(f"run {handle.id} has no step '{step}' (its steps: {steps})")
     if item is None:
         live = snap.attempts.get(step)
-        running = found.get("status") == "running"
+        running = found.status == StepStatus.RUNNING
         result = Printed(
-            found.get("status", "unknown"),
-            live.attempt if live else found.get("attempts"),
+            found.status,
+            live.attempt if live else found.attempts,
             running,
             live.heartbeat if live else None,
-            found.get("output"),
-            found.get("error"),
+            found.output,
+            dict(found.error) if found.error else None,
         )
     else:
         result = await _item(client, found, item)
@@ -109,10 +111,10 @@ async def printed(
     return result
 
 
-async def _item(client: Client, step: dict[str, Any], item: str) -> Printed:
+async def _item(client: Client, step: StepView, item: str) -> Printed:
     from runner.plan.waves import item_names
 
-    output = step.get("output")
+    output = step.output
     if isinstance(output, dict):
         for entry in output.get("items") or []:
             if isinstance(entry, dict) and item in item_names(entry.get("item")):
@@ -124,7 +126,7 @@ async def _item(client: Client, step: dict[str, Any], item: str) -> Printed:
                     entry.get("output"),
                     entry.get("error"),
                 )
-    for wave in (step.get("fanout") or {}).get("waves", []):
+    for wave in step.fanout.waves if step.fanout is not None else []:
         batch = wave.get("batch")
         if not batch:
             continue
@@ -134,4 +136,4 @@ async def _item(client: Client, step: dict[str, Any], item: str) -> Printed:
         for live in attempts.values():
             if live.heartbeat is not None and live.heartbeat.get("item") == item:
                 return Printed("running", live.attempt, True, live.heartbeat)
-    return Printed("unknown", None, step.get("status") == "running", None)
+    return Printed("unknown", None, step.status == StepStatus.RUNNING, None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -18,7 +17,6 @@ from temporalio.service import RPCError
 
 from runner.client import signing
 from runner.client.state import KIND_KEY, NAME_KEY
-from runner.client.workers import worker_answers
 from runner.contract import (
     LIVE_MEMO,
     PAYLOAD_LIMIT,
@@ -30,8 +28,6 @@ from runner.contract import (
 from runner.errors import QlrfError
 from runner.plan.model import Plan, inputs_hash
 from runner.trust import claims
-
-DECIDE_TIMEOUT_SECONDS = 30
 
 
 def workflow_id_for(plan: Plan, inputs: dict[str, Any]) -> str:
@@ -232,16 +228,6 @@ async def existing(client: Client, run: str) -> WorkflowHandle[Any, Any]:
     return handle
 
 
-async def request_cancel(handle: WorkflowHandle[Any, Any]) -> str | None:
-    """Ask a running run to cancel; the reason when it cannot be (it has already ended)."""
-    description = await handle.describe()
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        name = description.status.name.lower() if description.status else "closed"
-        return f"run {handle.id} has already ended ({name}); only a running run can be cancelled"
-    await handle.cancel()
-    return None
-
-
 def status_query(kind: str | None, state: str | None) -> str:
     clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
     if kind:
@@ -257,106 +243,3 @@ def status_query(kind: str | None, state: str | None) -> str:
     if state:
         clauses.append(f"ExecutionStatus = '{mapping[state]}'")
     return " AND ".join(clauses)
-
-
-async def decide(
-    client: Client, run: str, decision: dict[str, Any], *, signal: bool = False
-) -> tuple[bool, Any]:
-    """Send a decision as the `decide` Update: (True, gate JSON) or (False, the reason)."""
-    decision = await proven(client, run, decision, "decide")
-    if signal:
-        handle = await existing(client, run)
-        await handle.signal("decide", decision)
-        return True, None
-    return await update(client, run, "decide", decision)
-
-
-async def signed_state(client: Client, run: str) -> dict[str, Any] | None:
-    """The run's state when its actions must be signed (its state says signed mode, or
-    this machine is set up to sign); None when they need not be."""
-    from runner.client.state import state_of
-
-    try:
-        state = await state_of(await existing(client, run), client)
-    except Exception:
-        if signing.wanted_here():
-            raise
-        return None  # the request itself will say what is wrong
-    if signing.wanted_here() or (state.get("identity") or {}).get("mode") == "signed":
-        return state
-    return None
-
-
-async def signed_run(client: Client, run: str) -> bool:
-    return await signed_state(client, run) is not None
-
-
-async def proven(client: Client, run: str, request: dict[str, Any], name: str) -> dict[str, Any]:
-    """The request with its proof, when the run is in signed mode (signed_state); as it
-    is otherwise."""
-    as_user = request.get("as_user")
-    state = await signed_state(client, run)
-    if state is None:
-        return {k: v for k, v in request.items() if k != "as_user"}
-    signing.refuse_as(as_user)
-    request = {k: v for k, v in request.items() if k not in ("as_user", "by")}
-    ids = {
-        "run_id": str(state.get("run_id") or run),
-        "temporal_run_id": str(state.get("temporal_run_id") or ""),
-        "plan_hash": str(state.get("plan_hash") or ""),
-        "inputs_hash_now": str(state.get("inputs_hash") or ""),
-    }
-    if name == "decide":
-        gate: dict[str, Any] = next(
-            (g for g in state.get("gates") or [] if g.get("gate") == request.get("gate")), {}
-        )
-        claim = claims.decision_claim(request, round_=gate.get("round"), **ids)
-    else:
-        claim = claims.control_claim(request, **ids)
-    return {**request, "proof": signing.sign(claim)}
-
-
-async def update(client: Client, run: str, name: str, request: Any) -> tuple[bool, Any]:
-    """Send an Update (a decision, a control): (True, its result) or (False, the reason)."""
-    from temporalio.client import (
-        WorkflowUpdateFailedError,
-        WorkflowUpdateRPCTimeoutOrCancelledError,
-    )
-
-    handle = await existing(client, run)
-    description = await handle.describe()
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        shown = description.status.name.lower() if description.status else "closed"
-        return False, f"run {run} has ended ({shown}); it takes no {name} requests"
-    if name == "control" and isinstance(request, dict):
-        request = await proven(client, run, request, name)
-    # The validator runs on a worker: without one, say so now instead of waiting (and
-    # instead of leaving an Update that a worker could apply long after).
-    absent = await worker_answers(client, handle, description.task_queue)
-    if absent is not None:
-        return False, absent
-    try:
-        return True, await handle.execute_update(
-            name, request, rpc_timeout=timedelta(seconds=DECIDE_TIMEOUT_SECONDS)
-        )
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        return False, getattr(cause, "message", None) or str(cause or exc)
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        return False, (
-            f"no worker answered for run {run} within {DECIDE_TIMEOUT_SECONDS}s; "
-            "start one with `qlrf-run worker` and try again"
-        )
-    except RPCError as exc:
-        return False, f"run {run} does not take {name} requests now ({exc.message})"
-
-
-async def declarations(client: Client, run: str) -> dict[str, Any]:
-    handle = await existing(client, run)
-    absent = await worker_answers(client, handle, (await handle.describe()).task_queue)
-    if absent is not None:
-        raise QlrfError(absent)
-    try:
-        return dict(await handle.query("declarations", rpc_timeout=timedelta(seconds=10)))
-    except RPCError as exc:
-        raise QlrfError(f"run {run} did not answer ({exc.message}); is a worker running?") from None

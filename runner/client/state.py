@@ -26,6 +26,7 @@ from runner.contract import (
     PROGRESS_QUERY,
     STATE_QUERY,
 )
+from runner.contract.state import RunView
 from runner.times import iso
 
 NAME_KEY = SearchAttributeKey.for_keyword(NAME_ATTRIBUTE)
@@ -51,7 +52,7 @@ class Attempt:
 
 @dataclass
 class Snapshot:
-    state: dict[str, Any]
+    view: RunView
     closed: bool
     attempts: dict[str, Attempt] = field(default_factory=dict)  # by step id
     published: bool = False  # read from the memo: no worker answered
@@ -73,8 +74,8 @@ async def snapshot(
     if found and client is not None:
         await decode_heartbeats(client, description, found)
     memo = await description.memo()
-    if closed and FINAL_MEMO in memo:
-        return Snapshot(normalised(dict(memo[FINAL_MEMO])), True)
+    if closed and isinstance(memo.get(FINAL_MEMO), dict):
+        return Snapshot(RunView.from_json(memo[FINAL_MEMO]), True)
     queue = description.task_queue
     why = no_worker(queue)
     if client is None or await workers_polling(client, queue):
@@ -83,39 +84,22 @@ async def snapshot(
             "with `qlrf-run worker` (the run waits meanwhile, and loses nothing)"
         )
         try:
-            state = dict(
-                await handle.query(STATE_QUERY, rpc_timeout=timedelta(seconds=query_seconds))
-            )
+            answer = await handle.query(STATE_QUERY, rpc_timeout=timedelta(seconds=query_seconds))
+            view = RunView.from_json(answer)
             if client is not None and not closed:
-                await with_running_batches(client, state)
-            return Snapshot(normalised(state), closed, found)
+                await with_running_batches(client, view)
+            return Snapshot(view, closed, found)
         except RPCError:
             pass  # no worker answered after all
     picture = memo.get(LIVE_MEMO)
-    if isinstance(picture, dict):
-        return Snapshot(from_picture(description, picture, why), closed, found, True)
-    return Snapshot(
-        from_picture(description, {}, f"no worker has picked the run up yet: {why}"),
-        closed,
-        found,
-        True,
-    )
+    if not isinstance(picture, dict):
+        picture, why = {}, f"no worker has picked the run up yet: {why}"
+    return Snapshot(from_picture(description, picture, why), closed, found, True)
 
 
-async def state_of(
-    handle: WorkflowHandle[Any, Any], client: Client | None = None
-) -> dict[str, Any]:
+async def view_of(handle: WorkflowHandle[Any, Any], client: Client | None = None) -> RunView:
     """The run's state (see snapshot)."""
-    return (await snapshot(handle, client)).state
-
-
-def normalised(state: dict[str, Any]) -> dict[str, Any]:
-    """Runs started by earlier versions called Temporal's run id `run_id`: RUN is the
-    workflow id, and Temporal's own id is `temporal_run_id`."""
-    if "temporal_run_id" not in state and "workflow_id" in state:
-        state["temporal_run_id"] = state.get("run_id")
-        state["run_id"] = state["workflow_id"]
-    return state
+    return (await snapshot(handle, client)).view
 
 
 def attempts_of(description: Any, *, items: bool = False) -> dict[str, Attempt]:
@@ -170,46 +154,23 @@ async def decode_heartbeats(client: Client, description: Any, found: dict[str, A
                     found[step].heartbeat = values[0]
 
 
-def from_picture(description: Any, picture: dict[str, Any], why: str) -> dict[str, Any]:
-    """The status JSON from what the run last published (memo `live`)."""
+def from_picture(description: Any, picture: dict[str, Any], why: str) -> RunView:
+    """The run from what it last published (memo `live`) and what visibility knows."""
     attrs = description.typed_search_attributes
-    steps = {
-        sid: {
-            "status": step.get("status"),
-            "attempts": step.get("attempts", 0),
-            "started_at": step.get("started_at"),
-            "finished_at": step.get("finished_at"),
-            "output": None,
-            "error": step.get("error"),
-            "reason": step.get("reason"),
-            "compensation": None,
-            **({"fanout": step["fanout"]} if "fanout" in step else {}),
-        }
-        for sid, step in picture.get("steps", {}).items()
-    }
-    status = picture.get("status", "running")
+    closed = None
     if description.status != WorkflowExecutionStatus.RUNNING:
-        status = closed_status(description.status)
-    return {
-        "run_id": description.id,
-        "workflow_id": description.id,
-        "temporal_run_id": description.run_id,
-        "name": attrs.get(NAME_KEY),
-        "kind": attrs.get(KIND_KEY),
-        "status": status,
-        "started_by": picture.get("started_by"),
-        "started_at": picture.get("started_at") or iso(description.start_time),
-        "finished_at": picture.get("finished_at") or iso(description.close_time),
-        "inputs": None,
-        "steps": steps,
-        "gates": picture.get("gates", []),
-        "paused": picture.get("paused", False),
-        "controls": picture.get("controls", []),
-        "outputs": None,
-        "error": picture.get("error"),
-        "published_at": picture.get("published_at"),
-        "published_because": why,
-    }
+        closed = closed_status(description.status)
+    return RunView.from_picture(
+        picture,
+        run_id=description.id,
+        temporal_run_id=description.run_id,
+        name=attrs.get(NAME_KEY),
+        kind=attrs.get(KIND_KEY),
+        why=why,
+        closed_status=closed,
+        started_at=iso(description.start_time),
+        finished_at=iso(description.close_time),
+    )
 
 
 def closed_status(status: WorkflowExecutionStatus | None) -> str:
@@ -225,21 +186,22 @@ def closed_status(status: WorkflowExecutionStatus | None) -> str:
     return names.get(status, "running") if status is not None else "running"
 
 
-async def with_running_batches(client: Client, state: dict[str, Any]) -> None:
+async def with_running_batches(client: Client, view: RunView) -> None:
     """Add the progress of each running fan-out batch to its wave's counts.
 
     The run learns a batch's counts when the batch ends; until then the batch (a
     child workflow) answers its own `progress` query. A batch that ended between
     the two queries is already counted by the run, so it is left alone.
     """
-    for step in state.get("steps", {}).values():
-        for wave in (step.get("fanout") or {}).get("waves", []):
+    for step in view.steps.values():
+        for wave in step.fanout.waves if step.fanout is not None else []:
             if not wave.get("batch"):
                 continue
             with contextlib.suppress(RPCError):
-                live = await client.get_workflow_handle(wave["batch"]).query(
+                live = await client.get_workflow_handle(str(wave["batch"])).query(
                     PROGRESS_QUERY, rpc_timeout=timedelta(seconds=QUERY_SECONDS)
                 )
-                for key in ("succeeded", "failed", "skipped"):
-                    wave[key] += live[key]
+                wave["succeeded"] += live["succeeded"]
+                wave["failed"] += live["failed"]
+                wave["skipped"] += live["skipped"]
                 wave["running"] = live["running"]

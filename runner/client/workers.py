@@ -2,27 +2,26 @@
 
 The task queue's pollers say at once when no worker is there at all. A worker
 long-polls for a minute at a time, so one that stopped a moment ago is still
-listed for that long; before an Update, a built-in query then tells the two apart.
+listed for that long. The server's list of workers (their heartbeats) tells those
+apart: a worker that stops says so as it shuts down.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, DescribeTaskQueueResponse
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.api.enums.v1 import WorkerStatus
+from temporalio.api.workflowservice.v1 import ListWorkersRequest
+from temporalio.client import Client
 from temporalio.service import RPCError
+
+from runner.taskqueue import describe_queue
 
 # A worker long-polls for a minute at a time; one not seen for longer is gone.
 POLLER_SEEN_SECONDS = 70
-# How long a run may take to answer the probe of worker_answers: the server gives up
-# a dead worker's sticky queue after STICKY_SECONDS (runner/worker.py), then asks
-# any worker of the task queue.
-PROBE_SECONDS = 15.0
 METADATA_QUERY = "__temporal_workflow_metadata"  # answered by the SDK in every workflow
+_STOPPING = (WorkerStatus.WORKER_STATUS_SHUTTING_DOWN, WorkerStatus.WORKER_STATUS_SHUTDOWN)
 
 
 def no_worker(queue: str) -> str:
@@ -32,62 +31,64 @@ def no_worker(queue: str) -> str:
     )
 
 
-async def describe_queue(client: Client, queue: str) -> DescribeTaskQueueResponse:
-    """The task queue's workflow pollers and versioning, as the server sees them."""
-    return await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        ),
-        timeout=timedelta(seconds=5),
-    )
+@dataclass
+class Pollers:
+    """The workers that polled a task queue lately, by identity, with the seconds since
+    each last did; `known` is False when the server could not say."""
+
+    ages: dict[str, float]
+    known: bool = True
+
+    @property
+    def any(self) -> bool:
+        return not self.known or bool(self.ages)
+
+    @property
+    def youngest(self) -> float:
+        return min(self.ages.values()) if self.ages else 0.0
 
 
-async def last_poll(client: Client, queue: str) -> float | None:
-    """Seconds since a worker last polled the task queue for workflow tasks; None when
-    none ever did (or the server keeps no record of it); 0 when the server cannot say."""
+async def pollers(client: Client, queue: str) -> Pollers:
+    """Who polled the task queue for workflow tasks in the last POLLER_SEEN_SECONDS."""
     try:
         found = await describe_queue(client, queue)
     except RPCError:
-        return 0.0  # cannot tell: let the call itself find out
+        return Pollers({}, known=False)  # cannot tell: let the call itself find out
     now = datetime.now(UTC)
-    ages = [
-        (now - p.last_access_time.ToDatetime().replace(tzinfo=UTC)).total_seconds()
-        for p in found.pollers
-    ]
-    return max(0.0, min(ages)) if ages else None
+    ages: dict[str, float] = {}
+    for poller in found.pollers:
+        age = (now - poller.last_access_time.ToDatetime().replace(tzinfo=UTC)).total_seconds()
+        if age < POLLER_SEEN_SECONDS:
+            ages[poller.identity] = min(max(0.0, age), ages.get(poller.identity, age))
+    return Pollers(ages)
+
+
+async def last_poll(client: Client, queue: str) -> float | None:
+    """Seconds since a worker last polled the task queue; None when none did lately."""
+    found = await pollers(client, queue)
+    return found.youngest if found.any else None
 
 
 async def workers_polling(client: Client, queue: str) -> bool:
     """Whether a worker has polled the task queue for workflow tasks lately. A worker
-    long-polls for a minute at a time, so one that stopped a moment ago still counts:
-    `worker_answers` tells those apart."""
-    age = await last_poll(client, queue)
-    return age is not None and age < POLLER_SEEN_SECONDS
+    long-polls for a minute at a time, so one that stopped a moment ago still counts."""
+    return (await pollers(client, queue)).any
 
 
-async def worker_answers(
-    client: Client, handle: WorkflowHandle[Any, Any], queue: str
-) -> str | None:
-    """None when a worker serves the run now; else why not, in words.
-
-    The pollers of the task queue answer at once when no worker is there at all. One
-    that stopped a moment ago is still listed, so the run is asked a built-in query
-    (answered by the SDK, never recorded): unlike an Update, a query that nobody
-    answers leaves nothing behind to be applied later.
-    """
-    age = await last_poll(client, queue)
-    if age is None or age >= POLLER_SEEN_SECONDS:
-        return no_worker(queue)
+async def all_stopping(client: Client, queue: str, identities: set[str]) -> bool:
+    """Whether every one of these pollers of `queue` has told the server it is shutting
+    down (or has shut down). False when the server cannot say, or one runs."""
+    if not identities:
+        return False
+    request = ListWorkersRequest(namespace=client.namespace, query=f"TaskQueue = '{queue}'")
     try:
-        await handle.query(METADATA_QUERY, rpc_timeout=timedelta(seconds=PROBE_SECONDS))
-    except WorkflowQueryFailedError:
-        return None  # a worker answered, if only to refuse
+        found = await client.workflow_service.list_workers(request)
     except RPCError:
-        return (
-            f"no worker answered run {handle.id} within {PROBE_SECONDS:.0f}s (the last one "
-            f"polled task queue {queue} {age:.0f}s ago); start one with `qlrf-run worker` "
-            "(the run waits meanwhile, and nothing was sent)"
-        )
-    return None
+        return False  # a server without the list: cannot tell
+    stopping: set[str] = set()
+    running: set[str] = set()
+    for worker in found.workers:
+        if worker.task_queue != queue:
+            continue
+        (stopping if worker.status in _STOPPING else running).add(worker.worker_identity)
+    return identities <= stopping - running

@@ -576,5 +576,8 @@ class RunView:
         if self.locks:
             picture["locks"] = [hold.to_json() for hold in self.locks]
         if self.identity is not None:
-            picture["identity"] = {"mode": self.identity.mode}
+            picture["identity"] = {
+                "mode": self.identity.mode,
+                "started_by_verified": self.identity.started_by_verified,
+            }
         return picture

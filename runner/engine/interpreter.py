@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from runner.contract import (
+        BASIS_QUERY,
         CONTROL,
         DECIDE,
         DECLARATIONS_QUERY,
@@ -30,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         RunInput,
     )
-    from runner.contract.messages import ControlRequest, Decision
+    from runner.contract.messages import Basis, ControlRequest, Decision
     from runner.contract.state import ControlJson, Identity, RunView
     from runner.contract.vocab import AuditAction, DecisionKind, RunStatus
     from runner.engine import admission, control, identity, outcome, publish
@@ -120,6 +121,23 @@ class RunbookWorkflow:
         # written before it closes, so a store that is down shows here.
         view.store_backlog = len(self._outbox.events) if self._outbox is not None else 0
         return view
+
+    @workflow.query(name=BASIS_QUERY)
+    def basis(self) -> dict[str, Any]:
+        """What a signer binds, as the run checks it now (contract.messages.Basis)."""
+        run, desk = self._run, self._desk
+        if run is None or desk is None:
+            raise ApplicationError("the run is starting; try again in a moment")
+        info = workflow.info()
+        return Basis(
+            run_id=info.workflow_id,
+            temporal_run_id=info.run_id,
+            plan_hash=run.plan.plan_hash,
+            inputs_hash=claims.inputs_hash(run.inputs),
+            mode=self._trust.mode,
+            rounds={name: len(gate.modifications) for name, gate in desk.gates.items()},
+            declarations=run.declarations,
+        ).to_json()
 
     @workflow.query(name=DECLARATIONS_QUERY)
     def declarations(self) -> dict[str, dict[str, Any]]:

@@ -144,7 +144,8 @@ LAUNCH_ATTEMPTS = 3
 PORT_WAIT_SECONDS = 30.0
 
 
-def _free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether `port` on 127.0.0.1 can be bound now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # As the server binds: connections of its last run in TIME_WAIT do not count.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -158,7 +159,7 @@ def _free(port: int) -> bool:
 def _await_free(port: int) -> None:
     """Return once `port` can be bound; QlrfError naming it when it stays taken."""
     deadline = time.monotonic() + PORT_WAIT_SECONDS
-    while not _free(port):
+    while not port_free(port):
         if time.monotonic() > deadline:
             raise QlrfError(
                 f"the embedded Temporal dev server's port 127.0.0.1:{port} is taken by another "
@@ -200,7 +201,7 @@ def launch(
             chosen = port
         else:
             chosen = free_port()
-        chosen_ui = wanted_ui if wanted_ui is not None and _free(wanted_ui) else free_port()
+        chosen_ui = wanted_ui if wanted_ui is not None and port_free(wanted_ui) else free_port()
         wanted_ui = None  # a second attempt takes whatever UI port is free
         with log.open("ab") as sink:
             proc = subprocess.Popen(

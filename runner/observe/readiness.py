@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 from temporalio.client import Client
 
-from runner.client.workers import describe_queue
 from runner.observe.health import Health
 from runner.observe.ticks import ticks
+from runner.taskqueue import describe_queue
 
 CHECK_SECONDS = 2.0
 # A worker long-polls for up to a minute; seen within this, it is polling.

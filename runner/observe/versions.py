@@ -24,12 +24,20 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import WorkerDeploymentConfig
 
-from runner.client.workers import describe_queue
 from runner.errors import QlrfError
+from runner.taskqueue import describe_queue
 
 RUNNER = Path(__file__).resolve().parent.parent
 # The code a workflow task runs: the interpreter and what it imports inside a run.
-INTERPRETER_CODE = ("engine", "plan", "contract.py", "templates.py", "template_budget.py")
+INTERPRETER_CODE = (
+    "engine",
+    "plan",
+    "contract",
+    "trust",
+    "canonical.py",
+    "templates.py",
+    "template_budget.py",
+)
 # Longer than this, or with other characters, the server refuses a build id.
 BUILD_ID_LIMIT = 255
 REGISTER_SECONDS = 30.0

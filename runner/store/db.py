@@ -13,6 +13,10 @@ from typing import Any
 
 import asyncpg
 
+from runner.store import pool_log
+
+pool_log.install()  # a lost PostgreSQL is one line per retry, not a traceback
+
 # An arbitrary constant that names "qlrf-run migrations" among advisory locks.
 MIGRATION_LOCK = 0x716C7266
 

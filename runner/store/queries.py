@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from runner.contract.events import HistoryEvent
 from runner.store.evidence import REDRIVE_CHAIN, build
 from runner.store.reach import open_checked
 from runner.store.records import (
@@ -29,7 +30,7 @@ async def _with_store(dsn: str, fn: Callable[..., Awaitable[T]], *args: Any) -> 
         await pool.close()
 
 
-async def run_history(dsn: str, run: str) -> list[dict[str, Any]] | None:
+async def run_history(dsn: str, run: str) -> list[HistoryEvent] | None:
     return await _with_store(dsn, history, run)
 
 

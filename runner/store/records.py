@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from runner.contract.events import HistoryEvent
 from runner.store import chain
 from runner.store.db import storable_text
 from runner.store.evidence import REDRIVE_CHAIN, run_identity
@@ -284,26 +285,26 @@ def _iso(value: datetime | None) -> str | None:
     return iso(value)
 
 
-async def history(pool: asyncpg.Pool, run: str, depth: int = 0) -> list[dict[str, Any]] | None:
+async def history(pool: asyncpg.Pool, run: str, depth: int = 0) -> list[HistoryEvent] | None:
     """`history --format json`: [{at, event, step, item, attempt, actor, detail}], oldest first."""
     found = await find_run(pool, run)
     if found is None:
         return None
-    earlier: list[dict[str, Any]] = []
+    earlier: list[HistoryEvent] = []
     if found.get("redrive_of") and depth < REDRIVE_CHAIN:
         # A redrive's history starts with that of the run it continued.
         earlier = await history(pool, found["redrive_of"], depth + 1) or []
     steps, audit = await events(pool, found["run_id"])
     # By time, then by who numbered the row: the run's own rows (batch '') keep their
     # order, and the rows of a fan-out's items fall in between where they happened.
-    merged: list[tuple[tuple[Any, str, int], dict[str, Any]]] = []
+    merged: list[tuple[tuple[Any, str, int], HistoryEvent]] = []
     for e in steps:
         detail = e["error"] if e["error"] else None
         merged.append(
             (
                 (e["at"], e["batch"], e["seq"]),
                 {
-                    "at": _iso(e["at"]),
+                    "at": _iso(e["at"]) or "",
                     # compensation_started / _succeeded / _failed keep their own names.
                     "event": e["status"]
                     if str(e["status"]).startswith("compensation_")
@@ -322,7 +323,7 @@ async def history(pool: asyncpg.Pool, run: str, depth: int = 0) -> list[dict[str
             (
                 (a["at"], "", a["seq"]),
                 {
-                    "at": _iso(a["at"]),
+                    "at": _iso(a["at"]) or "",
                     "event": a["action"],
                     "step": detail.get("step"),
                     "item": None,

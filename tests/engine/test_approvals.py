@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,16 +12,19 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client
 
-from runner.client import pending as client_pending
+from runner.app import pending as app_pending
+from runner.app.context import Context
 from runner.client import runs
 from runner.client import state as client_state
+from runner.client.connect import Target
 from runner.local.temporal import temporal_binary
 from runner.pipeline import compile_file
 from runner.worker import build_worker
-from tests.helpers import shapes
+from tests.helpers import shapes, updates
 from tests.helpers.cli import qlrf
 from tests.helpers.gates import GATE, GATE_HEAD, decision, history_length, wait_for_gate
 from tests.helpers.runs import RUN_TIMEOUT_SECONDS
+from tests.helpers.waiting import eventually, eventually_async
 
 HEAD = GATE_HEAD
 
@@ -143,11 +145,12 @@ def test_signal_decisions_are_checked_the_same_way(run):
     async def signal(handle):
         await wait_for_gate(handle)
         await handle.signal("decide", decision("approve", "mallory"))
-        state = await handle.query("state")
-        deadline = time.monotonic() + 30
-        while not state["gates"][0]["refused"] and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+
+        async def refused_signal() -> dict | None:
             state = await handle.query("state")
+            return state if state["gates"][0]["refused"] else None
+
+        state = await eventually_async(refused_signal, "the refused signal is kept", 30)
         [refused] = state["gates"][0]["refused"]
         assert "mallory may not decide" in refused["reason"]
         assert state["gates"][0]["status"] == "waiting"
@@ -161,12 +164,13 @@ def test_a_gate_in_one_branch_does_not_hold_the_other(run):
     """While the gate waits, an independent branch runs to the end."""
 
     async def check_branch(handle):
-        state = await wait_for_gate(handle)
-        deadline = time.monotonic() + 30
-        while state["steps"]["other"]["status"] != "succeeded" and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await wait_for_gate(handle)
+
+        async def other_done() -> dict | None:
             state = await handle.query("state")
-        assert state["steps"]["other"]["status"] == "succeeded"
+            return state if state["steps"]["other"]["status"] == "succeeded" else None
+
+        state = await eventually_async(other_done, "the other branch succeeds", 30)
         assert state["steps"]["review"]["status"] == "waiting"
         await handle.execute_update("decide", decision("approve", "alice"))
 
@@ -206,7 +210,7 @@ def test_gate_keeps_waiting_across_a_worker_restart(temporal_address, tmp_path):
             await wait_for_gate(handle)
             await handle.execute_update("decide", decision("approve", "alice"))
             await asyncio.wait_for(handle.result(), RUN_TIMEOUT_SECONDS)
-            return await client_state.state_of(handle)
+            return (await client_state.view_of(handle)).to_json()
 
     state = asyncio.run(go())
     assert state["status"] == "succeeded"
@@ -242,10 +246,7 @@ def test_gate_survives_a_killed_worker_process(temporal_address, tmp_path):
         rid = json.loads(
             qlrf("apply", str(path), "--detach", "--no-worker", "--format", "json", env=env).stdout
         )["run_id"]
-        deadline = time.monotonic() + 60
-        while not waiting(rid):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        eventually(lambda: waiting(rid), "the gate waits")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -253,15 +254,21 @@ def test_gate_survives_a_killed_worker_process(temporal_address, tmp_path):
     try:
         approved = qlrf("approve", rid, "review", "--as", "alice", env=env)
         assert approved.returncode == 0, approved.stderr
-        deadline = time.monotonic() + 60
-        state = {"status": "running"}
-        while state["status"] == "running" and time.monotonic() < deadline:
-            time.sleep(0.2)
-            state = json.loads(qlrf("status", rid, "--format", "json", env=env).stdout)
-        assert state["status"] == "succeeded"
+        assert _ended(rid, env)["status"] == "succeeded"
     finally:
         second.terminate()
         second.wait(timeout=60)
+
+
+def _ended(rid: str, env: dict[str, str]) -> dict:
+    """The run's status JSON once it has ended."""
+
+    def ended() -> dict | None:
+        state = json.loads(qlrf("status", rid, "--format", "json", env=env).stdout)
+        return state if state["status"] != "running" else None
+
+    found: dict = eventually(ended, f"run {rid} ends")
+    return found
 
 
 def test_pending_lists_the_gates_of_three_runs(temporal_address, tmp_path):
@@ -287,15 +294,14 @@ def test_pending_lists_the_gates_of_three_runs(temporal_address, tmp_path):
                 handles.append(handle)
             for handle in handles:
                 await wait_for_gate(handle)
-            deadline = time.monotonic() + 30
-            rows: list[dict] = []
-            while time.monotonic() < deadline:
-                rows = [
-                    r for r in await client_pending.pending(client) if r["run_id"].startswith(queue)
-                ]
-                if len(rows) == 3:
-                    break
-                await asyncio.sleep(0.3)
+            ctx = Context(client, Target(temporal_address, "default", None, False))
+
+            async def three() -> list[dict] | None:
+                found = [r.to_json() for r in await app_pending.pending(ctx)]
+                rows = [r for r in found if r["run_id"].startswith(queue)]
+                return rows if len(rows) == 3 else None
+
+            rows = await eventually_async(three, "pending lists the three gates", 30, poll=0.3)
             for handle in handles:
                 await handle.execute_update("decide", decision("approve", "alice"))
                 await handle.result()
@@ -443,13 +449,13 @@ def test_cli_approve_reject_modify_and_pending(temporal_address, tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            shown = qlrf("status", rid, env=env)
-            if "waiting" in shown.stdout:
-                break
-            time.sleep(0.2)
-        assert f"qlrf-run approve {rid} review" in shown.stdout
+
+        def shown_waiting() -> str | None:
+            shown = qlrf("status", rid, env=env).stdout
+            return shown if "waiting" in shown else None
+
+        shown = eventually(shown_waiting, "status shows the gate waiting")
+        assert f"qlrf-run approve {rid} review" in shown
         refused = qlrf("approve", rid, "review", env=env)  # tester started it
         assert refused.returncode == 1 and "may not approve it" in refused.stderr
         modified = qlrf("modify", rid, "review", "--set", "batch_size=3", "--as", "bob", env=env)
@@ -463,17 +469,10 @@ def test_cli_approve_reject_modify_and_pending(temporal_address, tmp_path):
             rows = json.loads(qlrf("pending", "--format", "json", env=env).stdout)
             return any(r["run_id"] == rid and len(r["approvals"]) == 1 for r in rows)
 
-        deadline = time.monotonic() + 30
-        while not listed():
-            assert time.monotonic() < deadline, "pending never listed the gate"
-            time.sleep(0.3)
+        eventually(listed, "pending lists the gate", 30, poll=0.3)
         rejected = qlrf("reject", rid, "review", "--as", "bob", "-c", "changed my mind", env=env)
         assert rejected.returncode == 0
-        state = json.loads(qlrf("status", rid, "--format", "json", env=env).stdout)
-        deadline = time.monotonic() + 60
-        while state["status"] == "running" and time.monotonic() < deadline:
-            time.sleep(0.2)
-            state = json.loads(qlrf("status", rid, "--format", "json", env=env).stdout)
+        state = _ended(rid, env)
         assert state["status"] == "failed" and state["inputs"]["batch_size"] == 3
     finally:
         worker.terminate()
@@ -534,15 +533,18 @@ steps:
     os.close(slave)
     seen = ""
     try:
-        deadline = time.monotonic() + 60
         # Raw reads: a buffered readline() could hold lines that select() no longer sees.
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
-        while "decide gate review as alice?" not in seen and time.monotonic() < deadline:
+
+        def asked() -> bool:
+            nonlocal seen
             ready, _, _ = select.select([fd], [], [], 1)
             if ready:
                 seen += os.read(fd, 65536).decode(errors="replace")
-        assert "decide gate review as alice?" in seen, seen
+            return "decide gate review as alice?" in seen
+
+        eventually(asked, lambda: f"apply asks about the gate; it printed {seen!r}", poll=0)
         os.write(master, b"a\n")
         rest = proc.communicate(timeout=60)[0].decode(errors="replace")
     finally:
@@ -556,8 +558,6 @@ steps:
 
 def test_deciding_without_a_worker_says_so(temporal_address, tmp_path, monkeypatch):
     """approve with no worker running ends with advice instead of waiting forever."""
-    from runner.client import runs as engine_client
-
     path = tmp_path / "gate.yaml"
     path.write_text(
         GATE.replace("name: gated", f"name: noworker-{uuid.uuid4().hex[:6]}") % {"quorum": 1}
@@ -569,8 +569,7 @@ def test_deciding_without_a_worker_says_so(temporal_address, tmp_path, monkeypat
 
     async def go():
         client = await Client.connect(temporal_address)
-        monkeypatch.setattr(engine_client, "DECIDE_TIMEOUT_SECONDS", 2)
-        result = await engine_client.decide(client, rid, decision("approve", "alice"))
+        result = await updates.update(client, rid, "decide", decision("approve", "alice"))
         await client.get_workflow_handle(rid).terminate("test finished")
         return result
 

@@ -20,6 +20,7 @@ import pytest
 from tests.helpers.chaos import kill_scenario
 from tests.helpers.cli import qlrf
 from tests.helpers.runs import decoded_history
+from tests.helpers.waiting import eventually
 
 CI_KILLS = 5
 
@@ -44,10 +45,12 @@ def _embedded_env(tmp_path: Path, postgres_uri: str) -> dict[str, str]:
 
 
 def _wait_for(path: Path, text: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not (path.exists() and text in path.read_text()):
-        assert time.monotonic() < deadline, f"never saw {text!r} in {path}"
-        time.sleep(0.05)
+    eventually(
+        lambda: path.exists() and text in path.read_text(),
+        f"{text!r} in {path}",
+        seconds,
+        poll=0.05,
+    )
 
 
 @pytest.mark.timeout(300)
@@ -109,7 +112,7 @@ def test_a_restarted_embedded_server_never_repeats_or_kills_a_step(
             client = await Client.connect(third.address)
             handle = client.get_workflow_handle(rid)
             await asyncio.wait_for(handle.result(), 120)
-            return await client_state.state_of(handle)
+            return (await client_state.view_of(handle)).to_json()
 
         state = asyncio.run(finish())
     finally:

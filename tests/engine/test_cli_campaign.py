@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +15,7 @@ import pytest
 
 from tests.fixtures import testhosts
 from tests.helpers.cli import ROOT, qlrf
-
-
-def _poll(check, what: str, seconds: float = 60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"never happened: {what}")
+from tests.helpers.waiting import eventually
 
 
 @pytest.fixture
@@ -66,7 +56,7 @@ def test_patch_campaign_waves_gate_control_and_budget_stop(temporal_address, fle
             rows = json.loads(qlrf("pending", "--format", "json", env=env).stdout or "[]")
             return [r for r in rows if r["run_id"] == rid]
 
-        [row] = _poll(staged_gate, "the staged wave's gate is pending")
+        [row] = eventually(staged_gate, "the staged wave's gate is pending")
         assert row["gate"] == "patch/staged" and "items 2-2 of 20" in row["message"]
 
         status = qlrf("status", rid, env=env).stdout

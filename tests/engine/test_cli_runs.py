@@ -15,21 +15,13 @@ import pytest
 
 from tests.helpers import shapes
 from tests.helpers.cli import ROOT, qlrf
+from tests.helpers.waiting import eventually
 
 
 @pytest.fixture
 def cluster(temporal_address, monkeypatch) -> dict[str, str]:
     """Point the CLI at the session's dev server, as QLRF_TEMPORAL_ADDRESS does for a cluster."""
     return {"QLRF_TEMPORAL_ADDRESS": temporal_address, "QLRF_USER": "alice"}
-
-
-def _poll(check, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def test_apply_status_history_and_list(cluster):
@@ -68,7 +60,7 @@ def test_apply_status_history_and_list(cluster):
         result = qlrf("list", "--kind", "Drill", "--format", "json", env=cluster)
         return [r for r in json.loads(result.stdout) if r["run_id"] == rid]
 
-    [row] = _poll(listed)
+    [row] = eventually(listed, "the run is listed")
     assert row["name"] == "payments-dr-drill" and row["status"] == "succeeded"
 
 
@@ -137,7 +129,7 @@ finally:
                 and json.loads(result.stdout)["steps"]["nap"]["status"] == "running"
             )
 
-        assert _poll(sleeping)
+        eventually(sleeping, "the step nap runs")
         cancelled = qlrf("cancel", rid, "--wait", env=cluster)
         assert cancelled.returncode == 0 and f"run {rid}: cancelled" in cancelled.stdout
         state = json.loads(qlrf("status", rid, "--format", "json", env=cluster).stdout)
@@ -212,19 +204,21 @@ def test_dev_runs_in_the_foreground_until_interrupted(tmp_path):
     exe = str(Path(sys.executable).with_name("qlrf-run"))
     proc = subprocess.Popen([exe, "dev"], env=env, stdout=subprocess.PIPE, text=True)
     info = tmp_path / "state" / "qlrf-run" / "temporal.json"
-    assert _poll(info.exists)
+    eventually(info.exists, f"{info} is written")
     pid = json.loads(info.read_text())["pid"]
     status = subprocess.run([exe, "list"], env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert "Temporal UI:" in output and output.rstrip().endswith("stopped")
-    assert _poll(
+    eventually(
         lambda: (
             not Path(f"/proc/{pid}").exists()
             or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
         ),
+        f"the dev server (pid {pid}) ended",
         10,
+        ignoring=(OSError,),
     )
 
 

@@ -20,6 +20,7 @@ from runner.store.records import events, find_run, history
 from tests.helpers.cli import ROOT, worker_process
 from tests.helpers.processes import running
 from tests.helpers.runs import RUN_TIMEOUT_SECONDS, wait_for_step
+from tests.helpers.waiting import eventually_async
 
 RUNBOOKS = ROOT / "tests" / "golden" / "runbooks"
 
@@ -29,7 +30,7 @@ def _stored(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """The run's history rows, its raw step_events rows and its evidence bundle."""
 
-    async def go() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    async def go() -> tuple[list[Any], list[dict[str, Any]], dict[str, Any]]:
         pool = await open_store(postgres_uri)
         try:
             rows = await history(pool, workflow_id)
@@ -187,13 +188,11 @@ steps:
         handle, _ = await runs.start(
             client, compiled.plan, compiled.inputs, "tester", task_queue=queue
         )
-        deadline = time.monotonic() + 60
-        while not (started.exists() and started.read_text().split()):
-            assert time.monotonic() < deadline, "attempt 1 never started"
-            await asyncio.sleep(0.05)
-        while not await _heartbeated(handle):  # the server holds who attempt 1 is
-            assert time.monotonic() < deadline, "attempt 1 never heartbeated"
-            await asyncio.sleep(0.1)
+        await eventually_async(
+            lambda: started.exists() and started.read_text().split(), "attempt 1 starts", poll=0.05
+        )
+        # The server holds who attempt 1 is.
+        await eventually_async(lambda: _heartbeated(handle), "attempt 1 heartbeats", poll=0.1)
         first.send_signal(signal.SIGKILL)
         first.wait()
         # The worker's guardian kills attempt 1's processes at once, before attempt 2.
@@ -204,7 +203,7 @@ steps:
             await asyncio.sleep(0.05)
         async with build_worker(client, task_queue=queue):
             await asyncio.wait_for(handle.result(), RUN_TIMEOUT_SECONDS)
-            return await client_state.state_of(handle)
+            return (await client_state.view_of(handle)).to_json()
 
     try:
         state = asyncio.run(go())

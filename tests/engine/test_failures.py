@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from tests.helpers.processes import running
 from tests.helpers.runs import RUN_TIMEOUT_SECONDS, wait_for_step
+from tests.helpers.waiting import eventually, eventually_async
 
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: failures\n"
 
 
 async def _wait_for_lines(path: Path, count: int) -> list[str]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if path.exists():
-            lines = path.read_text().split()
-            if len(lines) >= count:
-                return lines
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never got {count} lines")
+    def lines() -> list[str] | None:
+        found = path.read_text().split() if path.exists() else []
+        return found if len(found) >= count else None
+
+    found: list[str] = await eventually_async(lines, f"{count} lines in {path}", poll=0.05)
+    return found
 
 
 def test_cancel_runs_compensation_and_finally_and_leaves_no_process(run, tmp_path):
@@ -63,10 +61,9 @@ finally:
     assert outcome.step("long")["status"] == "cancelled"
     assert log.read_text().split() == ["undo-setup", "finally"]
     assert len(pids.read_text().split()) == 2  # the step's bash and its sleep did run
-    deadline = time.monotonic() + 10
-    while (running(marker) or running(duration)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(marker) and not running(duration), "no orphan process"
+    eventually(
+        lambda: not running(marker) and not running(duration), "no orphan process", 10, poll=0.05
+    )
 
 
 def test_bad_template_at_run_time_fails_the_step(run):
@@ -162,7 +159,7 @@ def test_missing_activity_timeout_fails_instead_of_hanging(temporal_address, tmp
                 raise
             except Exception:
                 pass
-            return await client_state.state_of(handle)
+            return (await client_state.view_of(handle)).to_json()
 
     state = asyncio.run(go())
     assert state["status"] == "failed"

@@ -20,9 +20,11 @@ from temporalio.client import Client
 
 from runner.client import runs as runs
 from runner.client import state as client_state
+from tests.helpers import updates
 from tests.helpers.gates import wait_for_gate
 from tests.helpers.processes import running
-from tests.helpers.runs import eventually, run_runbook, write_runbook
+from tests.helpers.runs import run_runbook, write_runbook
+from tests.helpers.waiting import eventually, eventually_async
 
 HEAD = "apiVersion: qlrf/v1\nkind: Campaign\nname: fleet\n"
 # A fleet given as a list of host names, and a directory where items leave marks.
@@ -42,7 +44,7 @@ def hosts(n: int) -> str:
 
 
 async def live_state(client: Client, handle: Any) -> dict[str, Any]:
-    return await client_state.state_of(handle, client)
+    return (await client_state.view_of(handle, client)).to_json()
 
 
 def test_waves_follow_the_list_in_order_with_cumulative_sizes(run, run_store):
@@ -291,14 +293,14 @@ def test_a_wave_waits_for_its_approval(temporal_address, tmp_path):
                 (w["name"], w["status"]) for w in state["steps"]["patch"]["fanout"]["waves"]
             ]
             seen["gate"] = state["gates"][0]
-            refused = await runs.update(
+            refused = await updates.update(
                 client,
                 handle.id,
                 "decide",
                 {"gate": "patch/fleet", "decision": "approve", "by": "mallory"},
             )
             seen["refused"] = refused
-            accepted = await runs.update(
+            accepted = await updates.update(
                 client,
                 handle.id,
                 "decide",
@@ -331,7 +333,7 @@ def test_a_rejected_wave_fails_the_step_and_runs_none_of_its_items(temporal_addr
         async def reject(handle: Any) -> None:
             await wait_for_gate(handle, "patch/fleet")
             decision = {"gate": "patch/fleet", "decision": "reject", "by": "alice"}
-            assert (await runs.update(client, handle.id, "decide", decision))[0]
+            assert (await updates.update(client, handle.id, "decide", decision))[0]
 
         return await run_runbook(
             temporal_address, path, [hosts(5)], client=client, while_running=reject
@@ -381,12 +383,12 @@ def test_pause_resume_concurrency_and_skip_in_flight(temporal_address, tmp_path,
 
         async def control(handle: Any) -> None:
             async def send(**request: Any) -> tuple[bool, Any]:
-                return await runs.update(client, handle.id, "control", {"by": "ops", **request})
+                return await updates.update(client, handle.id, "control", {"by": "ops", **request})
 
             async def count(n: int) -> bool:
                 return running() == n
 
-            await eventually(lambda: count(2), "2 items run")
+            await eventually_async(lambda: count(2), "2 items run")
             seen["refusals"] = [
                 await send(action="resume"),
                 await send(action="concurrency", step="after", concurrency=4),
@@ -394,7 +396,7 @@ def test_pause_resume_concurrency_and_skip_in_flight(temporal_address, tmp_path,
                 await send(action="skip", step="patch", items=["nope"]),
             ]
             assert (await send(action="concurrency", step="patch", concurrency=4))[0]
-            await eventually(lambda: count(4), "4 items run after the concurrency change")
+            await eventually_async(lambda: count(4), "4 items run after the concurrency change")
             assert (await send(action="pause", comment="look first"))[0]
             assert (await send(action="skip", step="patch", items=["h08"]))[0]
             (marks / "release").touch()
@@ -404,7 +406,7 @@ def test_pause_resume_concurrency_and_skip_in_flight(temporal_address, tmp_path,
                 wave = state["steps"]["patch"]["fanout"]["waves"][0]
                 return state if wave["running"] == 0 and wave["succeeded"] == 4 else None
 
-            state = await eventually(drained, "the 4 items in flight finish")
+            state = await eventually_async(drained, "the 4 items in flight finish")
             seen["paused_state"] = state
             # Paused: nothing new started, so exactly the 4 items in flight have run.
             seen["counted_while_paused"] = len((marks / "counts").read_text().split())
@@ -599,7 +601,7 @@ finally:
                 pids = [m.read_text().strip() for m in marks.glob("run.*")]
                 return len(pids) == 2 and all(pids)
 
-            await eventually(two_running, "2 items run")
+            await eventually_async(two_running, "2 items run")
             await handle.cancel()
 
         outcome = await run_runbook(
@@ -618,10 +620,7 @@ finally:
     assert wave["status"] == "cancelled"
     # The two shell processes were stopped, not left looping.
     assert len(list(marks.glob("run.*"))) == 2
-    deadline = time.monotonic() + 10
-    while running(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(marker)
+    eventually(lambda: not running(marker), "the items' processes end", 10, poll=0.05)
 
 
 def test_a_campaign_goes_on_across_worker_restarts(temporal_address, tmp_path):
@@ -666,16 +665,16 @@ def test_a_campaign_goes_on_across_worker_restarts(temporal_address, tmp_path):
             await wait_for_gate(handle, "patch/rest")
         async with build_worker(client, task_queue=queue):
             decision = {"gate": "patch/rest", "decision": "approve", "by": "alice"}
-            assert (await runs.update(client, queue, "decide", decision))[0]
+            assert (await updates.update(client, queue, "decide", decision))[0]
 
             async def some_done() -> bool:
                 return len(list(done.iterdir())) >= 20
 
-            await eventually(some_done, "20 items done")
+            await eventually_async(some_done, "20 items done")
         assert len(list(done.iterdir())) < 60  # the worker stopped in the middle of the batch
         async with build_worker(client, task_queue=queue):
             await asyncio.wait_for(handle.result(), 120)
-            return await client_state.state_of(handle)
+            return (await client_state.view_of(handle)).to_json()
 
     state = asyncio.run(go())
     assert state["status"] == "succeeded", state["error"]
@@ -717,13 +716,15 @@ def test_a_batch_takes_control_only_from_its_run(temporal_address, tmp_path):
 
         async def attack(handle: Any) -> None:
             async def send(**request: Any) -> None:
-                ok, why = await runs.update(client, handle.id, "control", {"by": "ops", **request})
+                ok, why = await updates.update(
+                    client, handle.id, "control", {"by": "ops", **request}
+                )
                 assert ok, why
 
             async def count(n: int) -> bool:
                 return started() == n
 
-            await eventually(lambda: count(1), "the first item runs")
+            await eventually_async(lambda: count(1), "the first item runs")
             batch = client.get_workflow_handle(f"{handle.id}.patch.all.1")
             await send(action="pause")
             await send(action="resume")
@@ -743,7 +744,7 @@ def test_a_batch_takes_control_only_from_its_run(temporal_address, tmp_path):
             seen["while_paused"] = started()
             await send(action="resume")
             for n in range(2, 5):
-                await eventually(functools.partial(count, n), f"item {n} runs")
+                await eventually_async(functools.partial(count, n), f"item {n} runs")
                 (marks / f"release.h0{n}").touch()
 
         seen["outcome"] = await run_runbook(

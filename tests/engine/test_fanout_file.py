@@ -21,8 +21,10 @@ from temporalio.client import Client
 
 from runner.client import runs as runs
 from runner.contract import RunInput
+from tests.helpers import updates
 from tests.helpers.cli import qlrf
-from tests.helpers.runs import eventually, run_runbook, write_runbook
+from tests.helpers.runs import run_runbook, write_runbook
+from tests.helpers.waiting import eventually_async
 
 ITEMS = 1_500
 
@@ -227,15 +229,15 @@ steps:
 
         async def control(handle: Any) -> None:
             async def send(**request: Any) -> tuple[bool, Any]:
-                return await runs.update(client, handle.id, "control", {"by": "ops", **request})
+                return await updates.update(client, handle.id, "control", {"by": "ops", **request})
 
             async def count(n: int) -> bool:
                 return running() == n
 
-            await eventually(lambda: count(2), "2 items run")
+            await eventually_async(lambda: count(2), "2 items run")
             seen["flood"] = await send(action="skip", step="patch", items=["x"] * 1001)
             assert (await send(action="concurrency", step="patch", concurrency=4))[0]
-            await eventually(lambda: count(4), "4 items run after the concurrency change")
+            await eventually_async(lambda: count(4), "4 items run after the concurrency change")
             assert (await send(action="pause"))[0]
             assert (await send(action="skip", step="patch", items=["h08", "no-such-host"]))[0]
             (marks / "release").touch()

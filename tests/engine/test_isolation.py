@@ -171,7 +171,7 @@ steps:
                     client, compiled.plan, compiled.inputs, "tester", task_queue=queue
                 )
                 await asyncio.wait_for(handle.result(), 120)
-                states.append(await client_state.state_of(handle))
+                states.append((await client_state.view_of(handle)).to_json())
             return states
 
         bomb, calm = asyncio.run(go())

@@ -20,7 +20,7 @@ from runner.engine.lock import FENCE
 from runner.pipeline import compile_file
 from runner.worker import build_worker
 from tests.helpers.cli import qlrf
-from tests.helpers.runs import eventually
+from tests.helpers.waiting import eventually_async
 
 DEADLINE = 90.0  # a guard against hangs, not a speed check
 
@@ -94,7 +94,7 @@ class Fleet:
 
 async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
     """Until `check()` holds; the lock's workflow or the run may not answer yet."""
-    return await eventually(check, what, DEADLINE, every=0.05, ignoring=(Exception,))
+    return await eventually_async(check, what, DEADLINE, poll=0.05, ignoring=(Exception,))
 
 
 async def lock_state(client: Client, key: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import pty
 import select
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from tests.helpers import shapes
 from tests.helpers.cli import EXE, ROOT, qlrf, worker_process
+from tests.helpers.waiting import eventually
 from tests.helpers.worker_ops import until as _until
 
 GATED = """\
@@ -328,20 +328,20 @@ def _in_terminal(args: list[str], env: dict[str, str], seconds: float = 120) -> 
         stderr=follower,
     )
     os.close(follower)
-    chunks = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    chunks: list[bytes] = []
+
+    def ended() -> bool:
         ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # the terminal closed: the command ended
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif process.poll() is not None:
-            break
+        if not ready:
+            return process.poll() is not None
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command ended
+            return True
+        chunks.append(data)
+        return not data
+
+    eventually(ended, lambda: f"{args} ends; it printed {b''.join(chunks)!r}", seconds, poll=0)
     os.close(leader)
     code = process.wait(timeout=30)
     return code, b"".join(chunks).decode(errors="replace")

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from runner.client import runs
 from runner.pipeline import compile_file
 from tests.helpers.cli import EXE, ROOT
 from tests.helpers.processes import running
+from tests.helpers.waiting import eventually
 
 IMAGE_UID = 10001  # the worker image's user (Dockerfile)
 TOKEN = "tok-9f2c1e7a5b3d"
@@ -131,11 +131,12 @@ def attacked_worker(request, temporal_address) -> Iterator[dict[str, Any]]:
     log = home / "worker.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(command, env=env, stdout=sink, stderr=sink, cwd=home)
-    deadline = time.monotonic() + 60
-    while "sandboxed" not in log.read_text():
+
+    def started() -> bool:
         assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
+        return "sandboxed" in log.read_text()
+
+    eventually(started, lambda: f"the worker starts; it said: {log.read_text()}", poll=0.1)
     try:
         yield {"queue": queue, "secrets_file": secrets_file, "seal": seal, "log": log, "home": home}
     finally:
@@ -215,10 +216,7 @@ def test_kept_processes_outlive_their_step_and_die_with_the_run(run, tmp_path):
     assert outcome.state["status"] == "succeeded", outcome.state["error"]
     assert outcome.step("look-kept")["output"]["stdout"].strip() == "seen"
     assert outcome.step("look-contained")["output"]["stdout"].strip() == "unseen"
-    deadline = time.monotonic() + 30
-    while running(duration) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not running(duration), "the kept process outlived its run"
+    eventually(lambda: not running(duration), "the kept process ends with its run", 30)
 
 
 def test_every_process_of_a_step_dies_with_it(run, tmp_path):
@@ -231,7 +229,4 @@ def test_every_process_of_a_step_dies_with_it(run, tmp_path):
         f"        setsid sleep {duration} </dev/null >/dev/null 2>&1 &\n"
     )
     assert outcome.state["status"] == "succeeded"
-    deadline = time.monotonic() + 10
-    while running(duration) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(duration)
+    eventually(lambda: not running(duration), "the daemon ends with its step", 10, poll=0.05)

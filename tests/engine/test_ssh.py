@@ -6,16 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner.local.temporal import port_free
 from tests.fixtures import testhosts
 from tests.helpers.processes import alive
 from tests.helpers.runs import Outcome
+from tests.helpers.waiting import eventually
 
 KEY = "TESTHOSTS_SSH_KEY"
 TRUE = 'command: ["true"]'
@@ -140,7 +141,8 @@ def test_accept_new_trusts_a_first_key_and_refuses_a_changed_one(
         # the host is rebuilt with a new key, on the same port
         testhosts.stop(folder)
         home = Path(fresh["home"])
-        time.sleep(0.2)  # let the old sshd let go of its port
+        port = int((home / "sshd_config").read_text().split()[1])
+        eventually(lambda: port_free(port), "the old sshd lets go of its port", poll=0.05)
         (home / "ssh_host_ed25519_key").unlink()
         subprocess.run(
             [
@@ -172,10 +174,7 @@ def _restart(home: Path) -> None:
         start_new_session=True,
     )
     port = int((home / "sshd_config").read_text().split()[1])
-    deadline = time.monotonic() + DEADLINE
-    while not testhosts.answers(port):
-        assert time.monotonic() < deadline, "sshd did not come back"
-        time.sleep(0.05)
+    eventually(lambda: testhosts.answers(port), "sshd comes back", DEADLINE, poll=0.05)
 
 
 def test_a_refused_key_fails_with_ssh_auth_error_at_once(
@@ -214,10 +213,9 @@ def _gone(pid: int) -> bool:
 
 
 def _wait_file(path: Path) -> str:
-    deadline = time.monotonic() + DEADLINE
-    while not (path.exists() and path.read_text().strip()):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+    eventually(
+        lambda: path.exists() and path.read_text().strip(), f"{path} appears", DEADLINE, poll=0.05
+    )
     return path.read_text().strip()
 
 
@@ -243,10 +241,7 @@ def test_cancel_and_timeout_kill_the_remote_process(
 
     outcome = sshrun(text, while_running=cancel if ending == "cancel" else None)
     pid = int(_wait_file(pidfile))
-    deadline = time.monotonic() + 15
-    while not _gone(pid):
-        assert time.monotonic() < deadline, "the remote sleep outlived its step"
-        time.sleep(0.1)
+    eventually(lambda: _gone(pid), "the remote sleep ends with its step", 15, poll=0.1)
     status = outcome.step("s")
     if ending == "timeout":
         assert status["error"]["type"] == "CommandTimedOut"

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import subprocess
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,9 +27,11 @@ from runner.pipeline import compile_file
 from runner.times import iso
 from runner.trust import claims
 from runner.worker import build_worker
+from tests.helpers import updates
 from tests.helpers.cli import EXE, qlrf
 from tests.helpers.gates import wait_for_gate
 from tests.helpers.runs import write_runbook
+from tests.helpers.waiting import eventually
 
 RUNBOOK = """\
 apiVersion: qlrf/v1
@@ -122,7 +123,7 @@ async def _as(
     before = os.environ.get("QLRF_SIGNING_KEY")
     os.environ["QLRF_SIGNING_KEY"] = str(who)
     try:
-        return await runs.proven(client, run, request, name)
+        return await updates.signed(client, run, request, name)
     finally:
         if before is not None:
             os.environ["QLRF_SIGNING_KEY"] = before
@@ -157,7 +158,7 @@ def test_an_unsigned_start_fails_unauthenticated_and_runs_nothing(
                 await handle.result()
             except WorkflowFailureError as exc:
                 failure = exc
-            state = await client_state.state_of(handle, client)
+            state = (await client_state.view_of(handle, client)).to_json()
             history = (await handle.fetch_history()).to_json()
         return failure, state, history
 
@@ -223,7 +224,7 @@ def test_forged_and_replayed_decisions_are_refused_and_listed_approvers_decide(
                 ),
             }
             # An expired signature, made right: its not_after has passed.
-            state = await client_state.state_of(handle, client)
+            state = (await client_state.view_of(handle, client)).to_json()
             expired_at = iso(datetime.now(UTC) - timedelta(minutes=1))
             claim = claims.decision_claim(
                 review,
@@ -270,7 +271,7 @@ def test_forged_and_replayed_decisions_are_refused_and_listed_approvers_decide(
                 handle, await _as(signed["bob"], client, wid, approve, "decide")
             )
             await handle.result()
-            seen["state"] = await client_state.state_of(handle, client)
+            seen["state"] = (await client_state.view_of(handle, client)).to_json()
             seen["history"] = (await handle.fetch_history()).to_json()
             seen["refusals"] = refusals
             await client.get_workflow_handle(other).terminate()
@@ -379,6 +380,10 @@ def test_the_cli_signs_refuses_as_and_says_how_to_set_a_key(env, tmp_path, signe
     assert name not in qlrf("list", env=env).stdout  # nothing was started
 
     signed_env["QLRF_SIGNING_KEY"] = str(signed["alice"])
+    # The key says who starts: `--as` is refused, as approve refuses it, and nothing starts.
+    as_bob = qlrf("apply", str(path), "--detach", "--as", "bob", env=signed_env)
+    assert as_bob.returncode == 2 and "--as is refused" in as_bob.stderr, as_bob.stderr
+    assert name not in qlrf("list", env=env).stdout
     started = qlrf("apply", str(path), "--detach", "--format", "json", env=signed_env)
     assert started.returncode == 0, started.stderr
     run = json.loads(started.stdout)["run_id"]
@@ -392,14 +397,16 @@ def test_the_cli_signs_refuses_as_and_says_how_to_set_a_key(env, tmp_path, signe
         as_other = qlrf("approve", run, "review", "--as", "bob@example.com", env=signed_env)
         assert as_other.returncode != 0 and "--as is refused" in as_other.stderr
         bob_env = {**signed_env, "QLRF_SIGNING_KEY": str(signed["bob"])}
-        deadline = time.monotonic() + 60
-        while True:  # until the worker polls (the refusal says so, and nothing is sent)
+
+        def answered() -> subprocess.CompletedProcess[str] | None:
+            # Until the worker polls and the gate opens (each refusal says so, and nothing
+            # is sent).
             approved = qlrf("approve", run, "review", "-c", "fine", env=bob_env)
-            waiting = (
-                "no worker is polling" in approved.stderr or "no worker answered" in approved.stderr
-            )
-            if not waiting or time.monotonic() > deadline:
-                break
+            said = approved.stderr
+            early = "no worker" in said or "is starting" in said or "no gate 'review'" in said
+            return None if early and approved.returncode != 0 else approved
+
+        approved = eventually(answered, "a worker takes the approval")
         assert approved.returncode == 0, approved.stderr
         assert "by bob@example.com accepted" in approved.stdout
         assert "(unverified)" not in approved.stdout

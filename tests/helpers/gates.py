@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
+
+from tests.helpers.waiting import eventually_async
 
 # A runbook with one gate `review` (quorum as %(quorum)d) and a step after it.
 GATE_HEAD = "apiVersion: qlrf/v1\nkind: Task\nname: gated\n"
@@ -32,17 +32,14 @@ steps:
 async def wait_for_gate(
     handle: Any, gate: str = "review", status: str = "waiting"
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            state = await handle.query("state")
-            for g in state["gates"]:
-                if g["gate"] == gate and g["status"] == status:
-                    return state
-        except Exception:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"gate {gate} never became {status}")
+    async def reached() -> dict[str, Any] | None:
+        state: dict[str, Any] = await handle.query("state")
+        found = any(g["gate"] == gate and g["status"] == status for g in state["gates"])
+        return state if found else None
+
+    return await eventually_async(
+        reached, f"gate {gate} became {status}", poll=0.1, ignoring=(Exception,)
+    )
 
 
 async def history_length(handle: Any) -> int:

@@ -8,12 +8,13 @@ import binascii
 import contextlib
 import json
 import textwrap
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.helpers.waiting import eventually_async
 
 RUN_TIMEOUT_SECONDS = 120  # a guard against hangs, not a speed check
 
@@ -97,41 +98,22 @@ async def run_runbook(
             raise
         except Exception as exc:
             error = exc
-        state = await client_state.state_of(handle)
+        state = (await client_state.view_of(handle)).to_json()
     history = await handle.fetch_history()
     return Outcome(state, result, error, wid, history.to_json())
 
 
-async def eventually(
-    check: Callable[[], Any],
-    what: str,
-    seconds: float = 60.0,
-    *,
-    every: float = 0.1,
-    ignoring: tuple[type[BaseException], ...] = (),
-) -> Any:
-    """Poll `await check()` until it returns something true, and return that; fail
-    naming `what`. Exceptions of the `ignoring` types count as not yet (a workflow
-    that does not exist yet, a query no worker answered yet)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            found = await check()
-        except ignoring:
-            found = None
-        if found:
-            return found
-        await asyncio.sleep(every)
-    raise AssertionError(f"never happened: {what}")
-
-
 async def wait_for_step(handle: Any, step: str, status: str = "running") -> dict[str, Any]:
     """Poll the run's state until `step` has `status`; the state then."""
-    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # no worker has the run yet
-            state: dict[str, Any] = await handle.query("state")
-            if state["steps"][step]["status"] == status:
-                return state
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"step {step} never became {status}")
+
+    async def reached() -> dict[str, Any] | None:
+        state: dict[str, Any] = await handle.query("state")
+        return state if state["steps"][step]["status"] == status else None
+
+    return await eventually_async(
+        reached,
+        f"step {step} became {status}",
+        RUN_TIMEOUT_SECONDS,
+        poll=0.05,
+        ignoring=(Exception,),  # no worker has the run yet
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 
 from runner.local.temporal import free_port
 from tests.helpers.cli import EXE, ROOT
+from tests.helpers.waiting import eventually
 
 WAIT_SECONDS = 60  # a guard against hangs, not a speed check
 
@@ -22,16 +22,8 @@ WAIT_SECONDS = 60  # a guard against hangs, not a speed check
 def until(
     check: Callable[[], Any], what: str | Callable[[], str], seconds: float = WAIT_SECONDS
 ) -> Any:
-    """Wait for `check` to be true; `what` (a text, or a function making one when it
-    fails) says what never happened."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never: {what() if callable(what) else what}")
-        time.sleep(0.2)
+    """Wait for `check` to be true (tests/helpers/waiting.py)."""
+    return eventually(check, what, seconds)
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

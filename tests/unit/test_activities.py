@@ -16,6 +16,7 @@ from runner.steps import common
 from runner.steps.http import http
 from runner.steps.notify import notify
 from runner.steps.shell import shell
+from tests.helpers.waiting import eventually
 
 
 def _run(fn, params, script_env=None):
@@ -88,12 +89,7 @@ def test_shell_cancel_kills_the_process_group(tmp_path):
             await task
 
     asyncio.run(go())
-    import time
-
-    deadline = time.monotonic() + 5
-    while running(duration) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(duration), "a process outlived the cancelled step"
+    eventually(lambda: not running(duration), "every process of the step ends", 5, poll=0.05)
 
 
 def test_secrets_are_resolved_and_masked(monkeypatch):

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from runner.cli.events import Differ
 from runner.client.state import Attempt, Snapshot
+from runner.contract.state import RunView
 from runner.times import human_duration, human_until
 
 T0 = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
@@ -48,7 +49,7 @@ def gate(status: str = "waiting", **more) -> dict:
 
 def snap(steps: dict, gates: list | None = None, **more) -> Snapshot:
     state = {"run_id": "r", "steps": steps, "gates": gates or [], "controls": [], **more}
-    return Snapshot(state, closed=False, attempts=more.pop("attempts", {}))
+    return Snapshot(RunView.from_json(state), closed=False, attempts=more.pop("attempts", {}))
 
 
 def texts(events) -> list[str]:
@@ -108,7 +109,9 @@ def test_a_failed_attempt_is_shown_with_its_reason_and_the_retry():
         heartbeat=None,
     )
     running = Snapshot(
-        {"run_id": "r", "steps": {"check": step("running", 0)}, "gates": [], "controls": []},
+        RunView.from_json(
+            {"run_id": "r", "steps": {"check": step("running", 0)}, "gates": [], "controls": []}
+        ),
         closed=False,
         attempts={"check": live},
     )
@@ -156,13 +159,15 @@ def test_no_worker_is_said_only_when_it_lasts():
     """apply's own worker takes a moment to start: the notice waits a few seconds."""
     differ = Differ("r")
     published = Snapshot(
-        {
-            "run_id": "r",
-            "steps": {},
-            "gates": [],
-            "controls": [],
-            "published_because": "no worker is polling task queue q",
-        },
+        RunView.from_json(
+            {
+                "run_id": "r",
+                "steps": {},
+                "gates": [],
+                "controls": [],
+                "published_because": "no worker is polling task queue q",
+            }
+        ),
         closed=False,
         published=True,
     )
@@ -190,14 +195,16 @@ def test_a_run_waiting_for_the_store_says_so_once_it_lasts():
     """A run that ended but cannot close because the store is down does not hang silently."""
     differ = Differ("r")
     waiting = Snapshot(
-        {
-            "run_id": "r",
-            "status": "succeeded",
-            "steps": {},
-            "gates": [],
-            "controls": [],
-            "store_backlog": 4,
-        },
+        RunView.from_json(
+            {
+                "run_id": "r",
+                "status": "succeeded",
+                "steps": {},
+                "gates": [],
+                "controls": [],
+                "store_backlog": 4,
+            }
+        ),
         closed=False,
     )
     assert differ.feed(waiting, now=T0) == []

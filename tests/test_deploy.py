@@ -2,7 +2,7 @@
 the compose specification's schema, the Dockerfile with hadolint, and the wiring
 between them and the code (ports, search attributes, mounted files).
 
-What the worker container does is run natively in tests/engine/test_deploy.py.
+What the worker container does is run natively in tests/integration/test_deploy.py.
 """
 
 from __future__ import annotations

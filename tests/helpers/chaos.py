@@ -1,4 +1,4 @@
-"""The worker-kill chaos scenario, shared by tests/engine/test_chaos.py and scripts/chaos.
+"""The worker-kill chaos scenario, shared by tests/integration/test_chaos.py and scripts/chaos.
 
 A runbook of ten shell steps runs on `qlrf-run worker` processes that are SIGKILLed
 at random moments, a new one started after each kill. Every step writes a mark

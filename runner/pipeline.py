@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.contract.messages import Inputs
 from runner.dsl.diagnostics import Diagnostic
 from runner.errors import InputError, QlrfError
 from runner.plan.model import Plan
@@ -33,7 +34,7 @@ class InvalidRunbook(QlrfError):
 @dataclass
 class Compiled:
     plan: Plan
-    inputs: dict[str, Any]
+    inputs: Inputs
     warnings: list[Diagnostic]
     missing_required: list[str]
     source: bytes  # the file exactly as it was read and compiled
@@ -55,7 +56,7 @@ def require_file(path: Path, what: str = "runbook") -> None:
     check_regular(path, what)
 
 
-def read_inputs_file(path: Path) -> dict[str, Any]:
+def read_inputs_file(path: Path) -> Inputs:
     """--inputs-file: a YAML or JSON mapping of input values."""
     from runner.dsl.loader import load_file
 
@@ -124,7 +125,7 @@ def compile_file(
     require_file(file)
     plan, checked, source = compile_checked(file)
     declared = checked.doc.data.get("inputs") or {}
-    given: dict[str, Any] = {}
+    given: Inputs = {}
     if inputs_file is not None:
         given.update(read_inputs_file(inputs_file))
     given.update(run_inputs.parse_assignments(list(input_pairs or []), declared))

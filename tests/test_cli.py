@@ -246,9 +246,13 @@ def test_version_and_shell_completion():
     top = qlrf("--help").stdout
     assert "--install-completion" in top and "--show-completion" in top
     assert "--no-color" in top and "--verbose" in top
-    # The completion script is for the shell the command runs in.
+    # The completion script is for the shell the command runs in. `; true` keeps bash
+    # from exec'ing the command in its place, so bash is its parent whoever ran pytest.
     completion = subprocess.run(
-        ["bash", "-c", f"{EXE} --show-completion"], capture_output=True, text=True, timeout=60
+        ["bash", "-c", f"{EXE} --show-completion; true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert completion.returncode == 0 and "_QLRF_RUN_COMPLETE" in completion.stdout
 

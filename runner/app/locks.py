@@ -7,30 +7,19 @@ key, and publishes its holder and first waiters in its memo.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from runner.app.context import Context
 from runner.contract import LOCK_ID_PREFIX, LOCK_MEMO, LOCK_WORKFLOW_TYPE
 from runner.contract.messages import JsonObject
-
-
-class Holder(TypedDict, total=False):
-    run: str
-    step: str | None
-    since: str | None
-
-
-class Waiter(TypedDict, total=False):
-    run: str
-    step: str | None
-    queued_at: str | None
+from runner.contract.wire import LockHolder
 
 
 @dataclass
 class LockRow:
     key: str
-    holder: Holder | None
-    waiters: list[Waiter] = field(default_factory=list)  # the first few, in order
+    holder: LockHolder | None
+    waiters: list[LockHolder] = field(default_factory=list)  # the first few, in order
     waiting: int = 0  # all of them
 
     def to_json(self) -> JsonObject:

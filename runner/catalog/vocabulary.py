@@ -12,6 +12,9 @@ from typing import Any
 
 from runner import durations
 
+# A JSON Schema document, or a fragment of one: its shape is JSON Schema's.
+JsonSchema = dict[str, Any]
+
 DRAFT = "http://json-schema.org/draft-07/schema#"
 TEMPLATE_PATTERN = r"\{\{"
 # A duration, or a template that renders to one at run time. The template
@@ -29,7 +32,7 @@ DURATION_MESSAGE = (
 )
 
 
-def choice(options: Mapping[str, str], description: str) -> dict[str, Any]:
+def choice(options: Mapping[str, str], description: str) -> JsonSchema:
     """A closed set of strings, each with its own description (shown by editors)."""
     return {
         "description": description,
@@ -39,7 +42,7 @@ def choice(options: Mapping[str, str], description: str) -> dict[str, Any]:
     }
 
 
-def duration(description: str, *, template: bool = False) -> dict[str, Any]:
+def duration(description: str, *, template: bool = False) -> JsonSchema:
     """A duration; in `with` it may also be a template that renders to one at run time."""
     pattern = DURATION_PATTERN if template else durations.PATTERN
     return {
@@ -50,11 +53,11 @@ def duration(description: str, *, template: bool = False) -> dict[str, Any]:
     }
 
 
-def template_string(description: str) -> dict[str, Any]:
+def template_string(description: str) -> JsonSchema:
     return {"type": "string", "pattern": TEMPLATE_PATTERN, "description": description}
 
 
-def retry_schema() -> dict[str, Any]:
+def retry_schema() -> JsonSchema:
     return {
         "type": "object",
         "description": "Retry policy (Temporal's RetryPolicy in snake_case), merged field by field",
@@ -81,7 +84,7 @@ def retry_schema() -> dict[str, Any]:
     }
 
 
-def timeout_schema() -> dict[str, Any]:
+def timeout_schema() -> JsonSchema:
     return {
         "description": "A duration for start_to_close, or each of Temporal's timeouts",
         "oneOf": [
@@ -102,9 +105,9 @@ def timeout_schema() -> dict[str, Any]:
     }
 
 
-def step_type_schema() -> dict[str, Any]:
+def step_type_schema() -> JsonSchema:
     """The schema of a step-type definition file (definitions/steps/<type>.yaml)."""
-    documented: dict[str, Any] = {
+    documented: JsonSchema = {
         "type": "object",
         "required": ["description"],
         "properties": {
@@ -189,7 +192,7 @@ def step_type_schema() -> dict[str, Any]:
     }
 
 
-def capabilities_schema() -> dict[str, Any]:
+def capabilities_schema() -> JsonSchema:
     """What a step type may do; the checks and the engine act on these flags alone."""
     return {
         "type": "object",

@@ -10,10 +10,10 @@ import typer
 from runner.cli.common import FormatOption, RunFormat, examples, out
 
 if TYPE_CHECKING:
-    from runner.app.locks import Holder, Waiter
+    from runner.contract.wire import LockHolder
 
 
-def _who(entry: Holder | Waiter) -> str:
+def _who(entry: LockHolder) -> str:
     step = f" (step {entry['step']})" if entry.get("step") else ""
     return f"run {entry.get('run')}{step}"
 

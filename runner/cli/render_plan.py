@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from runner.contract.messages import Inputs
 from runner.durations import format_ms
 from runner.plan.model import Node, Plan, RetryPolicy, Timeouts
 
@@ -102,7 +102,7 @@ def _node_lines(node: Node) -> list[str]:
     return lines
 
 
-def render_text(plan: Plan, inputs: dict[str, Any], missing: list[str]) -> str:
+def render_text(plan: Plan, inputs: Inputs, missing: list[str]) -> str:
     head = [f"{plan.name} ({plan.kind})  plan {plan.plan_hash[:16]}"]
     if plan.description:
         head.append(f"  {plan.description}")

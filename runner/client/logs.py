@@ -15,6 +15,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from runner.client.state import Snapshot, attempts_of, decode_heartbeats
+from runner.contract.messages import JsonObject
 from runner.contract.state import StepView
 from runner.contract.vocab import StepStatus
 
@@ -26,9 +27,9 @@ class Printed:
     status: str  # the step's or item's status; "unknown" when nothing is known yet
     attempt: int | None
     running: bool
-    beat: dict[str, Any] | None  # the latest heartbeat of a running attempt
+    beat: JsonObject | None  # the latest heartbeat of a running attempt
     output: Any = None  # the final output (stdout, stderr, exit_code for shell)
-    error: dict[str, Any] | None = None
+    error: JsonObject | None = None
 
 
 class Tail:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from runner.contract.messages import JsonObject
 from runner.errors import QlrfError
 from runner.plan.model import Plan
 from runner.plan.redrive import Original, redrive_id
@@ -41,7 +41,7 @@ async def from_store(run: str, original: Original | None) -> Original | None:
     return found
 
 
-def _compiled(row: dict[str, Any]) -> Plan:
+def _compiled(row: JsonObject) -> Plan:
     """The plan the run ran, compiled again from the definition the store kept."""
     from runner.pipeline import InvalidRunbook, compile_file
 

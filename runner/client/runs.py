@@ -25,12 +25,14 @@ from runner.contract import (
     RunInput,
     payload_size,
 )
+from runner.contract.messages import Inputs, JsonObject
 from runner.errors import QlrfError
 from runner.plan.model import Plan, inputs_hash
+from runner.plan.redrive import RedriveAsk
 from runner.trust import claims
 
 
-def workflow_id_for(plan: Plan, inputs: dict[str, Any]) -> str:
+def workflow_id_for(plan: Plan, inputs: Inputs) -> str:
     """The same plan with the same inputs gives the same id, so re-applying attaches."""
     digest = hashlib.sha256(f"{plan.plan_hash}:{inputs_hash(inputs)}".encode()).hexdigest()
     return f"{plan.name}-{digest[:12]}"
@@ -39,7 +41,7 @@ def workflow_id_for(plan: Plan, inputs: dict[str, Any]) -> str:
 async def start(
     client: Client,
     plan: Plan,
-    inputs: dict[str, Any],
+    inputs: Inputs,
     started_by: str,
     *,
     workflow_id: str | None = None,
@@ -48,7 +50,7 @@ async def start(
     definition_text: str = "",
     record: bool | None = None,
     task_queue: str = TASK_QUEUE,
-    redrive: dict[str, Any] | None = None,
+    redrive: RedriveAsk | None = None,
     groups: dict[str, list[str]] | None = None,
 ) -> tuple[WorkflowHandle[Any, Any], bool]:
     """Start the run, or attach to the open run with the same id. Returns (handle, attached)."""
@@ -116,14 +118,14 @@ async def _start(
 
 def run_request(
     plan: Plan,
-    inputs: dict[str, Any],
+    inputs: Inputs,
     started_by: str,
     *,
     definition_sha256: str = "",
     definition_file: str = "",
     definition_text: str = "",
     record: bool | None = None,
-    redrive: dict[str, Any] | None = None,
+    redrive: RedriveAsk | None = None,
     groups: dict[str, list[str]] | None = None,
 ) -> RunInput:
     """The input of a run (refused when it would not fit in one payload), as `apply`
@@ -157,11 +159,11 @@ def run_attributes(plan: Plan) -> TypedSearchAttributes:
 FIRST_PICTURE_LIMIT = 64 * 1024
 
 
-def first_picture(plan: Plan, started_by: str) -> dict[str, Any]:
+def first_picture(plan: Plan, started_by: str) -> JsonObject:
     """The run as it is before any worker has seen it: every step pending."""
     steps = {node.id: {"status": "pending", "attempts": 0} for node in plan.nodes}
     steps.update({node.id: {"status": "pending", "attempts": 0} for node in plan.finally_nodes})
-    picture: dict[str, Any] = {
+    picture: JsonObject = {
         "status": "running",
         "paused": False,
         "started_by": started_by,
@@ -175,7 +177,7 @@ def first_picture(plan: Plan, started_by: str) -> dict[str, Any]:
     return picture
 
 
-def refuse_oversized(plan: dict[str, Any], inputs: dict[str, Any]) -> None:
+def refuse_oversized(plan: JsonObject, inputs: Inputs) -> None:
     """QlrfError when the run's input would not fit in one Temporal payload.
 
     Found before the run starts: once started, such a run could never be scheduled.

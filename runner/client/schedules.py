@@ -33,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from runner.client import signing
 from runner.client.runs import first_picture, run_attributes, run_request
 from runner.contract import LIVE_MEMO, WORKFLOW_TYPE
+from runner.contract.messages import Inputs
 from runner.errors import QlrfError, UsageError
 from runner.plan.model import Plan
 from runner.trust import claims
@@ -93,7 +94,7 @@ def checked_id(schedule_id: str) -> str:
 
 
 def _action(
-    schedule_id: str, plan: Plan, inputs: dict[str, Any], queue: str, **definition: Any
+    schedule_id: str, plan: Plan, inputs: Inputs, queue: str, **definition: Any
 ) -> ScheduleActionStartWorkflow:
     started_by = f"schedule:{schedule_id}"
     request = run_request(plan, inputs, started_by, **definition)
@@ -131,7 +132,7 @@ async def create(
     client: Client,
     schedule_id: str,
     plan: Plan,
-    inputs: dict[str, Any],
+    inputs: Inputs,
     when: Timetable,
     overlap: str,
     created_by: str,
@@ -161,7 +162,7 @@ async def update(
     client: Client,
     schedule_id: str,
     plan: Plan,
-    inputs: dict[str, Any],
+    inputs: Inputs,
     queue: str,
     when: Timetable | None,
     **definition: Any,

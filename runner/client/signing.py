@@ -17,11 +17,10 @@ import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from runner.errors import QlrfError, UsageError
 from runner.times import iso
-from runner.trust.claims import NAMESPACE, canonical
+from runner.trust.claims import NAMESPACE, Claim, Proof, canonical
 
 SIGNING_KEY = "QLRF_SIGNING_KEY"
 # A signature is good for this long: enough for a slow round trip, short for a replay.
@@ -58,11 +57,11 @@ def refuse_as(as_user: str | None) -> None:
         )
 
 
-def sign(claim: dict[str, Any], *, key: Path | None = None) -> dict[str, Any]:
+def sign(claim: Claim, *, key: Path | None = None) -> Proof:
     """The proof of `claim` ({signature, nonce, not_after}) to send with the request."""
     path = key or key_path()
     nonce = secrets.token_urlsafe(24)
-    not_after = iso(datetime.now(UTC) + VALID_FOR)
+    not_after = iso(datetime.now(UTC) + VALID_FOR) or ""
     text = canonical({**claim, "nonce": nonce, "not_after": not_after})
     try:
         done = subprocess.run(

@@ -26,6 +26,7 @@ from runner.contract import (
     PROGRESS_QUERY,
     STATE_QUERY,
 )
+from runner.contract.messages import JsonObject
 from runner.contract.state import RunView
 from runner.times import iso
 
@@ -47,7 +48,7 @@ class Attempt:
     last_failure: str | None
     next_attempt_at: datetime | None
     failed_at: datetime | None  # when the last attempt ended
-    heartbeat: dict[str, Any] | None
+    heartbeat: JsonObject | None  # the step's own progress report
 
 
 @dataclass
@@ -154,7 +155,7 @@ async def decode_heartbeats(client: Client, description: Any, found: dict[str, A
                     found[step].heartbeat = values[0]
 
 
-def from_picture(description: Any, picture: dict[str, Any], why: str) -> RunView:
+def from_picture(description: Any, picture: JsonObject, why: str) -> RunView:
     """The run from what it last published (memo `live`) and what visibility knows."""
     attrs = description.typed_search_attributes
     closed = None

@@ -18,6 +18,7 @@ from runner.contract.wire import LockInput as LockInput
 from runner.contract.wire import PagedSource as PagedSource
 from runner.contract.wire import RunInput as RunInput
 from runner.contract.wire import StepRequest as StepRequest
+from runner.contract.wire import StepResult as StepResult
 from runner.contract.wire import lock_wait_text as lock_wait_text
 from runner.contract.wire import lock_workflow_id as lock_workflow_id
 from runner.contract.wire import payload_size as payload_size

@@ -9,7 +9,7 @@ TypedDicts: plain dicts on the wire, checked by mypy where code reads them.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from runner.contract.messages import JsonObject
 
@@ -50,6 +50,7 @@ class StoreWrite(TypedDict):
     run_id: str  # the store's id of the run (Temporal's run id)
     run: JsonObject | None
     events: list[StoreEvent]
+    batch: NotRequired[str]  # a fan-out batch's workflow id: it numbers its own rows
 
 
 class HistoryEvent(TypedDict):

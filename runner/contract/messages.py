@@ -12,15 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from runner.contract.vocab import ControlAction, DecisionKind
 
 NUL = "\x00"
 _DECISIONS = frozenset(k.value for k in DecisionKind)
 _ACTIONS = frozenset(a.value for a in ControlAction)
-# A JSON object as people send it: its shape is checked by whoever reads it.
+# A JSON object whose shape is someone else's: as people send it (checked by whoever
+# reads it), a step's rendered `with` and its output, a plan as JSON, an API's answer.
 JsonObject = dict[str, Any]
+# A run's inputs by name: values of the JSON types the runbook declares.
+Inputs = dict[str, Any]
+
+
+class Declaration(TypedDict, total=False):
+    """An input's declaration as runbooks write it, for checking a value against it."""
+
+    type: str
+    required: bool
+    default: Any
+    enum: list[Any]
+    items: JsonObject  # an array's: {"type": ...}
 
 
 def nul_at(value: Any, where: str = "") -> str | None:
@@ -180,7 +193,7 @@ class Basis:
     inputs_hash: str
     mode: str  # claimed | signed
     rounds: Mapping[str, int] = field(default_factory=dict)  # gate -> round
-    declarations: Mapping[str, JsonObject] = field(default_factory=dict)
+    declarations: Mapping[str, Declaration] = field(default_factory=dict)
 
     @property
     def signed(self) -> bool:

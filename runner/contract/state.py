@@ -57,6 +57,7 @@ class AttemptFailure(TypedDict, total=False):
     attempt: int
     type: str
     message: str
+    started_at: str | None
     failed_at: str | None
 
 

@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
+from runner.contract.messages import JsonObject
 from runner.contract.names import LOCK_ID_PREFIX
-from runner.contract.state import FailureJson
+from runner.contract.state import AttemptFailure, FailureJson
 
 
 def payload_size(value: Any) -> int:
@@ -52,7 +53,7 @@ class StepRequest:
 
     run_id: str  # the run's workflow id
     step: str
-    params: dict[str, Any]  # rendered `with`; secrets still as references
+    params: JsonObject  # rendered `with`; secrets still as references
     script_env: dict[str, str] = field(default_factory=dict)  # a script's QLRF_ARG_n values
     # Where the worker may resolve secret references: positions in `params`, and
     # names in `script_env`. None only in requests made before positions existed.
@@ -65,7 +66,7 @@ class StepRequest:
 class BatchItem:
     index: int  # the item's place in the fan-out's list
     key: str  # its name (runner.plan.waves.item_key)
-    params: dict[str, Any]  # the step's `with`, rendered for this item
+    params: JsonObject  # the step's `with`, rendered for this item
     script_env: dict[str, str] = field(default_factory=dict)
     secret_params: list[list[str | int]] = field(default_factory=list)
     secret_env: list[str] = field(default_factory=list)
@@ -80,8 +81,8 @@ class BatchInput:
     name: str
     wave: str
     activity: str
-    retry: dict[str, Any]  # the plan's RetryPolicy as JSON
-    timeouts: dict[str, Any]  # the plan's Timeouts as JSON
+    retry: JsonObject  # the plan's RetryPolicy as JSON
+    timeouts: JsonObject  # the plan's Timeouts as JSON
     items: list[BatchItem]
     concurrency: int
     budget: int | None  # failures this batch may still have before the wave stops
@@ -95,6 +96,16 @@ class BatchInput:
     skip_names: list[str] = field(default_factory=list)  # items an operator left out
     # The run authenticates its control signals (runner/trust/internal.py).
     authenticated: bool = False
+
+
+class StepResult(TypedDict):
+    """What every step type's activity returns: its output (secrets masked), and the
+    attempt that made it."""
+
+    output: Any
+    attempt: int
+    started_at: str | None
+    failures: list[AttemptFailure]  # the attempts before this one, and why they failed
 
 
 class BatchResult(TypedDict):
@@ -115,15 +126,15 @@ class BatchResult(TypedDict):
 class PagedSource:
     """How a batch of a fan-out from a file gets and renders its items."""
 
-    inventory: dict[str, Any]  # {path, format, sha256, redrive_of, step}: inventory_page's
+    inventory: JsonObject  # {path, format, sha256, redrive_of, step}: inventory_page's
     start: int  # the page: items [start, end) of the inventory
     end: int
     named: bool  # items are named by their `name` (waves.item_key)
     loop_var: str
-    with_: dict[str, Any]  # the step's `with`, unrendered
+    with_: JsonObject  # the step's `with`, unrendered
     script: str | None  # the `with` key holding a script (its templates become env)
     secrets: list[Any]  # positions in `with` that name a secret
-    context: dict[str, Any]  # what templates see, but the loop variable and secrets
+    context: JsonObject  # what templates see, but the loop variable and secrets
 
 
 def lock_workflow_id(key: str) -> str:
@@ -141,11 +152,51 @@ def lock_wait_text(key: Any, holder: Any) -> str:
     return text
 
 
+class LockRequest(TypedDict, total=False):
+    """A holder or waiter as a lock keeps it. Its token releases it: never shown."""
+
+    token: str
+    run: str  # the run's workflow id
+    temporal_run_id: str
+    step: str | None  # the step it holds the key for; None: the whole run
+    queued_at: str | None
+    since: str | None  # when it was granted the key
+
+
+class LockHolder(TypedDict, total=False):
+    """What others may see of a holder or waiter (`qlrf-run locks`, a lock's news)."""
+
+    run: str | None
+    step: str | None
+    since: str | None
+    queued_at: str | None
+
+
+class LockNews(TypedDict, total=False):
+    """A lock's word to a run: queued behind a holder (`waiting`), or `granted`."""
+
+    key: str
+    token: str
+    status: str
+    holder: LockHolder
+    position: int
+    mac: str  # runner/trust/internal.py
+
+
+class LockPicture(TypedDict):
+    """A lock's memo: its holder and first waiters, in order."""
+
+    key: str
+    holder: LockHolder | None
+    waiters: list[LockHolder]
+    waiting: int
+
+
 @dataclass
 class LockInput:
     """The input of qlrf.Lock: its key, and what it carries over a continue-as-new.
     The lock reads it as plain JSON and takes its key from its workflow id."""
 
     key: str
-    holder: dict[str, Any] | None = None
-    queue: list[dict[str, Any]] = field(default_factory=list)
+    holder: LockRequest | None = None
+    queue: list[LockRequest] = field(default_factory=list)

@@ -13,6 +13,7 @@ from typing import Any
 from runner.catalog.step_type import StepType
 from runner.catalog.vocabulary import (
     DRAFT,
+    JsonSchema,
     choice,
     duration,
     retry_schema,
@@ -64,7 +65,7 @@ PATTERN_MESSAGES = {
 }
 
 
-def patterned(pattern: str, description: str) -> dict[str, Any]:
+def patterned(pattern: str, description: str) -> JsonSchema:
     """A string that must match `pattern`, with the editor's message when it does not."""
     return {
         "type": "string",
@@ -74,7 +75,7 @@ def patterned(pattern: str, description: str) -> dict[str, Any]:
     }
 
 
-def _with_templates(schema: Mapping[str, Any]) -> dict[str, Any]:
+def _with_templates(schema: Mapping[str, Any]) -> JsonSchema:
     """Let each non-text parameter also be a template that renders to its type."""
     out = copy.deepcopy(dict(schema))
     props = out.get("properties", {})
@@ -92,7 +93,7 @@ def _with_templates(schema: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _budget(description: str) -> dict[str, Any]:
+def _budget(description: str) -> JsonSchema:
     return {
         "description": description,
         "oneOf": [
@@ -102,7 +103,7 @@ def _budget(description: str) -> dict[str, Any]:
     }
 
 
-def _common_step_props() -> dict[str, Any]:
+def _common_step_props() -> JsonSchema:
     wave = {
         "type": "object",
         "description": "One wave of a fan-out",
@@ -203,7 +204,7 @@ def _common_step_props() -> dict[str, Any]:
     }
 
 
-def locks_schema(holder: str) -> dict[str, Any]:
+def locks_schema(holder: str) -> JsonSchema:
     """`locks:` on the run or on a step (docs/locks.md)."""
     return {
         "type": "array",
@@ -220,11 +221,11 @@ def locks_schema(holder: str) -> dict[str, Any]:
     }
 
 
-def _type_const(step_type: StepType) -> dict[str, Any]:
+def _type_const(step_type: StepType) -> JsonSchema:
     return {"const": step_type.type, "description": step_type.description}
 
 
-def _variant(step_type: StepType, common: Mapping[str, Any]) -> dict[str, Any]:
+def _variant(step_type: StepType, common: Mapping[str, Any]) -> JsonSchema:
     params = _with_templates(step_type.params)
     params["description"] = f"Parameters of a {step_type.type} step"
     props = dict(common)
@@ -244,9 +245,7 @@ def _variant(step_type: StepType, common: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _selected(
-    description: str, variants: list[dict[str, Any]], types: list[StepType]
-) -> dict[str, Any]:
+def _selected(description: str, variants: list[JsonSchema], types: list[StepType]) -> JsonSchema:
     """An object whose `type` (one of the registered types) selects its variant.
 
     `type` is an enum with a description per type, so editors offer and explain
@@ -280,7 +279,7 @@ def _selected(
     }
 
 
-def _compensate_variant(step_type: StepType) -> dict[str, Any]:
+def _compensate_variant(step_type: StepType) -> JsonSchema:
     params = _with_templates(step_type.params)
     params["description"] = f"Parameters of the {step_type.type} compensation"
     required = ["type"] + (["with"] if params.get("required") or params.get("oneOf") else [])
@@ -300,7 +299,7 @@ def _compensate_variant(step_type: StepType) -> dict[str, Any]:
     }
 
 
-def _input_schema() -> dict[str, Any]:
+def _input_schema() -> JsonSchema:
     type_names = list(INPUT_TYPES)
     return {
         "type": "object",
@@ -330,7 +329,7 @@ def _input_schema() -> dict[str, Any]:
     }
 
 
-def runbook_schema(step_types: Iterable[StepType]) -> dict[str, Any]:
+def runbook_schema(step_types: Iterable[StepType]) -> JsonSchema:
     """The published schema of a runbook file, with one step variant per step type."""
     types = sorted(step_types, key=lambda t: t.type)
     common = _common_step_props()

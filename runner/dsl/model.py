@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.contract.messages import Inputs, JsonObject
 from runner.dsl.diagnostics import Path
 
 MAIN, FINALLY = "steps", "finally"
@@ -39,7 +40,7 @@ class StepView:
         return value if isinstance(value, str) else None
 
     @property
-    def with_(self) -> dict[str, Any]:
+    def with_(self) -> JsonObject:
         value = self.data.get("with")
         return value if isinstance(value, dict) else {}
 
@@ -62,7 +63,7 @@ class RunbookView:
     steps: list[StepView]
 
     @property
-    def inputs(self) -> dict[str, Any]:
+    def inputs(self) -> Inputs:
         value = self.data.get("inputs")
         return value if isinstance(value, dict) else {}
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from runner.catalog.registry import Registry
-from runner.catalog.vocabulary import step_type_schema
+from runner.catalog.vocabulary import JsonSchema, step_type_schema
 from runner.dsl.language import runbook_schema
 
 RUNBOOK_SCHEMA = "runbook.schema.json"
 STEP_TYPE_SCHEMA = "step-type.schema.json"
 
 
-def _dump(schema: dict[str, Any]) -> str:
+def _dump(schema: JsonSchema) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -8,11 +8,12 @@ workflow, a refusal recorded in the state).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runner.contract.messages import Decision
+from runner.contract.messages import Decision, Declaration
 from runner.contract.state import (
     ApprovalJson,
     DecisionJson,
@@ -85,7 +86,7 @@ def refusal(
     *,
     started_by: str,
     groups: dict[str, list[str]],
-    declarations: dict[str, dict[str, Any]],
+    declarations: Mapping[str, Declaration],
 ) -> str | None:
     """Why `decision` cannot be accepted now, in words for the person deciding; None if it
     can. What does not read as a decision at all is refused by Decision.parse."""

@@ -46,11 +46,8 @@ class Trust:
     def signed(self) -> bool:
         return self.mode == "signed"
 
-    def as_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "trust_sha256": self.sha256}
-
     def verify(
-        self, proof: Any, expected: dict[str, Any], claimed_by: Any = None, *, window: bool = True
+        self, proof: Any, expected: claims.Claim, claimed_by: Any = None, *, window: bool = True
     ) -> str:
         """The principal who signed `expected`; claims.Unauthenticated otherwise."""
         return claims.check(

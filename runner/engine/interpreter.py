@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         RunInput,
     )
-    from runner.contract.messages import Basis, ControlRequest, Decision
+    from runner.contract.messages import Basis, ControlRequest, Decision, Declaration
     from runner.contract.state import ControlJson, Identity, RunView
     from runner.contract.vocab import AuditAction, DecisionKind, RunStatus
     from runner.engine import admission, control, identity, outcome, publish
@@ -140,7 +140,7 @@ class RunbookWorkflow:
         ).to_json()
 
     @workflow.query(name=DECLARATIONS_QUERY)
-    def declarations(self) -> dict[str, dict[str, Any]]:
+    def declarations(self) -> dict[str, Declaration]:
         """The run's input declarations, so `modify --set k=v` can convert v by its type."""
         return self._run.declarations if self._run is not None else {}
 

@@ -43,6 +43,7 @@ from runner.contract import (
     LOCK_WORKFLOW_TYPE,
     LockInput,
 )
+from runner.contract.wire import LockHolder, LockNews, LockPicture, LockRequest
 from runner.times import iso
 from runner.trust import internal
 
@@ -66,7 +67,7 @@ MEMO_WAITERS = 50
 _TEXT = 300  # longest run or step name accepted in a request
 
 
-def _request(found: Any) -> dict[str, Any] | None:
+def _request(found: Any) -> LockRequest | None:
     """A holder's request as the lock keeps it; None for anything else."""
     if not isinstance(found, dict):
         return None
@@ -82,9 +83,14 @@ def _request(found: Any) -> dict[str, Any] | None:
     return {"token": token, "run": run, "temporal_run_id": temporal_run_id, "step": step}
 
 
-def public(holder: dict[str, Any]) -> dict[str, Any]:
+def public(holder: LockRequest) -> LockHolder:
     """What others may see of a holder or waiter: never its token, which releases it."""
-    return {k: holder.get(k) for k in ("run", "step", "since", "queued_at")}
+    return {
+        "run": holder.get("run"),
+        "step": holder.get("step"),
+        "since": holder.get("since"),
+        "queued_at": holder.get("queued_at"),
+    }
 
 
 # On versioned workers it is Pinned like the runs (the worker's default): it lives
@@ -94,8 +100,8 @@ class LockWorkflow:
     def __init__(self) -> None:
         self._authenticated: bool | None = None
         self.key = ""
-        self.holder: dict[str, Any] | None = None
-        self.queue: list[dict[str, Any]] = []
+        self.holder: LockRequest | None = None
+        self.queue: list[LockRequest] = []
         self.released: set[str] = set()  # tokens of holders that gave the key back
         self.early: list[str] = []  # released before their request arrived
         self.version = 0  # bumped on every change the memo shows
@@ -118,7 +124,7 @@ class LockWorkflow:
         if found is None or len(self.queue) >= QUEUE_LIMIT:
             return
         if self.authenticated() and not internal.valid(
-            request.get("mac"), "acquire", self._key(), *(found[k] for k in ACQUIRE_FIELDS)
+            request.get("mac"), "acquire", self._key(), *(found.get(k) for k in ACQUIRE_FIELDS)
         ):
             return  # not made by a worker's lock_request: nobody is queued by it
         token = found["token"]
@@ -156,7 +162,7 @@ class LockWorkflow:
         self.version += 1
 
     @workflow.query(name="state")
-    def state(self) -> dict[str, Any]:
+    def state(self) -> LockPicture:
         return self.picture()
 
     # -- the lock -----------------------------------------------------------------
@@ -194,7 +200,7 @@ class LockWorkflow:
             waiter["since"] = iso(workflow.now())
             self.holder = waiter
             self.version += 1
-            news = {"key": self.key, "token": waiter["token"], "status": "granted"}
+            news: LockNews = {"key": self.key, "token": waiter["token"], "status": "granted"}
             if await self._tell(waiter, news):
                 self._background(self._tell_waiters())
                 await self._hold(waiter)
@@ -204,7 +210,7 @@ class LockWorkflow:
         # one. A request arriving meanwhile fails this completion, and is served.
         memo.cancel()
 
-    async def _hold(self, holder: dict[str, Any]) -> None:
+    async def _hold(self, holder: LockRequest) -> None:
         """Until the holder gives the key back, or its run has closed."""
         token = holder["token"]
         while token not in self.released:
@@ -246,7 +252,7 @@ class LockWorkflow:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _tell(self, to: dict[str, Any], news: dict[str, Any]) -> bool:
+    async def _tell(self, to: LockRequest, news: LockNews) -> bool:
         """Signal a run; False when it has closed (or never was)."""
         if self.authenticated():
             news = {**news, "mac": internal.mac("news", self.key, news["token"], news["status"])}
@@ -273,7 +279,7 @@ class LockWorkflow:
             self.queue = [w for w in self.queue if w["token"] not in gone]
             self.version += 1
 
-    def _waiting(self, waiter: dict[str, Any], position: int) -> dict[str, Any]:
+    def _waiting(self, waiter: LockRequest, position: int) -> LockNews:
         assert self.holder is not None
         return {
             "key": self.key,
@@ -285,7 +291,7 @@ class LockWorkflow:
 
     # -- what `qlrf-run locks` shows -------------------------------------------------
 
-    def picture(self) -> dict[str, Any]:
+    def picture(self) -> LockPicture:
         return {
             "key": self.key,
             "holder": public(self.holder) if self.holder is not None else None,

@@ -26,6 +26,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from runner.contract import STORE_ACTIVITY, payload_size
+from runner.contract.events import AuditEvent, StepEvent, StoreEvent, StoreWrite
+from runner.contract.messages import JsonObject
 from runner.times import iso
 
 STORE_BATCH_BYTES = 1_000_000  # one write to the run store stays far below 2 MiB
@@ -46,20 +48,20 @@ class Outbox:
     def __init__(self, enabled: bool, now: Callable[[], datetime]) -> None:
         self.enabled = enabled
         self._now = now
-        self.events: list[dict[str, Any]] = []
+        self.events: list[StoreEvent] = []
         self.seq = 0
 
-    def emit(self, table: str, fields: dict[str, Any], at: str | None = None) -> None:
-        """Number an event; `at` is when it happened, if not now (an earlier attempt)."""
+    def _numbered(self, at: str | None) -> tuple[int, str]:
+        self.seq += 1
+        return self.seq, at or iso(self._now()) or ""
+
+    def audit(self, action: str, actor: str | None, detail: JsonObject) -> None:
         if not self.enabled:
             return
-        self.seq += 1
+        seq, when = self._numbered(None)
         self.events.append(
-            {"table": table, "seq": self.seq, "at": at or iso(self._now()), **fields}
+            AuditEvent(table="audit", seq=seq, at=when, action=action, actor=actor, detail=detail)
         )
-
-    def audit(self, action: str, actor: str | None, detail: dict[str, Any]) -> None:
-        self.emit("audit", {"action": action, "actor": actor, "detail": detail})
 
     def step(
         self,
@@ -74,24 +76,29 @@ class Outbox:
         error: Any = None,
         at: str | None = None,
     ) -> None:
-        self.emit(
-            "step",
-            {
-                "step": step,
-                "item": item,
-                "attempt": attempt,
-                "status": status,
-                "started_at": started_at,
-                "finished_at": finished_at,
-                "output": output,
-                "error": error,
-            },
-            at,
+        """Number a step's event; `at` is when it happened, if not now (an earlier attempt)."""
+        if not self.enabled:
+            return
+        seq, when = self._numbered(at)
+        self.events.append(
+            StepEvent(
+                table="step",
+                seq=seq,
+                at=when,
+                step=step,
+                item=item,
+                attempt=attempt,
+                status=status,
+                started_at=started_at,
+                finished_at=finished_at,
+                output=output,
+                error=error,
+            )
         )
 
-    def next_batch(self) -> list[dict[str, Any]]:
+    def next_batch(self) -> list[StoreEvent]:
         """The first events that fit in one write (at least one)."""
-        batch: list[dict[str, Any]] = []
+        batch: list[StoreEvent] = []
         size = 0
         for event in self.events:
             size += payload_size(event)
@@ -110,7 +117,7 @@ class RunWriter:
     def __init__(self, outbox: Outbox, run_id: str) -> None:
         self.outbox = outbox
         self.run_id = run_id  # the store's run id (Temporal's run id)
-        self.run_row: dict[str, Any] | None = None  # the `runs` row, written with the next batch
+        self.run_row: JsonObject | None = None  # the `runs` row, written with the next batch
         self.closing = False
         self.flush_now = False
 
@@ -136,9 +143,10 @@ class RunWriter:
                 continue
             batch = self.outbox.next_batch()
             row = self.run_row
+            write: StoreWrite = {"run_id": self.run_id, "run": row, "events": batch}
             await workflow.execute_local_activity(
                 STORE_ACTIVITY,
-                {"run_id": self.run_id, "run": row, "events": batch},
+                write,
                 start_to_close_timeout=STORE_WRITE_TIMEOUT,
                 retry_policy=STORE_RETRY,
                 summary="qlrf plumbing: write the run's events to the run store",
@@ -173,15 +181,16 @@ class BatchWriter:
     async def _flush(self) -> None:
         batch = self.outbox.next_batch()
         self._writes += 1
+        write: StoreWrite = {
+            "run_id": self.run_id,
+            "run": None,
+            "events": batch,
+            # Rows of this batch are numbered by it: (run, batch, seq) is unique.
+            "batch": workflow.info().workflow_id,
+        }
         await workflow.execute_activity(
             STORE_ACTIVITY,
-            {
-                "run_id": self.run_id,
-                "run": None,
-                "events": batch,
-                # Rows of this batch are numbered by it: (run, batch, seq) is unique.
-                "batch": workflow.info().workflow_id,
-            },
+            write,
             activity_id=f"store:{self._writes}",
             summary="qlrf plumbing: write the items' events to the run store",
             start_to_close_timeout=STORE_WRITE_TIMEOUT,

@@ -46,7 +46,7 @@ def _retry(layers: list[Any]) -> RetryPolicy:
 
 def _timeouts(layers: list[Any]) -> Timeouts:
     merged = policy.merge_timeouts(*layers)
-    return Timeouts(**{f"{k}_ms": durations.parse_ms(v) for k, v in merged.items()})
+    return Timeouts(**{f"{k}_ms": durations.parse_ms(str(v)) for k, v in merged.items()})
 
 
 def _split_size(value: Any) -> tuple[int | None, float | None]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from runner import durations
 from runner.contract.messages import NUL as NUL
+from runner.contract.messages import Inputs
 from runner.contract.messages import nul_at as nul_at
 from runner.errors import InputError
 from runner.files import FileRefused, read_text
@@ -106,9 +107,9 @@ def convert(name: str, decl: Mapping[str, Any], text: str) -> Any:
         ) from None
 
 
-def parse_assignments(pairs: list[str], declared: Mapping[str, Any]) -> dict[str, Any]:
+def parse_assignments(pairs: list[str], declared: Mapping[str, Any]) -> Inputs:
     """`["k=v", ...]` -> {k: value} converted by the declared types."""
-    out: dict[str, Any] = {}
+    out: Inputs = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name:
@@ -129,10 +130,10 @@ def parse_assignments(pairs: list[str], declared: Mapping[str, Any]) -> dict[str
     return out
 
 
-def resolve(declared: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+def resolve(declared: Mapping[str, Any], given: Mapping[str, Any]) -> Inputs:
     """Defaults filled in, every value checked; InputError lists every problem at once."""
     problems = []
-    values: dict[str, Any] = {}
+    values: Inputs = {}
     for name in given:
         if name not in declared:
             problems.append(f"'{name}' is not an input of this runbook{hint(name, declared)}")

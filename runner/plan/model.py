@@ -15,6 +15,7 @@ from typing import Any
 
 from runner.canonical import canonical_bytes, canonical_text
 from runner.catalog.step_type import Capabilities
+from runner.contract.messages import Declaration, Inputs, JsonObject
 from runner.plan.secret_positions import Position, secret_positions
 
 PLAN_VERSION = 1
@@ -142,7 +143,7 @@ class Compensation:
     runs_in: str
     activity: str | None
     name: str
-    with_: dict[str, Any]
+    with_: JsonObject  # the step's `with`, templates unrendered
     retry: RetryPolicy | None
     timeouts: Timeouts | None
     capabilities: Capabilities = field(default_factory=Capabilities)
@@ -171,7 +172,7 @@ class Node:
     type: str
     runs_in: str  # activity | workflow | child_workflow
     activity: str | None
-    with_: dict[str, Any]
+    with_: JsonObject  # the step's `with`, templates unrendered
     needs: tuple[str, ...]
     trigger_rule: str
     when: Any  # None (always), a bool, or a template
@@ -239,9 +240,9 @@ class InputSpec:
             description=data.get("description", ""),
         )
 
-    def declaration(self) -> dict[str, Any]:
+    def declaration(self) -> Declaration:
         """The input's declaration as runbooks write it, for checking a value against it."""
-        decl: dict[str, Any] = {"type": self.type, "required": self.required}
+        decl: Declaration = {"type": self.type, "required": self.required}
         if self.has_default:
             decl["default"] = self.default
         if self.enum is not None:
@@ -263,13 +264,13 @@ class Plan:
     timeout_ms: int | None
     nodes: tuple[Node, ...]
     finally_nodes: tuple[Node, ...]
-    outputs: dict[str, Any]
+    outputs: JsonObject  # the runbook's `outputs`, templates unrendered
     version: int = PLAN_VERSION
     plan_hash: str = field(default="")
     locks: tuple[str, ...] = ()  # lock key templates the run holds from start to end
 
-    def to_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = _jsonable(self)
+    def to_dict(self) -> JsonObject:
+        found: JsonObject = _jsonable(self)
         return found
 
     @classmethod
@@ -293,7 +294,7 @@ class Plan:
             locks=tuple(str(k) for k in data.get("locks") or ()),
         )
 
-    def declarations(self) -> dict[str, dict[str, Any]]:
+    def declarations(self) -> dict[str, Declaration]:
         """Every input's declaration by name."""
         return {spec.name: spec.declaration() for spec in self.inputs}
 
@@ -352,11 +353,11 @@ def _without_sources(value: Any) -> Any:
     return value
 
 
-def compute_hash(plan_dict: dict[str, Any]) -> str:
+def compute_hash(plan_dict: JsonObject) -> str:
     """sha256 over the canonical JSON of the plan, without source locations."""
     text = canonical(_without_sources(plan_dict))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def inputs_hash(values: dict[str, Any]) -> str:
+def inputs_hash(values: Inputs) -> str:
     return hashlib.sha256(canonical_bytes(values)).hexdigest()

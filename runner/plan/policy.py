@@ -7,7 +7,7 @@ backoff and its non-retryable errors.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from runner import durations
 
@@ -19,8 +19,26 @@ RETRY_FIELDS = (
     "non_retryable_errors",
 )
 TIMEOUT_FIELDS = ("start_to_close", "schedule_to_close", "schedule_to_start", "heartbeat")
+
+
 # Temporal's own defaults, for fields no layer sets.
-BASE_RETRY: dict[str, Any] = {
+# A step's `retry:` and `timeout:` as runbooks write them (durations as text).
+class RetryJson(TypedDict, total=False):
+    max_attempts: int
+    initial_interval: str
+    backoff_coefficient: float
+    max_interval: str
+    non_retryable_errors: list[str]
+
+
+class TimeoutsJson(TypedDict, total=False):
+    start_to_close: str
+    schedule_to_close: str
+    schedule_to_start: str
+    heartbeat: str
+
+
+BASE_RETRY: RetryJson = {
     "max_attempts": 1,
     "initial_interval": "1s",
     "backoff_coefficient": 2.0,
@@ -29,26 +47,26 @@ BASE_RETRY: dict[str, Any] = {
 }
 
 
-def merge_retry(*layers: Any) -> dict[str, Any]:
+def merge_retry(*layers: Any) -> RetryJson:
     """Later layers win, field by field; layers that are not mappings are ignored."""
-    out = dict(BASE_RETRY)
+    out: dict[str, Any] = dict(BASE_RETRY)
     for layer in layers:
         if isinstance(layer, Mapping):
             out.update({k: v for k, v in layer.items() if k in RETRY_FIELDS})
-    return out
+    return cast(RetryJson, out)
 
 
-def as_timeouts(value: Any) -> dict[str, Any]:
+def as_timeouts(value: Any) -> TimeoutsJson:
     """`timeout: 30m` means start_to_close; a mapping names each timeout."""
     if isinstance(value, str):
         return {"start_to_close": value}
     if isinstance(value, Mapping):
-        return {k: v for k, v in value.items() if k in TIMEOUT_FIELDS}
+        return cast(TimeoutsJson, {k: v for k, v in value.items() if k in TIMEOUT_FIELDS})
     return {}
 
 
-def merge_timeouts(*layers: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def merge_timeouts(*layers: Any) -> TimeoutsJson:
+    out: TimeoutsJson = {}
     for layer in layers:
         out.update(as_timeouts(layer))
     return out

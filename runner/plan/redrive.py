@@ -11,13 +11,44 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
+from runner.contract.messages import Inputs, JsonObject
 from runner.errors import UsageError
 from runner.plan.model import Plan
 from runner.plan.waves import OUTPUT_ITEMS, item_names
 
 REDRIVABLE = ("failed", "cancelled", "timed_out", "terminated")
+
+
+class Outcome(TypedDict):
+    """How a step of the original ended: its status (`compensated` when it was undone)."""
+
+    status: str | None
+    output: Any
+
+
+class StepShape(TypedDict):
+    """What deciding a redrive needs of one main step of the plan."""
+
+    id: str
+    needs: list[str]
+    approval: bool
+    fanout: bool
+    paged: bool  # a fan-out from a file
+
+
+class Kept(TypedDict):
+    """What a redrive keeps of the run it continues."""
+
+    of: str
+    steps: dict[str, Any]  # step id -> its output, for the steps that succeeded
+    items: dict[str, list[str]]  # fan-out step id -> the keys of the items that succeeded
+    paged: NotRequired[list[str]]  # fan-outs from a file: the worker reads theirs
+
+
+# A run's `redrive` input: which run it continues and how ("from" is a keyword).
+RedriveAsk = TypedDict("RedriveAsk", {"of": str, "from": str | None, "reapprove": bool})
 _SUFFIX = re.compile(r"\.r(\d+)$")
 
 
@@ -27,11 +58,11 @@ class Original:
     status: str
     plan: Plan | None  # None when only its hash is known (the worker needs no more)
     plan_hash: str
-    inputs: dict[str, Any]
+    inputs: Inputs
     groups: dict[str, list[str]] | None
     definition_sha256: str
     definition_file: str
-    steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # status, output
+    steps: dict[str, Outcome] = field(default_factory=dict)
     items: dict[str, list[str]] = field(default_factory=dict)  # succeeded item keys
     source: str = "temporal"
     # Fan-out steps whose succeeded items the source could not name (Temporal's final
@@ -60,7 +91,7 @@ def status_refusal(run: str, status: str) -> str | None:
     return None
 
 
-def outcomes_from_state(original: Original, state: dict[str, Any]) -> None:
+def outcomes_from_state(original: Original, state: JsonObject) -> None:
     """Fill in the original's outcomes from its final state (Temporal's memo)."""
     for sid, step in (state.get("steps") or {}).items():
         status_of = step.get("status")
@@ -83,7 +114,7 @@ def outcomes_from_state(original: Original, state: dict[str, Any]) -> None:
             )
 
 
-def shape(plan: Plan) -> list[dict[str, Any]]:
+def shape(plan: Plan) -> list[StepShape]:
     """What deciding a redrive needs of a plan: each main step's id, its needs, whether
     it is a gate, a fan-out, a fan-out from a file. Small enough to send to a worker."""
     return [
@@ -98,7 +129,7 @@ def shape(plan: Plan) -> list[dict[str, Any]]:
     ]
 
 
-def downstream(steps: list[dict[str, Any]], step: str) -> set[str]:
+def downstream(steps: list[StepShape], step: str) -> set[str]:
     """STEP and every step that needs it, directly or not (`steps` as `shape` gives)."""
     known = {s["id"] for s in steps}
     if step not in known:
@@ -123,33 +154,33 @@ def is_paged(foreach: Any) -> bool:
 
 
 def keep(
-    original: Original, steps: list[dict[str, Any]], start_from: str | None, reapprove: bool
-) -> dict[str, Any]:
+    original: Original, steps: list[StepShape], start_from: str | None, reapprove: bool
+) -> Kept:
     """What the new run keeps: `{"of", "steps": {id: output}, "items": {id: [keys]}}`,
     for a plan of this shape (the redrive's own, which is the original's)."""
     again = downstream(steps, start_from) if start_from else set()
-    kept: dict[str, Any] = {}
+    kept: dict[str, Any] = {}  # id -> output
     items: dict[str, list[str]] = {}
     paged: list[str] = []
     for node in steps:  # `finally` steps always run again
         sid = node["id"]
         if sid in again or (reapprove and node["approval"]):
             continue
-        outcome = original.steps.get(sid) or {}
-        if outcome.get("status") == "succeeded":
-            kept[sid] = outcome.get("output")
+        outcome = original.steps.get(sid)
+        if outcome is not None and outcome["status"] == "succeeded":
+            kept[sid] = outcome["output"]
         elif node["paged"]:
             # Its done items can be 100,000 names: the worker reads them from the store.
             paged.append(sid)
         elif node["fanout"] and original.items.get(sid):
             items[sid] = sorted(set(original.items[sid]))
-    found: dict[str, Any] = {"of": original.run_id, "steps": kept, "items": items}
+    found: Kept = {"of": original.run_id, "steps": kept, "items": items}
     if paged:
         found["paged"] = paged
     return found
 
 
-def carried_over(original: Original, start_from: str | None, reapprove: bool) -> dict[str, Any]:
+def carried_over(original: Original, start_from: str | None, reapprove: bool) -> Kept:
     """What a redrive of `original` keeps (for the CLI, to say so before it starts)."""
     assert original.plan is not None
     return keep(original, shape(original.plan), start_from, reapprove)
@@ -165,7 +196,7 @@ def redrive_id(run: str) -> str:
     return f"{run[: match.start()]}.r{int(match.group(1)) + 1}"
 
 
-def request(original: str, start_from: str | None, reapprove: bool) -> dict[str, Any]:
+def request(original: str, start_from: str | None, reapprove: bool) -> RedriveAsk:
     """A run's `redrive` input: which run it continues and how. What it keeps, the
     worker derives from the store (or Temporal) itself."""
     return {"of": original, "from": start_from, "reapprove": bool(reapprove)}

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from runner.contract import StepResult
+from runner.contract.messages import JsonObject
+from runner.contract.state import AttemptFailure
 from runner.steps.secrets import Resolver
 from runner.times import iso, parse
 
@@ -46,9 +49,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _lost(details: dict[str, Any], info: activity.Info) -> dict[str, Any]:
+def _lost(details: JsonObject, info: activity.Info) -> AttemptFailure:
     """The record of the attempt that heartbeated `details` and then fell silent."""
-    number = details.get("attempt")
+    number = int(details.get("attempt") or 0)
     started, beat = parse(details.get("started_at")), parse(details.get("beat_at"))
     limit = info.start_to_close_timeout
     if started and beat and limit and beat - started >= limit - TIMEOUT_SLACK:
@@ -68,16 +71,16 @@ def _lost(details: dict[str, Any], info: activity.Info) -> dict[str, Any]:
     }
 
 
-def earlier_failures() -> list[dict[str, Any]]:
+def earlier_failures() -> list[AttemptFailure]:
     """The failures of this step's earlier attempts, lost ones included."""
     info = activity.info()
     details = info.heartbeat_details[0] if info.heartbeat_details else None
-    found: list[dict[str, Any]] = []
+    found: list[AttemptFailure] = []
     last = 0  # the latest attempt that left a trace
     if isinstance(details, dict):
         kept = details.get("failures")
         if isinstance(kept, list):
-            found = [f for f in kept if isinstance(f, dict)]
+            found = [cast(AttemptFailure, f) for f in kept if isinstance(f, dict)]
         numbers = [int(f["attempt"]) for f in found if isinstance(f.get("attempt"), int)]
         last = max(numbers, default=0)
         beating = details.get("attempt")
@@ -98,7 +101,7 @@ def earlier_failures() -> list[dict[str, Any]]:
     return found[-MAX_KEPT_FAILURES:]
 
 
-def _identity() -> dict[str, Any]:
+def _identity() -> JsonObject:
     info = activity.info()
     return {"attempt": info.attempt, "started_at": iso(info.started_time), "beat_at": iso(_now())}
 
@@ -137,7 +140,7 @@ def fail(
     ) from None
 
 
-def result(secrets: Resolver, output: Any) -> dict[str, Any]:
+def result(secrets: Resolver, output: Any) -> StepResult:
     masked = secrets.mask(output)
     size = len(json.dumps(masked, default=str))
     if size > RESULT_LIMIT:

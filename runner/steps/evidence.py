@@ -9,18 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 from temporalio import activity
 
-from runner.contract import EVIDENCE_ACTIVITY, StepRequest
+from runner.contract import EVIDENCE_ACTIVITY, StepRequest, StepResult
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
 from runner.store.evidence import markdown, sealed_now
 
 
 @activity.defn(name=EVIDENCE_ACTIVITY)
-async def evidence(request: StepRequest) -> dict[str, Any]:
+async def evidence(request: StepRequest) -> StepResult:
     from runner.store.activity import pool
     from runner.store.queries import bundle_in
 

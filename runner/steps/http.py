@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 from temporalio import activity
 
 from runner import durations
-from runner.contract import HTTP_ACTIVITY, StepRequest
+from runner.contract import HTTP_ACTIVITY, StepRequest, StepResult
+from runner.contract.messages import JsonObject
 from runner.steps.common import fail, result, tail
 from runner.steps.secrets import Resolver
 
@@ -16,14 +15,14 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 @activity.defn(name=HTTP_ACTIVITY)
-async def http(request: StepRequest) -> dict[str, Any]:
+async def http(request: StepRequest) -> StepResult:
     secrets = Resolver()
     params, _ = secrets.request(request)
     method = params.get("method", "GET")
     timeout = DEFAULT_TIMEOUT_SECONDS
     if params.get("timeout"):
         timeout = durations.parse_ms(params["timeout"]) / 1000
-    kwargs: dict[str, Any] = {"headers": params.get("headers") or {}}
+    kwargs: JsonObject = {"headers": params.get("headers") or {}}
     if "json" in params:
         kwargs["json"] = params["json"]
     elif "body" in params:

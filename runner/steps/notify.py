@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import httpx
 from temporalio import activity
 
-from runner.contract import NOTIFY_ACTIVITY, StepRequest
+from runner.contract import NOTIFY_ACTIVITY, StepRequest, StepResult
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
 
@@ -16,7 +15,7 @@ logger = logging.getLogger("qlrf.notify")
 
 
 @activity.defn(name=NOTIFY_ACTIVITY)
-async def notify(request: StepRequest) -> dict[str, Any]:
+async def notify(request: StepRequest) -> StepResult:
     secrets = Resolver()
     params, _ = secrets.request(request)
     message = str(params["message"])

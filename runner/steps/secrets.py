@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from runner import secretref
 from runner.contract import StepRequest
+from runner.contract.messages import JsonObject
 from runner.files import read_text
 
 MASK = "***"
@@ -139,7 +140,7 @@ class Resolver:
             return {k: self.resolve(v) for k, v in value.items()}
         return value
 
-    def request(self, request: StepRequest) -> tuple[dict[str, Any], dict[str, str]]:
+    def request(self, request: StepRequest) -> tuple[JsonObject, dict[str, str]]:
         """The step's parameters and script environment, with references resolved only
         where the workflow marked a position as naming a secret."""
         if request.secret_params is None or request.secret_env is None:

@@ -26,7 +26,8 @@ from typing import Any
 
 from temporalio import activity
 
-from runner.contract import SHELL_ACTIVITY, StepRequest
+from runner.contract import SHELL_ACTIVITY, StepRequest, StepResult
+from runner.contract.messages import JsonObject
 from runner.plan.inputs import nul_at
 from runner.steps import runspace, sandbox
 from runner.steps.common import beat, fail, result, tail
@@ -67,7 +68,7 @@ def allowed_names() -> list[str]:
 
 
 def step_environment(
-    request: StepRequest, own: dict[str, Any], script_env: dict[str, str], attempt: int
+    request: StepRequest, own: JsonObject, script_env: dict[str, str], attempt: int
 ) -> dict[str, str]:
     """The whole environment of a step's process."""
     env = {name: os.environ[name] for name in (*BASE_ENV, *allowed_names()) if name in os.environ}
@@ -220,7 +221,7 @@ def _progress(secrets: Resolver, request: StepRequest, out: Captured, err: Captu
 
 
 @activity.defn(name=SHELL_ACTIVITY)
-async def shell(request: StepRequest) -> dict[str, Any]:
+async def shell(request: StepRequest) -> StepResult:
     secrets = Resolver()
     params, script_env = secrets.request(request)
     if "command" in params:
@@ -278,7 +279,7 @@ async def shell(request: StepRequest) -> dict[str, Any]:
     return ended(secrets, params, code, bytes(out.data), stdout, stderr)
 
 
-def refuse_nul(secrets: Resolver, launched: dict[str, Any]) -> None:
+def refuse_nul(secrets: Resolver, launched: JsonObject) -> None:
     """A NUL in what starts a process (its argv, environment, directory) cannot reach
     it: fail the step at once, and for good (another attempt would meet it again)."""
     where = nul_at(launched)
@@ -294,13 +295,13 @@ def refuse_nul(secrets: Resolver, launched: dict[str, Any]) -> None:
 
 def ended(
     secrets: Resolver,
-    params: dict[str, Any],
+    params: JsonObject,
     code: int,
     raw: bytes,
     stdout: str,
     stderr: str,
     where: str = "",
-) -> dict[str, Any]:
+) -> StepResult:
     """The result of a command that ran to its end (here or over ssh): CommandFailed on
     a non-zero exit, or stdout that is not JSON with `parse: json`. `where` prefixes
     the message (the host)."""

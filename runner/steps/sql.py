@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from temporalio import activity
 
-from runner.contract import SQL_ACTIVITY, StepRequest
+from runner.contract import SQL_ACTIVITY, StepRequest, StepResult
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
 
@@ -22,7 +22,7 @@ def _jsonable(value: Any) -> Any:
 
 
 @activity.defn(name=SQL_ACTIVITY)
-async def sql(request: StepRequest) -> dict[str, Any]:
+async def sql(request: StepRequest) -> StepResult:
     secrets = Resolver()
     params, _ = secrets.request(request)
     try:

@@ -34,7 +34,7 @@ import warnings
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from temporalio import activity
 
@@ -46,7 +46,8 @@ with warnings.catch_warnings():
     import asyncssh
 
 from runner import durations
-from runner.contract import SSH_ACTIVITY, StepRequest
+from runner.contract import SSH_ACTIVITY, StepRequest, StepResult
+from runner.contract.messages import JsonObject
 from runner.files import FileRefused, read_text
 from runner.steps.common import fail, tail
 from runner.steps.output import Captured, capture
@@ -284,7 +285,7 @@ def _private_key(secrets: Resolver, name: str) -> str:
     return decoded
 
 
-def _target(secrets: Resolver, params: dict[str, Any]) -> Target:
+def _target(secrets: Resolver, params: JsonObject) -> Target:
     port = params.get("port", 22)
     try:
         port = int(port)
@@ -301,7 +302,7 @@ def _target(secrets: Resolver, params: dict[str, Any]) -> Target:
     return Target(str(params["host"]), port, user, key, known, known_text)
 
 
-def remote_command(request: StepRequest, params: dict[str, Any], script_env: dict[str, str]) -> str:
+def remote_command(request: StepRequest, params: JsonObject, script_env: dict[str, str]) -> str:
     """The command line sent to the host: the guard, and the step as its quoted argument."""
     attempt = activity.info().attempt
     env = {str(k): str(v) for k, v in (params.get("env") or {}).items()}
@@ -319,7 +320,7 @@ def remote_command(request: StepRequest, params: dict[str, Any], script_env: dic
     return f"bash --norc --noprofile -c {shlex.quote(GUARD)} qlrf-ssh {shlex.quote(step)}"
 
 
-def _connect_timeout(secrets: Resolver, params: dict[str, Any]) -> float:
+def _connect_timeout(secrets: Resolver, params: JsonObject) -> float:
     text = params.get("connect_timeout")
     if text is None:
         return DEFAULT_CONNECT_TIMEOUT
@@ -364,7 +365,7 @@ def _reason(exc: BaseException) -> str:
 
 
 @activity.defn(name=SSH_ACTIVITY)
-async def ssh(request: StepRequest) -> dict[str, Any]:
+async def ssh(request: StepRequest) -> StepResult:
     secrets = Resolver()
     params, script_env = secrets.request(request)
     target = _target(secrets, params)
@@ -394,9 +395,19 @@ async def ssh(request: StepRequest) -> dict[str, Any]:
     return _finish(secrets, params, target, outcome)
 
 
-async def _run(
-    secrets: Resolver, request: StepRequest, target: Target, process: Any
-) -> dict[str, Any]:
+class _Outcome(TypedDict):
+    """How a remote command ended, as read from its channel."""
+
+    timed_out: bool
+    exit_code: int | None
+    lost: bool  # the connection went before the command ended
+    signal: Any
+    stdout: str
+    stderr: str
+    raw: bytes
+
+
+async def _run(secrets: Resolver, request: StepRequest, target: Target, process: Any) -> _Outcome:
     out, err = Captured(), Captured()
     readers = asyncio.gather(capture(process.stdout, out), capture(process.stderr, err))
     deadline, _ = _deadline()
@@ -426,9 +437,7 @@ async def _run(
     }
 
 
-def _finish(
-    secrets: Resolver, params: dict[str, Any], target: Target, outcome: dict[str, Any]
-) -> dict[str, Any]:
+def _finish(secrets: Resolver, params: JsonObject, target: Target, outcome: _Outcome) -> StepResult:
     stdout, stderr = outcome["stdout"], outcome["stderr"]
     if outcome["timed_out"]:
         limit = activity.info().start_to_close_timeout
@@ -448,5 +457,6 @@ def _finish(
             stdout=stdout[-FAILED_OUTPUT:],
             stderr=stderr[-FAILED_OUTPUT:],
         )
-    code = int(outcome["exit_code"])
+    code = outcome["exit_code"]
+    assert code is not None  # a command that was not lost has its exit status
     return ended(secrets, params, code, outcome["raw"], stdout, stderr, f"{target.name}: ")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from temporalio import activity
 
 from runner.contract import STORE_ACTIVITY
+from runner.contract.events import StoreWrite
+from runner.contract.messages import JsonObject
 from runner.store.db import open_store
 from runner.store.records import write
 
@@ -58,13 +60,13 @@ DATA_ERRORS = (asyncpg.DataError, UnicodeError, ValueError, OverflowError)
 REFUSED = "$qlrf_refused"
 
 
-def degraded(batch: dict[str, Any], reason: str) -> dict[str, Any]:
+def degraded(batch: StoreWrite, reason: str) -> StoreWrite:
     """The batch with every value a row carries beyond its names replaced by why the
     store refused it: the rows themselves (and the chain through them) are kept."""
     placeholder = {REFUSED: reason[:500]}
-    events = []
-    for event in batch.get("events", []):
-        kept = dict(event)
+    events: list[Any] = []
+    for event in batch["events"]:
+        kept: JsonObject = dict(event)
         for key in ("output", "error", "detail"):
             if kept.get(key) is not None:
                 kept[key] = placeholder
@@ -73,11 +75,13 @@ def degraded(batch: dict[str, Any], reason: str) -> dict[str, Any]:
     if run is not None:
         run = {**run, **{k: placeholder for k in ("inputs", "outputs", "error") if run.get(k)}}
         run["inputs"] = run.get("inputs") or {}
-    return {**batch, "run": run, "events": events}
+    return cast(StoreWrite, {**batch, "run": run, "events": events})
 
 
 @activity.defn(name=STORE_ACTIVITY)
-async def store_record(batch: dict[str, Any]) -> int:
+async def store_record(raw: JsonObject) -> int:
+    # Typed loosely where it arrives: the run's outbox made it (contract.events).
+    batch = cast(StoreWrite, raw)
     try:
         return await _write(batch)
     except DATA_ERRORS as exc:
@@ -85,11 +89,11 @@ async def store_record(batch: dict[str, Any]) -> int:
         # the reason in place of the values. A write retried forever would keep the run
         # open for ever, and lose every row after it.
         reason = f"the run store refused this value ({type(exc).__name__}: {exc})"
-        activity.logger.warning("run %s: %s", batch.get("run_id"), reason)
+        activity.logger.warning("run %s: %s", batch["run_id"], reason)
         return await _write(degraded(batch, reason))
 
 
-async def _write(batch: dict[str, Any]) -> int:
+async def _write(batch: StoreWrite) -> int:
     try:
         return await write(await pool(), batch)
     except (

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from runner.canonical import canonical_bytes
+from runner.store.db import Row
 from runner.times import iso
 
 SEAL_KEY = "QLRF_SEAL_KEY"
@@ -64,26 +65,26 @@ def _plain(value: Any) -> Any:
     return iso(value) if isinstance(value, datetime) else value
 
 
-def link(table: str, row: dict[str, Any]) -> dict[str, Any]:
+def link(table: str, row: Row) -> Row:
     """What a row's hash covers: its table and fields, times as ISO text."""
     fields = STEP_FIELDS if table == "step" else AUDIT_FIELDS
     return {"table": table, **{name: _plain(row.get(name)) for name in fields}}
 
 
-def link_hash(prev_hash: str, content: dict[str, Any]) -> str:
+def link_hash(prev_hash: str, content: Row) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(content)).hexdigest()
 
 
-def run_record(row: dict[str, Any]) -> dict[str, Any]:
+def run_record(row: Row) -> Row:
     """The run's row as the seal covers it."""
     return {name: _plain(row.get(name)) for name in RUN_FIELDS}
 
 
-def run_hash(record: dict[str, Any]) -> str:
+def run_hash(record: Row) -> str:
     return hashlib.sha256(canonical(record)).hexdigest()
 
 
-def seal_text(record: dict[str, Any], head: str, length: int) -> bytes:
+def seal_text(record: Row, head: str, length: int) -> bytes:
     """What the seal signs: the run's final row and the head of its chain."""
     return canonical(
         {
@@ -97,7 +98,7 @@ def seal_text(record: dict[str, Any], head: str, length: int) -> bytes:
     )
 
 
-def check_chain(rows: list[dict[str, Any]]) -> tuple[str, int]:
+def check_chain(rows: list[Row]) -> tuple[str, int]:
     """(head, length) of links in chain order ({"table", fields..., "prev_hash",
     "hash"}); ValueError naming the first broken link."""
     head = ""
@@ -117,7 +118,7 @@ def check_chain(rows: list[dict[str, Any]]) -> tuple[str, int]:
     return head, len(rows)
 
 
-async def sealed(record: dict[str, Any], head: str, length: int) -> dict[str, Any] | None:
+async def sealed(record: Row, head: str, length: int) -> Row | None:
     """The seal of a record (a run's row, and the head and length of its chain), signed
     with the worker's seal key; None when it has none."""
     signature = await seal_signature(seal_text(record, head, length))

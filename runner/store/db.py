@@ -17,6 +17,9 @@ from runner.store import pool_log
 
 pool_log.install()  # a lost PostgreSQL is one line per retry, not a traceback
 
+# A row of the run store, by column name (asyncpg's Record, as a dict): the tables'
+# columns are the migrations' (runner/store/migrations/).
+Row = dict[str, Any]
 # An arbitrary constant that names "qlrf-run migrations" among advisory locks.
 MIGRATION_LOCK = 0x716C7266
 

@@ -12,16 +12,21 @@ from datetime import datetime
 from typing import Any
 
 from runner.canonical import canonical_bytes
+from runner.contract.messages import JsonObject
 from runner.plan.model import canonical
 from runner.store import chain
+from runner.store.db import Row
 from runner.times import iso
+
+# An evidence bundle: the JSON document an auditor keeps (docs/store.md says each key).
+Bundle = dict[str, Any]
 
 
 def _iso(value: Any) -> Any:
     return iso(value) if isinstance(value, datetime) else value
 
 
-def run_identity(run: Any) -> dict[str, Any]:
+def run_identity(run: Any) -> JsonObject:
     """The run's row as every command shows it: RUN is the workflow id, the store's key is
     Temporal's run id."""
     return {
@@ -35,7 +40,7 @@ def run_identity(run: Any) -> dict[str, Any]:
     }
 
 
-def digest_of(bundle: dict[str, Any]) -> str:
+def digest_of(bundle: Bundle) -> str:
     body = {k: v for k, v in bundle.items() if k != "digest"}
     return hashlib.sha256(canonical_bytes(body)).hexdigest()
 
@@ -51,20 +56,20 @@ CONTROL_ACTIONS = {
 
 
 def build(
-    run: dict[str, Any],
-    steps: list[dict[str, Any]],
-    audit: list[dict[str, Any]],
-    redriven: dict[str, Any] | None = None,
-    links: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+    run: Row,
+    steps: list[Row],
+    audit: list[Row],
+    redriven: Bundle | None = None,
+    links: list[Row] | None = None,
+) -> Bundle:
     """The evidence bundle (docs/store.md) from the store's rows; a redrive's bundle
     holds the bundle of the run it continued (`redriven`), so it covers both.
 
     With the run's hash chain (`links`, docs/trust.md), the bundle carries the record
     it was built from (the run's row and every link) and the run's seal, so
     `verify` can rebuild it and prove it."""
-    final: dict[tuple[str, Any], dict[str, Any]] = {}
-    compensations: list[dict[str, Any]] = []
+    final: dict[tuple[str, Any], Row] = {}
+    compensations: list[Row] = []
     for event in steps:  # in seq order: the last event of a step is its outcome
         if str(event["status"]).startswith("compensation_"):
             compensations.append(
@@ -102,8 +107,8 @@ def build(
         if event["status"] != "started":
             entry["output"], entry["error"] = event["output"], event["error"]
     approvals = []
-    controls: list[dict[str, Any]] = []
-    identity: dict[str, Any] = {
+    controls: list[JsonObject] = []
+    identity: JsonObject = {
         "mode": "claimed",
         "trust_sha256": None,
         "started_by_verified": False,
@@ -173,7 +178,7 @@ def build(
         for e in steps
         if e["status"] != "started"
     ]
-    bundle: dict[str, Any] = {
+    bundle: Bundle = {
         "run": {**run_identity(run), "started_by": run["started_by"]},
         "definition": {
             "file": run["definition_file"],
@@ -199,7 +204,7 @@ def build(
     return bundle
 
 
-async def sealed_now(bundle: dict[str, Any]) -> dict[str, Any]:
+async def sealed_now(bundle: Bundle) -> Bundle:
     """The bundle of a run still going (the `evidence` step's), sealed as it stands with
     the worker's seal key, when it has one: the seal covers the record up to here."""
     record = bundle.get("record")
@@ -304,7 +309,7 @@ def _verify(
 
 
 def _seal_problem(
-    seal: Any, run: dict[str, Any], head: str, length: int, allowed_signers: str
+    seal: Any, run: Row, head: str, length: int, allowed_signers: str
 ) -> tuple[str | None, str | None]:
     """(why the seal does not prove the record, None) or (None, the sealing principal)."""
     from runner.trust import signers as trust_file
@@ -329,7 +334,7 @@ def _seal_problem(
     return None, principals[0]
 
 
-def _identities(bundle: dict[str, Any]) -> str:
+def _identities(bundle: Bundle) -> str:
     identity = bundle.get("identity") or {}
     if identity.get("mode") == "signed":
         return (
@@ -339,7 +344,7 @@ def _identities(bundle: dict[str, Any]) -> str:
     return "- Identities: **not verified** (claimed mode: names are as people gave them)"
 
 
-def markdown(bundle: dict[str, Any]) -> str:
+def markdown(bundle: Bundle) -> str:
     run = bundle["run"]
     lines = [
         f"# Evidence: {run['name']} ({run['kind']})",

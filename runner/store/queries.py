@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from runner.contract.events import HistoryEvent
-from runner.store.evidence import REDRIVE_CHAIN, build
+from runner.store.db import Row
+from runner.store.evidence import REDRIVE_CHAIN, Bundle, build
 from runner.store.reach import open_checked
 from runner.store.records import (
     chained,
@@ -34,14 +35,14 @@ async def run_history(dsn: str, run: str) -> list[HistoryEvent] | None:
     return await _with_store(dsn, history, run)
 
 
-async def runs(dsn: str, kind: str | None, state: str | None, limit: int) -> list[dict[str, Any]]:
+async def runs(dsn: str, kind: str | None, state: str | None, limit: int) -> list[Row]:
     return await _with_store(dsn, list_runs, kind, state, limit)
 
 
-async def ended(dsn: str, run: str) -> tuple[dict[str, Any], Any] | None:
+async def ended(dsn: str, run: str) -> tuple[Row, Any] | None:
     """A run's row and how its steps and items ended (for `redrive`); None if unknown."""
 
-    async def ask(pool: Any) -> tuple[dict[str, Any], Any] | None:
+    async def ask(pool: Any) -> tuple[Row, Any] | None:
         row = await find_run(pool, run)
         if row is None:
             return None
@@ -50,11 +51,11 @@ async def ended(dsn: str, run: str) -> tuple[dict[str, Any], Any] | None:
     return await _with_store(dsn, ask)
 
 
-async def step_outcome(dsn: str, run: str, step: str, item: str | None) -> dict[str, Any] | None:
+async def step_outcome(dsn: str, run: str, step: str, item: str | None) -> Row | None:
     return await _with_store(dsn, last_outcome, run, step, item)
 
 
-async def bundle_in(pool: Any, run: str, depth: int = 0) -> dict[str, Any] | None:
+async def bundle_in(pool: Any, run: str, depth: int = 0) -> Bundle | None:
     """The evidence bundle of a run, from an open pool (the evidence step's)."""
     found = await find_run(pool, run)
     if found is None:
@@ -70,5 +71,5 @@ async def bundle_in(pool: Any, run: str, depth: int = 0) -> dict[str, Any] | Non
     return build(found, steps, audit, redriven, kept)
 
 
-async def bundle(dsn: str, run: str) -> dict[str, Any] | None:
+async def bundle(dsn: str, run: str) -> Bundle | None:
     return await _with_store(dsn, bundle_in, run)

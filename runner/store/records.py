@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from runner.contract.events import HistoryEvent
+from runner.contract.events import HistoryEvent, StoreWrite
 from runner.store import chain
-from runner.store.db import storable_text
+from runner.store.db import Row, storable_text
 from runner.store.evidence import REDRIVE_CHAIN, run_identity
 from runner.times import iso
 
@@ -24,7 +24,7 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-async def write(pool: asyncpg.Pool, batch: dict[str, Any]) -> int:
+async def write(pool: asyncpg.Pool, batch: StoreWrite) -> int:
     """Write one batch from a run's outbox in one transaction; returns the rows added."""
     added = 0
     async with pool.acquire() as connection, connection.transaction():
@@ -134,7 +134,7 @@ async def seal(pool: asyncpg.Pool, run_id: str) -> None:
     heads = await pool.fetchrow("SELECT head, length FROM chain_heads WHERE run_id = $1", run_id)
     head, length = (heads["head"], heads["length"]) if heads else ("", 0)
     try:
-        value: dict[str, Any] | None = await chain.sealed(record, head, length)
+        value: Row | None = await chain.sealed(record, head, length)
     except (OSError, RuntimeError, TimeoutError) as exc:
         value = {"error": str(exc)[:500]}
     if value is None:
@@ -144,7 +144,7 @@ async def seal(pool: asyncpg.Pool, run_id: str) -> None:
     )
 
 
-async def find_run(pool: asyncpg.Pool, run: str) -> dict[str, Any] | None:
+async def find_run(pool: asyncpg.Pool, run: str) -> Row | None:
     """The run by Temporal run id, or the latest execution of a workflow id."""
     row = await pool.fetchrow(
         "SELECT r.*, d.text AS kept_text FROM runs r "
@@ -161,9 +161,7 @@ async def find_run(pool: asyncpg.Pool, run: str) -> dict[str, Any] | None:
     return found
 
 
-async def outcomes(
-    pool: asyncpg.Pool, run_id: str
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+async def outcomes(pool: asyncpg.Pool, run_id: str) -> tuple[dict[str, Row], dict[str, list[str]]]:
     """How a run's steps ended, for a redrive: each step's last status and output, and
     for each fan-out step the items that succeeded (their last row says so)."""
     steps = await pool.fetch(
@@ -206,9 +204,7 @@ async def succeeded_items(pool: asyncpg.Pool, run: str, step: str) -> set[str]:
     return done
 
 
-async def last_outcome(
-    pool: asyncpg.Pool, run: str, step: str, item: str | None
-) -> dict[str, Any] | None:
+async def last_outcome(pool: asyncpg.Pool, run: str, step: str, item: str | None) -> Row | None:
     """The last recorded outcome of a step (or of one item of a fan-out): its status,
     attempt, output and error; None when there is none yet."""
     found = await find_run(pool, run)
@@ -235,7 +231,7 @@ async def keep_definition(pool: asyncpg.Pool, sha256: str, text: str) -> None:
     )
 
 
-async def links(pool: asyncpg.Pool, run_id: str) -> list[dict[str, Any]]:
+async def links(pool: asyncpg.Pool, run_id: str) -> list[Row]:
     """The run's hash chain, in the order written: every row with its table. A row
     that lost its link (set to NULL by hand) is kept, after the others: the chain does
     not verify with it, and it cannot quietly drop out of the record."""
@@ -254,7 +250,7 @@ async def links(pool: asyncpg.Pool, run_id: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["link"] is None, r["link"] or 0, r["table"], r["seq"]))
 
 
-async def chained(pool: asyncpg.Pool, run: dict[str, Any], links: list[dict[str, Any]]) -> bool:
+async def chained(pool: asyncpg.Pool, run: Row, links: list[Row]) -> bool:
     """Whether the run was recorded with hash chains: its rows carry links, it has a
     chain head, or it started after the store had chains. Such a run's bundle always
     carries its record; only a run recorded before chains has none."""
@@ -266,9 +262,7 @@ async def chained(pool: asyncpg.Pool, run: dict[str, Any], links: list[dict[str,
     return since is not None and run["started_at"] >= since
 
 
-async def events(
-    pool: asyncpg.Pool, run_id: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def events(pool: asyncpg.Pool, run_id: str) -> tuple[list[Row], list[Row]]:
     steps = await pool.fetch(
         "SELECT * FROM step_events WHERE run_id = $1 ORDER BY at, batch, seq", run_id
     )
@@ -338,7 +332,7 @@ async def history(pool: asyncpg.Pool, run: str, depth: int = 0) -> list[HistoryE
 
 async def list_runs(
     pool: asyncpg.Pool, kind: str | None, state: str | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     rows = await pool.fetch(
         "SELECT workflow_id, run_id, name, kind, status, started_by, started_at, finished_at "
         "FROM runs "

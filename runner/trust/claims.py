@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from runner.canonical import canonical_bytes
 from runner.times import parse
@@ -44,6 +44,33 @@ UNPROVEN = "the start is not proven"
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
+# The signed claim: every CLAIM_FIELDS key, those that do not apply null.
+class Claim(TypedDict, total=False):
+    action: Any
+    run_id: Any
+    temporal_run_id: Any
+    gate: Any
+    round: Any
+    decision: Any
+    set: Any
+    comment: Any
+    plan_hash: Any
+    inputs_hash: Any
+    nonce: Any
+    not_after: Any
+
+
+class Proof(TypedDict, total=False):
+    """What a signed request carries: the SSH signature over its claim, and the claim's
+    nonce and window; a schedule's names the schedule, a child run's its parent's MAC."""
+
+    signature: str
+    nonce: str
+    not_after: str
+    schedule: str
+    parent: str
+
+
 class Unauthenticated(Exception):
     """The action's signature does not prove who asked; the message says why."""
 
@@ -55,11 +82,11 @@ def inputs_hash(inputs: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(dict(inputs))).hexdigest()
 
 
-def claim(**fields: Any) -> dict[str, Any]:
+def claim(**fields: Any) -> Claim:
     """The claim with every field, those not given null."""
     unknown = set(fields) - set(CLAIM_FIELDS)
     assert not unknown, unknown
-    return {name: fields.get(name) for name in CLAIM_FIELDS}
+    return cast(Claim, {name: fields.get(name) for name in CLAIM_FIELDS})
 
 
 def check(
@@ -122,7 +149,7 @@ def check(
 
 def start_claim(
     run_id: str, plan_hash: str, inputs: Mapping[str, Any], redrive: Any = None
-) -> dict[str, Any]:
+) -> Claim:
     """What `apply` (and `redrive`) signs: this plan, with these inputs, as this run id;
     for a redrive, also which run it continues and how ({"of", "from", "reapprove"})."""
     return claim(
@@ -142,7 +169,7 @@ def decision_claim(
     round_: int | None,
     plan_hash: str,
     inputs_hash_now: str,
-) -> dict[str, Any]:
+) -> Claim:
     """What `approve`, `reject` and `modify` sign: one decision at one round of one gate."""
     kind = decision.get("decision")
     return claim(
@@ -169,10 +196,10 @@ def control_claim(
     temporal_run_id: str,
     plan_hash: str,
     inputs_hash_now: str,
-) -> dict[str, Any]:
+) -> Claim:
     """What `pause`, `resume`, `set`, `skip` and `cancel` sign."""
     action = request.get("action")
-    changes: dict[str, Any] | None = None
+    changes: Mapping[str, Any] | None = None
     if action == "concurrency":
         changes = {"step": request.get("step"), "concurrency": request.get("concurrency")}
     elif action == "skip":
@@ -188,7 +215,7 @@ def control_claim(
     )
 
 
-def schedule_claim(schedule_id: str, plan_hash: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def schedule_claim(schedule_id: str, plan_hash: str, inputs: Mapping[str, Any]) -> Claim:
     """What `schedule create` and `schedule update` sign: this plan, with these inputs,
     on this schedule, for every run it starts."""
     return claim(

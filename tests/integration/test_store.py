@@ -8,11 +8,12 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
 
+from runner.contract.events import StoreWrite
 from runner.store.db import migrate, migrations, open_store
 from runner.store.records import history, write
 from tests.helpers.cli import ROOT, qlrf
@@ -112,8 +113,9 @@ def test_the_same_event_written_twice_leaves_one_row(postgres_uri):
     async def go():
         dsn = await _fresh_database(postgres_uri)
         pool = await open_store(dsn)
-        first = await write(pool, batch)
-        second = await write(pool, batch)
+        # As an older outbox wrote them too: the columns a row leaves out are null.
+        first = await write(pool, cast(StoreWrite, batch))
+        second = await write(pool, cast(StoreWrite, batch))
         counts = [
             await pool.fetchval(f"SELECT count(*) FROM {t}")
             for t in ("runs", "step_events", "audit_log")

@@ -1,5 +1,7 @@
 # The qlrf-run worker image (docker-compose.yml builds it as qlrf-worker).
-# Stage 1 builds the wheel from this repository; stage 2 installs only the wheel.
+# Stage 1 builds the wheel from this repository; stage 2 installs the dependencies
+# from deploy/worker.lock (pinned, hashes required; scripts/lock writes it), then
+# the wheel alone. The embedded dev servers (the `embedded` extra) stay out.
 
 FROM python:3.12.8-slim-bookworm AS build
 WORKDIR /src
@@ -15,11 +17,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     QLRF_STEP_SANDBOX=required
 COPY --from=build /wheels /wheels
+COPY deploy/worker.lock /wheels/worker.lock
 # bubblewrap: the sandbox every shell step runs in (QLRF_STEP_SANDBOX=required below).
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap \
     && rm -rf /var/lib/apt/lists/* \
-    && pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && pip install --no-cache-dir --require-hashes -r /wheels/worker.lock \
+    && pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin qlrf
 USER 10001
 WORKDIR /home/qlrf

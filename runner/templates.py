@@ -36,6 +36,16 @@ RUN_FIELDS = ("id", "name", "started_by", "started_at", "kind")
 _MARKERS = re.compile(r"{{|{%|{#")
 
 
+class Facts(dict[str, Any]):
+    """A mapping some of whose names are known to be absent, and why: reading one fails
+    with that reason (`steps.review.output` of a step that failed), not with Jinja2's
+    "not JSON serializable" from deep inside a filter."""
+
+    def __init__(self, values: Mapping[str, Any], missing: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.missing = dict(missing)
+
+
 class _DataEnvironment(BudgetedEnvironment):
     """`a.b` on a mapping reads its key `b` first, then the attribute.
 
@@ -44,9 +54,16 @@ class _DataEnvironment(BudgetedEnvironment):
     """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Facts) and attribute in obj.missing:
+            return self.undefined(hint=obj.missing[attribute], obj=obj, name=attribute)
         if isinstance(obj, Mapping) and attribute in obj:
             return self.getitem(obj, attribute)
         return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, Facts) and isinstance(argument, str) and argument in obj.missing:
+            return self.undefined(hint=obj.missing[argument], obj=obj, name=argument)
+        return super().getitem(obj, argument)
 
 
 def new_environment() -> BudgetedEnvironment:

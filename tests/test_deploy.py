@@ -43,7 +43,7 @@ def test_compose_file_follows_the_compose_specification():
 def test_the_compose_spec_check_catches_a_broken_file(tmp_path):
     broken = tmp_path / "docker-compose.yml"
     # a port given as a mapping instead of "host:container"
-    broken.write_text(COMPOSE.read_text().replace('- "8088:8080"', "- {8088: 8080}", 1))
+    broken.write_text(COMPOSE.read_text().replace('- "127.0.0.1:8088:8080"', "- {8088: 8080}", 1))
     checked = subprocess.run(
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(broken)],
         capture_output=True,
@@ -81,7 +81,7 @@ def test_services_and_their_order():
     assert services["temporal"]["image"].startswith("temporalio/server:")
     after_setup = services["temporal"]["depends_on"]["temporal-admin-tools"]
     assert after_setup["condition"] == "service_completed_successfully"
-    assert "8088:8080" in services["temporal-ui"]["ports"]
+    assert "127.0.0.1:8088:8080" in services["temporal-ui"]["ports"]
     worker_needs = services["qlrf-worker"]["depends_on"]
     assert worker_needs["temporal-create-namespace"]["condition"] == (
         "service_completed_successfully"
@@ -171,3 +171,80 @@ def test_every_worker_replica_reads_one_internal_key(tmp_path):
     assert first.returncode == again.returncode == 0
     assert (tmp_path / "internal.key").read_text() == made and len(made.strip()) == 64
     assert b"kept" in again.stdout
+
+
+def _stub_tools(folder: Path, sql_tool: str) -> dict[str, str]:
+    """`nc` that succeeds and a `temporal-sql-tool` that does what `sql_tool` (sh) says,
+    on PATH: the admin-tools image's commands, which do not run here."""
+    folder.mkdir(exist_ok=True)
+    (folder / "nc").write_text("#!/bin/sh\nexit 0\n")
+    (folder / "temporal-sql-tool").write_text(f"#!/bin/sh\n{sql_tool}\n")
+    for tool in folder.iterdir():
+        tool.chmod(0o755)
+    return {"PATH": f"{folder}:/usr/bin:/bin", "POSTGRES_SEEDS": "db", "POSTGRES_USER": "t"}
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "code", "said"),
+    [
+        ("exit 0", 0, "Temporal's schema is ready"),
+        # a second run: what exists is kept
+        (
+            'case "$*" in *create*|*setup-schema*) echo "pq: relation already exists"; exit 1;; '
+            "esac; exit 0",
+            0,
+            "database temporal exists",
+        ),
+        # anything else fails the setup, with the tool's own words
+        (
+            'case "$*" in *setup-schema*) echo "pq: password authentication failed"; exit 1;; '
+            "esac; exit 0",
+            1,
+            "password authentication failed",
+        ),
+        (
+            'case "$*" in *update-schema*) echo "no such directory"; exit 1;; esac; exit 0',
+            1,
+            "no such directory",
+        ),
+    ],
+    ids=["fresh", "again", "setup-schema-fails", "update-schema-fails"],
+)
+def test_the_postgres_setup_fails_loudly_but_on_what_exists(tmp_path, behaviour, code, said):
+    env = _stub_tools(tmp_path / "bin", behaviour)
+    ran = subprocess.run(
+        ["sh", str(ROOT / "deploy/temporal/setup-postgres.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == code, ran.stdout + ran.stderr
+    assert said in ran.stdout + ran.stderr
+
+
+def test_every_published_port_is_on_loopback():
+    for name, service in compose()["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_the_secrets_override_gives_the_worker_its_keys_as_files():
+    """deploy/compose.secrets.yml: valid compose, every file it names mounted as a secret
+    at the path the worker is told, each variable one the worker reads."""
+    import check_jsonschema.builtin_schemas as builtin
+
+    override = yaml.safe_load((ROOT / "deploy/compose.secrets.yml").read_text())
+    schema = json.loads((Path(builtin.__file__).parent / "vendor/compose-spec.json").read_text())
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(override)) == []
+    worker = override["services"]["qlrf-worker"]
+    mounted = {s["source"] for s in worker["secrets"]}
+    assert mounted == set(override["secrets"])
+    code = "\n".join(p.read_text() for p in (ROOT / "runner").rglob("*.py"))
+    for variable, path in worker["environment"].items():
+        assert path.removeprefix("/run/secrets/") in mounted, (variable, path)
+        assert f'"{variable}"' in code, f"no part of the worker reads {variable}"
+    for secret in override["secrets"].values():
+        # the default path is in the folder git ignores
+        assert "./deploy/secrets/" in secret["file"]
+    ignored = (ROOT / "deploy/secrets/.gitignore").read_text().splitlines()
+    assert "*" in ignored

@@ -96,5 +96,5 @@ async def payload_for(ask: DecideRequest, basis: Basis) -> JsonObject:
     signed over the run's own basis in signed mode (proof.py)."""
     changes: JsonObject = {}
     if ask.decision == DecisionKind.MODIFY:
-        changes = parse_assignments(list(ask.assignments), dict(basis.declarations))
+        changes = parse_assignments(list(ask.assignments), dict(basis.declarations), "--set")
     return await prove(_claimed(ask, changes), basis, DECIDE, as_user=ask.as_user)

@@ -13,6 +13,7 @@ answer, nothing is signed or sent.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -55,13 +56,29 @@ class Reached:
 async def described(
     ctx: Context, run: str
 ) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+    """The run by its id, or by the Temporal run id that `history` and evidence show."""
     handle = ctx.client.get_workflow_handle(run)
     try:
         return handle, await handle.describe()
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise QlrfError(f"no run '{run}'; `qlrf-run list` shows the runs") from None
-        raise QlrfError(f"cannot look at run {run}: {exc.message}") from None
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise QlrfError(f"cannot look at run {run}: {exc.message}") from None
+    by_run_id = await _by_temporal_run_id(ctx, run)
+    if by_run_id is None:
+        raise QlrfError(f"no run '{run}'; `qlrf-run list` shows the runs")
+    handle = ctx.client.get_workflow_handle(by_run_id, run_id=run)
+    return handle, await handle.describe()
+
+
+async def _by_temporal_run_id(ctx: Context, run: str) -> str | None:
+    """The workflow id of the run whose Temporal run id is `run` (a UUID), if any."""
+    try:
+        uuid.UUID(run)
+    except ValueError:
+        return None
+    async for found in ctx.client.list_workflows(f"RunId = '{run}'", limit=1):
+        return found.id
+    return None
 
 
 async def reach(ctx: Context, run: str, what: str) -> Reached:

@@ -5,7 +5,7 @@ open one with the same id, and build the worker that runs it in this process."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import WorkflowHandle
@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from runner.app.context import Context, connected
 from runner.client.connect import task_queue
 from runner.client.runs import start as start_run
+from runner.client.workers import serving
 from runner.local.postgres import database_url, store_enabled
 from runner.pipeline import Compiled
 from runner.store.reach import check_store
@@ -35,6 +36,9 @@ class Started:
     attached: bool  # the same runbook with the same inputs was open: its run
     worker: Worker | None  # to run while following; None when others serve the run
     first: Callable[[], Awaitable[None]] | None  # to await once the worker runs
+    # Other workers polling the run's task queue (pid@host): its steps may run there,
+    # with their secrets, seal key and trust rather than this process's.
+    others: list[str] = field(default_factory=list)
 
     @property
     def ids(self) -> dict[str, str | None]:
@@ -75,14 +79,16 @@ async def start(ask: StartRequest) -> Started:
         task_queue=task_queue(),
     )
     worker = None
+    others: list[str] = []
     if ask.worker and ask.follow:
+        others = await serving(ctx.client, task_queue())  # before this process's polls
         worker = build_worker(ctx.client, task_queue=task_queue(), deployment=deployment)
 
     if deployment is None:
-        return Started(ctx, handle, attached, worker, None)
+        return Started(ctx, handle, attached, worker, None, others)
     taking = deployment
 
     async def first() -> None:
         await take_over(ctx.client, taking)
 
-    return Started(ctx, handle, attached, worker, first)
+    return Started(ctx, handle, attached, worker, first, others)

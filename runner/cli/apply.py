@@ -72,6 +72,7 @@ async def _apply(
     from runner.cli.console import make_console
     from runner.cli.progress import workflow_link
     from runner.cli.watching import finished, run_and_follow
+    from runner.client.connect import task_queue
 
     if not no_worker:
         from runner.worker import protect_process
@@ -93,6 +94,9 @@ async def _apply(
         console.print(f"{verb} {handle.id} ({compiled.plan.kind} {compiled.plan.name}, as {user})")
         if where.ui_url:
             console.print(f"  {workflow_link(where.ui_url, handle.id)}", style="dim")
+    if started.others:
+        note = others_said(started.others, task_queue())
+        (make_console(stderr=True) if as_json else console).print(note, style="yellow")
     prompt = None
     if not as_json and sys.stdin.isatty():
         from runner.cli.prompt import GatePrompt
@@ -119,3 +123,14 @@ def register(app: typer.Typer) -> None:
             "qlrf-run apply task.yaml --detach --format json",
         )
     )(apply)
+
+
+def others_said(others: list[str], queue: str) -> str:
+    """Other workers poll the run's queue: its steps may run there, not here."""
+    many = len(others) > 1
+    return (
+        f"  note: {len(others)} other worker{'s' if many else ''} "
+        f"poll{'' if many else 's'} task queue {queue} ({', '.join(others)}): this run's "
+        f"steps may run there, with {'their' if many else 'its'} secrets, seal key and trust "
+        "file rather than this shell's; stop them, or use --no-worker to leave the run to them"
+    )

@@ -180,8 +180,7 @@ class Differ:
                 self._event(
                     failure.get("failed_at"),
                     sid,
-                    f"attempt {number} failed: {failure.get('type')}: {failure.get('message')}"
-                    "; retried",
+                    f"attempt {number} failed: {error_text(failure)}; retried",
                     "retry",
                 )
             )

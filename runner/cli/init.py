@@ -108,8 +108,9 @@ steps:
 """
 
 
-def _schema_reference(directory: Path) -> str:
-    """A relative path to a runbook schema: an existing schemas/ above, or one written now."""
+def _schema_reference(directory: Path) -> tuple[str, Path | None]:
+    """A relative path to a runbook schema: an existing schemas/ above, or one written
+    now (then also its path)."""
     from runner.dsl.definitions import default_registry
     from runner.dsl.publish import RUNBOOK_SCHEMA, schema_files
 
@@ -117,11 +118,11 @@ def _schema_reference(directory: Path) -> str:
     for folder in (here, *here.parents):
         candidate = folder / "schemas" / RUNBOOK_SCHEMA
         if candidate.is_file():
-            return Path(os.path.relpath(candidate, here)).as_posix()
+            return Path(os.path.relpath(candidate, here)).as_posix(), None
     target = here / ".qlrf" / RUNBOOK_SCHEMA
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(schema_files(default_registry())[RUNBOOK_SCHEMA], encoding="utf-8")
-    return Path(os.path.relpath(target, here)).as_posix()
+    return Path(os.path.relpath(target, here)).as_posix(), target
 
 
 def init(
@@ -141,8 +142,11 @@ def init(
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; pass --force to overwrite it")
     directory.mkdir(parents=True, exist_ok=True)
-    text = _STARTERS[kind].format(name=name, schema=_schema_reference(directory))
+    schema, written = _schema_reference(directory)
+    text = _STARTERS[kind].format(name=name, schema=schema)
     target.write_text(text, encoding="utf-8")
+    if written is not None:
+        out(f"wrote {written}: the runbook schema its first line points your editor at")
     out(f"wrote {target}; check it with: qlrf-run validate {target}")
 
 

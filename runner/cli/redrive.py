@@ -109,8 +109,8 @@ async def _redrive(
 def register(app: typer.Typer) -> None:
     app.command(
         epilog=examples(
-            "qlrf-run redrive patch-campaign-3f2a",
-            "qlrf-run redrive drill-8c1d --from failover",
-            "qlrf-run redrive task-77aa --reapprove --detach",
+            "qlrf-run redrive RUN                     # RUN: the id apply printed",
+            "qlrf-run redrive RUN --from failover",
+            "qlrf-run redrive RUN --reapprove --detach",
         )
     )(redrive)

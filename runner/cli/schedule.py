@@ -34,6 +34,11 @@ Every = Annotated[str | None, typer.Option("--every", help="Interval, e.g. 15m o
 app = typer.Typer(
     help="Run runbooks on a timetable (Temporal Schedules); each pins its definition.",
     no_args_is_help=True,
+    epilog=examples(
+        "qlrf-run schedule create examples/drill.yaml --every 24h --id nightly-drill",
+        "qlrf-run schedule list",
+        "qlrf-run schedule pause nightly-drill --note 'freeze until Monday'",
+    ),
 )
 
 
@@ -73,8 +78,9 @@ def _run(coroutine: Any) -> Any:
 
 @app.command(
     epilog=examples(
-        "qlrf-run schedule create examples/compliance-evidence.yaml --cron '0 3 * * *'",
-        "qlrf-run schedule create drift.yaml --every 6h --id drift-prod -i env=prod",
+        "qlrf-run schedule create examples/drill.yaml --cron '0 3 * * *' --id nightly-drill",
+        "qlrf-run schedule create examples/compliance-evidence.yaml --every 6h "
+        "-i hosts=@inventory.json -i known_hosts=/etc/qlrf/known_hosts",
     )
 )
 def create(
@@ -207,9 +213,10 @@ def describe(schedule_id: ScheduleId, format: RunFormat = FormatOption) -> None:
 
 
 def _act(schedule_id: str, action: str, verb: str, note: str | None) -> None:
-    """One call on the schedule; `note` (for pause and unpause) is kept on it."""
+    """One call on the schedule; `note` (for pause and unpause) is kept on it. Pausing a
+    paused schedule (or unpausing a running one) changes nothing, and says so."""
 
-    async def go() -> None:
+    async def go() -> str | None:
         from runner.cli.identity import current_user
         from runner.client import schedules
         from runner.client.connect import connect, target
@@ -218,10 +225,16 @@ def _act(schedule_id: str, action: str, verb: str, note: str | None) -> None:
         call = getattr(schedules, action)
         if note is None:
             await call(client, schedule_id)
-        else:
-            await call(client, schedule_id, note or f"{verb} by {current_user(None)}")
+            return None
+        kept: str | None = await call(
+            client, schedule_id, note or f"{verb} by {current_user(None)}"
+        )
+        return kept
 
-    _run(go())
+    kept = _run(go())
+    if kept is not None:
+        out(f"schedule {schedule_id} is {verb} already" + (f" ({kept})" if kept else ""))
+        return
     out(f"{verb} schedule {schedule_id}")
 
 

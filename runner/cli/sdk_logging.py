@@ -41,6 +41,15 @@ class _NoTraceback(logging.Filter):
         return True
 
 
+class _CancelledWatchDone(logging.Filter):
+    """The SDK's core warns when an activity whose cancel the workflow did not wait for
+    (TRY_CANCEL: a lock's watch of its holder, runner/engine/lock.py) ends afterwards.
+    That is the expected end of every lock hand-off, not something to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Activity not found on completion" not in record.getMessage()
+
+
 def configure(sdk_default: int = logging.CRITICAL, *, gate_notices: bool = True) -> None:
     """Log to stderr; the SDK at `sdk_default` unless -v asked for more. Without
     `gate_notices`, the worker's notices of waiting gates are left out (the progress
@@ -52,6 +61,9 @@ def configure(sdk_default: int = logging.CRITICAL, *, gate_notices: bool = True)
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("temporalio").setLevel(sdk_level(sdk_default))
+    core = logging.getLogger("temporalio.core")
+    if not any(isinstance(f, _CancelledWatchDone) for f in core.filters):
+        core.addFilter(_CancelledWatchDone())
     logging.getLogger("qlrf").setLevel(logging.INFO)
     if not gate_notices:
         logging.getLogger("qlrf.gates").setLevel(logging.ERROR)

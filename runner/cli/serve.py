@@ -107,6 +107,7 @@ def worker(
                 f"{sandbox.current().why}; internal key {internal.key_id()} from "
                 f"{internal_key.source()}; Ctrl-C stops it"
             )
+            out(f"  {settings(metrics_port, health_port)}")
 
         await serve(
             stop,
@@ -198,3 +199,40 @@ def register(app: typer.Typer) -> None:
     app.command(
         "dev", epilog=examples("qlrf-run dev", "qlrf-run dev --detach", "qlrf-run dev --stop")
     )(dev_command)
+
+
+def settings(metrics_port: int | None, health_port: int | None) -> str:
+    """What this worker runs with, in one line: whom it trusts, whether it seals, the
+    files it reads, and its ports. Two workers of one queue should print the same."""
+    import os
+
+    from runner import config
+    from runner.errors import QlrfError
+    from runner.steps.trust import ALLOWED_SIGNERS, read_trust_file
+    from runner.store.chain import SEAL_KEY
+
+    trust = read_trust_file()  # a bad file stopped the worker before it got here
+    if trust["mode"] == "signed":
+        identity = f"identity signed ({trust['path']}, sha256 {str(trust['sha256'])[:12]})"
+    else:
+        identity = f"identity claimed (no {ALLOWED_SIGNERS}: names are taken as given)"
+    seal = os.environ.get(SEAL_KEY, "").strip()
+    sealing = f"seal key {seal}" if seal else f"no seal key (evidence unsealed; {SEAL_KEY})"
+    try:
+        known, source = config.groups()
+        groups = f"{len(known)} group(s) from {source}" if known else "no groups"
+    except QlrfError as exc:  # shown, not fatal: a run that names a group is refused then
+        groups = f"groups unreadable: {exc}"
+    secrets = os.environ.get("QLRF_SECRETS_FILE")
+    webhook = config.notify_webhook()
+    return "; ".join(
+        [
+            identity,
+            sealing,
+            groups,
+            f"secrets file {secrets}" if secrets else "secrets from QLRF_SECRET_* only",
+            "notify webhook set" if webhook else "no notify webhook",
+            f"metrics :{metrics_port}" if metrics_port is not None else "no metrics port",
+            f"health :{health_port}" if health_port is not None else "no health port",
+        ]
+    )

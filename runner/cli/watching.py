@@ -118,8 +118,9 @@ class Watch:
 
 
 @contextlib.contextmanager
-def ctrl_c(stop: asyncio.Event) -> Iterator[None]:
-    """The first Ctrl-C sets `stop`; a second one leaves at once."""
+def ctrl_c(stop: asyncio.Event, waiting: str | None = None) -> Iterator[None]:
+    """The first Ctrl-C sets `stop` (and says `waiting`, what is waited for then); a
+    second one leaves at once."""
     loop = asyncio.get_running_loop()
 
     def interrupted() -> None:
@@ -127,6 +128,9 @@ def ctrl_c(stop: asyncio.Event) -> Iterator[None]:
             sys.stderr.write("\ninterrupted again: leaving now\n")
             sys.stderr.flush()
             os._exit(INTERRUPTED)
+        if waiting:
+            sys.stderr.write(f"\n{waiting}; press Ctrl-C again to leave now\n")
+            sys.stderr.flush()
         stop.set()
 
     try:
@@ -161,6 +165,8 @@ async def follow_for_people(
     try:
         final = await follow(handle, watch.on_snapshot, client, stop=stop)
     finally:
+        if prompt is not None:
+            await prompt.close()  # the run ended or the following stopped: no question stays
         watch.stop()
     if final is None:
         return None
@@ -197,7 +203,14 @@ async def run_and_follow(
 
     stop = asyncio.Event()
     state: RunView | None
-    with ctrl_c(stop):
+    # This process's worker finishes (or cancels) the activities it runs before it
+    # stops: that can take a while, and the person should know why.
+    waiting = (
+        "stopping: this process's worker waits for its running steps to finish (the run goes on)"
+        if worker is not None
+        else None
+    )
+    with ctrl_c(stop, waiting):
         async with worker if worker is not None else contextlib.nullcontext():
             if first is not None:
                 await first()

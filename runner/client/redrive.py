@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
+from runner.client.runs import run_status
 from runner.contract.messages import JsonObject
 from runner.errors import QlrfError
 from runner.plan.model import Plan
@@ -72,17 +72,6 @@ def _compiled(row: JsonObject) -> Plan:
     return compiled.plan
 
 
-async def _status(client: Client, run: str) -> WorkflowExecutionStatus | None:
-    """The run's Temporal status; None when Temporal has no such run."""
-    try:
-        described = await client.get_workflow_handle(run).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise QlrfError(f"cannot look up run {run}: {exc.message}") from None
-    return described.status
-
-
 async def latest(client: Client, run: str) -> str:
     """The run a redrive of `run` continues: `run` itself, or, when it was redriven
     already, the newest run of that chain (RUN.r1, RUN.r2, ...): each run is
@@ -90,7 +79,7 @@ async def latest(client: Client, run: str) -> str:
     current = run
     for _ in range(1000):
         after = redrive_id(current)
-        status = await _status(client, after)
+        status = await run_status(client, after)
         if status is None:
             return current
         if status == WorkflowExecutionStatus.RUNNING:

@@ -13,7 +13,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from runner.client import signing
 from runner.client.state import KIND_KEY, NAME_KEY
@@ -54,13 +54,11 @@ async def start(
     groups: dict[str, list[str]] | None = None,
 ) -> tuple[WorkflowHandle[Any, Any], bool]:
     """Start the run, or attach to the open run with the same id. Returns (handle, attached)."""
-    wid = workflow_id or workflow_id_for(plan, inputs)
-    attached = False
-    try:
-        description = await client.get_workflow_handle(wid).describe()
-        attached = description.status == WorkflowExecutionStatus.RUNNING
-    except RPCError:
-        pass
+    once = redrive is not None
+    if once:
+        wid, attached = workflow_id or workflow_id_for(plan, inputs), False
+    else:
+        wid, attached = await open_or_next(client, workflow_id or workflow_id_for(plan, inputs))
     request = run_request(
         plan,
         inputs,
@@ -77,15 +75,68 @@ async def start(
         request.proof = signing.sign(claims.start_claim(wid, plan.plan_hash, inputs, redrive))
     # A redrive's id is the one its original may have (RUN.r1): never reused, never
     # shared, so two redrives of one run cannot both start.
-    once = redrive is not None
     try:
         handle = await _start(client, request, wid, plan, started_by, task_queue, once)
     except WorkflowAlreadyStartedError:
+        if not once:
+            # The run with this id closed a moment ago (another apply's): take the next.
+            return await start(
+                client,
+                plan,
+                inputs,
+                started_by,
+                workflow_id=workflow_id,
+                definition_sha256=definition_sha256,
+                definition_file=definition_file,
+                definition_text=definition_text,
+                record=record,
+                task_queue=task_queue,
+                groups=groups,
+            )
         raise QlrfError(
             f"run {redrive['of'] if redrive else wid} is being redriven already, as {wid}; "
             f"follow it with `qlrf-run watch {wid}`"
         ) from None
     return handle, attached
+
+
+async def open_or_next(client: Client, base: str) -> tuple[str, bool]:
+    """The id of a run of these inputs: (the open run's, True) to attach to it, else
+    (a new id, False). Closed runs keep their ids: after `base` come `base-2`,
+    `base-3`, ... The ids in use run from `base` without gaps, so the newest is
+    found in a few describes however many came before."""
+    found = 0  # the highest n known to exist
+    missing: int | None = None  # the lowest n known not to
+    probe = 1
+    while missing is None:
+        if await run_status(client, _nth(base, probe)) is None:
+            missing = probe
+        else:
+            found, probe = probe, probe * 2
+    while missing - found > 1:
+        middle = (found + missing) // 2
+        if await run_status(client, _nth(base, middle)) is None:
+            missing = middle
+        else:
+            found = middle
+    if found and await run_status(client, _nth(base, found)) == WorkflowExecutionStatus.RUNNING:
+        return _nth(base, found), True
+    return _nth(base, found + 1), False
+
+
+def _nth(base: str, n: int) -> str:
+    return base if n == 1 else f"{base}-{n}"
+
+
+async def run_status(client: Client, wid: str) -> WorkflowExecutionStatus | None:
+    """The run's status; None when no run has this id."""
+    try:
+        description = await client.get_workflow_handle(wid).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise QlrfError(f"cannot look at run {wid}: {exc.message}") from None
+    return description.status or WorkflowExecutionStatus.RUNNING
 
 
 async def _start(
@@ -105,9 +156,8 @@ async def _start(
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL
         if once
         else WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
-        if once
-        else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        # An id names one run for good: a closed run's id is never given to another.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=run_attributes(plan),
         # Until a worker takes the run up, `status` shows this picture of it.
         memo={LIVE_MEMO: first_picture(plan, started_by)},

@@ -36,6 +36,7 @@ from runner.contract import LIVE_MEMO, WORKFLOW_TYPE
 from runner.contract.messages import Inputs
 from runner.errors import QlrfError, UsageError
 from runner.plan.model import Plan
+from runner.times import iso
 from runner.trust import claims
 
 OVERLAPS = {
@@ -61,7 +62,10 @@ class Timetable:
         return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=self.every)])
 
     def text(self) -> str:
-        return f"cron {self.cron}" if self.cron is not None else f"every {self.every}"
+        if self.cron is not None:
+            return f"cron {self.cron}"
+        assert self.every is not None
+        return f"every {_duration(self.every)}"
 
 
 def timetable(cron: str | None, every_ms: int | None) -> Timetable:
@@ -216,12 +220,13 @@ async def describe(client: Client, schedule_id: str) -> dict[str, Any]:
         "plan_hash": pinned.get("plan_hash") or made.get("plan_hash"),
         "inputs": pinned.get("inputs"),
         "runs": info.num_actions,
-        "next": [t.isoformat() for t in info.next_action_times[:3]],
+        # A paused schedule starts nothing: it has no next times to show.
+        "next": [] if schedule.state.paused else [iso(t) for t in info.next_action_times[:3]],
         "recent": [
             {
                 "run_id": a.action.workflow_id,
-                "scheduled_at": a.scheduled_at.isoformat(),
-                "started_at": a.started_at.isoformat(),
+                "scheduled_at": iso(a.scheduled_at),
+                "started_at": iso(a.started_at),
             }
             for a in info.recent_actions[-5:]
             if hasattr(a.action, "workflow_id")
@@ -317,20 +322,31 @@ async def listing(client: Client) -> list[dict[str, Any]]:
                 "kind": made.get("kind"),
                 "when": _when(schedule.spec) if schedule else "-",
                 "paused": bool(schedule and schedule.state.paused),
-                "next": info.next_action_times[0].isoformat()
-                if info and info.next_action_times
+                "next": iso(info.next_action_times[0])
+                if info and info.next_action_times and not (schedule and schedule.state.paused)
                 else None,
             }
         )
     return sorted(rows, key=lambda r: r["id"])
 
 
-async def pause(client: Client, schedule_id: str, note: str) -> None:
-    await _call(handle(client, schedule_id).pause(note=note), schedule_id)
+async def pause(client: Client, schedule_id: str, note: str) -> str | None:
+    """Pause it with `note`; a schedule already paused keeps its note, which is
+    returned (None when this call paused it)."""
+    return await _set_paused(client, schedule_id, True, note)
 
 
-async def unpause(client: Client, schedule_id: str, note: str) -> None:
-    await _call(handle(client, schedule_id).unpause(note=note), schedule_id)
+async def unpause(client: Client, schedule_id: str, note: str) -> str | None:
+    return await _set_paused(client, schedule_id, False, note)
+
+
+async def _set_paused(client: Client, schedule_id: str, paused: bool, note: str) -> str | None:
+    found = handle(client, schedule_id)
+    state = (await _call(found.describe(), schedule_id)).schedule.state
+    if state.paused == paused:
+        return state.note or ""
+    await _call(found.pause(note=note) if paused else found.unpause(note=note), schedule_id)
+    return None
 
 
 async def trigger(client: Client, schedule_id: str) -> None:

@@ -92,3 +92,23 @@ async def all_stopping(client: Client, queue: str, identities: set[str]) -> bool
             continue
         (stopping if worker.status in _STOPPING else running).add(worker.worker_identity)
     return identities <= stopping - running
+
+
+async def serving(client: Client, queue: str) -> list[str]:
+    """The workers (pid@host) that poll `queue` now: those seen lately, less those that
+    told the server they are stopping. [] when the server cannot say."""
+    seen = await pollers(client, queue)
+    if not seen.ages:
+        return []
+    request = ListWorkersRequest(namespace=client.namespace, query=f"TaskQueue = '{queue}'")
+    stopping: set[str] = set()
+    try:
+        found = await client.workflow_service.list_workers(request)
+        stopping = {
+            w.worker_identity
+            for w in found.workers
+            if w.task_queue == queue and w.status in _STOPPING
+        }
+    except RPCError:
+        pass  # a server without the list: every poller seen lately counts
+    return sorted(set(seen.ages) - stopping)

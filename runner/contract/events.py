@@ -28,6 +28,7 @@ class StepEvent(TypedDict):
     finished_at: str | None
     output: Any
     error: Any
+    worker: NotRequired[str | None]  # pid@host of the worker that ran the attempt
 
 
 class AuditEvent(TypedDict):

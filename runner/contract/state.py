@@ -49,6 +49,7 @@ class ErrorJson(TypedDict):
     message: str
     step: NotRequired[str | None]  # the run's error: the step that failed
     source: NotRequired[str | None]  # where in the runbook
+    worker: NotRequired[str]  # pid@host of the worker it came from
 
 
 class AttemptFailure(TypedDict, total=False):
@@ -59,6 +60,7 @@ class AttemptFailure(TypedDict, total=False):
     message: str
     started_at: str | None
     failed_at: str | None
+    worker: str  # pid@host of the worker that ran it
 
 
 class ApprovalJson(TypedDict):
@@ -159,7 +161,9 @@ def error_text(error: Mapping[str, Any] | None) -> str:
     """`Type: message`, as people read an error; "" for none."""
     if not error:
         return ""
-    return f"{error.get('type')}: {error.get('message')}"
+    text = f"{error.get('type')}: {error.get('message')}"
+    worker = error.get("worker")
+    return f"{text} (on worker {worker})" if worker else text
 
 
 @dataclass
@@ -276,7 +280,7 @@ class GateView:
     message: str = ""
     approvers: list[str] = field(default_factory=list)
     min_approvals: int = 1
-    # Not in the picture: None when read from it.
+    # In the picture from this version on: None when read from an earlier one.
     allow_self_approval: bool | None = None
     modifiable: list[str] = field(default_factory=list)
     on_timeout: str | None = None
@@ -344,6 +348,9 @@ class GateView:
             "message": self.message,
             "approvers": self.approvers,
             "min_approvals": self.min_approvals,
+            # whether the one who started the run may approve it: a prompt asks only those
+            # who may decide
+            "allow_self_approval": self.allow_self_approval,
             "approvals": self.approvals,
             "modifiable": self.modifiable,
             "round": self.round,
@@ -481,11 +488,7 @@ class RunView:
             identity=Identity.from_json(raw.get("identity")),
             plan_hash=raw.get("plan_hash"),
             inputs_hash=raw.get("inputs_hash"),
-            steps={
-                str(sid): StepView.from_json(step)
-                for sid, step in (raw.get("steps") or {}).items()
-                if isinstance(step, Mapping)
-            },
+            steps=_in_order(raw),
             gates=[GateView.from_json(g) for g in raw.get("gates") or [] if isinstance(g, Mapping)],
             paused=bool(raw.get("paused")),
             controls=list(raw.get("controls") or []),
@@ -545,6 +548,7 @@ class RunView:
             "plan_hash": self.plan_hash,
             "inputs_hash": self.inputs_hash,
             "steps": {sid: step.to_json() for sid, step in self.steps.items()},
+            "order": list(self.steps),
             "gates": [g.to_json() for g in self.gates],
             "paused": self.paused,
             "controls": self.controls,
@@ -570,6 +574,7 @@ class RunView:
             "finished_at": self.finished_at,
             "published_at": published_at,
             "steps": {sid: step.summary() for sid, step in self.steps.items()},
+            "order": list(self.steps),
             "gates": [g.summary() for g in self.gates],
             "controls": self.controls[-PICTURE_CONTROLS:],
             "error": self.error,
@@ -582,3 +587,18 @@ class RunView:
                 "started_by_verified": self.identity.started_by_verified,
             }
         return picture
+
+
+def _in_order(raw: Mapping[str, Any]) -> dict[str, StepView]:
+    """The steps in the plan's order. JSON through Temporal has its keys sorted, so the
+    run sends the order beside them (`order`); runs before it come sorted by id."""
+    steps = {
+        str(sid): StepView.from_json(step)
+        for sid, step in (raw.get("steps") or {}).items()
+        if isinstance(step, Mapping)
+    }
+    order = raw.get("order")
+    if not isinstance(order, list):
+        return steps
+    ordered = {str(sid): steps[str(sid)] for sid in order if str(sid) in steps}
+    return {**ordered, **steps}

@@ -60,6 +60,9 @@ class StepRequest:
     secret_params: list[list[str | int]] | None = None
     secret_env: list[str] | None = None
     item: str | None = None  # the fan-out item this request is for ($QLRF_ITEM)
+    # Whom the run trusts (trust_mark): a worker that trusts otherwise refuses the step,
+    # so that two workers of one queue set up differently cannot both serve a run.
+    trust: str | None = None
 
 
 @dataclass
@@ -96,6 +99,12 @@ class BatchInput:
     skip_names: list[str] = field(default_factory=list)  # items an operator left out
     # The run authenticates its control signals (runner/trust/internal.py).
     authenticated: bool = False
+    trust: str | None = None  # whom the run trusts: StepRequest.trust
+
+
+def trust_mark(mode: str, sha256: str | None) -> str:
+    """A worker's trust in a word: `claimed`, or `signed:` and its trust file's digest."""
+    return f"signed:{sha256}" if mode == "signed" else "claimed"
 
 
 class StepResult(TypedDict):
@@ -106,6 +115,7 @@ class StepResult(TypedDict):
     attempt: int
     started_at: str | None
     failures: list[AttemptFailure]  # the attempts before this one, and why they failed
+    worker: NotRequired[str]  # the worker that ran this attempt: pid@host
 
 
 class BatchResult(TypedDict):

@@ -61,7 +61,7 @@ def step_failure(exc: ActivityError, max_attempts: int) -> StepFailed:
             for k in ("exit_code", "stdout", "stderr")
             if isinstance(details, dict) and k in details
         }
-        return StepFailed(
+        failed = StepFailed(
             cause.type or "ApplicationError",
             cause.message,
             attempt,
@@ -69,6 +69,9 @@ def step_failure(exc: ActivityError, max_attempts: int) -> StepFailed:
             started,
             printed or None,
         )
+        worker = last.get("worker") if isinstance(last, dict) else None
+        failed.worker = worker if isinstance(worker, str) else None
+        return failed
     if isinstance(cause, TimeoutError):
         kind = cause.type.name.lower() if cause.type is not None else "activity"
         # The last heartbeat names the attempt that timed out and the earlier failures.

@@ -247,6 +247,7 @@ class BatchWorkflow:
     ) -> None:
         started = workflow.now()
         status, output, error, attempt = "failed", None, None, None
+        worker: str | None = None
         try:
             result = await call_activity(
                 batch.activity,
@@ -258,6 +259,7 @@ class BatchWorkflow:
                     secret_params=item.secret_params,
                     secret_env=item.secret_env,
                     item=item.key,
+                    trust=batch.trust,
                 ),
                 activity_id=f"step:{batch.step}:{item.index}",
                 summary=f"{batch.name} [{item.key}]"[:200],
@@ -266,11 +268,12 @@ class BatchWorkflow:
             )
             status, output = "succeeded", result.get("output")
             attempt = int(result.get("attempt", 1))
+            worker = result.get("worker")
             self._succeeded += 1
             if batch.keep_outputs:
                 self._outputs[str(item.index)] = output
         except StepFailed as failure:
-            attempt = failure.attempts
+            attempt, worker = failure.attempts, failure.worker
             error = failure.as_error()
             self._failed += 1
             self._failures.append(
@@ -298,7 +301,7 @@ class BatchWorkflow:
             if status != "evicted":
                 self._running -= 1
                 self._changed = True
-                self._event(batch, item, status, output, error, attempt, started)
+                self._event(batch, item, status, output, error, attempt, started, worker)
                 metrics.item_ended(status)
 
     def _event(
@@ -310,6 +313,7 @@ class BatchWorkflow:
         error: ErrorJson | None = None,
         attempt: int | None = None,
         started: datetime | None = None,
+        worker: str | None = None,
     ) -> None:
         """One run store row per item, at its end (it holds when it started)."""
         self._outbox.step(
@@ -321,4 +325,5 @@ class BatchWorkflow:
             finished_at=iso(workflow.now()),
             output=output,
             error=error,
+            worker=worker,
         )

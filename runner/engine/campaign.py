@@ -121,6 +121,7 @@ class Campaign:
         # Runs from START_ONCE on authenticate their control of a batch (a key, and a
         # number that grows, so that a signal read from history cannot be sent again).
         self.authenticated = bool(getattr(host, "authenticated", False))
+        self.trust: str | None = getattr(host, "trust", None)
         self.sent = 0
 
     # -- what operators see ---------------------------------------------------------------
@@ -452,6 +453,7 @@ class Campaign:
             skip=sorted(i for i in self.skipped_by_operator if first <= i <= last),
             store_run_id=info.run_id if self.host.recording else "",
             authenticated=self.authenticated,
+            trust=self.trust,
         )
         if source is not None:
             batch.source = source

@@ -50,6 +50,7 @@ class Dispatcher:
         self.evaluators = evaluators
         self.legacy = legacy
         self.trust_era = False  # the run took the trust snapshot (engine/identity.py)
+        self.trust: str | None = None  # whom the run trusts: its steps' workers must too
         # The run authenticates what it tells its batches and child runs (START_ONCE).
         self.authenticated = False
         # A failed step keeps what its command printed as its output (runs started
@@ -222,6 +223,8 @@ class Dispatcher:
             if campaign.started:
                 cancelled = isinstance(exc, asyncio.CancelledError)
                 state.output = campaign.stopped_output(cancelled=cancelled)
+                if isinstance(exc, StepFailed):
+                    exc.output = None  # a wave gate's decision is not the step's output
             raise
 
     async def _activity(self, node: Node, state: StepState, activity_id: str, summary: str) -> Any:
@@ -236,6 +239,7 @@ class Dispatcher:
             rendered.script_env,
             secret_params=rendered.secret_params,
             secret_env=rendered.secret_env,
+            trust=self.trust,
         )
         size = payload_size(request.params) + payload_size(request.script_env)
         if size > PAYLOAD_LIMIT:
@@ -259,10 +263,12 @@ class Dispatcher:
             )
         except StepFailed as failure:
             state.last_attempt_at = failure.started_at
+            state.worker = failure.worker
             self._earlier_attempts(node.id, failure.earlier, compensation=not own_step)
             raise
         state.attempts = int(result.get("attempt", 1))
         state.last_attempt_at = result.get("started_at")
+        state.worker = result.get("worker")
         self._earlier_attempts(node.id, result.get("failures") or [], compensation=not own_step)
         return result.get("output")
 
@@ -280,6 +286,7 @@ class Dispatcher:
                     "type": str(f.get("type")),
                     "message": str(f.get("message")),
                     "failed_at": f.get("failed_at"),
+                    **({"worker": str(f["worker"])} if f.get("worker") else {}),
                 }
                 for f in failures
             ]
@@ -292,6 +299,7 @@ class Dispatcher:
                 finished_at=failure.get("failed_at"),
                 error={"type": str(failure["type"]), "message": str(failure["message"])},
                 at=failure.get("failed_at"),
+                worker=failure.get("worker"),
             )
 
     async def _child(self, node: Node) -> Any:
@@ -391,4 +399,5 @@ class Dispatcher:
             finished_at=iso(state.finished_at),
             output=state.output if status != "started" else None,
             error=state.error,
+            worker=state.worker if status != "started" else None,
         )

@@ -165,8 +165,15 @@ class Evaluators:
         if gate.status == "rejected":
             last = gate.decisions[-1]
             reason = f": {last['comment']}" if last.get("comment") else ""
+            # The step fails, and keeps what was decided, so that a step after it
+            # (trigger_rule all_done) can record the rejection: who, and why.
+            output["rejected_by"] = last["by"]
+            output["comment"] = last.get("comment")
             raise StepFailed(
-                "ApprovalRejected", f"gate '{gate.gate}' was rejected by {last['by']}{reason}", 1
+                "ApprovalRejected",
+                f"gate '{gate.gate}' was rejected by {last['by']}{reason}",
+                1,
+                output=output,
             )
         # No decision before the deadline.
         if gate.on_timeout == "approve":
@@ -175,12 +182,16 @@ class Evaluators:
             return output
         if gate.on_timeout == "fail":
             raise StepFailed(
-                "ApprovalTimedOut", f"gate '{gate.gate}' had no decision within {timeout_text}", 1
+                "ApprovalTimedOut",
+                f"gate '{gate.gate}' had no decision within {timeout_text}",
+                1,
+                output=output,
             )
         raise StepFailed(
             "ApprovalRejected",
             f"gate '{gate.gate}' had no decision within {timeout_text}, so it is rejected",
             1,
+            output=output,
         )
 
     async def _notify(self, gate: Gate, round_: int) -> None:

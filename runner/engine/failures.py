@@ -29,9 +29,13 @@ class StepFailed(Exception):
         self.earlier = earlier or []  # failures of the attempts before the last one
         self.started_at = started_at  # when the last attempt began, if known
         self.output = output  # what the last attempt printed (exit code, stdout, stderr)
+        self.worker: str | None = None  # pid@host of the worker of the last attempt
 
     def as_error(self) -> ErrorJson:
-        return {"type": self.error_type, "message": self.message[:ERROR_TEXT_LIMIT]}
+        error: ErrorJson = {"type": self.error_type, "message": self.message[:ERROR_TEXT_LIMIT]}
+        if self.worker:
+            error["worker"] = self.worker
+        return error
 
 
 class Refused(Exception):

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from runner.contract.messages import Basis, ControlRequest, Decision, Declaration
     from runner.contract.state import ControlJson, Identity, RunView
     from runner.contract.vocab import AuditAction, DecisionKind, RunStatus
+    from runner.contract.wire import trust_mark
     from runner.engine import admission, control, identity, outcome, publish
     from runner.engine.dispatch import Dispatcher
     from runner.engine.evaluators import Evaluators
@@ -197,6 +198,8 @@ class RunbookWorkflow:
         evaluators = Evaluators(run, desk, outbox, gate_opened, legacy=legacy)
         dispatcher = self._dispatcher = Dispatcher(run, outbox, writer, evaluators, legacy=legacy)
         dispatcher.trust_era = trust_era
+        if trust_era:
+            dispatcher.trust = trust_mark(self._trust.mode, self._trust.sha256)
         locks = self._locks = dispatcher.locks = RunLocks(
             run,
             outbox,

@@ -75,26 +75,28 @@ class Outbox:
         output: Any = None,
         error: Any = None,
         at: str | None = None,
+        worker: str | None = None,
     ) -> None:
         """Number a step's event; `at` is when it happened, if not now (an earlier attempt)."""
         if not self.enabled:
             return
         seq, when = self._numbered(at)
-        self.events.append(
-            StepEvent(
-                table="step",
-                seq=seq,
-                at=when,
-                step=step,
-                item=item,
-                attempt=attempt,
-                status=status,
-                started_at=started_at,
-                finished_at=finished_at,
-                output=output,
-                error=error,
-            )
+        event = StepEvent(
+            table="step",
+            seq=seq,
+            at=when,
+            step=step,
+            item=item,
+            attempt=attempt,
+            status=status,
+            started_at=started_at,
+            finished_at=finished_at,
+            output=output,
+            error=error,
         )
+        if worker is not None:
+            event["worker"] = worker
+        self.events.append(event)
 
     def next_batch(self) -> list[StoreEvent]:
         """The first events that fit in one write (at least one)."""

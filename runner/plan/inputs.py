@@ -64,15 +64,16 @@ def value_problem(decl: Mapping[str, Any], value: Any) -> str | None:
     return None
 
 
-def convert(name: str, decl: Mapping[str, Any], text: str) -> Any:
-    """Turn the text of `--input name=text` into a value of the declared type."""
+def convert(name: str, decl: Mapping[str, Any], text: str, flag: str = "--input") -> Any:
+    """Turn the text of `--input name=text` into a value of the declared type; `flag`
+    is how the person gave it (`--set` for a modify), for the messages."""
     if text.startswith("@"):
         path = Path(text[1:])
         try:
             text = read_text(path)
         except FileRefused as exc:
             raise InputError(
-                f"--input {name}=@{path}: cannot read the file ({exc}); check the path"
+                f"{flag} {name}=@{path}: cannot read the file ({exc}); check the path"
             ) from None
         if decl.get("type") in ("string", "duration"):
             text = text.rstrip("\n")
@@ -102,28 +103,30 @@ def convert(name: str, decl: Mapping[str, Any], text: str) -> Any:
             "object": '{"k": "v"}',
         }.get(str(kind), "text")
         raise InputError(
-            f"--input {name}={text[:60]!r} is not {_NAMES.get(str(kind), kind)}; "
-            f"e.g. --input {name}={example}"
+            f"{flag} {name}={text[:60]!r} is not {_NAMES.get(str(kind), kind)}; "
+            f"e.g. {flag} {name}={example}"
         ) from None
 
 
-def parse_assignments(pairs: list[str], declared: Mapping[str, Any]) -> Inputs:
+def parse_assignments(
+    pairs: list[str], declared: Mapping[str, Any], flag: str = "--input"
+) -> Inputs:
     """`["k=v", ...]` -> {k: value} converted by the declared types."""
     out: Inputs = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name:
-            raise InputError(f"--input {pair!r}: write it as NAME=VALUE")
+            raise InputError(f"{flag} {pair!r}: write it as NAME=VALUE")
         decl = declared.get(name)
         if not isinstance(decl, Mapping):
             raise InputError(
-                f"--input {name}: the runbook declares no input '{name}'"
+                f"{flag} {name}: the runbook declares no input '{name}'"
                 f"{hint(name, declared)}; declared: {', '.join(declared) or 'none'}"
             )
-        value = convert(name, decl, text)
+        value = convert(name, decl, text, flag)
         if nul_at(value) is not None:
             raise InputError(
-                f"--input {name}: the value holds a NUL character (\\0), which no command "
+                f"{flag} {name}: the value holds a NUL character (\\0), which no command "
                 "or record can carry; remove it"
             )
         out[name] = value

@@ -22,6 +22,7 @@ from runner.contract import StepResult
 from runner.contract.messages import JsonObject
 from runner.contract.state import AttemptFailure
 from runner.steps.secrets import Resolver
+from runner.steps.trust import worker_identity
 from runner.times import iso, parse
 
 # Per stream; the tail is kept, since the end of a log says what went wrong.
@@ -126,6 +127,7 @@ def fail(
             "message": masked[:FAILURE_MESSAGE_LIMIT],
             "started_at": iso(info.started_time),
             "failed_at": iso(_now()),
+            "worker": worker_identity(),
         },
     ]
     failures = failures[-MAX_KEPT_FAILURES:]
@@ -156,4 +158,5 @@ def result(secrets: Resolver, output: Any) -> StepResult:
         "attempt": info.attempt,
         "started_at": iso(info.started_time),
         "failures": earlier_failures(),
+        "worker": worker_identity(),
     }

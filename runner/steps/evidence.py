@@ -44,8 +44,35 @@ async def evidence(request: StepRequest) -> StepResult:
     path = Path(params["path"])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n", encoding="utf-8")
+        path = write_new(path, text + "\n", activity.info().workflow_run_id or request.run_id)
     except OSError as exc:
         fail(secrets, "EvidenceFailed", f"cannot write {path}: {exc.strerror}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return result(secrets, {"path": str(path), "sha256": digest})
+
+
+def write_new(path: Path, text: str, run: str) -> Path:
+    """Write `text` at `path`, or beside it (NAME-2.json, ...) when `path` holds another
+    run's evidence: a bundle is never overwritten but by a retry of its own run. The
+    path written is returned."""
+    candidate, n = path, 1
+    while True:
+        try:
+            with open(candidate, "x", encoding="utf-8") as handle:
+                handle.write(text)
+            return candidate
+        except FileExistsError:
+            if _ours(candidate, run):
+                candidate.write_text(text, encoding="utf-8")
+                return candidate
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
+def _ours(path: Path, run: str) -> bool:
+    """Whether `path` is a bundle of this run (its Temporal run id is in it)."""
+    try:
+        with open(path, "rb") as handle:
+            return run.encode() in handle.read(256 * 1024 * 1024)
+    except OSError:
+        return False

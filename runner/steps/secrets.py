@@ -28,6 +28,7 @@ from runner import secretref
 from runner.contract import StepRequest
 from runner.contract.messages import JsonObject
 from runner.files import read_text
+from runner.steps.trust import refuse_mismatch
 
 MASK = "***"
 PREFIX = "QLRF_SECRET_"
@@ -142,7 +143,9 @@ class Resolver:
 
     def request(self, request: StepRequest) -> tuple[JsonObject, dict[str, str]]:
         """The step's parameters and script environment, with references resolved only
-        where the workflow marked a position as naming a secret."""
+        where the workflow marked a position as naming a secret. A worker that trusts
+        otherwise than the run refuses first (runner/steps/trust.py)."""
+        refuse_mismatch(request.trust)
         if request.secret_params is None or request.secret_env is None:
             # Made by a version of the engine before positions were marked.
             return self.resolve(request.params), self.resolve(request.script_env)

@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from runner.contract import TRUST_SNAPSHOT_ACTIVITY
+from runner.contract.wire import trust_mark
 from runner.errors import QlrfError
 from runner.files import FileRefused, read_text
 from runner.trust import signers
@@ -50,6 +51,29 @@ def read_trust_file() -> dict[str, Any]:
     }
 
 
+_MARK: tuple[tuple[str, int, int], str] | None = None
+
+
+def local_mark() -> str:
+    """This worker's trust_mark, read again only when its trust file changes."""
+    global _MARK
+    path = os.environ.get(ALLOWED_SIGNERS, "").strip()
+    if not path:
+        return trust_mark("claimed", None)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "unreadable"  # a signed run's steps are refused here, as they should be
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if _MARK is None or _MARK[0] != key:
+        try:
+            found = read_trust_file()
+        except QlrfError:
+            return "unreadable"
+        _MARK = (key, trust_mark(found["mode"], found.get("sha256")))
+    return _MARK[1]
+
+
 def trust_snapshot(read_groups: Callable[[], dict[str, list[str]]]) -> Callable[..., Any]:
     """The snapshot activity; `read_groups` gives the worker's approver groups."""
 
@@ -64,3 +88,38 @@ def trust_snapshot(read_groups: Callable[[], dict[str, list[str]]]) -> Callable[
         return found
 
     return snapshot
+
+
+def worker_identity() -> str:
+    """pid@host of the worker running this activity, as Temporal lists it."""
+    try:
+        return activity.client().identity
+    except RuntimeError:  # outside an activity (a unit test)
+        import socket
+
+        return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def refuse_mismatch(wanted: str | None) -> None:
+    """Refuse a step of a run that trusts otherwise than this worker (before anything
+    runs or any secret is read): two workers of one queue set up differently would
+    otherwise serve one run by turns. Another attempt may reach a worker set up right."""
+    if wanted is None:
+        return  # a run before its steps said whom they trust
+    here = local_mark()
+    if here == wanted:
+        return
+    raise ApplicationError(
+        f"worker {worker_identity()} trusts {_said(here)}, but this run trusts {_said(wanted)}: "
+        f"every worker of the run's task queue must have the same {ALLOWED_SIGNERS} "
+        "(docs/trust.md); nothing ran on this worker",
+        type="WorkerMismatch",
+    )
+
+
+def _said(mark: str) -> str:
+    if mark.startswith("signed:"):
+        return f"signers file sha256 {mark.removeprefix('signed:')[:12]} (signed mode)"
+    return (
+        "no signers file (claimed mode)" if mark == "claimed" else "a signers file it cannot read"
+    )

@@ -68,7 +68,11 @@ def _plain(value: Any) -> Any:
 def link(table: str, row: Row) -> Row:
     """What a row's hash covers: its table and fields, times as ISO text."""
     fields = STEP_FIELDS if table == "step" else AUDIT_FIELDS
-    return {"table": table, **{name: _plain(row.get(name)) for name in fields}}
+    content = {"table": table, **{name: _plain(row.get(name)) for name in fields}}
+    if table == "step" and row.get("worker") is not None:
+        # Only rows that name their worker cover it: older rows hash as before.
+        content["worker"] = row["worker"]
+    return content
 
 
 def link_hash(prev_hash: str, content: Row) -> str:

@@ -75,13 +75,14 @@ async def write(pool: asyncpg.Pool, batch: StoreWrite) -> int:
                     "finished_at": _time(event.get("finished_at")),
                     "output": event.get("output"),
                     "error": event.get("error"),
+                    "worker": storable_text(event.get("worker")),
                 }
                 linked = chain.link_hash(head, chain.link("step", row))
                 result = await connection.execute(
                     "INSERT INTO step_events (run_id, batch, seq, at, step, item, attempt, "
-                    "status, started_at, finished_at, output, error, prev_hash, hash, link) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-                    "ON CONFLICT (run_id, batch, seq) DO NOTHING",
+                    "status, started_at, finished_at, output, error, worker, prev_hash, hash, "
+                    "link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+                    "$15, $16) ON CONFLICT (run_id, batch, seq) DO NOTHING",
                     run_id,
                     *row.values(),
                     head,
@@ -306,7 +307,7 @@ async def history(pool: asyncpg.Pool, run: str, depth: int = 0) -> list[HistoryE
                     "step": e["step"],
                     "item": e["item"],
                     "attempt": e["attempt"],
-                    "actor": None,
+                    "actor": e.get("worker"),  # the worker that ran the attempt, pid@host
                     "detail": detail,
                 },
             )

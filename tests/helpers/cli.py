@@ -39,3 +39,12 @@ def worker_process(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def detached(runbook: Path | str, env: dict[str, str], *args: str) -> str:
+    """`apply RUNBOOK --detach` (with `args`): the id of the run it started."""
+    import json
+
+    started = qlrf("apply", str(runbook), *args, "--detach", "--format", "json", env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    return str(json.loads(started.stdout)["run_id"])

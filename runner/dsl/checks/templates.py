@@ -14,8 +14,11 @@ from runner.dsl.checks import bash
 from runner.dsl.checks.graph import bit_of, upstream
 from runner.dsl.diagnostics import Diagnostic, Path
 from runner.dsl.document import Document
-from runner.dsl.model import RunbookView, StepView
+from runner.dsl.model import FINALLY, RunbookView, StepView
 from runner.suggest import hint
+
+# Trigger rules under which a step runs although a step it needs failed.
+_AFTER_FAILURE = ("all_done", "one_failed", "always")
 
 # Keys of a step whose values are never templates.
 _STATIC_KEYS = {
@@ -44,6 +47,9 @@ class Scope:
     loop_var: str | None
     secrets_allowed: bool
     where: str  # for messages
+    # The step runs when a step it needs failed (all_done, one_failed, always, or in
+    # `finally`): the outputs it reads may not exist.
+    after_failure: bool = False
 
 
 def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
@@ -132,6 +138,7 @@ class TemplateChecker:
                 step.loop_var if in_loop else None,
                 activity and key == "with",
                 f"step '{step.id}'",
+                after_failure=step.trigger_rule in _AFTER_FAILURE or step.section == FINALLY,
             )
             self._strings_of(value, (*step.path, key), scope, script if key == "with" else None)
         comp = step.data.get("compensate")
@@ -201,6 +208,8 @@ class TemplateChecker:
         self.out += unknown_names(self.doc, path, refs, self.inputs)
         for sid, field in refs.steps:
             self._step_ref(path, sid, field, scope)
+            if field == "output" and scope.after_failure and sid in self.by_id:
+                self._output_after_failure(path, sid, text, scope)
         if refs.secrets and not scope.secrets_allowed:
             self.out.append(
                 d(
@@ -287,6 +296,23 @@ class TemplateChecker:
                     f"before it starts; add '{sid}' to its `needs`",
                 )
             )
+
+    def _output_after_failure(self, path: Path, sid: str, text: str, scope: Scope) -> None:
+        """A step that runs after failures reads `steps.X.output`, which is undefined
+        when X failed before giving one, was skipped or was cancelled; unless the
+        template looks at X's status (or gives a default) first."""
+        if f"steps.{sid}.status" in text or "default(" in text:
+            return
+        self.out.append(
+            self.doc.diag(
+                path,
+                "output-after-failure",
+                f"{scope.where} runs even when '{sid}' fails, and then steps.{sid}.output may "
+                f"be undefined; test steps.{sid}.status first, e.g. `steps.{sid}.output.X if "
+                f"steps.{sid}.status == 'succeeded' else none`",
+                severity="warning",
+            )
+        )
 
     def _quoted(self, path: Path, script: str) -> None:
         # The same bash parser as the injection checks (checks/bash.py): one reading

@@ -61,7 +61,9 @@ def human_until(moment: str | None, now: datetime | None = None) -> str:
         return "-"
     now = now or datetime.now(UTC)
     left = (at - now).total_seconds()
-    clock = at.strftime("%H:%M UTC") if abs(left) < 86400 else at.strftime("%Y-%m-%d %H:%M UTC")
+    # The clock alone only for today (UTC): a deadline tomorrow at 09:00 says its date.
+    same_day = at.astimezone(UTC).date() == now.astimezone(UTC).date()
+    clock = at.strftime("%H:%M UTC") if same_day else at.strftime("%Y-%m-%d %H:%M UTC")
     if left >= 0:
         return f"in {human_duration(left)} ({clock})"
     return f"{human_duration(-left)} ago ({clock})"

@@ -106,7 +106,8 @@ def wave_line(wave: WaveJson, label: str, now: datetime | None = None) -> Text:
 def step_line(sid: str, step: StepView) -> Text:
     status = step.status
     line = Text(f"  {sid:<{STEP_WIDTH}} ")
-    line.append(f"{WORDS.get(status, status):<9}", style=_style(status))
+    # One space after the widest word ("cancelled"), so nothing runs into it.
+    line.append(f"{WORDS.get(status, status):<9} ", style=_style(status))
     parts = []
     if step.attempts:
         parts.append(f"attempt {step.attempts}")
@@ -117,6 +118,8 @@ def step_line(sid: str, step: StepView) -> Text:
         parts.append(error_text(step.error))
     elif step.reason and status in (StepStatus.SKIPPED, StepStatus.CANCELLED, StepStatus.WAITING):
         parts.append(f"({step.reason})")
+    elif step.reason and status == StepStatus.SUCCEEDED:
+        parts.append(f"kept ({step.reason})")  # a redrive's step that did not run again
     comp = step.compensation
     if comp:
         parts.append(f"[compensation {comp['status']}]")

@@ -67,3 +67,10 @@ def configure(sdk_default: int = logging.CRITICAL, *, gate_notices: bool = True)
     logging.getLogger("qlrf").setLevel(logging.INFO)
     if not gate_notices:
         logging.getLogger("qlrf.gates").setLevel(logging.ERROR)
+        # A `notify` step of channel `log` run by apply's own worker: a line of the
+        # progress, not a worker's log record with its time and logger name.
+        notices = logging.getLogger("qlrf.notify")
+        said = logging.StreamHandler(sys.stderr)
+        said.setFormatter(logging.Formatter("  notify: %(message)s"))
+        notices.handlers[:] = [said]
+        notices.propagate = False

@@ -284,6 +284,7 @@ class BatchWorkflow:
                     "error": {
                         "type": error["type"],
                         "message": error["message"][:ITEM_ERROR_LIMIT],
+                        **({"worker": error["worker"]} if error.get("worker") else {}),
                     },
                 }
             )

@@ -333,9 +333,10 @@ class Dispatcher:
             comp = node.compensate
             assert comp is not None
             state = self.run.steps[node.id]
-            record: dict[str, Any] = {"status": "running", "error": None}
-            state.compensation = record
             began = workflow.now()
+            # Its times put its line in the progress after the failure that caused it.
+            record: dict[str, Any] = {"status": "running", "error": None, "started_at": iso(began)}
+            state.compensation = record
             shadow = dataclasses.replace(
                 node,
                 type=comp.type,
@@ -376,6 +377,7 @@ class Dispatcher:
             finally:
                 if node.locks and self.locks is not None and not evicted:
                     self.locks.give_back(scope)
+            record["finished_at"] = iso(workflow.now())
             if not self.legacy:
                 self.outbox.step(
                     node.id,

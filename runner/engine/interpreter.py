@@ -59,6 +59,10 @@ ENGINE_V2 = "qlrf-engine-2"
 # and a template reading a failed step's output saw none
 # (tests/golden/*.before-live.history.json).
 LIVE_PICTURE = "qlrf-live-picture"
+# Runs from this version on publish their picture in the workflow tasks they have
+# anyway, with a timer only for quiet stretches (publish.py); asked right after
+# LIVE_PICTURE, before the trust snapshot.
+PUBLISH_WITH_TASKS = "qlrf-publish-with-tasks"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -164,6 +168,7 @@ class RunbookWorkflow:
         # Asked before the trust snapshot, as runs before it asked it: a patch asked
         # after awaiting a local activity may land in another workflow task on replay.
         live = not legacy and workflow.patched(LIVE_PICTURE)
+        with_tasks = live and workflow.patched(PUBLISH_WITH_TASKS)
         started_by, groups, unauthenticated = request.started_by, request.groups, None
         trust_era = not legacy and workflow.patched(identity.TRUST)
         start_once = trust_era and workflow.patched(identity.START_ONCE)
@@ -226,6 +231,7 @@ class RunbookWorkflow:
         if live:
             dispatcher.failed_output = True
             publisher = Publisher(run, desk, self.view)
+            publisher.with_tasks = with_tasks
             self._publisher = asyncio.create_task(publisher.loop())
         refused = None if legacy else admission.input_problem(plan, request.inputs)
         refused_as = "InvalidInputs"
@@ -267,9 +273,12 @@ class RunbookWorkflow:
             locks.give_back(None)
         # Every lock given back has been told so before the run closes.
         await locks.settled()
-        if publisher is not None:
-            publisher.publish()
-        publish.final_state(self.state())
+        if publisher is not None and publisher.with_tasks:
+            publish.final_state(self.state(), publisher.last_picture())
+        else:
+            if publisher is not None:
+                publisher.publish()
+            publish.final_state(self.state())
         # A control or decision still being handled finishes before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         if writer is not None and flusher is not None:

@@ -37,6 +37,11 @@ ERROR_TEXT = 300
 LIVE_LIMIT = 256 * 1024
 # The longest a change (a step's start or end) waits to be written to the memo.
 PUBLISH_SECONDS = 5.0
+# Runs from PUBLISH_WITH_TASKS on publish a change once PUBLISH_SECONDS have passed, in
+# a workflow task the run has anyway (a step's end, a decision); a timer of this long
+# only keeps the picture from going stale while nothing else happens (a long step). A
+# timer that fired would cost every run a workflow task of its own every 5 s.
+QUIET_SECONDS = 15.0
 
 
 def waiting_gates(gates: list[str]) -> None:
@@ -56,11 +61,13 @@ def waiting(desk: GateDesk, run: RunState, *, changed_only: bool = False) -> Non
     waiting_gates(found)
 
 
-def final_state(state: dict[str, Any]) -> None:
+def final_state(state: dict[str, Any], live: dict[str, Any] | None = None) -> None:
+    """The final state in the memo; with `live`, the last picture in the same upsert."""
     if payload_size(state) > MEMO_LIMIT:
         for step in state["steps"].values():
             step["output"] = "(left out: the final state was too large for the memo)"
-    workflow.upsert_memo({FINAL_MEMO: state})
+    memo = {FINAL_MEMO: state} if live is None else {LIVE_MEMO: live, FINAL_MEMO: state}
+    workflow.upsert_memo(memo)
 
 
 class Publisher:
@@ -73,6 +80,7 @@ class Publisher:
         self.published = -1  # the run's version in the memo
         self.detailed = -1  # the run's version in the current details
         self.published_at: datetime | None = None
+        self.with_tasks = False  # PUBLISH_WITH_TASKS (interpreter.py)
 
     def picture(self) -> dict[str, Any]:
         picture = self.view().summary(iso(workflow.now()))
@@ -124,7 +132,24 @@ class Publisher:
         while True:
             await workflow.wait_condition(lambda: run.version != self.published)
             urgent = run.urgent_version > self.published
-            if not urgent and self.published_at is not None:
+            if self.with_tasks and run.urgent_version <= max(self.published, 0):
+                # The start's memo holds the client's first picture: a run that ends
+                # within PUBLISH_SECONDS publishes only its last.
+                last = self.published_at or run.started_at
+                due = last + timedelta(seconds=PUBLISH_SECONDS)
+                if workflow.now() < due:
+
+                    def publishable(due: datetime = due) -> bool:
+                        urgent = run.urgent_version > max(self.published, 0)
+                        return urgent or workflow.now() >= due
+
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await workflow.wait_condition(
+                            publishable,
+                            timeout=timedelta(seconds=QUIET_SECONDS),
+                            timeout_summary="qlrf plumbing: publish the run's picture",
+                        )
+            elif not urgent and self.published_at is not None:
                 left = self.published_at + timedelta(seconds=PUBLISH_SECONDS) - workflow.now()
                 if left > timedelta(0):
                     with contextlib.suppress(asyncio.TimeoutError):
@@ -145,3 +170,12 @@ class Publisher:
         self.write_memo()
         self.detailed = self.run.version
         workflow.set_current_details(self.details())
+
+    def last_picture(self) -> dict[str, Any]:
+        """The picture at the run's end, for final_state to write with the final state
+        (one upsert for both); the current details follow too."""
+        self.published = self.run.version
+        self.published_at = workflow.now()
+        self.detailed = self.run.version
+        workflow.set_current_details(self.details())
+        return self.picture()

@@ -344,6 +344,23 @@ def _identities(bundle: Bundle) -> str:
     return "- Identities: **not verified** (claimed mode: names are as people gave them)"
 
 
+# An output longer than this is cut in the Markdown (the JSON bundle holds it whole).
+OUTPUT_SHOWN = 500
+
+
+def _compensation_outcomes(rows: list[Row]) -> list[Row]:
+    """One row per compensation: its outcome, with the time it started (the JSON keeps
+    the `started` row and the outcome apart, as the record has them). A step is
+    compensated once, however many attempts that took."""
+    began = {r["step"]: r.get("started_at") for r in rows if r["status"] == "started"}
+    ended = [r for r in rows if r["status"] != "started"]
+    done = {r["step"] for r in ended}
+    shown = [{**r, "started_at": r.get("started_at") or began.get(r["step"])} for r in ended]
+    # a compensation still running when the bundle was made
+    shown += [r for r in rows if r["status"] == "started" and r["step"] not in done]
+    return shown
+
+
 def markdown(bundle: Bundle) -> str:
     run = bundle["run"]
     lines = [
@@ -377,6 +394,30 @@ def markdown(bundle: Bundle) -> str:
             f"{step['started_at'] or ''} | {step['finished_at'] or ''} | "
             f"{error.replace('|', '/')} |"
         )
+    failed = [a for a in bundle.get("attempts") or [] if a.get("status") == "failed"]
+    if failed:
+        lines += [
+            "",
+            "## Failed attempts",
+            "",
+            "| step | attempt | started | failed | error |",
+            "|---|---|---|---|---|",
+        ]
+        for a in failed:
+            error = f"{a['error']['type']}: {a['error']['message']}" if a.get("error") else ""
+            name = a["step"] + (f" [{a['item']}]" if a.get("item") else "")
+            lines.append(
+                f"| {name} | {a['attempt'] or ''} | {a['started_at'] or ''} | "
+                f"{a['finished_at'] or ''} | {error.replace('|', '/')} |"
+            )
+    outputs = [s for s in bundle["steps"] if s.get("output") is not None]
+    if outputs:
+        lines += ["", "## Outputs", ""]
+        for step in outputs:
+            name = step["id"] + (f" [{step['item']}]" if step["item"] else "")
+            text = json.dumps(step["output"], sort_keys=True)
+            shown = text if len(text) <= OUTPUT_SHOWN else text[:OUTPUT_SHOWN] + " ..."
+            lines.append(f"- `{name}`: `{shown.replace('`', chr(39))}`")
     if bundle.get("compensations"):
         lines += [
             "",
@@ -385,7 +426,7 @@ def markdown(bundle: Bundle) -> str:
             "| step | status | attempt | started | finished | error |",
         ]
         lines.append("|---|---|---|---|---|---|")
-        for comp in bundle["compensations"]:
+        for comp in _compensation_outcomes(bundle["compensations"]):
             error = f"{comp['error']['type']}: {comp['error']['message']}" if comp["error"] else ""
             lines.append(
                 f"| {comp['step']} | {comp['status']} | {comp['attempt'] or ''} | "

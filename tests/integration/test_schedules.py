@@ -89,6 +89,16 @@ def test_a_schedule_runs_its_pinned_definition_until_paused_and_deleted(env, wor
     _ok("schedule", "pause", sid, "--note", "maintenance window", env=env)
     paused = _described(sid, env)
     assert paused["paused"] and paused["note"] == "maintenance window"
+    assert paused["next"] == []  # a paused schedule starts nothing
+    # Pausing it again keeps the first reason, and says so.
+    again = _ok("schedule", "pause", sid, "--note", "something else", env=env)
+    assert "is paused already (maintenance window)" in again
+    assert _described(sid, env)["note"] == "maintenance window"
+    assert all(
+        t.endswith("Z") and len(t) == 24
+        for r in paused["recent"]
+        for t in (r["scheduled_at"], r["started_at"])
+    )
     # Three intervals pass with no new run.
     time.sleep(6)
     assert _described(sid, env)["runs"] == paused["runs"]

@@ -246,6 +246,13 @@ def test_evidence_bundle_verifies_and_detects_tampering(run, tmp_path):
     md = qlrf("evidence", outcome.workflow_id, "--format", "md")
     assert md.returncode == 0 and "# Evidence: failover-rollback (Runbook)" in md.stdout
     assert "| verify | failed | 1 |" in md.stdout
+    # What the JSON has, people read too: the failed attempts, the outputs, and one row
+    # per compensation (its outcome, with when it started).
+    assert "## Failed attempts" in md.stdout and "| verify | 1 |" in md.stdout
+    assert "## Outputs" in md.stdout
+    compensations = md.stdout.split("## Compensations", 1)[1].split("## ", 1)[0]
+    rows = [r for r in compensations.splitlines() if r.startswith("| shift-traffic |")]
+    assert len(rows) == 1 and "| succeeded |" in rows[0], compensations
 
 
 def test_evidence_step_writes_the_bundle_of_the_run_so_far(run, tmp_path):

@@ -119,7 +119,8 @@ def script(block: Block, logs: Path) -> str:
 def _line(command: str, note: str, log: Path) -> list[str]:
     run = _with_run(command)
     if command.endswith("&"):
-        return [f"{{ {run.rstrip('&').rstrip()}; }} > {log} 2>&1 < /dev/null &"]
+        # No group here: the job is the command itself, so `kill %1` stops it.
+        return [f"{run.rstrip('&').rstrip()} > {log} 2>&1 < /dev/null &"]
     quoted = shlex.quote(command)
     if DECISIONS.search(command):
         return [

@@ -188,6 +188,11 @@ def test_durations_and_deadlines_read_as_people_say_them():
     ]
     assert human_until(at(90), now=T0) == "in 1m 30s (10:01 UTC)"
     assert human_until(at(-30), now=T0) == "30s ago (09:59 UTC)"
+    # Less than a day ahead but tomorrow: the date is said.
+    late = T0.replace(hour=23, minute=0)
+    assert human_until((late + timedelta(hours=10)).isoformat(), now=late) == (
+        f"in 10h 00m ({(late + timedelta(hours=10)).strftime('%Y-%m-%d')} 09:00 UTC)"
+    )
     assert human_until(at(3 * 86400), now=T0) == "in 3d 0h (2026-12-04 10:00 UTC)"
 
 

@@ -101,13 +101,16 @@ def worker_identity() -> str:
 
 
 def refuse_mismatch(wanted: str | None) -> None:
-    """Refuse a step of a run that trusts otherwise than this worker (before anything
-    runs or any secret is read): two workers of one queue set up differently would
-    otherwise serve one run by turns. Another attempt may reach a worker set up right."""
+    """Refuse a step of a run in another identity mode than this worker's (claimed or
+    signed), before anything runs or any secret is read: two workers of one queue set
+    up differently would otherwise serve one run by turns. Another attempt may reach a
+    worker set up right."""
     if wanted is None:
         return  # a run before its steps said whom they trust
     here = local_mark()
-    if here == wanted:
+    if _mode(here) == _mode(wanted):
+        # The same mode: a signers file replaced since the run began (a new approver)
+        # is no mismatch; the run checks against the snapshot it took.
         return
     raise ApplicationError(
         f"worker {worker_identity()} trusts {_said(here)}, but this run trusts {_said(wanted)}: "
@@ -115,6 +118,10 @@ def refuse_mismatch(wanted: str | None) -> None:
         "(docs/trust.md); nothing ran on this worker",
         type="WorkerMismatch",
     )
+
+
+def _mode(mark: str) -> str:
+    return mark.split(":", 1)[0]
 
 
 def _said(mark: str) -> str:

@@ -80,35 +80,32 @@ async def all_stopping(client: Client, queue: str, identities: set[str]) -> bool
     down (or has shut down). False when the server cannot say, or one runs."""
     if not identities:
         return False
-    request = ListWorkersRequest(namespace=client.namespace, query=f"TaskQueue = '{queue}'")
-    try:
-        found = await client.workflow_service.list_workers(request)
-    except RPCError:
-        return False  # a server without the list: cannot tell
-    stopping: set[str] = set()
-    running: set[str] = set()
-    for worker in found.workers:
-        if worker.task_queue != queue:
-            continue
-        (stopping if worker.status in _STOPPING else running).add(worker.worker_identity)
-    return identities <= stopping - running
+    stopping = await _stopping(client, queue)
+    return stopping is not None and identities <= stopping
 
 
 async def serving(client: Client, queue: str) -> list[str]:
     """The workers (pid@host) that poll `queue` now: those seen lately, less those that
-    told the server they are stopping. [] when the server cannot say."""
+    told the server they are stopping. [] when none was seen."""
     seen = await pollers(client, queue)
     if not seen.ages:
         return []
+    # A server without the list of workers: every poller seen lately counts.
+    return sorted(set(seen.ages) - (await _stopping(client, queue) or set()))
+
+
+async def _stopping(client: Client, queue: str) -> set[str] | None:
+    """The workers of `queue` that told the server they are shutting down (or have
+    shut down) and run no other instance under the same identity; None when the
+    server keeps no list of workers."""
     request = ListWorkersRequest(namespace=client.namespace, query=f"TaskQueue = '{queue}'")
-    stopping: set[str] = set()
     try:
         found = await client.workflow_service.list_workers(request)
-        stopping = {
-            w.worker_identity
-            for w in found.workers
-            if w.task_queue == queue and w.status in _STOPPING
-        }
     except RPCError:
-        pass  # a server without the list: every poller seen lately counts
-    return sorted(set(seen.ages) - stopping)
+        return None
+    stopping: set[str] = set()
+    running: set[str] = set()
+    for worker in found.workers:
+        if worker.task_queue == queue:
+            (stopping if worker.status in _STOPPING else running).add(worker.worker_identity)
+    return stopping - running

@@ -64,13 +64,15 @@ KILL_GRACE_SECONDS = 5
 # standard input closes: a cancel, a timeout or a lost connection. $1 is the step.
 # bash runs with --norc: Debian's bash reads bashrc when it sees SSH_CLIENT, even for
 # `bash -c`, and a bashrc written for people fails under `set -u`. The guard's own
-# stderr is closed once the step runs, so job-control notices never reach output.
+# stderr goes to /dev/null before the step starts (the step gets the channel's, as fd
+# 4), so a job-control notice ("[1]+ Done") never reaches output, however fast the
+# step ends.
 GUARD = f"""
 set -m
-exec 3<&0
-bash --norc --noprofile -euo pipefail -c "$1" </dev/null &
+exec 3<&0 4>&2 2>/dev/null
+bash --norc --noprofile -euo pipefail -c "$1" </dev/null 2>&4 3<&- 4>&- &
 step=$!
-exec 2>/dev/null
+exec 4>&-
 {{ read -r _ <&3; kill -TERM -- "-$step"; sleep {KILL_GRACE_SECONDS}; kill -KILL -- "-$step"; }} &
 guard=$!
 exec 3<&-

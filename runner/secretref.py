@@ -8,12 +8,53 @@ place that knows the marker's spelling.
 from __future__ import annotations
 
 import re
+from collections import Counter
+from typing import Any
 
 PREFIX = "@@qlrf-secret:"
 SUFFIX = "@@"
-PATTERN = re.compile(r"@@qlrf-secret:([A-Za-z_][A-Za-z0-9_]*)@@")
+# The name, and the field of a dynamic secret (`secrets.pg.username`) if one is named.
+PATTERN = re.compile(r"@@qlrf-secret:([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z0-9_-]+))?@@")
+FIELD = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def marker(name: str) -> str:
-    """The reference that stands for secret NAME until an activity resolves it."""
-    return f"{PREFIX}{name}{SUFFIX}"
+def marker(name: str, field: str | None = None) -> str:
+    """The reference that stands for secret NAME (or one FIELD of it) until an activity
+    resolves it."""
+    return f"{PREFIX}{name}.{field}{SUFFIX}" if field else f"{PREFIX}{name}{SUFFIX}"
+
+
+class SecretRef(str):
+    """What `secrets.NAME` gives a template: the reference, which a template may index
+    for one field of a dynamic secret (`secrets.NAME.FIELD`, `secrets.NAME['FIELD']`)."""
+
+    __slots__ = ("_asked", "secret")
+    secret: str
+    _asked: Counter[str] | None
+
+    def __new__(cls, name: str, asked: Counter[str] | None = None) -> SecretRef:
+        made = super().__new__(cls, marker(name))
+        made.secret = name
+        made._asked = asked
+        return made
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # A copy (dataclasses.asdict deep-copies a step's parameters) or a pickle is
+        # the plain reference text: rebuilt through __new__ it would wrap itself.
+        return (str, (str(self),))
+
+    def field(self, field: str) -> str | None:
+        """The reference to one field; None for a name that cannot be a field. What a
+        template asked for becomes that field, not the whole secret: a value rendered
+        into it may hold a reference to that field only."""
+        if not FIELD.match(field):
+            return None
+        if self._asked is not None:
+            self._asked[self.secret] -= 1
+            self._asked[f"{self.secret}.{field}"] += 1
+        return marker(self.secret, field)
+
+
+def key(match: re.Match[str]) -> str:
+    """`NAME` or `NAME.FIELD`: what one reference (a PATTERN match) stands for."""
+    return f"{match.group(1)}.{match.group(2)}" if match.group(2) else match.group(1)

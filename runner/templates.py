@@ -17,6 +17,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.environment import Template, TemplateExpression
 from jinja2.parser import Parser
 
+from runner.secretref import SecretRef
 from runner.template_budget import BudgetedEnvironment, guard
 
 __all__ = ["BudgetedEnvironment"]  # the environment templates are rendered in
@@ -54,6 +55,8 @@ class _DataEnvironment(BudgetedEnvironment):
     """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, SecretRef):
+            return self._secret_field(obj, attribute)
         if isinstance(obj, Facts) and attribute in obj.missing:
             return self.undefined(hint=obj.missing[attribute], obj=obj, name=attribute)
         if isinstance(obj, Mapping) and attribute in obj:
@@ -61,9 +64,19 @@ class _DataEnvironment(BudgetedEnvironment):
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, SecretRef) and isinstance(argument, str):
+            return self._secret_field(obj, argument)
         if isinstance(obj, Facts) and isinstance(argument, str) and argument in obj.missing:
             return self.undefined(hint=obj.missing[argument], obj=obj, name=argument)
         return super().getitem(obj, argument)
+
+    def _secret_field(self, obj: SecretRef, name: str) -> Any:
+        found = obj.field(name)
+        if found is None:
+            return self.undefined(
+                hint=f"secrets.{obj.secret} has no field {name!r}", obj=obj, name=name
+            )
+        return found
 
 
 def new_environment() -> BudgetedEnvironment:

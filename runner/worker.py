@@ -33,6 +33,7 @@ from runner.contract import (
     STORE_ACTIVITY,
     TASK_QUEUE,
 )
+from runner.dsl import secrets_config
 from runner.dsl.definitions import default_registry
 from runner.engine.batch import BatchWorkflow
 from runner.engine.interpreter import RunbookWorkflow
@@ -47,10 +48,12 @@ from runner.steps.activities import for_registry
 from runner.steps.admission import start_admission
 from runner.steps.gate_notify import gate_notifier
 from runner.steps.inventory import inventory_open, inventory_page
+from runner.steps.leases import LeaseInterceptor
 from runner.steps.locks import lock_request, lock_watch
 from runner.steps.trust import read_trust_file, trust_snapshot
 from runner.store.activity import store_record
 from runner.trust import internal
+from runner.vault import client as vault
 
 # The run's workflow, the child that runs each batch of a fan-out, and the mutex of
 # each lock key.
@@ -116,6 +119,12 @@ def build_worker(
         )
     key, _ = internal_key.load(signed=signed)
     internal.configure(key)
+    # A vault configuration that cannot be used stops the worker here, naming the
+    # file, line and key; the login is once per worker, kept alive by _helpers.
+    vault.configure(secrets_config.load())
+    warning = vault.start_session()
+    if warning:
+        _stderr(f"warning: {warning}")
     activities: list[Callable[..., Any]] = [
         *for_registry(registry or default_registry(), activity_overrides),
         (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY) or gate_notifier(notify_webhook),
@@ -147,7 +156,8 @@ def build_worker(
         # Versioned workers take only the runs of their build (runs are Pinned).
         deployment_config=deployment,
         # A step that finished while the server was away is reported once it is back.
-        interceptors=[*worker_interceptors(), HoldResults(ServerLink(client))],
+        # Dynamic secrets are revoked with the attempt that leased them.
+        interceptors=[*worker_interceptors(), HoldResults(ServerLink(client)), LeaseInterceptor()],
     )
 
 
@@ -335,6 +345,8 @@ def _helpers(client: Client, queue: str, ops: Operations, done: asyncio.Event) -
         quiet.append(asyncio.create_task(keep_gates_gauge(client, done)))
     if ops.deployment is not None:
         failing.append(asyncio.create_task(_route(client, ops.deployment, ops.make_current)))
+    if vault.configured() is not None:
+        quiet.append(asyncio.create_task(vault.keep_token_alive(done)))
     return _Helpers(quiet, failing)
 
 

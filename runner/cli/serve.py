@@ -210,6 +210,7 @@ def settings(metrics_port: int | None, health_port: int | None) -> str:
     from runner.errors import QlrfError
     from runner.steps.trust import ALLOWED_SIGNERS, read_trust_file
     from runner.store.chain import SEAL_KEY
+    from runner.vault import client as vault
 
     trust = read_trust_file()  # a bad file stopped the worker before it got here
     if trust["mode"] == "signed":
@@ -224,13 +225,21 @@ def settings(metrics_port: int | None, health_port: int | None) -> str:
     except QlrfError as exc:  # shown, not fatal: a run that names a group is refused then
         groups = f"groups unreadable: {exc}"
     secrets = os.environ.get("QLRF_SECRETS_FILE")
+    sources = [f"secrets file {secrets}" if secrets else "secrets from QLRF_SECRET_*"]
+    vaulted = vault.configured()
+    if vaulted is not None:
+        sources.insert(
+            0, f"{len(vaulted.secrets)} secret(s) from the vault at {vaulted.vault.address}"
+        )
+    elif not secrets:
+        sources[0] += " only"
     webhook = config.notify_webhook()
     return "; ".join(
         [
             identity,
             sealing,
             groups,
-            f"secrets file {secrets}" if secrets else "secrets from QLRF_SECRET_* only",
+            ", ".join(sources),
             "notify webhook set" if webhook else "no notify webhook",
             f"metrics :{metrics_port}" if metrics_port is not None else "no metrics port",
             f"health :{health_port}" if health_port is not None else "no health port",

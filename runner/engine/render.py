@@ -53,7 +53,7 @@ class Secrets(dict[str, str]):
 
     def __missing__(self, name: str) -> str:
         self.asked[name] += 1
-        return secretref.marker(name)
+        return secretref.SecretRef(name, self.asked)
 
 
 def render(value: Any, context: Mapping[str, Any]) -> Any:
@@ -210,7 +210,8 @@ def _render_secret_position(value: Any, context: Mapping[str, Any]) -> Any:
     """Render a template that names a secret, and refuse references it did not make."""
     asked = Secrets()
     rendered = render(value, {**context, "secrets": asked})
-    forged = sorted(set(_references(rendered)) - set(asked.asked))
+    # `+` keeps the positive counts: `secrets.pg.username` asked for that field only.
+    forged = sorted(set(_references(rendered)) - set(+asked.asked))
     if forged:
         raise TemplateFailure(
             f"a value rendered into this template holds a reference to secret "
@@ -223,7 +224,7 @@ def _render_secret_position(value: Any, context: Mapping[str, Any]) -> Any:
 def _references(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         for match in secretref.PATTERN.finditer(value):
-            yield match.group(1)
+            yield secretref.key(match)
     elif isinstance(value, list):
         for item in value:
             yield from _references(item)

@@ -18,10 +18,11 @@ from typing import Any, NoReturn, cast
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from runner.contract import StepResult
+from runner.contract import StepRequest, StepResult
 from runner.contract.messages import JsonObject
 from runner.contract.state import AttemptFailure
-from runner.steps.secrets import Resolver
+from runner.steps import leases
+from runner.steps.secrets import Resolver, SecretFailure
 from runner.steps.trust import worker_identity
 from runner.times import iso, parse
 
@@ -104,7 +105,35 @@ def earlier_failures() -> list[AttemptFailure]:
 
 def _identity() -> JsonObject:
     info = activity.info()
-    return {"attempt": info.attempt, "started_at": iso(info.started_time), "beat_at": iso(_now())}
+    found: JsonObject = {
+        "attempt": info.attempt,
+        "started_at": iso(info.started_time),
+        "beat_at": iso(_now()),
+    }
+    held = leases.held()
+    if held:
+        found["leases"] = held  # revoked by the next attempt if this one is lost
+    return found
+
+
+async def resolved(secrets: Resolver, request: StepRequest) -> tuple[JsonObject, dict[str, str]]:
+    """The step's parameters and script environment with its secrets in place; a secret
+    that cannot be had fails the step with its own type (SecretUnavailable is retried)."""
+    try:
+        found = await secrets.request(request)
+    except SecretFailure as exc:
+        fail(secrets, exc.kind, str(exc), retry=exc.retry)
+    if secrets.leased:
+        beat()  # the lease ids reach the server before anything can lose them
+    return found
+
+
+async def fetched(secrets: Resolver, name: str) -> str:
+    """One secret by name (a key the step names), read from the vault when it is there."""
+    try:
+        return await secrets.fetch(name)
+    except SecretFailure as exc:
+        fail(secrets, exc.kind, str(exc), retry=exc.retry)
 
 
 def beat(**progress: Any) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio import activity
 
 from runner.contract import EVIDENCE_ACTIVITY, StepRequest, StepResult
-from runner.steps.common import fail, result
+from runner.steps.common import fail, resolved, result
 from runner.steps.secrets import Resolver
 from runner.store.evidence import markdown, sealed_now
 
@@ -24,7 +24,7 @@ async def evidence(request: StepRequest) -> StepResult:
     from runner.store.queries import bundle_in
 
     secrets = Resolver()
-    params, _ = secrets.request(request)
+    params, _ = await resolved(secrets, request)
     found = await bundle_in(await pool(), request.run_id)
     if found is None:
         fail(

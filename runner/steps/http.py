@@ -8,7 +8,7 @@ from temporalio import activity
 from runner import durations
 from runner.contract import HTTP_ACTIVITY, StepRequest, StepResult
 from runner.contract.messages import JsonObject
-from runner.steps.common import fail, result, tail
+from runner.steps.common import fail, resolved, result, tail
 from runner.steps.secrets import Resolver
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -17,7 +17,7 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 @activity.defn(name=HTTP_ACTIVITY)
 async def http(request: StepRequest) -> StepResult:
     secrets = Resolver()
-    params, _ = secrets.request(request)
+    params, _ = await resolved(secrets, request)
     method = params.get("method", "GET")
     timeout = DEFAULT_TIMEOUT_SECONDS
     if params.get("timeout"):

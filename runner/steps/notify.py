@@ -8,7 +8,7 @@ import httpx
 from temporalio import activity
 
 from runner.contract import NOTIFY_ACTIVITY, StepRequest, StepResult
-from runner.steps.common import fail, result
+from runner.steps.common import fail, resolved, result
 from runner.steps.secrets import Resolver
 
 logger = logging.getLogger("qlrf.notify")
@@ -17,7 +17,7 @@ logger = logging.getLogger("qlrf.notify")
 @activity.defn(name=NOTIFY_ACTIVITY)
 async def notify(request: StepRequest) -> StepResult:
     secrets = Resolver()
-    params, _ = secrets.request(request)
+    params, _ = await resolved(secrets, request)
     message = str(params["message"])
     if params.get("channel", "log") == "log":
         logger.info("%s/%s: %s", request.run_id, request.step, secrets.mask(message))

@@ -1,8 +1,9 @@
 """The files that are qlrf-run's own on a worker: what no step, and no inventory, may read.
 
 Each is named by a variable of the worker's environment (the secrets file, the seal
-key, the trust file, ...), plus the operator's configuration file and the embedded
-defaults' state directory (the Temporal dev server's database, the run store's data).
+key, the trust file, ...), plus the files the vault configuration logs in with, the
+operator's configuration file and the embedded defaults' state directory (the
+Temporal dev server's database, the run store's data).
 An inventory path that resolves to one of them is refused, and the step sandbox
 (runner/steps/sandbox.py) hides them from every step.
 """
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 
 from runner.local.paths import config_path, state_dir
+from runner.vault import client as vault
 
 # Variables naming a file that holds a secret, a key, or whom the worker trusts.
 FILE_VARIABLES = (
@@ -43,6 +45,10 @@ def own_files() -> list[str]:
         value = os.environ.get(name, "").strip()
         if value:
             found.append(_real(value))
+    # The files the vault configuration logs in with (a token, a secret id, a JWT).
+    config = vault.configured()
+    if config is not None:
+        found.extend(_real(path) for path in config.vault.auth.files())
     found.append(_real(config_path()))
     found.append(_real(state_dir()))
     return found

@@ -1,7 +1,10 @@
 """Secrets on the worker: resolve the references a step may hold, and mask what comes back.
 
-A value comes from the environment variable QLRF_SECRET_<NAME>, else from the file
-named by QLRF_SECRETS_FILE (lines of NAME=value; # starts a comment).
+A value comes from the worker's vault when QLRF_SECRETS_CONFIG maps NAME to one
+(runner/vault/: a KV key read per attempt, or a dynamic secret leased per attempt,
+whose fields a template names as `secrets.NAME.FIELD`); else from the environment
+variable QLRF_SECRET_<NAME>; else from the file named by QLRF_SECRETS_FILE (lines of
+NAME=value; # starts a comment). A name in the vault configuration wins.
 
 References are resolved only at the positions the workflow marks as naming a
 secret (runner/engine/render.py), never elsewhere: text from inputs or outputs
@@ -15,6 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import functools
+import json
 import math
 import os
 import re
@@ -28,7 +33,10 @@ from runner import secretref
 from runner.contract import StepRequest
 from runner.contract.messages import JsonObject
 from runner.files import read_text
+from runner.steps import leases
 from runner.steps.trust import refuse_mismatch
+from runner.vault import client as vault
+from runner.vault.refs import KvRef
 
 MASK = "***"
 PREFIX = "QLRF_SECRET_"
@@ -105,6 +113,15 @@ def encoded_forms(value: str) -> list[str]:
     )
 
 
+class SecretFailure(Exception):
+    """A secret the step needs cannot be had; `kind` is the step's failure type."""
+
+    def __init__(self, kind: str, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry = retry
+
+
 class Resolver:
     """Resolves references for one activity attempt and remembers what to mask."""
 
@@ -112,8 +129,66 @@ class Resolver:
         self.values: set[str] = set()
         self._forms: list[str] | None = None
         self._file: dict[str, str] | None = None
+        # Values this attempt read from the vault: text, or a dynamic secret's fields.
+        self._fetched: dict[str, str | dict[str, Any]] = {}
+        self.leased = False
 
-    def lookup(self, name: str) -> str:
+    async def fetch(self, name: str) -> str:
+        """The secret's value, read from the vault first when the worker maps it there."""
+        await self._prefetch({name})
+        return self.lookup(name)
+
+    async def _prefetch(self, names: set[str]) -> None:
+        config = vault.configured()
+        if config is None:
+            return
+        for name in sorted(names):
+            ref = config.secrets.get(name)
+            if ref is None or name in self._fetched:
+                continue
+            try:
+                if isinstance(ref, KvRef):
+                    value: str | dict[str, Any] = await vault.vault().kv(ref)
+                else:
+                    lease = await vault.in_thread(functools.partial(vault.vault().lease, ref))
+                    attempt = leases.current()
+                    if attempt is not None:
+                        attempt.add(lease)
+                        self.leased = True
+                    value = lease.data
+            except vault.VaultError as exc:
+                raise SecretFailure(
+                    exc.kind, f"secret {name} ({ref}): {exc}", retry=exc.retry
+                ) from None
+            self._fetched[name] = value
+            self._remember(value)
+
+    def _remember(self, value: Any) -> None:
+        """Mask every text inside a fetched value."""
+        if isinstance(value, str):
+            if value:
+                self.values.add(value)
+        elif isinstance(value, dict):
+            for inner in value.values():
+                self._remember(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                self._remember(inner)
+        elif value is not None and not isinstance(value, bool):
+            self.values.add(str(value))
+        self._forms = None
+
+    def lookup(self, name: str, field: str | None = None) -> str:
+        fetched = self._fetched.get(name)
+        if fetched is not None:
+            return self._field(name, fetched, field)
+        if field is not None:
+            raise ApplicationError(
+                f"secrets.{name}.{field}: secret '{name}' is one value, not a mapping; write "
+                f"secrets.{name}",
+                type="SecretNotFound",
+                non_retryable=True,
+            )
         value = os.environ.get(f"{PREFIX}{name}", _CAPTURED.get(name))
         if value is None:
             if self._file is None:
@@ -131,24 +206,58 @@ class Resolver:
             self._forms = None
         return value
 
+    def _field(self, name: str, value: str | dict[str, Any], field: str | None) -> str:
+        if isinstance(value, str):
+            if field is None:
+                return value
+            raise ApplicationError(
+                f"secrets.{name}.{field}: secret '{name}' is one value, not a mapping; write "
+                f"secrets.{name}",
+                type="SecretNotFound",
+                non_retryable=True,
+            )
+        if field is None:
+            text = json.dumps(value, sort_keys=True)  # the whole answer, for a script to parse
+            self.values.add(text)
+            self._forms = None
+            return text
+        if field not in value:
+            keys = ", ".join(sorted(value)) or "none"
+            raise ApplicationError(
+                f"secrets.{name}.{field}: the dynamic secret '{name}' has no field '{field}' "
+                f"(its fields: {keys})",
+                type="SecretNotFound",
+                non_retryable=True,
+            )
+        found = value[field]
+        return found if isinstance(found, str) else json.dumps(found, sort_keys=True)
+
     def resolve(self, value: Any) -> Any:
         """Every reference inside `value` replaced by its secret."""
         if isinstance(value, str):
-            return secretref.PATTERN.sub(lambda m: self.lookup(m.group(1)), value)
+            return secretref.PATTERN.sub(lambda m: self.lookup(m.group(1), m.group(2)), value)
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         return value
 
-    def request(self, request: StepRequest) -> tuple[JsonObject, dict[str, str]]:
+    async def request(self, request: StepRequest) -> tuple[JsonObject, dict[str, str]]:
         """The step's parameters and script environment, with references resolved only
         where the workflow marked a position as naming a secret. A worker that trusts
-        otherwise than the run refuses first (runner/steps/trust.py)."""
+        otherwise than the run refuses first (runner/steps/trust.py). Secrets kept in
+        the vault are read (or leased) first, those of marked positions only."""
         refuse_mismatch(request.trust)
         if request.secret_params is None or request.secret_env is None:
             # Made by a version of the engine before positions were marked.
+            await self._prefetch(_names(request.params) | _names(request.script_env))
             return self.resolve(request.params), self.resolve(request.script_env)
+        wanted_names: set[str] = set()
+        for path in request.secret_params:
+            wanted_names |= _names(_at(request.params, list(path)))
+        for key in request.secret_env:
+            wanted_names |= _names(request.script_env.get(key))
+        await self._prefetch(wanted_names)
         params = _copy(request.params)
         for path in request.secret_params:
             _resolve_at(params, list(path), self)
@@ -231,6 +340,29 @@ def _masked_across_lines(text: str, forms: Sequence[str]) -> str:
         done = last
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+def _names(value: Any) -> set[str]:
+    """The secret names referenced anywhere inside `value`."""
+    if isinstance(value, str):
+        return {m.group(1) for m in secretref.PATTERN.finditer(value)}
+    found: set[str] = set()
+    if isinstance(value, list):
+        for inner in value:
+            found |= _names(inner)
+    elif isinstance(value, dict):
+        for inner in value.values():
+            found |= _names(inner)
+    return found
+
+
+def _at(container: Any, path: list[str | int]) -> Any:
+    for key in path:
+        try:
+            container = container[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return container
 
 
 def _copy(value: Any) -> Any:

@@ -30,7 +30,7 @@ from runner.contract import SHELL_ACTIVITY, StepRequest, StepResult
 from runner.contract.messages import JsonObject
 from runner.plan.inputs import nul_at
 from runner.steps import runspace, sandbox
-from runner.steps.common import beat, fail, result, tail
+from runner.steps.common import beat, fail, resolved, result, tail
 from runner.steps.guardian import NEVER_STARTED, guardian
 from runner.steps.output import Captured, capture
 from runner.steps.secrets import Resolver
@@ -53,7 +53,15 @@ BASE_ENV = ("PATH", "HOME", "LANG", "TZ")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 ALLOW_VARIABLE = "QLRF_STEP_ENV_ALLOW"
 # Never passed on, whatever the allowlist says.
-_NEVER = ("QLRF_SECRET_", "QLRF_SECRETS_FILE", "QLRF_SEAL_KEY", "QLRF_SIGNING_KEY")
+_NEVER = (
+    "QLRF_SECRET_",
+    "QLRF_SECRETS_FILE",
+    "QLRF_SECRETS_CONFIG",
+    "QLRF_SEAL_KEY",
+    "QLRF_SIGNING_KEY",
+    "VAULT_",  # the worker's own vault session (VAULT_TOKEN) is never a step's
+    "BAO_",
+)
 
 logger = logging.getLogger("qlrf.shell")
 
@@ -223,7 +231,7 @@ def _progress(secrets: Resolver, request: StepRequest, out: Captured, err: Captu
 @activity.defn(name=SHELL_ACTIVITY)
 async def shell(request: StepRequest) -> StepResult:
     secrets = Resolver()
-    params, script_env = secrets.request(request)
+    params, script_env = await resolved(secrets, request)
     if "command" in params:
         argv = [str(a) for a in params["command"]]
     else:

@@ -9,7 +9,7 @@ import asyncpg
 from temporalio import activity
 
 from runner.contract import SQL_ACTIVITY, StepRequest, StepResult
-from runner.steps.common import fail, result
+from runner.steps.common import fail, resolved, result
 from runner.steps.secrets import Resolver
 
 
@@ -24,7 +24,7 @@ def _jsonable(value: Any) -> Any:
 @activity.defn(name=SQL_ACTIVITY)
 async def sql(request: StepRequest) -> StepResult:
     secrets = Resolver()
-    params, _ = secrets.request(request)
+    params, _ = await resolved(secrets, request)
     try:
         connection = await asyncpg.connect(params["dsn"], timeout=30)
     except (

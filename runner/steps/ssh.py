@@ -28,6 +28,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import os
 import shlex
 import warnings
@@ -49,16 +50,19 @@ from runner import durations
 from runner.contract import SSH_ACTIVITY, StepRequest, StepResult
 from runner.contract.messages import JsonObject
 from runner.files import FileRefused, read_text
-from runner.steps.common import fail, tail
+from runner.steps.common import fail, fetched, resolved, tail
 from runner.steps.output import Captured, capture
 from runner.steps.secrets import Resolver
 from runner.steps.shell import FAILED_OUTPUT, _deadline, _progress, beating, ended, refuse_nul
+from runner.vault import client as vault
 
 DEFAULT_CONNECT_TIMEOUT = 15.0
 MAX_CONNECTIONS_VARIABLE = "QLRF_SSH_MAX_CONNECTIONS"
 DEFAULT_MAX_CONNECTIONS = 50
 ACCEPT_NEW = "accept-new"
 KILL_GRACE_SECONDS = 5
+# How long a vault-signed certificate is valid: long enough to log in, no longer.
+DEFAULT_CERT_TTL = "5m"
 
 # Runs the step in its own process group, and kills that group when the channel's
 # standard input closes: a cancel, a timeout or a lost connection. $1 is the step.
@@ -204,6 +208,9 @@ class Trust:
     key: asyncssh.SSHKey
     known_hosts: Any  # asyncssh's known hosts, as imported here
     first_key: bool  # accept-new: trust the first key seen for the host
+    # A short-lived certificate for `key`, signed by the vault for this attempt only:
+    # its connection is the attempt's own, never pooled for another.
+    certificate: asyncssh.SSHCertificate | None = None
 
 
 def _trust(secrets: Resolver, target: Target, key_name: str) -> Trust:
@@ -257,7 +264,7 @@ async def _connect(target: Target, trust: Trust, timeout: float) -> asyncssh.SSH
         target.host,
         port=target.port,
         username=target.user,
-        client_keys=[trust.key],
+        client_keys=[(trust.key, trust.certificate) if trust.certificate else trust.key],
         known_hosts=trust.known_hosts,
         client_factory=client_factory,
         agent_path=None,  # only the step's own key: never the worker's agent
@@ -268,8 +275,8 @@ async def _connect(target: Target, trust: Trust, timeout: float) -> asyncssh.SSH
     )
 
 
-def _private_key(secrets: Resolver, name: str) -> str:
-    value = secrets.lookup(name)
+async def _private_key(secrets: Resolver, name: str) -> str:
+    value = await fetched(secrets, name)
     if "-----BEGIN" in value:
         return value
     # A secrets file holds one line per secret: the key may come base64-encoded.
@@ -287,7 +294,31 @@ def _private_key(secrets: Resolver, name: str) -> str:
     return decoded
 
 
-def _target(secrets: Resolver, params: JsonObject) -> Target:
+async def _certified(
+    secrets: Resolver, wanted: JsonObject, user: str
+) -> tuple[str, asyncssh.SSHCertificate]:
+    """An ephemeral key, and the vault's SSH engine's certificate for it (principal
+    `user`, a short TTL): a new pair for every attempt, nothing kept on the worker."""
+    role, ttl = str(wanted["vault_role"]), str(wanted.get("ttl") or DEFAULT_CERT_TTL)
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    public = key.export_public_key().decode()
+    try:
+        signed = await vault.in_thread(lambda: vault.vault().sign_ssh(role, public, user, ttl))
+    except vault.VaultError as exc:
+        why = f"certificate for {user} (vault role {role}): {exc}"
+        fail(secrets, exc.kind, why, retry=exc.retry)
+    try:
+        certificate = asyncssh.import_certificate(signed)
+    except (asyncssh.KeyImportError, ValueError):
+        fail(secrets, "SSHAuthError", f"vault role {role} gave no usable ssh certificate")
+    text = key.export_private_key().decode()
+    secrets.values.add(text)  # masked like any key
+    return text, certificate
+
+
+async def _target(
+    secrets: Resolver, params: JsonObject
+) -> tuple[Target, asyncssh.SSHCertificate | None]:
     port = params.get("port", 22)
     try:
         port = int(port)
@@ -296,12 +327,16 @@ def _target(secrets: Resolver, params: JsonObject) -> Target:
     except (TypeError, ValueError):
         fail(secrets, "SSHConnectionError", f"port {port!r} is not a TCP port")
     user = str(params.get("user") or os.environ.get("USER") or "root")
-    key = _private_key(secrets, str(params["key_secret"]))
+    certificate = None
+    if isinstance(params.get("certificate"), dict):
+        key, certificate = await _certified(secrets, params["certificate"], user)
+    else:
+        key = await _private_key(secrets, str(params["key_secret"]))
     known_text = None
     if params.get("known_hosts_secret"):
-        known_text = secrets.lookup(str(params["known_hosts_secret"]))
+        known_text = await fetched(secrets, str(params["known_hosts_secret"]))
     known = params.get("known_hosts")
-    return Target(str(params["host"]), port, user, key, known, known_text)
+    return Target(str(params["host"]), port, user, key, known, known_text), certificate
 
 
 def remote_command(request: StepRequest, params: JsonObject, script_env: dict[str, str]) -> str:
@@ -336,6 +371,8 @@ async def _open(
     secrets: Resolver, target: Target, trust: Trust, timeout: float
 ) -> asyncssh.SSHClientConnection:
     try:
+        if trust.certificate is not None:
+            return await _connect(target, trust, timeout)
         return await _pool().get(target, trust, timeout)
     except asyncssh.HostKeyNotVerifiable as exc:
         fail(
@@ -348,8 +385,13 @@ async def _open(
         fail(
             secrets,
             "SSHAuthError",
-            f"{target.name}: the host refused the key (permission denied); add its public "
-            "key to the user's authorized_keys",
+            f"{target.name}: the host refused the "
+            + (
+                "vault's certificate (permission denied); the host's sshd must trust the "
+                "vault's SSH CA (TrustedUserCAKeys) and the role must allow this user"
+                if trust.certificate is not None
+                else "key (permission denied); add its public key to the user's authorized_keys"
+            ),
         )
     except (OSError, TimeoutError, asyncssh.Error) as exc:
         fail(secrets, "SSHConnectionError", f"{target.name}: cannot connect: {_reason(exc)}")
@@ -369,18 +411,23 @@ def _reason(exc: BaseException) -> str:
 @activity.defn(name=SSH_ACTIVITY)
 async def ssh(request: StepRequest) -> StepResult:
     secrets = Resolver()
-    params, script_env = secrets.request(request)
-    target = _target(secrets, params)
-    trust = _trust(secrets, target, str(params["key_secret"]))
+    params, script_env = await resolved(secrets, request)
+    target, certificate = await _target(secrets, params)
+    key_name = str(params.get("key_secret") or "of the certificate")
+    trust = dataclasses.replace(_trust(secrets, target, key_name), certificate=certificate)
     timeout = _connect_timeout(secrets, params)
     command = remote_command(request, params, script_env)
     refuse_nul(secrets, {"command": command, "host": target.host, "user": target.user})
     conn = await _open(secrets, target, trust, timeout)
+    pooled = certificate is None
     broken = False
     try:
         try:
             process = await conn.create_process(command, encoding=None)
-        except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError):
+        except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
+            if not pooled:
+                broken = True
+                fail(secrets, "SSHConnectionError", f"{target.name}: {_reason(exc)}")
             # The kept connection broke since its last use: open a new one, once.
             _pool().done(target, broken=True)
             conn = await _open(secrets, target, trust, timeout)
@@ -393,7 +440,10 @@ async def ssh(request: StepRequest) -> StepResult:
         if outcome.get("lost"):
             broken = True
     finally:
-        _pool().done(target, broken=broken)
+        if pooled:
+            _pool().done(target, broken=broken)
+        else:
+            conn.close()
     return _finish(secrets, params, target, outcome)
 
 

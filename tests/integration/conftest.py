@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from runner.local.temporal import launch, terminate
+from tests.fixtures import testhosts
 from tests.helpers.runs import Outcome, run_runbook, write_runbook
 
 
@@ -21,6 +22,20 @@ def temporal_address() -> Iterator[str]:
     proc, port, _ = launch(None)
     yield f"127.0.0.1:{port}"
     terminate(proc)
+
+
+@pytest.fixture(scope="session")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Three sshd instances for the session; scripts/dev-setup installs sshd as root."""
+    folder = tmp_path_factory.mktemp("testhosts")
+    found = testhosts.start(folder, 3)
+    yield {
+        "folder": folder,
+        "hosts": [h.__dict__ for h in found],
+        "known_hosts": str(folder / "known_hosts"),
+        "key": (folder / "client_key").read_text(),
+    }
+    testhosts.stop(folder)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,6 @@ KEY = "TESTHOSTS_SSH_KEY"
 TRUE = 'command: ["true"]'
 PRINTF = 'command: [printf, "%s", "{{ inputs.note }}"]'
 DEADLINE = 60.0
-
-
-@pytest.fixture(scope="session")
-def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Three sshd instances for the session; scripts/dev-setup installs sshd as root."""
-    folder = tmp_path_factory.mktemp("testhosts")
-    found = testhosts.start(folder, 3)
-    yield {
-        "folder": folder,
-        "hosts": [h.__dict__ for h in found],
-        "known_hosts": str(folder / "known_hosts"),
-        "key": (folder / "client_key").read_text(),
-    }
-    testhosts.stop(folder)
 
 
 @pytest.fixture

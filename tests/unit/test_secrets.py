@@ -3,6 +3,7 @@ every form they may be printed in."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import urllib.parse
@@ -37,7 +38,7 @@ def test_references_are_resolved_only_at_marked_positions():
         secret_env=["QLRF_ARG_0"],
     )
     resolver = Resolver()
-    params, env = resolver.request(request)
+    params, env = asyncio.run(resolver.request(request))
     assert params["headers"]["Authorization"] == f"Bearer {VALUE}"
     assert params["url"].endswith(marker("OTHER")) and params["command"][1] == marker("OTHER")
     assert env == {"QLRF_ARG_0": VALUE, "QLRF_ARG_1": marker("OTHER")}
@@ -47,7 +48,7 @@ def test_references_are_resolved_only_at_marked_positions():
 def test_a_position_that_does_not_exist_resolves_nothing():
     """A marked position that is not in the parameters is ignored, not an error."""
     request = StepRequest("r", "s", {"a": [1]}, secret_params=[["a", 5], ["b", "c"]], secret_env=[])
-    assert Resolver().request(request) == ({"a": [1]}, {})
+    assert asyncio.run(Resolver().request(request)) == ({"a": [1]}, {})
 
 
 def _forms(value: str) -> list[str]:

@@ -34,6 +34,7 @@ DENIED_VALUE = f"denied-{secrets.token_hex(12)}"
 POLICY = """
 path "secret/data/qlrf/*" { capabilities = ["read"] }
 path "database/creds/readonly" { capabilities = ["read"] }
+path "database/creds/short" { capabilities = ["read"] }
 path "sys/leases/renew" { capabilities = ["update"] }
 path "sys/leases/revoke" { capabilities = ["update"] }
 path "ssh/sign/ops" { capabilities = ["create", "update"] }
@@ -41,7 +42,7 @@ path "ssh/sign/ops" { capabilities = ["create", "update"] }
 CREATE_ROLE = (
     "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
 )
-LEASES = "sys/leases/lookup/database/creds/readonly"
+LEASES_OF = "sys/leases/lookup/database/creds"
 
 
 def _pg_parts(uri: str) -> tuple[str, str]:
@@ -75,7 +76,7 @@ def bao(
             "write",
             "database/config/pg",
             "plugin_name=postgresql-database-plugin",
-            "allowed_roles=readonly",
+            "allowed_roles=readonly,short",
             f"connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@{plugin_where}",
             "username=postgres",
             "password=unused-with-trust-auth",
@@ -88,6 +89,15 @@ def bao(
             f"creation_statements={CREATE_ROLE}",
             "default_ttl=1h",
             "max_ttl=2h",
+        )
+        # Leases that end within seconds unless renewed: for the renewal test.
+        server.run(
+            "write",
+            "database/roles/short",
+            "db_name=pg",
+            f"creation_statements={CREATE_ROLE}",
+            "default_ttl=4s",
+            "max_ttl=5m",
         )
         server.run("secrets", "enable", "ssh")
         server.run("write", "ssh/config/ca", "generate_signing_key=true")
@@ -138,6 +148,7 @@ secrets:
   no_such_path: vault:secret/data/qlrf/nothing#password
   not_allowed: vault:secret/data/other/db#password
   pg: vault-lease:database/creds/readonly
+  pg_short: vault-lease:database/creds/short
 """
     )
     return path
@@ -218,11 +229,11 @@ def _watched(rid: str, env: dict[str, str]) -> dict[str, Any]:
     return state
 
 
-def _leases(bao: Bao) -> list[str]:
-    listed = bao.run("list", LEASES, check=False, form="json")
+def _leases(bao: Bao, role: str = "readonly") -> list[str]:
+    listed = bao.run("list", f"{LEASES_OF}/{role}", check=False, form="json")
     if listed.returncode != 0:
         return []  # nothing under the prefix: the vault answers 404
-    return [f"database/creds/readonly/{suffix}" for suffix in json.loads(listed.stdout)]
+    return [f"database/creds/{role}/{suffix}" for suffix in json.loads(listed.stdout)]
 
 
 def _lease_alive(bao: Bao, lease_id: str) -> bool:
@@ -239,13 +250,18 @@ async def _vault_roles(postgres_uri: str) -> list[str]:
     return [row["rolname"] for row in rows]
 
 
-HOLD = """\
+def hold(go: Path, secret: str = "pg", timeout: str = "{heartbeat: 4s}", attempts: int = 3) -> str:
+    """A step that logs its lease's user and password into its environment and waits
+    for the file `go`."""
+    return f"""\
   - id: hold
     type: shell
-    timeout: {{heartbeat: 4s}}
-    retry: {{max_attempts: 3, initial_interval: 1s}}
+    timeout: {timeout}
+    retry: {{max_attempts: {attempts}, initial_interval: 1s}}
     with:
-      env: {{PGUSER: "{{{{ secrets.pg.username }}}}", PGPASSWORD: "{{{{ secrets.pg.password }}}}"}}
+      env:
+        PGUSER: "{{{{ secrets.{secret}.username }}}}"
+        PGPASSWORD: "{{{{ secrets.{secret}.password }}}}"
       script: |
         test -n "$PGUSER" && test -n "$PGPASSWORD"
         while [ ! -e {go} ]; do sleep 0.1; done
@@ -330,7 +346,7 @@ def test_a_lease_is_revoked_when_its_step_ends(bao, approle, worker, env, tmp_pa
     where, _ = _pg_parts(postgres_uri)
     path = _runbook(
         tmp_path,
-        HOLD.format(go=go)
+        hold(go)
         + """\
   - id: login
     type: sql
@@ -362,7 +378,7 @@ def test_a_lease_lost_with_a_killed_worker_is_revoked_by_the_next_attempt(
     bao, approle, worker, env, tmp_path, postgres_uri
 ):
     go = tmp_path / "go"
-    path = _runbook(tmp_path, HOLD.format(go=go))
+    path = _runbook(tmp_path, hold(go))
     first = worker(approle)
     rid = _detached(path, env)
     lost = eventually(lambda: _leases(bao), "attempt 1 holds a lease")
@@ -522,3 +538,114 @@ def test_a_worker_refuses_to_start_on_a_bad_configuration_naming_the_line(bao, e
     refused = _refused_start(env, config)
     assert "cannot log in to the vault" in refused.stderr, refused.stderr
     assert "not-a-secret" not in refused.stderr
+
+
+@pytest.mark.parametrize("ending", ["cancel", "timeout"])
+def test_a_lease_is_revoked_when_its_run_is_cancelled_or_its_step_times_out(
+    bao, approle, worker, env, tmp_path, postgres_uri, ending
+):
+    go = tmp_path / "go"  # never made: the step ends by the cancel or its timeout
+    timeout = "{start_to_close: 3s}" if ending == "timeout" else "{heartbeat: 4s}"
+    path = _runbook(tmp_path, hold(go, timeout=timeout, attempts=1))
+    worker(approle)
+    rid = _detached(path, env)
+    held = eventually(lambda: _leases(bao), "the step holds a lease")
+    if ending == "cancel":
+        cancelled = qlrf("cancel", rid, env=env)
+        assert cancelled.returncode == 0, cancelled.stderr
+    state = _watched(rid, env)
+    assert state["status"] == ("cancelled" if ending == "cancel" else "failed"), state
+    eventually(lambda: not _lease_alive(bao, held[0]), f"the {ending} revokes the lease")
+    assert _leases(bao) == [] and asyncio.run(_vault_roles(postgres_uri)) == []
+
+
+def test_a_long_step_renews_its_lease(bao, approle, worker, env, tmp_path):
+    """A lease of 4 s outlives it while the step runs, renewed; revoked after."""
+    go = tmp_path / "go"
+    worker(approle)
+    rid = _detached(_runbook(tmp_path, hold(go, secret="pg_short")), env)
+    held = eventually(lambda: _leases(bao, "short"), "the step holds a short lease")[0]
+    born = time.monotonic()
+
+    def renewed() -> bool:
+        return bool(bao.json("lease", "lookup", held)["data"].get("last_renewal"))
+
+    eventually(renewed, "the worker renews the lease", 30)
+    eventually(lambda: time.monotonic() > born + 6, "the lease's first TTL passes", 30)
+    assert _lease_alive(bao, held)
+    go.touch()
+    assert _watched(rid, env)["status"] == "succeeded"
+    assert not _lease_alive(bao, held)
+
+
+def test_a_sealed_vault_gives_secret_unavailable(lone_bao, worker, env, tmp_path):
+    lone_bao.run("operator", "seal")
+    path = _runbook(
+        tmp_path,
+        """\
+  - id: read
+    type: shell
+    retry: {max_attempts: 2, initial_interval: 1s}
+    with: {command: [echo, "{{ secrets.db_password }}"]}
+""",
+    )
+    running = worker(_token_config(lone_bao, tmp_path, lone_bao.root))
+    state = _applied(path, env)
+    read = state["steps"]["read"]
+    assert read["error"]["type"] == "SecretUnavailable" and read["attempts"] == 2, read
+    assert "sealed or down" in read["error"]["message"]
+    # The worker started anyway and said why steps would wait.
+    assert "the vault is not reachable yet" in running.stop()
+
+
+def _jwt(key: Any, claims: dict[str, Any]) -> str:
+    """A JWT signed RS256 with `key` (what a workload identity provider hands out)."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = part(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    body = part(json.dumps(claims).encode())
+    signed = key.sign(f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{head}.{body}.{part(signed)}"
+
+
+def test_a_worker_logs_in_with_a_jwt(lone_bao, worker, env, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "issuer.pem").write_bytes(public)
+    lone_bao.run("policy", "write", "qlrf-worker", "-", stdin=POLICY)
+    lone_bao.run("auth", "enable", "jwt")
+    lone_bao.run("write", "auth/jwt/config", f"jwt_validation_pubkeys=@{tmp_path / 'issuer.pem'}")
+    lone_bao.run(
+        "write",
+        "auth/jwt/role/qlrf-worker",
+        "role_type=jwt",
+        "bound_audiences=qlrf",
+        "user_claim=sub",
+        "token_policies=qlrf-worker",
+        "token_ttl=1h",
+    )
+    now = int(time.time())
+    claims = {"sub": "worker-1", "aud": "qlrf", "iat": now, "nbf": now - 5, "exp": now + 600}
+    jwt_file = tmp_path / "jwt"
+    jwt_file.write_text(_jwt(key, claims))
+    auth = f"{{method: jwt, role: qlrf-worker, jwt_file: {jwt_file}}}"
+    running = worker(_config(tmp_path, lone_bao.address, auth))
+    path = _runbook(
+        tmp_path,
+        '  - id: read\n    type: shell\n    with: {command: [echo, "{{ secrets.db_password }}"]}\n',
+    )
+    state = _applied(path, env)
+    assert state["status"] == "succeeded", state
+    assert state["steps"]["read"]["output"]["stdout"] == "***\n"
+    assert "(jwt, token ttl" in running.stop()

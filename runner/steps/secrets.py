@@ -15,16 +15,18 @@ errors and logs have them replaced by ***, and so are their reversed, base64
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import bisect
+import contextlib
 import functools
 import json
 import math
 import os
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
@@ -150,11 +152,14 @@ class Resolver:
                 if isinstance(ref, KvRef):
                     value: str | dict[str, Any] = await vault.vault().kv(ref)
                 else:
-                    lease = await vault.in_thread(functools.partial(vault.vault().lease, ref))
                     attempt = leases.current()
-                    if attempt is not None:
-                        attempt.add(lease)
-                        self.leased = True
+                    if attempt is None:
+                        # No one would revoke it: a worker built without LeaseInterceptor.
+                        raise vault.VaultError(
+                            vault.UNAVAILABLE, "this worker cannot revoke leases; none taken"
+                        )
+                    lease = await _taken(attempt, functools.partial(vault.vault().lease, ref))
+                    self.leased = True
                     value = lease.data
             except vault.VaultError as exc:
                 raise SecretFailure(
@@ -340,6 +345,20 @@ def _masked_across_lines(text: str, forms: Sequence[str]) -> str:
         done = last
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+async def _taken(attempt: leases.Attempt, take: Callable[[], vault.Lease]) -> vault.Lease:
+    """A lease, recorded with the attempt even when a cancel arrives while the vault is
+    answering: the attempt's end revokes it either way."""
+    task = asyncio.ensure_future(vault.in_thread(take))
+    try:
+        lease = await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            attempt.add(await task)
+        raise
+    attempt.add(lease)
+    return lease
 
 
 def _names(value: Any) -> set[str]:

@@ -281,17 +281,27 @@ def test_a_kv_secret_reaches_the_step_through_approle_and_nothing_else(
       script: |
         printf %s "$PW" | sha256sum | cut -d' ' -f1
         echo "said: $PW"
-""",
+  - id: peek
+    type: shell
+    with:
+      # The worker's own files: the sandbox shows a step nothing of them.
+      script: "cat {folder}/role-id {folder}/secret-id {folder}/secrets.yaml 2>&1 || true"
+""".replace("{folder}", str(approle.parent)),
     )
+    env["QLRF_SECRET_db_password"] = "from-the-environment"  # the vault's name wins
     running = worker(approle)
     state = _applied(path, env)
     log = running.stop()
     assert state["status"] == "succeeded", state
+    assert log.count("logged in to the vault") == 1, log  # once per worker
     import hashlib
 
     lines = state["steps"]["digest"]["output"]["stdout"].splitlines()
     assert lines[0] == hashlib.sha256(KV_VALUE.encode()).hexdigest()
     assert lines[1] == "said: ***"  # masked like every secret
+    assert state["steps"]["peek"]["status"] == "succeeded"  # it looked, and saw nothing
+    peeked = state["steps"]["peek"]["output"]["stdout"].splitlines()
+    assert all(line.startswith("cat: ") for line in peeked), peeked  # only refusals
     rid = state["workflow_id"]
     places = {
         "temporal and store": asyncio.run(recorded(temporal_address, postgres_uri, rid)),
@@ -341,7 +351,9 @@ def test_a_missing_key_a_missing_path_and_a_403_fail_once_naming_the_reference(
     assert KV_VALUE not in json.dumps(state) and DENIED_VALUE not in json.dumps(state)
 
 
-def test_a_lease_is_revoked_when_its_step_ends(bao, approle, worker, env, tmp_path, postgres_uri):
+def test_a_lease_is_revoked_when_its_step_ends(
+    bao, approle, worker, env, tmp_path, postgres_uri, temporal_address
+):
     go = tmp_path / "go"
     where, _ = _pg_parts(postgres_uri)
     path = _runbook(
@@ -356,14 +368,21 @@ def test_a_lease_is_revoked_when_its_step_ends(bao, approle, worker, env, tmp_pa
 """,
         "inputs:\n  where: {type: string}\n",
     )
-    worker(approle)
+    running = worker(approle)
     assert _leases(bao) == []
     rid = _detached(path, env, f"where={where}")
     held = eventually(lambda: _leases(bao), "the step holds a lease")
     assert len(held) == 1 and _lease_alive(bao, held[0])
-    assert len(asyncio.run(_vault_roles(postgres_uri))) == 1  # the vault made a login
+    logins = asyncio.run(_vault_roles(postgres_uri))
+    assert len(logins) == 1  # the vault made a login: its name is a secret value too
     go.touch()
     state = _watched(rid, env)
+    places = {
+        "temporal and store": asyncio.run(recorded(temporal_address, postgres_uri, rid)),
+        "worker log": running.stop(),
+        "cli": json.dumps(state) + qlrf("logs", rid, "hold", env=env).stdout,
+    }
+    assert found_in(places, logins[0]) == []
     assert state["status"] == "succeeded", state
     rows = state["steps"]["login"]["output"]["rows"]
     assert rows[0]["leased"] is True  # logged in as the leased user
@@ -501,7 +520,9 @@ def test_the_worker_renews_its_token_before_it_expires(lone_bao, worker, env, tm
     )
     state = _applied(path, env)
     assert state["status"] == "succeeded", state
-    assert "renewed the vault token" in running.stop()
+    log = running.stop()
+    assert "renewed the vault token" in log
+    assert found_in({"worker log": log, "cli": json.dumps(state)}, token) == []
 
 
 def _refused_start(env: dict[str, str], config: Path) -> subprocess.CompletedProcess[str]:

@@ -36,11 +36,18 @@ def apply(
         False, "--no-worker", help="Do not run a worker in this process (others will)"
     ),
     no_color: bool = NoColorOption,
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Show each step's `with` rendered against the inputs, fan-outs, locks and gates; "
+        "start nothing",
+    ),
 ) -> None:
     """Run a runbook and follow it: exit 0 when it succeeds, 1 when it fails.
 
     Re-applying the same file with the same inputs while its run is open attaches to
     that run. Ctrl-C stops following; the run goes on (`qlrf-run watch RUN`).
+    `--dry-run` shows what the run would do and starts nothing (no server, no store).
     """
     from runner.app.proof import refuse_as_early
     from runner.cli.identity import current_user
@@ -48,6 +55,17 @@ def apply(
     set_no_color(no_color)
     refuse_as_early(as_user)  # this machine signs: who starts is the key's principal
     compiled = compiled_or_exit(file, input, inputs_file)
+    if dry_run:
+        from runner.app.dry_run import dry_run as rendered
+        from runner.cli.render_plan import render_dry_run
+
+        shown = rendered(compiled.plan, compiled.inputs, current_user(as_user))
+        out(
+            json.dumps(shown, indent=2, ensure_ascii=False, default=str)
+            if format == RunFormat.json
+            else render_dry_run(shown)
+        )
+        return
     from runner.client.runs import refuse_oversized
 
     refuse_oversized(compiled.plan.to_dict(), compiled.inputs)  # before any server is started
@@ -121,6 +139,7 @@ def register(app: typer.Typer) -> None:
             "qlrf-run apply drill.yaml",
             "qlrf-run apply patch.yaml -i hosts=@hosts.json --as alice",
             "qlrf-run apply task.yaml --detach --format json",
+            "qlrf-run apply patch.yaml -i hosts=@hosts.json --dry-run",
         )
     )(apply)
 

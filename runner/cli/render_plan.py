@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from runner.contract.messages import Inputs
 from runner.durations import format_ms
@@ -165,3 +166,87 @@ def render_mermaid(plan: Plan) -> str:
         emit(plan.finally_nodes, "    ")
         lines.append("  end")
     return "\n".join(lines)
+
+
+def render_dry_run(shown: dict[str, Any]) -> str:
+    """`apply --dry-run` as text: each step with its `with` as it would be rendered."""
+    lines = [
+        f"dry run of {shown['runbook']} ({shown['kind']})  plan {shown['plan_hash'][:16]}  "
+        f"as {shown['started_by']}: nothing is started",
+    ]
+    if shown["inputs"]:
+        lines.append(
+            "inputs: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in shown["inputs"].items())
+        )
+    if shown["locks"]:
+        lines.append("run holds locks: " + ", ".join(map(str, shown["locks"])))
+    if shown["gates"]:
+        lines.append("gates: " + ", ".join(shown["gates"]))
+    section = None
+    for step in shown["steps"]:
+        if step["section"] != section:
+            section = step["section"]
+            lines += ["", f"{section}:"]
+        needs = ", ".join(step["needs"]) or "-"
+        lines.append(
+            f"  {step['id']}  [{step['type']}]  needs: {needs}   when: {_shown_when(step)}"
+        )
+        lines.extend(_with_lines(step["with"], "      "))
+        if step["as_written"]:
+            lines.append(
+                "      shown as written (known only once the run runs): "
+                + ", ".join(step["as_written"])
+            )
+        fan = step.get("fanout")
+        if fan is not None:
+            if fan["items"] is None:
+                lines.append(f"      foreach: {fan['note']}")
+            else:
+                waves = "; ".join(
+                    f"{w['name']}: items {w['first']}-{w['last']} ({w['items']})"
+                    + (f", budget {w['budget']}" if w["budget"] is not None else ", no budget")
+                    + (", approval" if w["approval"] else "")
+                    + (f", then pause {w['pause']}" if w["pause"] else "")
+                    for w in fan["waves"]
+                )
+                at_once = fan["concurrency"] or "the run's"
+                lines.append(f"      foreach: {fan['items']} item(s), {at_once} at once; {waves}")
+        first = step.get("first_item")
+        if first is not None:
+            lines.append(f"      item {first['item']} gets:")
+            lines.extend(_with_lines(first["with"], "        "))
+        if step.get("locks"):
+            lines.append("      holds locks: " + ", ".join(map(str, step["locks"])))
+        gate = step.get("gate")
+        if gate is not None:
+            who = ", ".join(map(str, gate["approvers"])) or "anyone"
+            lines.append(
+                f"      gate: {gate['min_approvals']} of {who}"
+                + (f", times out after {gate['timeout']}" if gate["timeout"] else "")
+            )
+        if step.get("compensate"):
+            lines.append(f"      compensate: {step['compensate']['type']}")
+    return "\n".join(lines)
+
+
+def _with_lines(params: Any, indent: str) -> list[str]:
+    """A step's `with`, one key a line; a script keeps its lines (shown with each
+    template's value in place: bash gets each as a quoted variable, never as code)."""
+    if not isinstance(params, dict):
+        return [f"{indent}{json.dumps(params, ensure_ascii=False)}"]
+    lines = []
+    for key, value in params.items():
+        if isinstance(value, str) and "\n" in value.strip():
+            lines.append(f"{indent}{key}: |")
+            lines.extend(f"{indent}  {line}" for line in value.rstrip("\n").splitlines())
+        else:
+            lines.append(f"{indent}{key}: {json.dumps(value, ensure_ascii=False)}")
+    return lines
+
+
+def _shown_when(step: dict[str, Any]) -> str:
+    when = step["when"]
+    shown = "always" if when is None else when if isinstance(when, str) else json.dumps(when)
+    if "when_now" in step:
+        shown += f" (now {json.dumps(step['when_now'])})"
+    return shown

@@ -563,7 +563,7 @@ if __name__ == "__main__":
     parser.add_argument("--sandbox", action="store_true", help="step sandbox against none")
     parser.add_argument("--vault", action="store_true", help="OpenBao KV secrets against env")
     parser.add_argument("--sequential", type=int, default=5, help="runs one at a time, --vault")
-    parser.add_argument("--kv-cache", type=float, default=5.0, help="seconds, for --vault")
+    parser.add_argument("--kv-cache", type=float, default=1.0, help="seconds, for --vault")
     args = parser.parse_args()
     if args.vault:
         asyncio.run(vaulted(args.runs, args.rounds, args.sequential, args.kv_cache))

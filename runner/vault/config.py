@@ -10,7 +10,7 @@ from typing import Any
 from runner.vault import refs
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
-DEFAULT_KV_CACHE_SECONDS = 5.0
+DEFAULT_KV_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)

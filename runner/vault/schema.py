@@ -58,7 +58,7 @@ SCHEMA: dict[str, Any] = {
                     "pattern": r"^[0-9]+(ms|s|m)$",
                     "description": (
                         "How long a KV secret read is used again, by steps starting "
-                        "meanwhile (default 5s; 0s reads for every attempt)"
+                        "meanwhile (default 1s; 0s reads for every attempt)"
                     ),
                 },
                 "ssh_mount": {

@@ -159,7 +159,7 @@ def approle(bao: Bao, tmp_path: Path) -> Path:
     """A worker configuration that logs in with AppRole (and the default KV cache)."""
     role_file, secret_file = _approle_files(bao, tmp_path)
     auth = f"{{method: approle, role_id_file: {role_file}, secret_id_file: {secret_file}}}"
-    return _config(tmp_path, bao.address, auth, kv_cache="5s")
+    return _config(tmp_path, bao.address, auth, kv_cache="1s")
 
 
 class Worker:

@@ -46,6 +46,7 @@ def test_a_good_configuration_loads(tmp_path: Path) -> None:
     assert config.vault.address == "https://vault.example.com:8200"
     assert config.vault.auth.files() == ["/etc/qlrf/role-id", "/etc/qlrf/secret-id"]
     assert config.secrets["pg_creds"] == LeaseRef("database/creds/readonly")
+    assert config.vault.kv_cache == 1.0  # a rotation or a stopped vault is met within 1 s
     assert load("") is None  # the variable unset: no vault
 
 

@@ -35,7 +35,7 @@ class Rendered:
 
 
 def _context(plan: Plan, inputs: Inputs, user: str) -> dict[str, Any]:
-    steps = {node.id: None for node in (*plan.nodes, *plan.finally_nodes)}
+    steps = (node.id for node in (*plan.nodes, *plan.finally_nodes))
     return {
         "inputs": dict(inputs),
         "steps": templates.Facts({}, dict.fromkeys(steps, UNKNOWN_STEP)),
@@ -75,15 +75,20 @@ def _piecewise(text: str, context: dict[str, Any]) -> str:
         return text
 
     def one(match: re.Match[str]) -> str:
-        asked = Secrets()
         try:
-            value = render_string(match.group(0), {**context, "secrets": asked})
+            value = _rendered(match.group(0), context)
         except TemplateFailure:
             return match.group(0)
-        shown = value if isinstance(value, str) else json.dumps(value)
-        return str(_shown_secrets(shown, set(+asked.asked)))
+        return value if isinstance(value, str) else json.dumps(value)
 
     return _EXPRESSION.sub(one, text)
+
+
+def _rendered(text: str, context: dict[str, Any]) -> Any:
+    """One template rendered, its own secret references shown by name."""
+    asked = Secrets()
+    value = render_string(text, {**context, "secrets": asked})
+    return _shown_secrets(value, set(+asked.asked))
 
 
 def render_value(value: Any, context: dict[str, Any], path: str = "") -> Rendered:
@@ -93,10 +98,8 @@ def render_value(value: Any, context: dict[str, Any], path: str = "") -> Rendere
         if isinstance(current, str):
             if not templates.is_template(current):
                 return current
-            asked = Secrets()
             try:
-                rendered = render_string(current, {**context, "secrets": asked})
-                return _shown_secrets(rendered, set(+asked.asked))
+                return _rendered(current, context)
             except TemplateFailure:
                 left.append(where or "$")
                 return _piecewise(current, context)
@@ -110,52 +113,46 @@ def render_value(value: Any, context: dict[str, Any], path: str = "") -> Rendere
 
 
 def _items(fan: FanOut, context: dict[str, Any]) -> list[Any] | None:
+    """The fan-out's list, when the inputs give it."""
     if isinstance(fan.foreach, dict):
         return None  # from_file: read on the worker
     items = render_value(fan.foreach, context)
     return items.value if not items.unresolved and isinstance(items.value, list) else None
 
 
-def _fanout(fan: FanOut, context: dict[str, Any]) -> JsonObject:
+def _fanout(fan: FanOut, listed: list[Any] | None) -> JsonObject:
     found: JsonObject = {"as": fan.as_, "concurrency": fan.concurrency}
-    if isinstance(fan.foreach, dict) and "from_file" in fan.foreach:
-        found["foreach"] = fan.foreach
-        found["items"] = None
-        found["note"] = "read from the file on the worker, page by page, as the step runs"
-        return found
-    listed = _items(fan, context)
     if listed is None:
         found["foreach"] = fan.foreach
         found["items"] = None
-        found["note"] = "the list is known only once the run runs"
+        found["note"] = (
+            "read from the file on the worker, page by page, as the step runs"
+            if isinstance(fan.foreach, dict)
+            else "the list is known only once the run runs"
+        )
         return found
-    total = len(listed)
-    found["items"] = total
-    cut = arithmetic.bounds(total, fan.waves)
-    found["waves"] = [
-        {
-            "name": wave.name,
-            "items": wave.end - wave.start,
-            "first": wave.start + 1,
-            "last": wave.end,
-            "budget": arithmetic.wave_budget(
-                i == 0,
-                wave.end - wave.start,
-                fan.waves[wave.spec] if wave.spec >= 0 else None,
-                fan.max_failures,
-                fan.max_failures_percent,
-            ),
-            "approval": bool(fan.waves[wave.spec].approval) if wave.spec >= 0 else False,
-            "pause": _pause(fan, wave.spec),
-        }
-        for i, wave in enumerate(cut)
-    ]
+    found["items"] = len(listed)
+    found["waves"] = []
+    for i, wave in enumerate(arithmetic.bounds(len(listed), fan.waves)):
+        spec = fan.waves[wave.spec] if wave.spec >= 0 else None
+        found["waves"].append(
+            {
+                "name": wave.name,
+                "items": wave.end - wave.start,
+                "first": wave.start + 1,
+                "last": wave.end,
+                "budget": arithmetic.wave_budget(
+                    i == 0,
+                    wave.end - wave.start,
+                    spec,
+                    fan.max_failures,
+                    fan.max_failures_percent,
+                ),
+                "approval": bool(spec and spec.approval),
+                "pause": format_ms(spec.pause_ms) if spec and spec.pause_ms else None,
+            }
+        )
     return found
-
-
-def _pause(fan: FanOut, spec: int) -> str | None:
-    pause = fan.waves[spec].pause_ms if spec >= 0 else None
-    return format_ms(pause) if pause else None
 
 
 def _step(node: Node, context: dict[str, Any]) -> JsonObject:
@@ -176,8 +173,8 @@ def _step(node: Node, context: dict[str, Any]) -> JsonObject:
         if not when.unresolved:
             step["when_now"] = when.value
     if node.fanout is not None:
-        step["fanout"] = _fanout(node.fanout, context)
         listed = _items(node.fanout, context)
+        step["fanout"] = _fanout(node.fanout, listed)
         if listed:
             # The first item's `with`, as its attempt would get it.
             first = render_value(node.with_, {**context, node.fanout.as_: listed[0]})

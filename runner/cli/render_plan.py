@@ -55,14 +55,9 @@ def timeouts_text(timeouts: Timeouts | None) -> str:
     return ", ".join(parts) or "-"
 
 
-def _when(node: Node) -> str:
-    return (
-        "always"
-        if node.when is None
-        else json.dumps(node.when)
-        if not isinstance(node.when, str)
-        else node.when
-    )
+def _when(when: Any) -> str:
+    """A step's `when` as written: always, a template, or a literal."""
+    return "always" if when is None else when if isinstance(when, str) else json.dumps(when)
 
 
 def _node_lines(node: Node) -> list[str]:
@@ -72,7 +67,7 @@ def _node_lines(node: Node) -> list[str]:
     ]
     lines.append(
         f"      needs: {', '.join(node.needs) or '-'}   trigger: {node.trigger_rule}"
-        f"   when: {_when(node)}   on_failure: {node.on_failure}"
+        f"   when: {_when(node.when)}   on_failure: {node.on_failure}"
     )
     if node.runs_in == "activity":
         lines.append(f"      retry: {retry_text(node.retry)}")
@@ -245,8 +240,7 @@ def _with_lines(params: Any, indent: str) -> list[str]:
 
 
 def _shown_when(step: dict[str, Any]) -> str:
-    when = step["when"]
-    shown = "always" if when is None else when if isinstance(when, str) else json.dumps(when)
+    shown = _when(step["when"])
     if "when_now" in step:
         shown += f" (now {json.dumps(step['when_now'])})"
     return shown

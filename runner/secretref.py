@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 PREFIX = "@@qlrf-secret:"
@@ -53,6 +54,18 @@ class SecretRef(str):
             self._asked[self.secret] -= 1
             self._asked[f"{self.secret}.{field}"] += 1
         return marker(self.secret, field)
+
+
+def references(value: Any) -> Iterator[re.Match[str]]:
+    """Every reference inside `value` (text, lists, mappings), as PATTERN matches."""
+    if isinstance(value, str):
+        yield from PATTERN.finditer(value)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from references(item)
 
 
 def key(match: re.Match[str]) -> str:

@@ -39,7 +39,7 @@ def load(path: str | None = None) -> SecretsConfig | None:
     path = path if path is not None else os.environ.get(VARIABLE)
     if not path:
         return None
-    doc = load_file(path)
+    doc = load_file(path, start_from="give its vault: and secrets: keys (docs/secrets.md)")
     problems = list(doc.diagnostics)
     if not problems:
         problems = sorted(set(check(doc)))
@@ -100,10 +100,3 @@ def _auth(doc: Document, error: ValidationError, path: tuple[Any, ...]) -> Itera
     for inner in jsonschema.Draft202012Validator(variant).iter_errors(auth):
         inner.path.extendleft(reversed(path))
         yield from _translate(doc, inner)
-
-
-def own_files(config: SecretsConfig | None) -> list[str]:
-    """The files a step must never read: the config and the credentials it names."""
-    if config is None:
-        return []
-    return [config.file, *config.vault.auth.files()]

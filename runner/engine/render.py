@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,7 +211,8 @@ def _render_secret_position(value: Any, context: Mapping[str, Any]) -> Any:
     asked = Secrets()
     rendered = render(value, {**context, "secrets": asked})
     # `+` keeps the positive counts: `secrets.pg.username` asked for that field only.
-    forged = sorted(set(_references(rendered)) - set(+asked.asked))
+    made = {secretref.key(match) for match in secretref.references(rendered)}
+    forged = sorted(made - set(+asked.asked))
     if forged:
         raise TemplateFailure(
             f"a value rendered into this template holds a reference to secret "
@@ -219,18 +220,6 @@ def _render_secret_position(value: Any, context: Mapping[str, Any]) -> Any:
             "inputs, outputs and modifications never become secrets"
         )
     return rendered
-
-
-def _references(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        for match in secretref.PATTERN.finditer(value):
-            yield secretref.key(match)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _references(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _references(item)
 
 
 def render_script(

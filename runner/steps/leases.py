@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -30,8 +29,6 @@ from runner.vault import client as vault
 from runner.vault.client import Lease
 
 log = logging.getLogger("qlrf.vault")
-# Renew a lease when this share of its time is left.
-RENEW_AT = 1 / 3
 
 
 @dataclass
@@ -54,15 +51,14 @@ class Attempt:
         """Keep every renewable lease alive while the step runs."""
         due = {lease.id: lease.seconds for lease in self.leases}
         while True:
-            wait = min((s for s in due.values() if s), default=60) * (1 - RENEW_AT)
+            # As the worker's token: renewed when a third of its time is left.
+            wait = min((s for s in due.values() if s), default=60) * (1 - vault.RENEW_AT)
             await asyncio.sleep(max(1.0, wait))
             for lease in list(self.leases):
                 if not lease.renewable or not lease.id:
                     continue
                 try:
-                    due[lease.id] = await vault.in_thread(
-                        functools.partial(vault.vault().renew_lease, lease.id)
-                    )
+                    due[lease.id] = await asyncio.to_thread(vault.vault().renew_lease, lease.id)
                 except vault.VaultError as exc:
                     log.warning("cannot renew lease %s: %s", lease.id, exc)
             for lease in self.leases:
@@ -82,7 +78,7 @@ class Attempt:
 
 async def _revoke(lease_id: str) -> bool:
     try:
-        await vault.in_thread(lambda: vault.vault().revoke(lease_id))
+        await asyncio.to_thread(vault.vault().revoke, lease_id)
         return True
     except vault.VaultError as exc:
         # It runs out at its TTL anyway; the next attempt (if any) tries again.

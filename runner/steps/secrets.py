@@ -184,16 +184,11 @@ class Resolver:
         self._forms = None
 
     def lookup(self, name: str, field: str | None = None) -> str:
-        fetched = self._fetched.get(name)
-        if fetched is not None:
-            return self._field(name, fetched, field)
-        if field is not None:
-            raise ApplicationError(
-                f"secrets.{name}.{field}: secret '{name}' is one value, not a mapping; write "
-                f"secrets.{name}",
-                type="SecretNotFound",
-                non_retryable=True,
-            )
+        value = self._fetched.get(name)
+        return self._field(name, self._plain(name) if value is None else value, field)
+
+    def _plain(self, name: str) -> str:
+        """NAME from the worker's environment, else from its secrets file."""
         value = os.environ.get(f"{PREFIX}{name}", _CAPTURED.get(name))
         if value is None:
             if self._file is None:
@@ -350,7 +345,7 @@ def _masked_across_lines(text: str, forms: Sequence[str]) -> str:
 async def _taken(attempt: leases.Attempt, take: Callable[[], vault.Lease]) -> vault.Lease:
     """A lease, recorded with the attempt even when a cancel arrives while the vault is
     answering: the attempt's end revokes it either way."""
-    task = asyncio.ensure_future(vault.in_thread(take))
+    task = asyncio.ensure_future(asyncio.to_thread(take))
     try:
         lease = await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -363,16 +358,7 @@ async def _taken(attempt: leases.Attempt, take: Callable[[], vault.Lease]) -> va
 
 def _names(value: Any) -> set[str]:
     """The secret names referenced anywhere inside `value`."""
-    if isinstance(value, str):
-        return {m.group(1) for m in secretref.PATTERN.finditer(value)}
-    found: set[str] = set()
-    if isinstance(value, list):
-        for inner in value:
-            found |= _names(inner)
-    elif isinstance(value, dict):
-        for inner in value.values():
-            found |= _names(inner)
-    return found
+    return {match.group(1) for match in secretref.references(value)}
 
 
 def _at(container: Any, path: list[str | int]) -> Any:
@@ -395,11 +381,7 @@ def _copy(value: Any) -> Any:
 def _resolve_at(container: Any, path: list[str | int], resolver: Resolver) -> None:
     """Resolve the references under one position of `container`, in place."""
     *inner, last = path
-    for key in inner:
-        try:
-            container = container[key]
-        except (KeyError, IndexError, TypeError):
-            return  # not there: nothing to resolve
+    container = _at(container, inner)  # None when not there: nothing to resolve
     try:
         container[last] = resolver.resolve(container[last])
     except (KeyError, IndexError, TypeError):

@@ -303,7 +303,7 @@ async def _certified(
     key = asyncssh.generate_private_key("ssh-ed25519")
     public = key.export_public_key().decode()
     try:
-        signed = await vault.in_thread(lambda: vault.vault().sign_ssh(role, public, user, ttl))
+        signed = await asyncio.to_thread(vault.vault().sign_ssh, role, public, user, ttl)
     except vault.VaultError as exc:
         why = f"certificate for {user} (vault role {role}): {exc}"
         fail(secrets, exc.kind, why, retry=exc.retry)

@@ -34,13 +34,19 @@ log = logging.getLogger("qlrf.vault")
 UNAVAILABLE = "SecretUnavailable"
 NOT_FOUND = "SecretNotFound"
 DENIED = "SecretDenied"
-# Renew the worker's token when this share of its time to live is left.
+# Renew the worker's token, and each lease a step holds, when this share of its time
+# to live is left.
 RENEW_AT = 1 / 3
 T = TypeVar("T")
 
 
 def _now() -> float:
     return time.monotonic()
+
+
+def _due(ttl: int) -> float | None:
+    """When to renew something that lives `ttl` seconds from now (None: it never ends)."""
+    return time.monotonic() + ttl * (1 - RENEW_AT) if ttl else None
 
 
 class VaultError(Exception):
@@ -98,8 +104,6 @@ class Vault:
         self._client: hvac.Client | None = None
         self._renew_by: float | None = None  # monotonic time; None: never expires
         self._renewable = False
-        self.logins = 0
-        self.renewals = 0
         # KV secrets by (mount, path): the answer and until when it is used again, and
         # the reads under way, which steps starting together share.
         self._kv_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
@@ -125,24 +129,23 @@ class Vault:
             client.token = self._read(str(auth.token_file), "vault token_file")
             found = client.auth.token.lookup_self()["data"]
             ttl, renewable = int(found.get("ttl") or 0), bool(found.get("renewable"))
-        elif auth.method == "approle":
-            answer = client.auth.approle.login(
-                self._read(str(auth.role_id_file), "vault role_id_file"),
-                self._read(str(auth.secret_id_file), "vault secret_id_file"),
-                mount_point=auth.mount or "approle",
-            )["auth"]
-            ttl, renewable = int(answer.get("lease_duration") or 0), bool(answer.get("renewable"))
         else:
-            answer = client.auth.jwt.jwt_login(
-                str(auth.role),
-                self._read(str(auth.jwt_file), "vault jwt_file"),
-                path=auth.mount or "jwt",
-            )["auth"]
+            if auth.method == "approle":
+                answer = client.auth.approle.login(
+                    self._read(str(auth.role_id_file), "vault role_id_file"),
+                    self._read(str(auth.secret_id_file), "vault secret_id_file"),
+                    mount_point=auth.mount or "approle",
+                )["auth"]
+            else:
+                answer = client.auth.jwt.jwt_login(
+                    str(auth.role),
+                    self._read(str(auth.jwt_file), "vault jwt_file"),
+                    path=auth.mount or "jwt",
+                )["auth"]
             ttl, renewable = int(answer.get("lease_duration") or 0), bool(answer.get("renewable"))
         self._client = client
         self._renewable = renewable
-        self._renew_by = time.monotonic() + ttl * (1 - RENEW_AT) if ttl else None
-        self.logins += 1
+        self._renew_by = _due(ttl)
         log.info(
             "logged in to the vault at %s (%s, token ttl %ss)",
             self.settings.address,
@@ -154,10 +157,14 @@ class Vault:
         with self._lock:
             if self._client is None:
                 self._login()
-            elif self._renew_by is not None and time.monotonic() >= self._renew_by:
-                self._refresh()
+            else:
+                self._renew_if_due()
             assert self._client is not None
             return self._client
+
+    def _renew_if_due(self) -> None:
+        if self._renew_by is not None and time.monotonic() >= self._renew_by:
+            self._refresh()
 
     def _refresh(self) -> None:
         """Renew the token; log in again when it cannot be renewed (AppRole and JWT can)."""
@@ -166,9 +173,8 @@ class Vault:
             try:
                 answer = self._client.auth.token.renew_self()["auth"]
                 ttl = int(answer.get("lease_duration") or 0)
-                self._renew_by = time.monotonic() + ttl * (1 - RENEW_AT) if ttl else None
+                self._renew_by = _due(ttl)
                 self._renewable = bool(answer.get("renewable"))
-                self.renewals += 1
                 log.info("renewed the vault token (ttl %ss)", ttl)
                 # A token at its max TTL renews for less each time: log in anew near the end.
                 if ttl and ttl < 5 and self.settings.auth.method != "token":
@@ -186,8 +192,7 @@ class Vault:
         with self._lock:
             if self._client is None:
                 return None
-            if self._renew_by is not None and time.monotonic() >= self._renew_by:
-                self._refresh()
+            self._renew_if_due()
             return None if self._renew_by is None else max(0.5, self._renew_by - time.monotonic())
 
     def _call(self, what: str, call: Callable[[hvac.Client], T]) -> T:
@@ -306,10 +311,14 @@ _VAULT: Vault | None = None
 
 
 def configure(config: SecretsConfig | None) -> None:
-    """Install the worker's configuration (None: no vault)."""
+    """Install the worker's configuration (None: no vault). The same settings again (a
+    worker rebuilt for a server that moved) keep the session: its token, its cache."""
     global _CONFIG, _VAULT
     _CONFIG = config
-    _VAULT = Vault(config.vault) if config is not None else None
+    if config is None:
+        _VAULT = None
+    elif _VAULT is None or _VAULT.settings != config.vault:
+        _VAULT = Vault(config.vault)
 
 
 def start_session() -> str | None:
@@ -335,10 +344,6 @@ def vault() -> Vault:
     if _VAULT is None:
         raise VaultError(NOT_FOUND, "this worker has no vault (QLRF_SECRETS_CONFIG is not set)")
     return _VAULT
-
-
-async def in_thread(call: Callable[[], T]) -> T:
-    return await asyncio.to_thread(call)
 
 
 async def keep_token_alive(stop: asyncio.Event) -> None:

@@ -270,7 +270,11 @@ def _char_at(text: str, mark: Any) -> str:
     return str(lines[mark.line][mark.column])
 
 
-def load_text(text: str, file: str) -> Document:
+# What an empty runbook file is told to start from.
+START_RUNBOOK = "start from `qlrf-run init NAME`"
+
+
+def load_text(text: str, file: str, *, start_from: str = START_RUNBOOK) -> Document:
     """Load YAML text; problems are returned as diagnostics on the Document."""
     diagnostics: list[Diagnostic] = []
     empty = Document(file, None, Pos(1, 1), diagnostics)
@@ -310,7 +314,7 @@ def load_text(text: str, file: str) -> Document:
                 "error",
                 "empty-file",
                 "$",
-                "the file is empty; start from `qlrf-run init NAME`",
+                f"the file is empty; {start_from}",
             )
         )
         return empty
@@ -322,12 +326,16 @@ def _unloadable(file: str, code: str, message: str) -> Document:
     return Document(file, None, Pos(1, 1), [Diagnostic(file, 1, 1, "error", code, "$", message)])
 
 
-def load_file(path: str | os.PathLike[str], display: str | None = None) -> Document:
+def load_file(
+    path: str | os.PathLike[str], display: str | None = None, *, start_from: str = START_RUNBOOK
+) -> Document:
     """Load a runbook file: a regular file only, refused when too large before it is read."""
-    return load_source(path, display)[0]
+    return load_source(path, display, start_from=start_from)[0]
 
 
-def load_source(path: str | os.PathLike[str], display: str | None = None) -> tuple[Document, bytes]:
+def load_source(
+    path: str | os.PathLike[str], display: str | None = None, *, start_from: str = START_RUNBOOK
+) -> tuple[Document, bytes]:
     """The loaded document and the exact bytes it was read from (read once)."""
     file = display or os.fspath(path)
     try:
@@ -349,4 +357,4 @@ def load_source(path: str | os.PathLike[str], display: str | None = None) -> tup
     if "\x00" in text:
         message = "the file holds NUL bytes; a runbook is UTF-8 text"
         return _unloadable(file, "encoding", message), raw
-    return load_text(text, file), raw
+    return load_text(text, file, start_from=start_from), raw

@@ -62,6 +62,7 @@ def test_a_good_configuration_loads(tmp_path: Path) -> None:
         (GOOD.replace("address:", "adress:"), "2:3: error[unknown-key] vault.adress"),
         (GOOD.replace("  db_password", "  db-password"), "secrets"),
         ("vault: [\n", "yaml-syntax"),
+        ("", "the file is empty; give its vault: and secrets: keys"),
     ],
 )
 def test_a_bad_configuration_names_file_line_and_key(tmp_path: Path, text: str, said: str) -> None:

@@ -68,6 +68,21 @@ async def noop_shell(request: Any) -> dict[str, Any]:
     return {"output": {}, "attempt": 1}
 
 
+def plan_starter(client: Any, queue: str, plan: Any, prefix: str, record: bool = False) -> Any:
+    """start_one(i): a run of `plan` on `queue`, with an id of its own."""
+    from runner.contract import WORKFLOW_TYPE, RunInput
+
+    async def start_one(i: int) -> Any:
+        return await client.start_workflow(
+            WORKFLOW_TYPE,
+            RunInput(plan, {}, "bench", record=record),
+            id=f"{prefix}-{uuid.uuid4()}",
+            task_queue=queue,
+        )
+
+    return start_one
+
+
 async def batch(client: Any, queue: str, runs: int, start_one: Any) -> float:
     """Start `runs` workflows at once; return steps per second until all have finished."""
     began = time.perf_counter()
@@ -82,7 +97,6 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from runner.contract import WORKFLOW_TYPE, RunInput
     from runner.engine.interpreter import RunbookWorkflow
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
@@ -115,16 +129,8 @@ async def main(runs: int, rounds: int, db: str | None) -> None:
                 max_concurrent_activities=100,
             )
 
-            def interpreter(kind: str, record: bool = False):
-                async def start_one(i: int) -> Any:
-                    return await client.start_workflow(
-                        WORKFLOW_TYPE,
-                        RunInput(plans[kind], {}, "bench", record=record),
-                        id=f"{kind}-{uuid.uuid4()}",
-                        task_queue=queue,
-                    )
-
-                return start_one
+            def interpreter(kind: str, record: bool = False) -> Any:
+                return plan_starter(client, queue, plans[kind], kind, record)
 
             async def handwritten(i: int) -> Any:
                 return await client.start_workflow(
@@ -189,7 +195,6 @@ async def observe(runs: int, rounds: int, waiting: int) -> None:
     from temporalio import activity
     from temporalio.worker import Worker
 
-    from runner.contract import WORKFLOW_TYPE, RunInput
     from runner.engine.interpreter import RunbookWorkflow
     from runner.local.temporal import free_port, launch, terminate
     from runner.observe.tracing import worker_interceptors
@@ -221,18 +226,7 @@ async def observe(runs: int, rounds: int, waiting: int) -> None:
                     )
                 )
 
-                def starter(client: Any = client, queue: str = queue) -> Any:
-                    async def start_one(i: int) -> Any:
-                        return await client.start_workflow(
-                            WORKFLOW_TYPE,
-                            RunInput(plan, {}, "bench", record=False),
-                            id=f"obs-{uuid.uuid4()}",
-                            task_queue=queue,
-                        )
-
-                    return start_one
-
-                starters[mode] = (client, queue, starter())
+                starters[mode] = (client, queue, plan_starter(client, queue, plan, "obs"))
             results: dict[str, list[float]] = {mode: [] for mode in starters}
             for worker in workers:
                 await worker.__aenter__()
@@ -347,7 +341,6 @@ async def sandboxed(runs: int, rounds: int) -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from runner.contract import WORKFLOW_TYPE, RunInput
     from runner.engine.interpreter import RunbookWorkflow
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
@@ -377,14 +370,7 @@ async def sandboxed(runs: int, rounds: int) -> None:
                 max_concurrent_activities=100,
             )
 
-            async def start_one(i: int) -> Any:
-                return await client.start_workflow(
-                    WORKFLOW_TYPE,
-                    RunInput(plan, {}, "bench", record=False),
-                    id=f"sandbox-{uuid.uuid4()}",
-                    task_queue=queue,
-                )
-
+            start_one = plan_starter(client, queue, plan, "sandbox")
             modes = {"sandboxed": chosen, "plain": off}
             results: dict[str, list[float]] = {name: [] for name in modes}
             async with worker:
@@ -425,7 +411,6 @@ async def vaulted(runs: int, rounds: int, sequential: int, kv_cache: float) -> N
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from runner.contract import WORKFLOW_TYPE, RunInput
     from runner.engine.interpreter import RunbookWorkflow
     from runner.local.temporal import launch, terminate
     from runner.pipeline import compile_file
@@ -496,15 +481,7 @@ async def vaulted(runs: int, rounds: int, sequential: int, kv_cache: float) -> N
             )
 
             def start(kind: str) -> Any:
-                async def start_one(i: int) -> Any:
-                    return await client.start_workflow(
-                        WORKFLOW_TYPE,
-                        RunInput(plans[kind], {}, "bench", record=False),
-                        id=f"{kind}-{uuid.uuid4()}",
-                        task_queue=queue,
-                    )
-
-                return start_one
+                return plan_starter(client, queue, plans[kind], kind)
 
             async def one_at_a_time(kind: str) -> float:
                 """Milliseconds per step, `sequential` runs one after another."""

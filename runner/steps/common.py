@@ -110,9 +110,7 @@ def _identity() -> JsonObject:
         "started_at": iso(info.started_time),
         "beat_at": iso(_now()),
     }
-    held = leases.held()
-    if held:
-        found["leases"] = held  # revoked by the next attempt if this one is lost
+    found.update(leases.heartbeat_fields())  # revoked by the next attempt if this one is lost
     return found
 
 

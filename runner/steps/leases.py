@@ -7,6 +7,12 @@ out. The lease ids travel in the attempt's heartbeats (runner/steps/common.py), 
 when a worker dies mid-step, the next attempt revokes what the lost one held before
 it takes its own. A lease id names a lease; it is not the secret and grants nothing
 without a vault token allowed to renew or revoke it.
+
+Heartbeat details are not the worker's alone: anyone who may use the namespace can
+record a heartbeat for a running activity. So the ids carry an HMAC with the
+workers' internal key (runner/trust/internal.py), bound to the run and the activity,
+and only ids under a path the worker's configuration leases from are revoked: a
+forged heartbeat cannot make the worker revoke another step's lease, or any other.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from runner.trust import internal
 from runner.vault import client as vault
 from runner.vault.client import Lease
+from runner.vault.refs import LeaseRef
 
 log = logging.getLogger("qlrf.vault")
 
@@ -93,17 +101,38 @@ def current() -> Attempt | None:
     return _ATTEMPT.get()
 
 
-def held() -> list[str]:
-    """The lease ids to carry in this attempt's heartbeat."""
+def heartbeat_fields() -> dict[str, Any]:
+    """The lease ids this attempt holds, and their authenticator, for its heartbeats."""
     attempt = _ATTEMPT.get()
-    return attempt.ids() if attempt is not None else []
+    ids = attempt.ids() if attempt is not None else []
+    return {"leases": ids, "leases_mac": _mac(ids)} if ids else {}
+
+
+def _mac(ids: list[str]) -> str:
+    info = activity.info()
+    return internal.mac("leases", info.workflow_id, info.activity_id, ids)
+
+
+def _ours(lease_id: str) -> bool:
+    config = vault.configured()
+    refs = config.secrets.values() if config is not None else ()
+    return any(lease_id.startswith(f"{ref.path}/") for ref in refs if isinstance(ref, LeaseRef))
 
 
 def _left_by_earlier_attempt() -> list[str]:
+    """What a lost attempt of this activity held, as its own heartbeats said it."""
     info = activity.info()
     details = info.heartbeat_details[0] if info.heartbeat_details else None
     found = details.get("leases") if isinstance(details, dict) else None
-    return [str(x) for x in found] if isinstance(found, list) else []
+    if not isinstance(details, dict) or not isinstance(found, list) or not found:
+        return []
+    ids = [str(x) for x in found]
+    if not internal.valid(
+        details.get("leases_mac"), "leases", info.workflow_id, info.activity_id, ids
+    ):
+        log.warning("a heartbeat names leases this worker did not record; none revoked")
+        return []
+    return [lease_id for lease_id in ids if _ours(lease_id)]
 
 
 class _Inbound(ActivityInboundInterceptor):

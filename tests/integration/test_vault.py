@@ -415,6 +415,47 @@ def test_a_lease_lost_with_a_killed_worker_is_revoked_by_the_next_attempt(
     assert not _lease_alive(bao, second[0]) and _leases(bao) == []
 
 
+def test_a_forged_heartbeat_cannot_make_the_worker_revoke_a_lease(
+    bao, approle, worker, env, tmp_path, temporal_address
+):
+    """Anyone who may use the namespace can heartbeat a running activity (the plain
+    Temporal API). A heartbeat naming another lease, without the workers' HMAC, makes
+    the next attempt revoke nothing: the other lease lives."""
+    from temporalio.client import Client
+
+    victim = bao.json("read", "database/creds/readonly")["lease_id"]  # someone else's
+    go = tmp_path / "go"
+    first = worker(approle)
+    rid = _detached(_runbook(tmp_path, hold(go)), env)
+    lost = eventually(lambda: [x for x in _leases(bao) if x != victim], "attempt 1's lease")
+    first.kill()
+
+    async def forge() -> None:
+        client = await Client.connect(temporal_address)
+        handle = client.get_workflow_handle(rid)
+        pending = (await handle.describe()).raw_description.pending_activities
+        activity_id = pending[0].activity_id
+        forged = {"attempt": 1, "leases": [victim], "leases_mac": "0" * 64, "failures": []}
+        await client.get_async_activity_handle(
+            workflow_id=rid, run_id=None, activity_id=activity_id
+        ).heartbeat(forged)
+
+    asyncio.run(forge())
+    try:
+        later = worker(approle)
+        eventually(
+            lambda: [x for x in _leases(bao) if x not in (victim, *lost)], "attempt 2 starts", 90
+        )
+        assert _lease_alive(bao, victim)  # not revoked on a forged word
+        go.touch()
+        assert _watched(rid, env)["status"] == "succeeded"
+        assert _lease_alive(bao, victim)
+        assert "a heartbeat names leases this worker did not record" in later.stop()
+    finally:
+        # The lost attempt's lease (its real heartbeat was overwritten) and the victim.
+        bao.run("lease", "revoke", "-prefix", "database/creds/readonly")
+
+
 def test_an_ssh_step_logs_in_with_a_certificate_the_vault_signed(
     bao, approle, worker, env, tmp_path, hosts
 ):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.contract.messages import Inputs
 from runner.dsl.diagnostics import Diagnostic
-from runner.errors import InputError, QlrfError
+from runner.errors import InputError, QlrfError, UsageError
 from runner.plan.model import Plan
 
 if TYPE_CHECKING:
@@ -85,6 +85,8 @@ def compile_checked(path: Path, stack: tuple[Path, ...] = ()) -> tuple[Plan, Che
 
     validator = default_validator()
     checked, source = validator.check_source(path)
+    if isinstance(checked.doc.data, dict) and checked.doc.data.get("kind") == "Test":
+        raise UsageError(f"{path} is a test file (kind: Test); run it with `qlrf-run test {path}`")
     if not checked.ok:
         raise InvalidRunbook(str(path), checked.diagnostics)
     here = path.resolve()

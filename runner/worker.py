@@ -104,6 +104,7 @@ def build_worker(
     activity_overrides: dict[str, Callable[..., Any]] | None = None,
     deployment: WorkerDeploymentConfig | None = None,
     workflows: list[type] | None = None,
+    extra_activities: list[Callable[..., Any]] | None = None,
 ) -> Worker:
     """A worker for every step type in the registry; fails at once if one has no activity."""
     # Signed mode with a trust file that cannot be used: refuse now, naming the
@@ -135,6 +136,7 @@ def build_worker(
         inventory_page,
         trust_snapshot(lambda: groups()[0]),
         (activity_overrides or {}).get(START_ADMISSION_ACTIVITY, start_admission),
+        *(extra_activities or []),  # `qlrf-run test` delivers its decisions with one
     ]
     return Worker(
         client,

@@ -23,6 +23,7 @@ from runner.cli import (
     schedule,
     schema,
     serve,
+    testing,
     validate,
 )
 from runner.cli.common import examples
@@ -32,6 +33,7 @@ app = typer.Typer(
     help="Validate, plan and run infrastructure runbooks written in YAML.",
     epilog=examples(
         "qlrf-run validate runbooks/*.yaml",
+        "qlrf-run test runbooks/",
         "qlrf-run apply drill.yaml",
         "qlrf-run pending",
         "qlrf-run approve RUN GATE",
@@ -47,6 +49,7 @@ app = typer.Typer(
 )
 for module in (
     validate,
+    testing,
     plan,
     apply,
     redrive,

@@ -18,7 +18,8 @@ def validate(
     format: DiagFormat = typer.Option(DiagFormat.text, "--format", "-f", help="Output format"),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors"),
 ) -> None:
-    """Check runbooks against the schema and every semantic rule. Exit 0 valid, 1 invalid."""
+    """Check runbooks (and test files) against the schema and every semantic rule.
+    Exit 0 valid, 1 invalid."""
     from runner.dsl.diagnostics import RENDERERS, has_errors
     from runner.dsl.validate import default_validator
 
@@ -26,7 +27,13 @@ def validate(
     results = []
     for file in _expand(files):
         checked = validator.check_file(file)
-        results.append((str(file), checked.diagnostics))
+        diagnostics = checked.diagnostics
+        if checked.ok and _is_test(checked.doc.data):
+            # A test file: what it names is checked against its runbook too.
+            from runner.testing.files import load_suite
+
+            diagnostics = load_suite(file)[1]
+        results.append((str(file), diagnostics))
     text = RENDERERS[format.value](results)
     if text:
         out(text)
@@ -34,6 +41,10 @@ def validate(
         has_errors(d) or (strict and any(x.severity == "warning" for x in d)) for _, d in results
     )
     exit_with(1 if failed else 0)
+
+
+def _is_test(data: object) -> bool:
+    return isinstance(data, dict) and data.get("kind") == "Test"
 
 
 def _expand(paths: list[Path]) -> list[Path]:

@@ -78,7 +78,7 @@ def render_json(results: Sequence[tuple[str, list[Diagnostic]]]) -> str:
     return json.dumps({"files": files}, indent=2)
 
 
-def _escape_github(text: str, *, prop: bool = False) -> str:
+def escape_github(text: str, *, prop: bool = False) -> str:
     # GitHub Actions workflow-command escaping; properties also escape ':' and ','.
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if prop:
@@ -92,9 +92,9 @@ def render_github(results: Sequence[tuple[str, list[Diagnostic]]]) -> str:
         for d in sorted(diags):
             level = "error" if d.severity == "error" else "warning"
             lines.append(
-                f"::{level} file={_escape_github(d.file, prop=True)},line={d.line},"
-                f"col={d.column},title={_escape_github(d.code, prop=True)}::"
-                f"{_escape_github(f'{d.path}: {d.message}')}"
+                f"::{level} file={escape_github(d.file, prop=True)},line={d.line},"
+                f"col={d.column},title={escape_github(d.code, prop=True)}::"
+                f"{escape_github(f'{d.path}: {d.message}')}"
             )
     return "\n".join(lines)
 

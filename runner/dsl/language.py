@@ -21,6 +21,7 @@ from runner.catalog.vocabulary import (
     timeout_schema,
 )
 from runner.contract import LOCK_KEY_LIMIT
+from runner.dsl.test_language import TEST_KIND, suite_definitions
 
 API_VERSION = "qlrf/v1"
 KINDS = {
@@ -334,11 +335,8 @@ def runbook_schema(step_types: Iterable[StepType]) -> JsonSchema:
     types = sorted(step_types, key=lambda t: t.type)
     common = _common_step_props()
     step_ref = {"$ref": "#/definitions/step"}
-    return {
-        "$schema": DRAFT,
-        "$id": "https://qlrf.dev/schemas/runbook.schema.json",
+    runbook: JsonSchema = {
         "title": "qlrf-run runbook",
-        "description": "A runbook: validated by `qlrf-run validate`, run by `qlrf-run apply`",
         "type": "object",
         "additionalProperties": False,
         "required": ["apiVersion", "kind", "name", "steps"],
@@ -352,7 +350,11 @@ def runbook_schema(step_types: Iterable[StepType]) -> JsonSchema:
                 "const": API_VERSION,
                 "description": "The language version; always qlrf/v1",
             },
-            "kind": choice(KINDS, "What sort of runbook this is (shown in lists, searchable)"),
+            # Test is offered too: once chosen, the root selects the test file's schema.
+            "kind": choice(
+                {**KINDS, TEST_KIND: "A test file of a runbook (NAME.test.yaml): qlrf-run test"},
+                "What sort of runbook this is (shown in lists, searchable)",
+            ),
             "name": patterned(
                 NAME_PATTERN, "Runbook name: lowercase letters, digits and -, up to 63"
             ),
@@ -404,7 +406,26 @@ def runbook_schema(step_types: Iterable[StepType]) -> JsonSchema:
                 },
             },
         },
+    }
+    return {
+        "$schema": DRAFT,
+        "$id": "https://qlrf.dev/schemas/runbook.schema.json",
+        "title": "qlrf-run runbook",
+        "description": "A runbook: validated by `qlrf-run validate`, run by `qlrf-run apply`; "
+        "or, with kind: Test, its test cases, run by `qlrf-run test`",
+        # `kind: Test` selects the test file's schema (a kind not yet written, the runbook's).
+        "if": {
+            "type": "object",
+            "required": ["kind"],
+            "properties": {
+                "kind": {"type": "string", "const": TEST_KIND, "description": "A test file"}
+            },
+        },
+        "then": {"$ref": "#/definitions/test"},
+        "else": {"$ref": "#/definitions/runbook"},
         "definitions": {
+            "runbook": runbook,
+            **suite_definitions(),
             "input": _input_schema(),
             "step": _selected(
                 "A step; its `type` selects the keys allowed in `with`",

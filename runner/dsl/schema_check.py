@@ -325,6 +325,22 @@ class SchemaChecker:
         return doc.diag(path, "invalid-value", f"'{inst}' does not match the pattern {pattern}")
 
 
+class DocumentChecker(SchemaChecker):
+    """A document with no steps (a test file), checked against its schema as a whole,
+    with the same positions and advice."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+        self.step_types = []
+        self.validator = jsonschema.Draft7Validator(schema)
+        self._variants = {}
+
+    def check(self, doc: Document) -> list[Diagnostic]:
+        return [
+            d for e in self.validator.iter_errors(doc.data) for d in self._translate(doc, e, ())
+        ]
+
+
 _PY = {
     "object": dict,
     "array": list,

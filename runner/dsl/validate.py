@@ -19,7 +19,8 @@ from runner.dsl.document import Document
 from runner.dsl.language import runbook_schema
 from runner.dsl.loader import load_source, load_text
 from runner.dsl.model import RunbookView, build
-from runner.dsl.schema_check import SchemaChecker
+from runner.dsl.schema_check import DocumentChecker, SchemaChecker
+from runner.dsl.test_language import TEST_KIND
 from runner.resources import data_dir
 
 
@@ -42,7 +43,13 @@ class Validator:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.schema = runbook_schema(registry)
-        self.schema_checker = SchemaChecker(self.schema, registry.names())
+        # A runbook is checked against the runbook branch of the published root (which
+        # selects a test file's schema by `kind: Test`).
+        definitions = self.schema["definitions"]
+        self.schema_checker = SchemaChecker(
+            {**definitions["runbook"], "definitions": definitions}, registry.names()
+        )
+        self.test_checker = DocumentChecker({**definitions["test"], "definitions": definitions})
         # An installation without the runbook library leaves `ref:` unchecked.
         self.library: Path | None = None
         with contextlib.suppress(FileNotFoundError):
@@ -65,6 +72,11 @@ class Validator:
         diagnostics = list(doc.diagnostics)
         view = build(doc.data)
         if doc.data is None and diagnostics:
+            return Checked(doc, view, _unique(diagnostics))
+        if isinstance(doc.data, dict) and doc.data.get("kind") == TEST_KIND:
+            # A test file: its own schema here; what it names in its runbook is checked
+            # by runner/testing/files.py, which `validate` calls for test files.
+            diagnostics += _guarded(doc, "the schema check", lambda: self.test_checker.check(doc))
             return Checked(doc, view, _unique(diagnostics))
         diagnostics += _guarded(doc, "the schema check", lambda: self.schema_checker.check(doc))
         if not isinstance(doc.data, dict):

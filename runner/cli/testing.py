@@ -6,7 +6,6 @@ diagnostics printed as `validate` prints them) or bad usage.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import os
 import time
@@ -69,6 +68,8 @@ def run_tests(
     ),
 ) -> None:
     """Run each case on the real interpreter in simulated time, with its steps mocked."""
+    import asyncio
+
     from runner.cli import sdk_logging
     from runner.cli.test_report import RENDERERS, progress_line
     from runner.dsl.diagnostics import RENDERERS as DIAGNOSTICS

@@ -311,6 +311,10 @@ def suite_schema() -> JsonSchema:
         "description": "Cases that run a runbook in simulated time: `qlrf-run test`",
         "additionalProperties": False,
         "required": ["apiVersion", "kind", "runbook", "cases"],
+        # x-* keys hold YAML anchors shared by cases, as in a runbook.
+        "patternProperties": {
+            "^x-": {"description": "Free-form: a place for YAML anchors; ignored by qlrf-run"}
+        },
         "properties": {
             "apiVersion": {
                 "type": "string",

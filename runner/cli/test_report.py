@@ -83,8 +83,17 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
         found["actual"] = {
             "status": view.status,
             "error": view.error,
+            "started_at": view.started_at,
+            "finished_at": view.finished_at,
             "steps": {
-                name: {"status": s.status, "attempts": s.attempts} for name, s in view.steps.items()
+                name: {
+                    "status": s.status,
+                    "attempts": s.attempts,
+                    "started_at": s.started_at,  # in simulated time
+                    "finished_at": s.finished_at,
+                    "error": s.error,
+                }
+                for name, s in view.steps.items()
             },
             "compensated": actual.compensated(),
             "outputs": view.outputs,

@@ -71,9 +71,15 @@ class _Reader:
         self.found: list[Diagnostic] = []
 
     def error(
-        self, where: tuple[Any, ...], code: str, message: str, *, on_key: bool = False
+        self,
+        where: tuple[Any, ...],
+        code: str,
+        message: str,
+        *,
+        on_key: bool = False,
+        severity: str = "error",
     ) -> None:
-        self.found.append(self.doc.diag(where, code, message, on_key=on_key))
+        self.found.append(self.doc.diag(where, code, message, on_key=on_key, severity=severity))
 
     # -- the runbook ------------------------------------------------------------------
 
@@ -128,7 +134,7 @@ class _Reader:
     # -- a case -----------------------------------------------------------------------
 
     def _case(self, plan: Plan, raw: Mapping[str, Any], at: tuple[Any, ...]) -> Case | None:
-        before = len(self.found)
+        before = sum(d.severity == "error" for d in self.found)
         given = raw.get("inputs") or {}
         inputs: dict[str, Any] = {}
         try:
@@ -153,7 +159,7 @@ class _Reader:
             if (c := self._control(index, spec, (*at, "controls", j))) is not None
         ]
         expect = self._expect(plan, index, raw["expect"], (*at, "expect"))
-        if len(self.found) > before:
+        if sum(d.severity == "error" for d in self.found) > before:
             return None
         line, column = self.doc.at((*at, "name"))
         return Case(
@@ -211,8 +217,9 @@ class _Reader:
             self.error(
                 (*at, "compensate"),
                 "no-compensation",
-                f"step '{name}' has no compensate: there is nothing to mock",
+                f"step '{name}' has no compensate: this answer is never asked for",
                 on_key=True,
+                severity="warning",  # a runbook that lost a compensation fails a case
             )
         items = {
             str(k): self._outcome(v, (*at, "items", k))
@@ -368,6 +375,7 @@ class _Reader:
                     (*at, "compensated", j),
                     "no-compensation",
                     f"step '{name}' has no compensate: it can never be compensated",
+                    severity="warning",  # the case fails, naming what ran instead
                 )
         outputs: dict[str, Matcher] = {}
         declared = list(plan.outputs)

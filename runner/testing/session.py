@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,11 +65,17 @@ async def _register_search_attributes(client: Client) -> None:
     )
 
 
+async def time_skipping(binary: str) -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary)
+
+
 @dataclass
 class Options:
     jobs: int = 2
     real: frozenset[str] = frozenset()
     case_seconds: float = CASE_SECONDS
+    # The server a lane runs its cases on (bench/runbook_tests.py compares a dev server).
+    server: Callable[[str], Awaitable[WorkflowEnvironment]] = time_skipping
 
 
 Report = Callable[[CaseResult], None]
@@ -116,7 +122,7 @@ class _Lane:
     async def __aenter__(self) -> _Lane:
         from runner.worker import WORKFLOWS, build_worker
 
-        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=self.binary)
+        env = await self.options.server(self.binary)
         self.stack.push_async_callback(env.shutdown)
         self.client = env.client
         await _register_search_attributes(self.client)

@@ -23,6 +23,7 @@ from runner.cli import (
     schedule,
     schema,
     serve,
+    simulate,
     testing,
     validate,
 )
@@ -50,6 +51,7 @@ app = typer.Typer(
 for module in (
     validate,
     testing,
+    simulate,
     plan,
     apply,
     redrive,

@@ -73,3 +73,16 @@ async def bundle_in(pool: Any, run: str, depth: int = 0) -> Bundle | None:
 
 async def bundle(dsn: str, run: str) -> Bundle | None:
     return await _with_store(dsn, bundle_in, run)
+
+
+async def recorded(dsn: str, run: str) -> tuple[Row, list[Row], list[Row]] | None:
+    """A run's row, its step events and its audit rows, oldest first (for `simulate`)."""
+
+    async def ask(pool: Any) -> tuple[Row, list[Row], list[Row]] | None:
+        found = await find_run(pool, run)
+        if found is None:
+            return None
+        steps, audit = await events(pool, found["run_id"])
+        return found, steps, audit
+
+    return await _with_store(dsn, ask)

@@ -119,5 +119,5 @@ class Suite:
     runbook: Path
     plan: Plan
     source: bytes  # the runbook as read
-    groups: dict[str, list[str]]
+    groups: dict[str, list[str]] | None  # None: this machine's (QLRF_GROUPS_FILE)
     cases: list[Case]

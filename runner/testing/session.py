@@ -76,6 +76,7 @@ class Options:
     case_seconds: float = CASE_SECONDS
     # The server a lane runs its cases on (bench/runbook_tests.py compares a dev server).
     server: Callable[[str], Awaitable[WorkflowEnvironment]] = time_skipping
+    assume: bool = False  # a step with no mock succeeds (simulate), instead of failing
 
 
 Report = Callable[[CaseResult], None]
@@ -126,7 +127,7 @@ class _Lane:
         self.stack.push_async_callback(env.shutdown)
         self.client = env.client
         await _register_search_attributes(self.client)
-        self.stage = Stage(self.client, self.queue, self.options.real)
+        self.stage = Stage(self.client, self.queue, self.options.real, assume=self.options.assume)
         worker = build_worker(
             self.client,
             task_queue=self.queue,
@@ -185,7 +186,7 @@ class _Lane:
             with contextlib.suppress(Exception):
                 await handle.terminate("qlrf-run test: the case took too long")
         view = await client_state.view_of(handle)
-        actual = Actual(view, missing=list(run.missing))
+        actual = Actual(view, missing=list(run.missing), assumed=list(run.assumed))
         actual.events[""] = list(run.events.get(view.temporal_run_id or "", []))
         await self._children(suite, run, actual)
         actual.deliveries = await self._deliveries(run)

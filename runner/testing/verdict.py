@@ -23,6 +23,7 @@ class Actual:
     events: dict[str, list[StoreEvent]] = field(default_factory=dict)  # by dotted run path
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    assumed: list[str] = field(default_factory=list)  # simulate: steps with no outcome
 
     def step(self, name: str) -> StepView | None:
         path, _, step = name.rpartition(".")

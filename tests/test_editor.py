@@ -153,3 +153,36 @@ def test_the_editor_client_lives_in_the_repository():
     package = json.loads((ROOT / "tests" / "editor" / "package.json").read_text())
     assert package["dependencies"]["yaml-language-server"] == "1.25.0"
     assert (ROOT / "tests" / "editor" / "package-lock.json").is_file()
+
+
+TEST_HEAD = "apiVersion: qlrf/v1\nkind: Test\nrunbook: drill.yaml\ncases:\n  - name: a\n"
+
+
+def test_kind_offers_test_files_too(tmp_path):
+    labels = yamlls.completions(SCHEMA, tmp_path / "doc.yaml", "apiVersion: qlrf/v1\nkind: <|>\n")
+    assert labels == ["Campaign", "Drill", "Runbook", "Task", "Test"]
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        ("    <|>\n", {"inputs", "mocks", "decisions", "controls", "expect", "started_by"}),
+        ("    mocks:\n      s:\n        <|>\n", {"output", "fail", "times", "then", "items"}),
+        (
+            "    expect:\n      outputs:\n        x:\n          <|>\n",
+            {"eq", "lt", "le", "gt", "ge", "contains", "matches"},
+        ),
+        ("    expect:\n      <|>\n", {"status", "steps", "compensated", "outputs", "audit"}),
+    ],
+)
+def test_a_test_file_completes_like_a_runbook(tmp_path, text, wanted):
+    """kind: Test selects the test file's part of the schema: its keys are offered."""
+    labels = set(yamlls.completions(SCHEMA, tmp_path / "doc.test.yaml", TEST_HEAD + text))
+    assert wanted <= labels
+    assert "steps" not in labels or "expect" in text  # not the runbook's keys
+
+
+def test_an_unknown_key_in_a_test_file_is_flagged(tmp_path):
+    text = TEST_HEAD + "    bogus: 1\n    expect: {status: failed}\n"
+    found = yamlls.diagnostics(SCHEMA, tmp_path / "doc.test.yaml", text)
+    assert [d.line for d in found if "bogus" in d.message] == [5]

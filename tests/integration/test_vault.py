@@ -393,8 +393,26 @@ def test_a_lease_is_revoked_when_its_step_ends(
     assert asyncio.run(_vault_roles(postgres_uri)) == []
 
 
+def _heartbeat_names_a_lease(address: str, rid: str) -> bool:
+    """Whether the server holds a heartbeat of the run's step that names its lease: only
+    then can a next attempt know of it (a worker killed before its first heartbeat left
+    has told nobody)."""
+    from temporalio.client import Client
+
+    async def ask() -> bool:
+        client = await Client.connect(address)
+        pending = (await client.get_workflow_handle(rid).describe()).raw_description
+        for activity in pending.pending_activities:
+            payloads = activity.heartbeat_details.payloads
+            if payloads and b"leases" in payloads[0].data:
+                return True
+        return False
+
+    return asyncio.run(ask())
+
+
 def test_a_lease_lost_with_a_killed_worker_is_revoked_by_the_next_attempt(
-    bao, approle, worker, env, tmp_path, postgres_uri
+    bao, approle, worker, env, tmp_path, postgres_uri, temporal_address
 ):
     go = tmp_path / "go"
     path = _runbook(tmp_path, hold(go))
@@ -402,6 +420,9 @@ def test_a_lease_lost_with_a_killed_worker_is_revoked_by_the_next_attempt(
     rid = _detached(path, env)
     lost = eventually(lambda: _leases(bao), "attempt 1 holds a lease")
     assert len(lost) == 1
+    eventually(
+        lambda: _heartbeat_names_a_lease(temporal_address, rid), "attempt 1 heartbeats its lease"
+    )
     first.kill()
     assert _lease_alive(bao, lost[0])  # nobody revoked it: the worker is gone
     worker(approle)

@@ -63,6 +63,9 @@ LIVE_PICTURE = "qlrf-live-picture"
 # anyway, with a timer only for quiet stretches (publish.py); asked right after
 # LIVE_PICTURE, before the trust snapshot.
 PUBLISH_WITH_TASKS = "qlrf-publish-with-tasks"
+# A failed run keeps the outputs it can render (outcome.partial_outputs). Runs failed
+# before replay with none.
+OUTPUTS_ON_FAILURE = "qlrf-outputs-on-failure"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -268,7 +271,14 @@ class RunbookWorkflow:
             if scheduler.failing:
                 await dispatcher.compensate(scheduler.compensations())
             await scheduler.run_finally()
-            outcome.conclude(run, scheduler.failure, cancelled=cancelled, now=workflow.now())
+            failed = scheduler.failure is not None and not cancelled and run.status != "timed_out"
+            outcome.conclude(
+                run,
+                scheduler.failure,
+                cancelled=cancelled,
+                now=workflow.now(),
+                outputs_on_failure=failed and workflow.patched(OUTPUTS_ON_FAILURE),
+            )
         if run_keys:
             locks.give_back(None)
         # Every lock given back has been told so before the run closes.

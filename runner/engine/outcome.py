@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from runner import durations
 from runner.contract import PAYLOAD_LIMIT, payload_size
@@ -38,8 +39,11 @@ def conclude(
     *,
     cancelled: bool,
     now: datetime,
+    outputs_on_failure: bool = False,
 ) -> None:
-    """Set the run's final status, error and outputs."""
+    """Set the run's final status, error and outputs. With `outputs_on_failure`, a failed
+    run keeps the outputs it can render (a drill that missed its objective still says
+    what its RTO was)."""
     run.finished_at = now
     if cancelled:
         run.status = "cancelled"
@@ -64,6 +68,8 @@ def conclude(
             "step": node.id,
             "source": node.source,
         }
+        if outputs_on_failure:
+            run.outputs = partial_outputs(run)
         return
     run.status = "succeeded"
     try:
@@ -80,6 +86,24 @@ def conclude(
         )
         return
     run.outputs = outputs
+
+
+def partial_outputs(run: RunState) -> Any:
+    """Each output that renders, alone; those that read what never ran are left out.
+    None when none renders, or when they are too large to keep."""
+    declared = run.plan.outputs or {}
+    if not isinstance(declared, dict):
+        return None
+    found: dict[str, Any] = {}
+    context = run.context()
+    for name, template in declared.items():
+        try:
+            found[name] = render.render(template, context)
+        except render.TemplateFailure:
+            continue
+    if not found or payload_size(found) > PAYLOAD_LIMIT:
+        return None
+    return found
 
 
 def _fail(run: RunState, error_type: str, message: str) -> None:

@@ -56,7 +56,18 @@ def test_new_runs_carry_the_markers_and_old_ones_do_not():
         text = decoded_history(path.read_text())
         engine_2 = not any(tag in path.name for tag in BEFORE_ENGINE_2)
         assert ("qlrf-engine-2" in text) == engine_2, path.name
-        assert ("qlrf-live-picture" in text) == (".before-" not in path.name), path.name
+        # Failed runs of the release before outputs on failure had the live picture.
+        live = ".before-" not in path.name or ".before-outputs." in path.name
+        assert ("qlrf-live-picture" in text) == live, path.name
+
+
+def test_a_failed_run_of_now_keeps_its_outputs_and_one_of_before_did_not():
+    """failover-rollback fails: recorded now, it carries the qlrf-outputs-on-failure
+    marker; as the previous release ran it, it does not (and replays without outputs)."""
+    now = decoded_history((HERE / "failover-rollback.history.json").read_text())
+    before = decoded_history((HERE / "failover-rollback.before-outputs.history.json").read_text())
+    assert "qlrf-outputs-on-failure" in now
+    assert "qlrf-outputs-on-failure" not in before
 
 
 def test_runs_of_the_last_release_are_kept():

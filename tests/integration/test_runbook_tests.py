@@ -132,6 +132,7 @@ cases:
       status: failed
       steps: {patch: {status: failed, error: FailureBudgetExceeded}, validate: skipped}
       compensated: [failover, provision]
+      outputs: {rto_seconds: 12}  # healthy never rendered: the child never ran
 
   - name: cancelled while the gate waits
     mocks: *mocks

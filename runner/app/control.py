@@ -67,8 +67,8 @@ async def control(ctx: Context, ask: ControlAsk) -> Controlled:
 
 async def cancel(ctx: Context, run: str, by: str, *, as_user: str | None = None) -> str | None:
     """Ask a running run to cancel: running steps stop, compensations and `finally` run.
-    None when asked; else why not, as people read it. In signed mode, who cancels is
-    proven and recorded first (docs/trust.md)."""
+    None when asked; else why not, as people read it. Who cancels is recorded first (in
+    signed mode proven, docs/trust.md, and refused when it cannot be)."""
     handle, description = await described(ctx, run)
     if description.status != WorkflowExecutionStatus.RUNNING:
         name = description.status.name.lower() if description.status else "closed"
@@ -82,9 +82,10 @@ async def cancel(ctx: Context, run: str, by: str, *, as_user: str | None = None)
         # The run has not published its mode yet: ask it, if a worker is there.
         with contextlib.suppress(Unreached):
             signed = (await reach(ctx, run, CONTROL)).basis.signed
-    if signed:
-        done = await control(ctx, ControlAsk(run, ControlAction.CANCEL, by, as_user=as_user))
-        if not done.accepted:
-            return f"refused: {done.refused}"
+    done = await control(ctx, ControlAsk(run, ControlAction.CANCEL, by, as_user=as_user))
+    if signed and not done.accepted:
+        return f"refused: {done.refused}"
+    # In claimed mode the record of who cancels is kept when a worker answers; the
+    # cancel itself needs no worker, and goes to Temporal whatever the answer was.
     await handle.cancel()
     return None

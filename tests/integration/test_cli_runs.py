@@ -136,6 +136,10 @@ finally:
         assert state["steps"]["nap"]["status"] == "cancelled"
         assert state["steps"]["cleanup"]["status"] == "succeeded"
         assert log.read_text() == "cleaned\n"
+        # Who cancelled is in the audit trail, in claimed mode too.
+        events = json.loads(qlrf("history", rid, "--format", "json", env=cluster).stdout)
+        asked = [e for e in events if e["event"] == "cancel_requested"]
+        assert asked and asked[0]["actor"] == "alice", asked
         closed = qlrf("cancel", rid, env=cluster)
         assert closed.returncode == 1, closed.stdout
         assert "has already ended (canceled)" in closed.stderr

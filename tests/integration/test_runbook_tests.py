@@ -140,7 +140,7 @@ cases:
     expect:
       status: cancelled
       compensated: [failover, provision]
-      audit: [{event: gate_opened, gate: review}, {event: cancel_requested}]
+      audit: [{event: gate_opened, gate: review}, {event: cancel_requested, actor: carol}]
 """
 CASES = 6
 

@@ -80,12 +80,13 @@ def _child_path(parent: Path, params: Any) -> Path:
 
 def compile_checked(path: Path, stack: tuple[Path, ...] = ()) -> tuple[Plan, Checked, bytes]:
     """Validate and compile one file and, recursively, the runbooks it calls."""
+    from runner.dsl.test_language import is_test_document
     from runner.dsl.validate import collector_paused, default_validator
     from runner.plan.compiler import compile_plan
 
     validator = default_validator()
     checked, source = validator.check_source(path)
-    if isinstance(checked.doc.data, dict) and checked.doc.data.get("kind") == "Test":
+    if is_test_document(checked.doc.data):
         raise UsageError(f"{path} is a test file (kind: Test); run it with `qlrf-run test {path}`")
     if not checked.ok:
         raise InvalidRunbook(str(path), checked.diagnostics)

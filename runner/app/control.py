@@ -7,7 +7,6 @@ and an accepted action is recorded like a gate decision, signed in signed mode.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 from temporalio.client import WorkflowExecutionStatus
@@ -39,6 +38,7 @@ class ControlAsk:
 class Controlled:
     record: ControlJson | None  # as the run recorded it
     refused: str | None = None
+    signed: bool = False  # the run said it is in signed mode (its basis)
 
     @property
     def accepted(self) -> bool:
@@ -48,8 +48,10 @@ class Controlled:
 async def control(ctx: Context, ask: ControlAsk) -> Controlled:
     """Send the request as the run's `control` Update."""
     refuse_as_early(ask.as_user)
+    signed = False
     try:
         reached = await reach(ctx, ask.run, CONTROL)
+        signed = reached.basis.signed
         payload = ControlRequest(
             action=ask.action,
             by=ask.by,
@@ -61,8 +63,8 @@ async def control(ctx: Context, ask: ControlAsk) -> Controlled:
         payload = await prove(payload, reached.basis, CONTROL, as_user=ask.as_user)
         answer: ControlJson = await updates.send(reached, CONTROL, payload)
     except Unreached as exc:
-        return Controlled(None, str(exc))
-    return Controlled(answer)
+        return Controlled(None, str(exc), signed)
+    return Controlled(answer, signed=signed)
 
 
 async def cancel(ctx: Context, run: str, by: str, *, as_user: str | None = None) -> str | None:
@@ -77,12 +79,9 @@ async def cancel(ctx: Context, run: str, by: str, *, as_user: str | None = None)
     picture = memo.get(LIVE_MEMO)
     identity = picture.get("identity") if isinstance(picture, dict) else None
     mode = identity.get("mode") if isinstance(identity, dict) else None
-    signed = mode == "signed" or signing.wanted_here()
-    if mode is None and not signed:
-        # The run has not published its mode yet: ask it, if a worker is there.
-        with contextlib.suppress(Unreached):
-            signed = (await reach(ctx, run, CONTROL)).basis.signed
     done = await control(ctx, ControlAsk(run, ControlAction.CANCEL, by, as_user=as_user))
+    # A run that has not published its mode yet said it in its basis, if it answered.
+    signed = mode == "signed" or signing.wanted_here() or done.signed
     if signed and not done.accepted:
         return f"refused: {done.refused}"
     # In claimed mode the record of who cancels is kept when a worker answers; the

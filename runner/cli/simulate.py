@@ -23,6 +23,7 @@ def simulate(
     import json
 
     from runner.cli import sdk_logging
+    from runner.cli.test_report import aligned
     from runner.local.postgres import database_url, store_enabled
     from runner.observe.runtime import configure_runtime
     from runner.pipeline import compile_checked, require_file
@@ -30,6 +31,7 @@ def simulate(
     from runner.testing.model import Suite
     from runner.testing.session import Options, run_cases
     from runner.testing.simulate import Recording, changes, simulation
+    from runner.testing.verdict import delivered
 
     require_file(file)
     if not store_enabled():
@@ -75,20 +77,15 @@ def simulate(
         )
         exit_with(0)
     lines = [f"{file} against the outcomes of run {like} (simulated time)"]
-    table = [
-        ("step", "then", "now", ""),
-        *((c.step, c.then or "-", c.now or "-", c.note) for c in rows),
-    ]
-    widths = [max(len(r[i]) for r in table) for i in range(3)]
-    for r in table:
-        lines.append(
-            f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
-        )
+    table = aligned(
+        [
+            ("step", "then", "now", ""),
+            *((c.step, c.then or "-", c.now or "-", c.note) for c in rows),
+        ]
+    )
+    lines += [f"  {line}" for line in table]
     lines.append(f"  the run: {then} then, {view.status} now")
-    for d in decisions:
-        lines.append(
-            f"  {d['decision']}: " + (f"refused: {d['refused']}" if d["refused"] else "taken")
-        )
+    lines += [f"  {delivered(d)}" for d in result.actual.deliveries]
     if sim.dropped_inputs:
         lines.append(f"  inputs the runbook no longer has: {', '.join(sim.dropped_inputs)}")
     out("\n".join(lines))

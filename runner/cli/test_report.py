@@ -22,11 +22,20 @@ def _where(result: CaseResult) -> str:
     return f"{result.case.file}:{result.case.line}"
 
 
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of text in columns two spaces apart; the last column is left ragged."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join([*(f"{c:<{w}}" for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
+        for r in rows
+    ]
+
+
 def table(mismatches: Sequence[Mismatch]) -> list[str]:
     """Expected and actual side by side."""
-    rows = [("what", "expected", "actual"), *((m.what, m.expected, m.actual) for m in mismatches)]
-    widths = [max(len(r[i]) for r in rows) for i in (0, 1)]
-    return [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in rows]
+    return aligned(
+        [("what", "expected", "actual"), *((m.what, m.expected, m.actual) for m in mismatches)]
+    )
 
 
 def failure_text(result: CaseResult) -> list[str]:

@@ -21,6 +21,7 @@ def validate(
     """Check runbooks (and test files) against the schema and every semantic rule.
     Exit 0 valid, 1 invalid."""
     from runner.dsl.diagnostics import RENDERERS, has_errors
+    from runner.dsl.test_language import is_test_document
     from runner.dsl.validate import default_validator
 
     validator = default_validator()
@@ -28,11 +29,11 @@ def validate(
     for file in _expand(files):
         checked = validator.check_file(file)
         diagnostics = checked.diagnostics
-        if checked.ok and _is_test(checked.doc.data):
+        if checked.ok and is_test_document(checked.doc.data):
             # A test file: what it names is checked against its runbook too.
-            from runner.testing.files import load_suite
+            from runner.testing.files import read_suite
 
-            diagnostics = load_suite(file)[1]
+            diagnostics = read_suite(checked.doc, checked.diagnostics, file)[1]
         results.append((str(file), diagnostics))
     text = RENDERERS[format.value](results)
     if text:
@@ -41,10 +42,6 @@ def validate(
         has_errors(d) or (strict and any(x.severity == "warning" for x in d)) for _, d in results
     )
     exit_with(1 if failed else 0)
-
-
-def _is_test(data: object) -> bool:
-    return isinstance(data, dict) and data.get("kind") == "Test"
 
 
 def _expand(paths: list[Path]) -> list[Path]:

@@ -8,9 +8,18 @@ must end with. It is part of the runbook schema (runner/dsl/language.py), select
 
 from __future__ import annotations
 
+from typing import Any
+
 from runner.catalog.vocabulary import JsonSchema, choice, duration
 
 TEST_KIND = "Test"
+
+
+def is_test_document(data: Any) -> bool:
+    """Whether loaded YAML is a test file (`kind: Test`) rather than a runbook."""
+    return isinstance(data, dict) and data.get("kind") == TEST_KIND
+
+
 MATCHERS = {
     "eq": "Equal to this value (any JSON, a mapping or a list too)",
     "lt": "A number below this one",

@@ -20,7 +20,7 @@ from runner.dsl.language import runbook_schema
 from runner.dsl.loader import load_source, load_text
 from runner.dsl.model import RunbookView, build
 from runner.dsl.schema_check import DocumentChecker, SchemaChecker
-from runner.dsl.test_language import TEST_KIND
+from runner.dsl.test_language import is_test_document
 from runner.resources import data_dir
 
 
@@ -73,7 +73,7 @@ class Validator:
         view = build(doc.data)
         if doc.data is None and diagnostics:
             return Checked(doc, view, _unique(diagnostics))
-        if isinstance(doc.data, dict) and doc.data.get("kind") == TEST_KIND:
+        if is_test_document(doc.data):
             # A test file: its own schema here; what it names in its runbook is checked
             # by runner/testing/files.py, which `validate` calls for test files.
             diagnostics += _guarded(doc, "the schema check", lambda: self.test_checker.check(doc))

@@ -33,6 +33,10 @@ from runner.plan.model import Node
 from runner.times import iso
 from runner.trust.internal import child_proof
 
+# Why a step whose `when` rendered false was skipped (shown in status; runbook tests'
+# coverage tells a `when` seen false by it).
+WHEN_FALSE = "its `when` is false"
+
 
 class Dispatcher:
     def __init__(
@@ -97,7 +101,7 @@ class Dispatcher:
             when = node.when
             if when is not None and not render.truthy(render.render(when, self.run.context())):
                 state.status = "skipped"
-                state.reason = "its `when` is false"
+                state.reason = WHEN_FALSE
                 return StepEnd("skipped")
             if node.locks and self.locks is not None:
                 locked = True

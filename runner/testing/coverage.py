@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.engine.dispatch import WHEN_FALSE
 from runner.testing import steps as plan_steps
 from runner.testing.verdict import CaseResult
 
-WHEN_FALSE = "its `when` is false"
 # Rules that can be seen both ways: all_succeeded is the ordinary path, and always holds.
 TRIGGER_RULES = ("all_done", "one_failed")
 

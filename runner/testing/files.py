@@ -16,7 +16,6 @@ from typing import Any
 from runner.dsl.diagnostics import Diagnostic, has_errors
 from runner.dsl.document import Document
 from runner.dsl.loader import load_file
-from runner.dsl.test_language import TEST_KIND
 from runner.durations import parse_ms
 from runner.errors import InputError, QlrfError
 from runner.plan import inputs as run_inputs
@@ -40,22 +39,24 @@ from runner.testing.model import (
 START_TEST = "a test file starts with apiVersion: qlrf/v1, kind: Test, runbook: and cases:"
 
 
-def is_test_data(data: Any) -> bool:
-    return isinstance(data, dict) and data.get("kind") == TEST_KIND
-
-
-def check_schema(doc: Document) -> list[Diagnostic]:
-    from runner.dsl.validate import default_validator
-
-    return default_validator().test_checker.check(doc)
-
-
 def load_suite(path: Path, display: str | None = None) -> tuple[Suite | None, list[Diagnostic]]:
     """The suite, or None; and every problem found, each with its position."""
+    from runner.dsl.validate import default_validator
+
     doc = load_file(path, display, start_from=START_TEST)
     if doc.data is None:
         return None, list(doc.diagnostics)
-    found = list(doc.diagnostics) + check_schema(doc)
+    return read_suite(
+        doc, list(doc.diagnostics) + default_validator().test_checker.check(doc), path
+    )
+
+
+def read_suite(
+    doc: Document, checked: list[Diagnostic], path: Path
+) -> tuple[Suite | None, list[Diagnostic]]:
+    """The suite of a loaded test file whose schema problems are `checked`: what it names
+    is checked against its runbook unless the schema check found errors."""
+    found = list(checked)
     if has_errors(found) or not isinstance(doc.data, dict):
         return None, found
     reader = _Reader(doc, path)
@@ -96,7 +97,7 @@ class _Reader:
             )
             return None
         try:
-            plan, checked, source = compile_checked(runbook)
+            plan, _, source = compile_checked(runbook)
         except InvalidRunbook as exc:
             errors = [d for d in exc.diagnostics if d.severity == "error"]
             first = errors[0].text() if errors else ""
@@ -110,9 +111,8 @@ class _Reader:
         except QlrfError as exc:
             self.error(("runbook",), "invalid-runbook", f"the runbook cannot be compiled: {exc}")
             return None
-        if is_test_data(checked.doc.data):
-            self.error(("runbook",), "invalid-runbook", f"{runbook} is a test file, not a runbook")
-            return None
+        # A test file named as the runbook is refused by compile_checked (QlrfError above).
+        index, gates = plan_steps.steps(plan), plan_steps.gates(plan)
         cases = []
         names: dict[str, int] = {}
         for i, raw in enumerate(data["cases"]):
@@ -125,7 +125,7 @@ class _Reader:
                     "give each case a name of its own",
                 )
             names.setdefault(name, i)
-            case = self._case(plan, raw, ("cases", i))
+            case = self._case(plan, index, gates, raw, ("cases", i))
             if case is not None:
                 cases.append(case)
         groups = {str(k): [str(m) for m in v] for k, v in (data.get("groups") or {}).items()}
@@ -133,7 +133,14 @@ class _Reader:
 
     # -- a case -----------------------------------------------------------------------
 
-    def _case(self, plan: Plan, raw: Mapping[str, Any], at: tuple[Any, ...]) -> Case | None:
+    def _case(
+        self,
+        plan: Plan,
+        index: Mapping[str, Node],
+        gates: Mapping[str, Node],
+        raw: Mapping[str, Any],
+        at: tuple[Any, ...],
+    ) -> Case | None:
         before = sum(d.severity == "error" for d in self.found)
         given = raw.get("inputs") or {}
         inputs: dict[str, Any] = {}
@@ -141,8 +148,6 @@ class _Reader:
             inputs = run_inputs.resolve(plan.declarations(), given)
         except InputError as exc:
             self.error((*at, "inputs") if "inputs" in raw else at, "invalid-inputs", str(exc))
-        index = plan_steps.steps(plan)
-        gates = plan_steps.gates(plan)
         mocks = {
             str(step): mock
             for step, spec in (raw.get("mocks") or {}).items()

@@ -49,7 +49,8 @@ def server_binary() -> str:
     return found
 
 
-async def _register_search_attributes(client: Client) -> None:
+async def register_search_attributes(client: Client) -> None:
+    """The search attributes every run sets: a test server starts without them."""
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
@@ -126,7 +127,7 @@ class _Lane:
         env = await self.options.server(self.binary)
         self.stack.push_async_callback(env.shutdown)
         self.client = env.client
-        await _register_search_attributes(self.client)
+        await register_search_attributes(self.client)
         self.stage = Stage(self.client, self.queue, self.options.real, assume=self.options.assume)
         worker = build_worker(
             self.client,
@@ -152,11 +153,8 @@ class _Lane:
             actual, broken = None, str(exc)
         finally:
             self.stage.remove(run)
-        found = CaseResult(suite, case, time.monotonic() - began, actual)
-        found.broken = broken
-        if actual is not None:
-            found.mismatches = compare(case.expect, actual)
-        return found
+        mismatches = compare(case.expect, actual) if actual is not None else []
+        return CaseResult(suite, case, time.monotonic() - began, actual, mismatches, broken)
 
     async def _run(
         self, suite: Suite, case: Case, run: CaseRun

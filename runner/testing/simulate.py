@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from runner.contract.vocab import STEP_TERMINAL
 from runner.errors import InputError, QlrfError
 from runner.plan import inputs as run_inputs
 from runner.store.db import Row
@@ -28,8 +29,6 @@ from runner.testing.model import (
 )
 from runner.testing.verdict import Actual
 
-ENDED = ("succeeded", "failed", "skipped", "cancelled")
-
 
 @dataclass
 class Recording:
@@ -43,7 +42,7 @@ class Recording:
         """Each step's last terminal row (not its items')."""
         found: dict[str, Row] = {}
         for row in self.steps:
-            if row["item"] is None and row["status"] in ENDED:
+            if row["item"] is None and row["status"] in STEP_TERMINAL:
                 found[str(row["step"])] = row
         return found
 

@@ -38,6 +38,7 @@ from runner.contract import (
 from runner.contract.events import StoreEvent, StoreWrite
 from runner.contract.messages import JsonObject
 from runner.contract.vocab import ControlAction, DecisionKind
+from runner.durations import format_ms
 from runner.steps.activities import BUILTIN
 from runner.steps.common import fail, result
 from runner.steps.secrets import Resolver
@@ -167,8 +168,7 @@ class Stage:
             if compensation:
                 outcome = Outcome(output={})  # a compensation with no mock succeeds
             elif self.assume:
-                item = f" (item {request.item})" if request.item is not None else ""
-                run.assumed.append(f"{key}{item}")
+                run.assumed.append(key)  # by step: simulate notes it on the step's line
                 outcome = Outcome(output={})
             else:
                 item = f" (item {request.item})" if request.item is not None else ""
@@ -289,6 +289,4 @@ def _control_ask(run: str, spec: TimedControl) -> JsonObject:
 
 
 def _duration(ms: int) -> str:
-    from runner.durations import format_ms
-
     return format_ms(ms)

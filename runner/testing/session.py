@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import sys
 import time
@@ -25,6 +26,7 @@ from runner.client import runs
 from runner.client import state as client_state
 from runner.contract import SEARCH_ATTRIBUTES
 from runner.errors import QlrfError
+from runner.steps.guardian import guardian
 from runner.testing import steps as plan_steps
 from runner.testing.model import Case, Suite
 from runner.testing.stage import AtWorkflow, CaseRun, Stage
@@ -68,6 +70,25 @@ async def register_search_attributes(client: Client) -> None:
 
 async def time_skipping(binary: str) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_time_skipping(test_server_existing_path=binary)
+
+
+def _children_serving(target: str) -> list[int]:
+    """This process's children that serve `target` (HOST:PORT) as a test server."""
+    port = target.rpartition(":")[2].encode()
+    me = os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # it ended meanwhile
+        parent = int(stat.rpartition(")")[2].split()[1])
+        if parent == me and Path(os.fsdecode(argv[0])).name.startswith(SERVER[:8]) and port in argv:
+            found.append(int(entry.name))
+    return found
 
 
 @dataclass
@@ -125,6 +146,12 @@ class _Lane:
         from runner.worker import WORKFLOWS, build_worker
 
         env = await self.options.server(self.binary)
+        # The SDK starts the server as a child of this process, which it would outlive
+        # if this process were killed (a CI job's timeout): the guardian kills it then.
+        watched = guardian()
+        for pid in _children_serving(env.client.service_client.config.target_host):
+            watched.register_process(pid)
+            self.stack.callback(watched.release_process, pid)  # once it has shut down
         self.stack.push_async_callback(env.shutdown)
         self.client = env.client
         await register_search_attributes(self.client)

@@ -339,3 +339,52 @@ def test_the_examples_tests_pass():
     runbooks = {p.name for p in (ROOT / "examples").glob("*.yaml") if ".test." not in p.name}
     tests = {p.name.replace(".test.yaml", ".yaml") for p in (ROOT / "examples").glob("*.test.yaml")}
     assert runbooks == tests
+
+
+def test_a_killed_test_run_leaves_no_test_server(tmp_path):
+    """kill -9 of `qlrf-run test` in the middle of a case: its test servers die with it
+    (a CI job's timeout must not leave them running)."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.helpers.cli import EXE
+    from tests.helpers.waiting import eventually
+
+    marker = tmp_path / "running"
+    (tmp_path / "slow.yaml").write_text(
+        "apiVersion: qlrf/v1\nkind: Runbook\nname: slow\nsteps:\n"
+        f"  - {{id: wait, type: shell, with: {{script: 'touch {marker}; sleep 60'}}}}\n"
+    )
+    (tmp_path / "slow.test.yaml").write_text(
+        "apiVersion: qlrf/v1\nkind: Test\nrunbook: slow.yaml\ncases:\n"
+        "  - {name: slow, expect: {status: succeeded}}\n"
+    )
+    proc = subprocess.Popen(
+        [EXE, "test", str(tmp_path), "--real", "shell", "--jobs", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def servers() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == proc.pid and argv0.endswith(b"temporal-test-server"):
+                found.append(int(entry.name))
+        return found
+
+    try:
+        eventually(marker.exists, "the case's step runs")
+        started = servers()
+        assert started, "the case runs on a test server of this process"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in started), "no server")
+    finally:
+        if proc.poll() is None:
+            proc.kill()

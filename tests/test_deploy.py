@@ -248,3 +248,17 @@ def test_the_secrets_override_gives_the_worker_its_keys_as_files():
         assert "./deploy/secrets/" in secret["file"]
     ignored = (ROOT / "deploy/secrets/.gitignore").read_text().splitlines()
     assert "*" in ignored
+
+
+def test_the_web_service_is_the_same_image_serving_on_8089_with_its_variables():
+    services = compose()["services"]
+    web, worker = services["qlrf-web"], services["qlrf-worker"]
+    assert web["image"] == worker["image"]
+    assert web["command"][:1] == ["serve"] and "8089" in web["command"]
+    assert "127.0.0.1:8089:8089" in web["ports"]
+    from runner.web import settings
+
+    for name in (settings.ISSUER, settings.CLIENT_ID, settings.VOUCH_KEY, settings.PUBLIC_URL):
+        assert name in web["environment"]
+    assert f"{settings.SESSION_KEY}_FILE" in web["environment"]
+    assert f"{settings.CLIENT_SECRET}_FILE" in web["environment"]

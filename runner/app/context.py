@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from runner.client.connect import Target, connect, target
+
+# What a front end catches when Temporal does not answer (it imports no Temporal itself).
+ServerError = RPCError
 
 
 @dataclass

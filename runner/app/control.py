@@ -13,7 +13,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from runner.app import updates
 from runner.app.context import Context
-from runner.app.proof import prove, refuse_as_early
+from runner.app.proof import Signer, prove, refuse_as_early
 from runner.app.reach import Unreached, described, reach
 from runner.client import signing
 from runner.contract import CONTROL, LIVE_MEMO
@@ -32,6 +32,7 @@ class ControlAsk:
     concurrency: int | None = None
     items: list[str] = field(default_factory=list)
     as_user: str | None = None  # refused when the request is signed
+    signer: Signer | None = None  # a service vouching for its signed-in person
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Controlled:
 
 async def control(ctx: Context, ask: ControlAsk) -> Controlled:
     """Send the request as the run's `control` Update."""
-    refuse_as_early(ask.as_user)
+    if ask.signer is None:
+        refuse_as_early(ask.as_user)
     signed = False
     try:
         reached = await reach(ctx, ask.run, CONTROL)
@@ -60,14 +62,18 @@ async def control(ctx: Context, ask: ControlAsk) -> Controlled:
             concurrency=ask.concurrency,
             items=list(ask.items),
         ).to_json()
-        payload = await prove(payload, reached.basis, CONTROL, as_user=ask.as_user)
+        payload = await prove(
+            payload, reached.basis, CONTROL, as_user=ask.as_user, signer=ask.signer
+        )
         answer: ControlJson = await updates.send(reached, CONTROL, payload)
     except Unreached as exc:
         return Controlled(None, str(exc), signed)
     return Controlled(answer, signed=signed)
 
 
-async def cancel(ctx: Context, run: str, by: str, *, as_user: str | None = None) -> str | None:
+async def cancel(
+    ctx: Context, run: str, by: str, *, as_user: str | None = None, signer: Signer | None = None
+) -> str | None:
     """Ask a running run to cancel: running steps stop, compensations and `finally` run.
     None when asked; else why not, as people read it. Who cancels is recorded first (in
     signed mode proven, docs/trust.md, and refused when it cannot be)."""
@@ -79,7 +85,9 @@ async def cancel(ctx: Context, run: str, by: str, *, as_user: str | None = None)
     picture = memo.get(LIVE_MEMO)
     identity = picture.get("identity") if isinstance(picture, dict) else None
     mode = identity.get("mode") if isinstance(identity, dict) else None
-    done = await control(ctx, ControlAsk(run, ControlAction.CANCEL, by, as_user=as_user))
+    done = await control(
+        ctx, ControlAsk(run, ControlAction.CANCEL, by, as_user=as_user, signer=signer)
+    )
     # A run that has not published its mode yet said it in its basis, if it answered.
     signed = mode == "signed" or signing.wanted_here() or done.signed
     if signed and not done.accepted:

@@ -7,12 +7,13 @@ run's own answer; `--as` is refused there, since who decides is the key's princi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from runner.app import updates
 from runner.app.context import Context
-from runner.app.proof import prove, refuse_as_early
+from runner.app.proof import Signer, prove, refuse_as_early
 from runner.app.reach import Unreached, described, reach
 from runner.client import signing
 from runner.contract import DECIDE
@@ -30,7 +31,12 @@ class DecideRequest:
     by: str  # who says they decide (claimed mode)
     comment: str = ""
     assignments: Sequence[str] = ()  # modify: NAME=VALUE, converted by the run's types
+    # modify from a front end that is not this machine's user: NAME=VALUE read as text
+    # only (never `@FILE`), or values already typed (the JSON API's `set`)
+    files: bool = True
+    changes: Mapping[str, Any] | None = None
     as_user: str | None = None  # given with --as: refused when the decision is signed
+    signer: Signer | None = None  # a service vouching for its signed-in person
 
 
 @dataclass
@@ -43,6 +49,7 @@ class Decided:
     verified: bool
     sent_as_signal: bool = False
     refused: str | None = None  # the run's reason, when it refused
+    no_gate: bool = False  # the run has no such gate (open now or before)
 
     @property
     def accepted(self) -> bool:
@@ -51,11 +58,16 @@ class Decided:
 
 async def decide(ctx: Context, ask: DecideRequest) -> Decided:
     """Send the decision as the run's `decide` Update: refused or accepted, with why."""
-    refuse_as_early(ask.as_user)
+    if ask.signer is None:
+        refuse_as_early(ask.as_user)
     try:
         reached = await reach(ctx, ask.run, DECIDE)
     except Unreached as exc:
         return Decided(GateView(ask.gate), ask.decision, ask.by, False, refused=str(exc))
+    if ask.gate not in reached.basis.rounds:
+        known = ", ".join(sorted(reached.basis.rounds)) or "none has opened yet"
+        why = f"no gate '{ask.gate}' in this run (gates: {known})"
+        return Decided(GateView(ask.gate), ask.decision, ask.by, False, refused=why, no_gate=True)
     payload = await payload_for(ask, reached.basis)
     try:
         answer = await updates.send(reached, DECIDE, payload)
@@ -95,6 +107,12 @@ async def payload_for(ask: DecideRequest, basis: Basis) -> JsonObject:
     """The decision as it travels: its `set` converted by the run's declarations, and
     signed over the run's own basis in signed mode (proof.py)."""
     changes: JsonObject = {}
-    if ask.decision == DecisionKind.MODIFY:
-        changes = parse_assignments(list(ask.assignments), dict(basis.declarations), "--set")
-    return await prove(_claimed(ask, changes), basis, DECIDE, as_user=ask.as_user)
+    if ask.decision == DecisionKind.MODIFY and ask.changes is not None:
+        changes = dict(ask.changes)  # typed already; the run checks each value
+    elif ask.decision == DecisionKind.MODIFY:
+        changes = parse_assignments(
+            list(ask.assignments), dict(basis.declarations), "--set", files=ask.files
+        )
+    return await prove(
+        _claimed(ask, changes), basis, DECIDE, as_user=ask.as_user, signer=ask.signer
+    )

@@ -10,11 +10,16 @@ principal.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from runner.client import signing
 from runner.contract import CONTROL, DECIDE
 from runner.contract.messages import Basis, JsonObject
 from runner.trust import claims
+
+# Who signs a claim for a front end that is not this machine's person: the web service
+# vouches for the person it signed in (runner/web/vouch.py). None: this machine's key.
+Signer = Callable[[claims.Claim], claims.Proof]
 
 
 def refuse_as_early(as_user: str | None) -> None:
@@ -28,12 +33,20 @@ def wanted(basis: Basis) -> bool:
 
 
 async def prove(
-    payload: JsonObject, basis: Basis, kind: str, *, as_user: str | None = None
+    payload: JsonObject,
+    basis: Basis,
+    kind: str,
+    *,
+    as_user: str | None = None,
+    signer: Signer | None = None,
 ) -> JsonObject:
     """`payload` (a decision or control request as it travels) with its proof, when it
-    must be signed; as it is otherwise."""
-    if not wanted(basis):
+    must be signed; as it is otherwise. A `signer` (a service's vouch) signs whenever
+    it is given, so that a run in signed mode always gets a proof from the service."""
+    if signer is None and not wanted(basis):
         return payload
+    if signer is not None and not basis.signed:
+        return payload  # a claimed-mode run takes `by` as given; nothing to prove
     signing.refuse_as(as_user)
     signed = {k: v for k, v in payload.items() if k not in ("by", "proof")}
     if kind == DECIDE:
@@ -42,5 +55,8 @@ async def prove(
     else:
         assert kind == CONTROL, kind
         claim = claims.control_claim(signed, **basis.ids())
-    signed["proof"] = await asyncio.to_thread(signing.sign, claim)  # ssh-keygen
+    if signer is not None:
+        signed["proof"] = signer(claim)  # in-process: a service signs many at once
+    else:
+        signed["proof"] = await asyncio.to_thread(signing.sign, claim)  # ssh-keygen
     return signed

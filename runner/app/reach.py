@@ -46,6 +46,10 @@ class Unreached(QlrfError):
     """The run cannot take the request now; the message says why and what to do."""
 
 
+class NoRun(QlrfError):
+    """No run has that id (nor that Temporal run id)."""
+
+
 @dataclass
 class Reached:
     handle: WorkflowHandle[Any, Any]
@@ -65,7 +69,7 @@ async def described(
             raise QlrfError(f"cannot look at run {run}: {exc.message}") from None
     by_run_id = await _by_temporal_run_id(ctx, run)
     if by_run_id is None:
-        raise QlrfError(f"no run '{run}'; `qlrf-run list` shows the runs")
+        raise NoRun(f"no run '{run}'; `qlrf-run list` shows the runs")
     handle = ctx.client.get_workflow_handle(by_run_id, run_id=run)
     return handle, await handle.describe()
 

@@ -26,6 +26,7 @@ from runner.cli import (
     simulate,
     testing,
     validate,
+    web,
 )
 from runner.cli.common import examples
 
@@ -63,6 +64,7 @@ for module in (
     evidence,
     schedule,
     serve,
+    web,
     schema,
     init,
 ):

@@ -90,6 +90,7 @@ async def _apply(
     from runner.cli.console import make_console
     from runner.cli.progress import workflow_link
     from runner.cli.watching import finished, run_and_follow
+    from runner.cli.web import page_url
     from runner.client.connect import task_queue
 
     if not no_worker:
@@ -112,6 +113,7 @@ async def _apply(
         console.print(f"{verb} {handle.id} ({compiled.plan.kind} {compiled.plan.name}, as {user})")
         if where.ui_url:
             console.print(f"  {workflow_link(where.ui_url, handle.id)}", style="dim")
+        console.print(f"  page: {page_url(handle.id)}", style="dim", soft_wrap=True)
     if started.others:
         note = others_said(started.others, task_queue())
         (make_console(stderr=True) if as_json else console).print(note, style="yellow")

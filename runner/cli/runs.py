@@ -122,31 +122,12 @@ def list_runs(
     """List runs, newest first, through Temporal visibility (or the run store)."""
     import asyncio
 
-    from runner.client.runs import status_query
-    from runner.times import iso
-
     async def go() -> list[dict[str, Any]]:
-        from runner.client.state import KIND_KEY, NAME_KEY, SCHEDULED_BY_KEY, closed_status
+        from runner.app.context import connected
+        from runner.app.runs import runs
 
-        client, _ = await _client()
-        rows = []
-        query = status_query(kind.value if kind else None, state.value if state else None)
-        async for wf in client.list_workflows(query, limit=limit):
-            attrs = wf.typed_search_attributes
-            rows.append(
-                {
-                    "run_id": wf.id,
-                    "temporal_run_id": wf.run_id,
-                    "name": attrs.get(NAME_KEY),
-                    "kind": attrs.get(KIND_KEY),
-                    "status": closed_status(wf.status),
-                    "started_at": iso(wf.start_time),
-                    "finished_at": iso(wf.close_time),
-                    # Temporal marks the runs a schedule started with its id.
-                    "schedule": attrs.get(SCHEDULED_BY_KEY),
-                }
-            )
-        return rows
+        ctx = await connected()
+        return await runs(ctx, kind.value if kind else None, state.value if state else None, limit)
 
     if store:
         from runner.local.postgres import database_url

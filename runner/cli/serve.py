@@ -173,17 +173,42 @@ def dev_command(
         out(f"Run store:           {database_url()}")
     if detach:
         out("running in the background; stop it with: qlrf-run dev --stop")
+        out("the approvals pages: qlrf-run serve (http://127.0.0.1:8089)")
         return
+    web = _approvals_service(info.address)
     out("Ctrl-C stops it" if started_here else "it was already running; Ctrl-C leaves it so")
     stopping = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.append(True))
     while not stopping and server.healthy(server.read()):
         time.sleep(0.5)
+    if web is not None:
+        web.terminate()
+        web.wait(10)
     current = server.read()
     if started_here and current is not None and current.pid == info.pid:
         server.stop()
         out("stopped")
+
+
+def _approvals_service(address: str) -> Any:
+    """`qlrf-run serve` beside the dev server, on its default port, until `dev` ends;
+    None (and why) when the port is taken (a service already runs there)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8089)) == 0:
+            out("Approvals pages:     http://127.0.0.1:8089 (already served there)")
+            return None
+    exe = os.path.join(os.path.dirname(sys.executable), "qlrf-run")
+    command = [exe] if os.path.exists(exe) else [sys.executable, "-m", "runner.cli.app"]
+    env = {**os.environ, "QLRF_TEMPORAL_ADDRESS": address}
+    proc = subprocess.Popen([*command, "serve"], env=env, stdout=subprocess.DEVNULL)
+    out("Approvals pages:     http://127.0.0.1:8089 (qlrf-run serve)")
+    return proc
 
 
 def register(app: typer.Typer) -> None:

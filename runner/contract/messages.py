@@ -75,6 +75,7 @@ class Decision:
     set: Mapping[str, Any] | None = None  # modify: {input: new value}
     proof: Mapping[str, Any] | None = None  # signed mode: {signature, nonce, not_after}
     verified: bool = False
+    via: Mapping[str, Any] | None = None  # proven through a service's vouch, or a certificate
 
     @classmethod
     def parse(cls, raw: Any) -> Decision | str:
@@ -103,9 +104,9 @@ class Decision:
             proof=dict(proof) if isinstance(proof, Mapping) else None,
         )
 
-    def proven(self, principal: str) -> Decision:
+    def proven(self, principal: str, via: Mapping[str, Any] | None = None) -> Decision:
         """The decision as the run took it: by the signature's principal."""
-        return replace(self, by=principal, verified=True)
+        return replace(self, by=principal, verified=True, via=via)
 
     def to_json(self) -> JsonObject:
         found: JsonObject = {"gate": self.gate, "decision": str(self.decision)}
@@ -131,6 +132,7 @@ class ControlRequest:
     items: list[str] = field(default_factory=list)  # skip: the items' names
     proof: Mapping[str, Any] | None = None
     verified: bool = False
+    via: Mapping[str, Any] | None = None
     # What came as `items` or `concurrency`, when it is not what those take (refused
     # by the run, with the reason, once it knows the step).
     malformed: str | None = None
@@ -161,8 +163,8 @@ class ControlRequest:
             malformed=None if items is None or listed else "items",
         )
 
-    def proven(self, principal: str) -> ControlRequest:
-        return replace(self, by=principal, verified=True)
+    def proven(self, principal: str, via: Mapping[str, Any] | None = None) -> ControlRequest:
+        return replace(self, by=principal, verified=True, via=via)
 
     def to_json(self) -> JsonObject:
         found: JsonObject = {"action": str(self.action)}

@@ -68,6 +68,9 @@ class ApprovalJson(TypedDict):
     verified: bool
     at: str | None
     comment: str
+    # How the principal was proven when not by their own key: a service's vouch
+    # ({"service": "web", "issuer", "subject", "auth_time"}) or {"certificate": key id}.
+    via: NotRequired[dict[str, Any]]
 
 
 # What a modify changed of one input ("from" is a keyword: the functional form).
@@ -81,6 +84,7 @@ class DecisionJson(TypedDict):
     at: str | None
     comment: str
     changes: NotRequired[dict[str, InputChange]]
+    via: NotRequired[dict[str, Any]]
 
 
 class ModificationJson(TypedDict):
@@ -89,6 +93,7 @@ class ModificationJson(TypedDict):
     at: str | None
     comment: str
     changes: dict[str, InputChange]
+    via: NotRequired[dict[str, Any]]
 
 
 class RefusedJson(TypedDict):
@@ -106,6 +111,7 @@ class ControlJson(TypedDict, total=False):
     step: str
     concurrency: int
     items: list[str]
+    via: dict[str, Any]
 
 
 class WaveJson(TypedDict):

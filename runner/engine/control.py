@@ -110,6 +110,8 @@ async def apply(
         "at": at,
         "comment": request.comment,
     }
+    if request.via:
+        record["via"] = dict(request.via)
     campaign = campaigns.get(request.step or "")
     if action in (ControlAction.PAUSE, ControlAction.RESUME):
         run.paused = action == ControlAction.PAUSE

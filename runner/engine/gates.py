@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from runner.contract.gate_rules import may_decide, who_refusal
 from runner.contract.messages import Decision, Declaration
 from runner.contract.state import (
     ApprovalJson,
@@ -69,15 +70,7 @@ class Gate:
 
 
 def allowed(gate: Gate, by: str, groups: dict[str, list[str]]) -> bool:
-    if not gate.approvers:
-        return True
-    for entry in gate.approvers:
-        if entry.startswith("group:"):
-            if by in groups.get(entry.removeprefix("group:"), []):
-                return True
-        elif entry == by:
-            return True
-    return False
+    return may_decide(gate.approvers, by, groups)
 
 
 def refusal(
@@ -94,23 +87,11 @@ def refusal(
     if gate is None:
         known = ", ".join(sorted(gates)) or "none has opened yet"
         return f"no gate '{decision.gate}' in this run (gates: {known})"
-    if gate.status != GateStatus.WAITING:
-        return f"gate '{gate.gate}' is not waiting: it is {gate.status}"
-    by = decision.by
-    if not by:
-        return "the decision does not say who decides (by)"
-    if not allowed(gate, by, groups):
-        return f"{by} may not decide gate '{gate.gate}'; approvers: {', '.join(gate.approvers)}"
-    if decision.decision == DecisionKind.APPROVE:
-        if by == started_by and not gate.allow_self_approval:
-            return (
-                f"{by} started this run and may not approve it "
-                "(allow_self_approval is false); ask another approver"
-            )
-        if any(a["by"] == by for a in gate.approvals):
-            return (
-                f"{by} has already approved gate '{gate.gate}'; the quorum counts distinct people"
-            )
+    problem = who_refusal(
+        gate, decision.by, decision.decision, started_by=started_by, groups=groups
+    )
+    if problem is not None:
+        return problem
     if decision.decision == DecisionKind.MODIFY:
         for key, value in (decision.set or {}).items():
             if key not in gate.modifiable:
@@ -165,8 +146,14 @@ class GateDesk:
             "at": at,
             "comment": comment,
         }
+        via = dict(decision.via) if decision.via else None
+        if via:  # only when vouched or certified: runs before it replay unchanged
+            record["via"] = via
         if kind == DecisionKind.APPROVE:
-            gate.approvals.append({"by": by, "verified": verified, "at": at, "comment": comment})
+            approval: ApprovalJson = {"by": by, "verified": verified, "at": at, "comment": comment}
+            if via:
+                approval["via"] = via
+            gate.approvals.append(approval)
             if len(gate.approvals) >= gate.min_approvals:
                 gate.status = GateStatus.APPROVED
         elif kind == DecisionKind.REJECT:
@@ -174,9 +161,16 @@ class GateDesk:
         else:
             changes = self.run.change_inputs(dict(decision.set or {}))
             record["changes"] = changes
-            gate.modifications.append(
-                {"by": by, "verified": verified, "at": at, "comment": comment, "changes": changes}
-            )
+            modification: ModificationJson = {
+                "by": by,
+                "verified": verified,
+                "at": at,
+                "comment": comment,
+                "changes": changes,
+            }
+            if via:
+                modification["via"] = via
+            gate.modifications.append(modification)
             gate.approvals.clear()  # what was approved has changed: ask again
             # The message may name inputs that changed: render it again.
             with contextlib.suppress(render.TemplateFailure):

@@ -60,6 +60,12 @@ class Trust:
             window=window,
         )
 
+    def actor(self, proof: Any, expected: claims.Claim, claimed_by: Any = None) -> claims.Actor:
+        """Who signed `expected`, and how (their key, a certificate, a service's vouch)."""
+        return claims.actor(
+            proof, expected, self.signers, workflow.now(), self.used_nonces, claimed_by
+        )
+
     def spend(self, proof: Any) -> None:
         if isinstance(proof, dict) and isinstance(proof.get("nonce"), str):
             self.used_nonces.add(proof["nonce"])

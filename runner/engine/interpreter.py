@@ -594,14 +594,16 @@ class RunbookWorkflow:
             decision.to_json(), round_=self._gate_round(decision.gate), **self._ids()
         )
         proof = dict(decision.proof) if decision.proof is not None else None
-        return decision.proven(self._trust.verify(proof, expected, decision.by or None))
+        who = self._trust.actor(proof, expected, decision.by or None)
+        return decision.proven(who.principal, who.via)
 
     def _proven_control(self, request: ControlRequest) -> ControlRequest:
         if not self._trust.signed:
             return request
         expected = claims.control_claim(request.to_json(), **self._ids())
         proof = dict(request.proof) if request.proof is not None else None
-        return request.proven(self._trust.verify(proof, expected, request.by or None))
+        who = self._trust.actor(proof, expected, request.by or None)
+        return request.proven(who.principal, who.via)
 
     def _apply(self, decision: Decision) -> dict[str, Any]:
         assert self._desk is not None and self._outbox is not None
@@ -615,6 +617,8 @@ class RunbookWorkflow:
             "comment": record["comment"],
             "changes": record.get("changes"),
         }
+        if record.get("via"):
+            detail["via"] = record["via"]
         self._outbox.audit(AuditAction.GATE_DECIDED, record["by"], detail)
         if record["decision"] == DecisionKind.MODIFY:
             self._outbox.audit(

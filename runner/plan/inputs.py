@@ -64,10 +64,13 @@ def value_problem(decl: Mapping[str, Any], value: Any) -> str | None:
     return None
 
 
-def convert(name: str, decl: Mapping[str, Any], text: str, flag: str = "--input") -> Any:
+def convert(
+    name: str, decl: Mapping[str, Any], text: str, flag: str = "--input", *, files: bool = True
+) -> Any:
     """Turn the text of `--input name=text` into a value of the declared type; `flag`
-    is how the person gave it (`--set` for a modify), for the messages."""
-    if text.startswith("@"):
+    is how the person gave it (`--set` for a modify), for the messages. `@PATH` reads
+    a file only with `files` (the CLI's own user); a value from a web form is text."""
+    if files and text.startswith("@"):
         path = Path(text[1:])
         try:
             text = read_text(path)
@@ -109,7 +112,7 @@ def convert(name: str, decl: Mapping[str, Any], text: str, flag: str = "--input"
 
 
 def parse_assignments(
-    pairs: list[str], declared: Mapping[str, Any], flag: str = "--input"
+    pairs: list[str], declared: Mapping[str, Any], flag: str = "--input", *, files: bool = True
 ) -> Inputs:
     """`["k=v", ...]` -> {k: value} converted by the declared types."""
     out: Inputs = {}
@@ -123,7 +126,7 @@ def parse_assignments(
                 f"{flag} {name}: the runbook declares no input '{name}'"
                 f"{hint(name, declared)}; declared: {', '.join(declared) or 'none'}"
             )
-        value = convert(name, decl, text, flag)
+        value = convert(name, decl, text, flag, files=files)
         if nul_at(value) is not None:
             raise InputError(
                 f"{flag} {name}: the value holds a NUL character (\\0), which no command "

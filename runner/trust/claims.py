@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
@@ -24,6 +25,11 @@ from runner.trust.sshsig import BadSignature, verify
 
 NAMESPACE = "qlrf"
 SEAL_NAMESPACE = "qlrf-seal"
+# A service (the web page, Slack) signs for the person it signed in, with its own key.
+VOUCH_NAMESPACE = "qlrf-vouch"
+VIA_KEYS = ("service", "issuer", "subject", "auth_time")
+_PRINCIPAL_LIMIT = 320
+_VIA_TEXT_LIMIT = 500
 CLAIM_FIELDS = (
     "action",
     "run_id",
@@ -69,6 +75,18 @@ class Proof(TypedDict, total=False):
     not_after: str
     schedule: str
     parent: str
+    # A vouched action (namespace qlrf-vouch): for whom the service signs, and how it
+    # knows them ({"service", "issuer", "subject", "auth_time"}).
+    principal: str
+    via: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who a proof proves: the principal, and how (None: their own SSH key)."""
+
+    principal: str
+    via: dict[str, Any] | None = None
 
 
 class Unauthenticated(Exception):
@@ -105,6 +123,21 @@ def check(
     `proof` is the request's {"signature", "nonce", "not_after"}. Without `window`
     (a schedule's signature, which stands for every run it starts) neither the time
     window nor the nonce's use is checked."""
+    return actor(proof, expected, signers, now, used_nonces, claimed_by, window=window).principal
+
+
+def actor(
+    proof: Any,
+    expected: Mapping[str, Any],
+    signers: Sequence[trust_file.Signer],
+    now: datetime,
+    used_nonces: set[str] | frozenset[str] = frozenset(),
+    claimed_by: Any = None,
+    *,
+    window: bool = True,
+) -> Actor:
+    """As check, with how the principal is known: their key, a certificate of a CA the
+    trust file names, or a service's vouch (`principal` and `via` in the proof)."""
     if not isinstance(proof, Mapping) or not proof.get("signature"):
         raise Unauthenticated(
             "this worker runs in signed mode and the request carries no signature; "
@@ -127,12 +160,21 @@ def check(
         raise Unauthenticated(f"the signature expired at {not_after}; sign the action again")
     if deadline > now + MAX_AHEAD:
         raise Unauthenticated("the signature's not_after is more than 10 minutes ahead")
-    signed_text = canonical({**expected, "nonce": nonce, "not_after": not_after})
+    fields = {**expected, "nonce": nonce, "not_after": not_after}
+    if "principal" in proof or "via" in proof:
+        return _vouched(proof, fields, signers, claimed_by)
     try:
-        signer = verify(str(proof.get("signature")), signed_text, NAMESPACE)
+        signer = verify(str(proof.get("signature")), canonical(fields), NAMESPACE)
     except BadSignature as exc:
         raise Unauthenticated(f"the signature does not verify: {exc}") from None
-    principals = trust_file.principals_of(list(signers), signer.key, NAMESPACE)
+    via: dict[str, Any] | None = None
+    if signer.certificate is not None:
+        principals, why = trust_file.certified(list(signers), signer.certificate, NAMESPACE, now)
+        if not principals:
+            raise Unauthenticated(why)
+        via = {"certificate": signer.certificate.key_id}
+    else:
+        principals = trust_file.principals_of(list(signers), signer.key, NAMESPACE)
     if not principals:
         raise Unauthenticated(
             "the signing key is not in the worker's trust file (QLRF_ALLOWED_SIGNERS) "
@@ -143,8 +185,63 @@ def check(
             raise Unauthenticated(
                 f"the request says {claimed_by!r}, but the key belongs to {', '.join(principals)}"
             )
-        return claimed_by
-    return principals[0]
+        return Actor(claimed_by, via)
+    return Actor(principals[0], via)
+
+
+def vouch_text(fields: Mapping[str, Any], principal: str, via: Mapping[str, Any]) -> bytes:
+    """What a service signs for a person: the claim, its nonce and window, and who."""
+    return canonical({**fields, "principal": principal, "via": dict(via)})
+
+
+def _vouched(
+    proof: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    signers: Sequence[trust_file.Signer],
+    claimed_by: Any,
+) -> Actor:
+    """A service's signature for a person it signed in: its key must be on a line for
+    qlrf-vouch whose patterns name that person."""
+    principal, via = proof.get("principal"), proof.get("via")
+    if not isinstance(principal, str) or not principal or len(principal) > _PRINCIPAL_LIMIT:
+        raise Unauthenticated("a vouched action names its principal (a text)")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in principal):
+        raise Unauthenticated("the vouched principal holds control characters")
+    if not isinstance(via, Mapping) or not set(via) <= set(VIA_KEYS) or "service" not in via:
+        raise Unauthenticated(
+            f"a vouched action says how it was vouched: via {{{', '.join(VIA_KEYS)}}}"
+        )
+    for value in via.values():
+        if not (value is None or isinstance(value, int | str)) or (
+            isinstance(value, str) and len(value) > _VIA_TEXT_LIMIT
+        ):
+            raise Unauthenticated("via holds texts and numbers only")
+    try:
+        signer = verify(
+            str(proof.get("signature")), vouch_text(fields, principal, via), VOUCH_NAMESPACE
+        )
+    except BadSignature as exc:
+        raise Unauthenticated(f"the vouch does not verify: {exc}") from None
+    lines = (
+        []
+        if signer.certificate
+        else trust_file.vouchers(list(signers), signer.key, VOUCH_NAMESPACE)
+    )
+    if not lines:
+        raise Unauthenticated(
+            "the vouching key is not in the worker's trust file (QLRF_ALLOWED_SIGNERS) "
+            f'on a line with namespaces="{VOUCH_NAMESPACE}"'
+        )
+    if not any(line.names(principal) for line in lines):
+        patterns = ", ".join(p for line in lines for p in line.principals)
+        raise Unauthenticated(
+            f"the service may not vouch for {principal!r}: its key vouches for {patterns} only"
+        )
+    if isinstance(claimed_by, str) and claimed_by and claimed_by != principal:
+        raise Unauthenticated(
+            f"the request says {claimed_by!r}, but the vouch is for {principal!r}"
+        )
+    return Actor(principal, dict(via))
 
 
 def start_claim(

@@ -36,11 +36,32 @@ class BadSignature(Exception):
     """The signature does not verify, or is not one; the message says why."""
 
 
+CERT_TYPES = {
+    "ssh-ed25519-cert-v01@openssh.com": "ssh-ed25519",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com": "ecdsa-sha2-nistp256",
+    "ssh-rsa-cert-v01@openssh.com": "ssh-rsa",
+}
+USER_CERT = 1
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """An OpenSSH user certificate (PROTOCOL.certkeys), its CA's signature checked."""
+
+    ca_key: bytes  # the CA's public key blob (what a cert-authority line holds)
+    principals: tuple[str, ...]
+    valid_after: int  # seconds since the epoch
+    valid_before: int  # seconds since the epoch; 2**64-1: for ever
+    key_id: str
+    critical_options: bytes  # must be empty: qlrf honours no option
+
+
 @dataclass(frozen=True)
 class Signed:
     key_type: str
     key: bytes  # the public key's SSH wire blob (what allowed_signers holds, base64)
     namespace: str
+    certificate: Certificate | None = None  # the key was certified by a CA
 
 
 class _Reader:
@@ -100,6 +121,9 @@ def parse(armored: str) -> tuple[Signed, str, bytes]:
     if not blob.done():
         raise BadSignature("an SSH signature with trailing bytes")
     key_type = _Reader(key).string().decode("ascii", "replace")
+    certificate = None
+    if key_type in CERT_TYPES:
+        key_type, key, certificate = _certified(key)
     if key_type not in KEY_TYPES:
         raise BadSignature(f"keys of type {key_type} are not supported (use ed25519)")
     try:
@@ -107,7 +131,52 @@ def parse(armored: str) -> tuple[Signed, str, bytes]:
         space = namespace.decode("utf-8")
     except UnicodeDecodeError:
         raise BadSignature("an SSH signature with a malformed namespace") from None
-    return Signed(key_type, key, space), algorithm, signature
+    return Signed(key_type, key, space, certificate), algorithm, signature
+
+
+def _certified(blob: bytes) -> tuple[str, bytes, Certificate]:
+    """The certified key (type and plain blob) and its certificate, once the CA's own
+    signature over the certificate verifies."""
+    cert = _Reader(blob)
+    cert_type = cert.string().decode("ascii")
+    plain_type = CERT_TYPES[cert_type]
+    cert.string()  # nonce
+    key = _string(plain_type.encode())
+    if plain_type == "ssh-ed25519":
+        key += _string(cert.string())
+    elif plain_type == "ecdsa-sha2-nistp256":
+        key += _string(cert.string()) + _string(cert.string())
+    else:
+        key += _string(cert.string()) + _string(cert.string())  # e, n as mpint strings
+    cert.take(8)  # serial
+    if cert.uint32() != USER_CERT:
+        raise BadSignature("the certificate is a host certificate, not a user's")
+    key_id = cert.string().decode("utf-8", "replace")
+    listed = _Reader(cert.string())
+    principals: list[str] = []
+    while not listed.done():
+        principals.append(listed.string().decode("utf-8", "replace"))
+    (valid_after,) = struct.unpack(">Q", cert.take(8))
+    (valid_before,) = struct.unpack(">Q", cert.take(8))
+    options = cert.string()
+    cert.string()  # extensions (permit-pty...): about sessions, not signatures
+    cert.string()  # reserved
+    ca_key = cert.string()
+    signed_part = blob[: cert.at]
+    ca_signature = cert.string()
+    if not cert.done():
+        raise BadSignature("a certificate with trailing bytes")
+    ca_type = _Reader(ca_key).string().decode("ascii", "replace")
+    if ca_type not in KEY_TYPES:
+        raise BadSignature(f"a certificate signed by a {ca_type} key, which is not supported")
+    _check(Signed(ca_type, ca_key, ""), ca_signature, signed_part)
+    return (
+        plain_type,
+        key,
+        Certificate(
+            ca_key, tuple(principals), int(valid_after), int(valid_before), key_id, options
+        ),
+    )
 
 
 def verify(armored: str, message: bytes, namespace: str) -> Signed:
@@ -119,15 +188,7 @@ def verify(armored: str, message: bytes, namespace: str) -> Signed:
         )
     if algorithm not in ("sha512", "sha256"):
         raise BadSignature(f"hash algorithm {algorithm!r} is not supported")
-    digest = hashlib.new(algorithm, message).digest()
-    data = (
-        MAGIC
-        + _string(namespace.encode())
-        + _string(b"")
-        + _string(algorithm.encode())
-        + _string(digest)
-    )
-    _check(signed, signature, data)
+    _check(signed, signature, signed_data(message, namespace, algorithm))
     return signed
 
 
@@ -162,3 +223,42 @@ def _check(signed: Signed, signature: bytes, data: bytes) -> None:
         raise BadSignature("the signature does not match the signed text") from None
     except ValueError as exc:
         raise BadSignature(f"a malformed key or signature: {exc}") from None
+
+
+def signed_data(message: bytes, namespace: str, algorithm: str = "sha512") -> bytes:
+    """What an SSHSIG signature covers (PROTOCOL.sshsig)."""
+    digest = hashlib.new(algorithm, message).digest()
+    return (
+        MAGIC
+        + _string(namespace.encode())
+        + _string(b"")
+        + _string(algorithm.encode())
+        + _string(digest)
+    )
+
+
+def armor(public_blob: bytes, namespace: str, signature: bytes, algorithm: str = "sha512") -> str:
+    """The armored SSHSIG of a signature made over signed_data(...)."""
+    blob = (
+        MAGIC
+        + struct.pack(">I", 1)
+        + _string(public_blob)
+        + _string(namespace.encode())
+        + _string(b"")
+        + _string(algorithm.encode())
+        + _string(signature)
+    )
+    text = base64.b64encode(blob).decode("ascii")
+    lines = [text[i : i + 70] for i in range(0, len(text), 70)]
+    return "\n".join([BEGIN, *lines, END]) + "\n"
+
+
+def sign_ed25519(private: bytes, public: bytes, message: bytes, namespace: str) -> str:
+    """An SSHSIG by an ed25519 key (its raw 32-byte halves), as `ssh-keygen -Y sign`
+    makes it, in-process: the web service signs every action without a subprocess."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    raw = Ed25519PrivateKey.from_private_bytes(private).sign(signed_data(message, namespace))
+    public_blob = _string(b"ssh-ed25519") + _string(public)
+    signature = _string(b"ssh-ed25519") + _string(raw)
+    return armor(public_blob, namespace, signature)

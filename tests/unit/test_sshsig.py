@@ -94,7 +94,10 @@ def test_the_trust_file_is_parsed_strictly(tmp_path):
     line = trust_line("alice@example.com,al*", Path(str(key) + ".pub"), "qlrf,git")
     text = f"# team\n\n{line}\n* cert-authority ssh-ed25519 AAAA\n"
     found = signers.parse(text)
-    assert len(found) == 1 and found[0].namespaces == ("qlrf", "git")
+    # The cert-authority line trusts certificates its CA signs, never its own key.
+    assert [s.authority for s in found] == [False, True]
+    assert found[0].namespaces == ("qlrf", "git")
+    assert signers.principals_of(found, found[1].key, "qlrf") == []
     # A pattern is not a person; a namespace not listed is not signed for.
     assert signers.principals_of(found, found[0].key, "qlrf") == ["alice@example.com"]
     assert signers.principals_of(found, found[0].key, "qlrf-seal") == []

@@ -1,0 +1,168 @@
+"""The approvals service against the CLI, in one run on the same servers.
+
+A real OpenID provider, a `qlrf-run worker` in signed mode and `qlrf-run serve`. Each
+round starts two runs at a gate and approves one through the API (a bearer JWT, the
+service vouching) and one with the installed `qlrf-run approve` (alice's SSH key),
+alternating which goes first. Then 50 runs at once are approved through the API, 50
+requests in flight, and the service's resident memory is read idle and after.
+
+    .venv/bin/python bench/web.py [--rounds 10] [--concurrent 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from runner.local.temporal import launch, terminate
+from tests.helpers.cli import qlrf, worker_process
+from tests.helpers.waiting import eventually
+from tests.helpers.web import CLIENT_ID, CLIENT_SECRET, Served, keygen, provider, public, tokens
+
+RUNBOOK = """\
+apiVersion: qlrf/v1
+kind: Task
+name: {name}
+steps:
+  - id: review
+    type: approval
+    with: {{message: "go?", approvers: [alice@example.com, bob@example.com]}}
+"""
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--concurrent", type=int, default=50)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="qlrf-bench-web-"))
+    proc, port, _ = launch(None)
+    address = f"127.0.0.1:{port}"
+    keys = {n: keygen(folder, n) for n in ("vouch", "alice", "bob")}
+    trust = folder / "allowed_signers"
+    trust.write_text(
+        f'alice@example.com namespaces="qlrf" {public(keys["alice"])}\n'
+        f'bob@example.com namespaces="qlrf" {public(keys["bob"])}\n'
+        f'*@example.com namespaces="qlrf-vouch" {public(keys["vouch"])}\n'
+    )
+    env = {
+        "QLRF_TEMPORAL_ADDRESS": address,
+        "QLRF_TASK_QUEUE": f"bench-web-{uuid.uuid4().hex[:6]}",
+        "QLRF_ALLOWED_SIGNERS": str(trust),
+        "QLRF_INTERNAL_KEY": "bench-internal-key-" + "b" * 32,
+    }
+    worker = worker_process(env)
+    try:
+        with provider() as issuer:
+            web_env = {k: v for k, v in env.items() if k != "QLRF_ALLOWED_SIGNERS"}
+            web_env.update(
+                QLRF_WEB_OIDC_ISSUER=issuer,
+                QLRF_WEB_OIDC_CLIENT_ID=CLIENT_ID,
+                QLRF_WEB_OIDC_CLIENT_SECRET=CLIENT_SECRET,
+                QLRF_WEB_SESSION_KEY="b" * 40,
+                QLRF_WEB_VOUCH_KEY=str(keys["vouch"]),
+                QLRF_WEB_DECISIONS_PER_MINUTE="100000",
+            )
+            served = Served(web_env, folder / "serve.log")
+            try:
+                run_bench(args, folder, env, served, issuer)
+            finally:
+                served.stop()
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        terminate(proc)
+
+
+def start(folder: Path, env: dict[str, str]) -> str:
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    path = folder / f"{name}.yaml"
+    path.write_text(RUNBOOK.format(name=name))
+    signed = {**env, "QLRF_SIGNING_KEY": str(folder / "alice")}
+    done = qlrf("apply", str(path), "--detach", "--format", "json", env=signed)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    run = str(json.loads(done.stdout)["run_id"])
+    eventually(
+        lambda: '"waiting"' in qlrf("status", run, "--format", "json", env=env).stdout,
+        f"{run} waiting",
+        60,
+    )
+    return run
+
+
+def run_bench(args, folder: Path, env: dict[str, str], served: Served, issuer: str) -> None:
+    token = tokens(issuer, "bob@example.com")["id_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    http = httpx.Client(timeout=60)
+    idle = rss_mb(served.proc.pid)
+    web_ms, cli_ms = [], []
+    bob = {**env, "QLRF_SIGNING_KEY": str(folder / "bob")}
+    for i in range(args.rounds):
+        a, b = start(folder, env), start(folder, env)
+        order = ["web", "cli"] if i % 2 == 0 else ["cli", "web"]
+        for how in order:
+            began = time.perf_counter()
+            if how == "web":
+                answer = http.post(
+                    f"{served.url}/api/v1/runs/{a}/gates/review/decisions",
+                    json={"decision": "approve"},
+                    headers=headers,
+                )
+                assert answer.status_code == 200, answer.text
+                web_ms.append((time.perf_counter() - began) * 1000)
+            else:
+                done = qlrf("approve", b, "review", env=bob)
+                assert done.returncode == 0, done.stderr
+                cli_ms.append((time.perf_counter() - began) * 1000)
+    web, cli = statistics.median(web_ms), statistics.median(cli_ms)
+    print(
+        f"approve, median of {args.rounds}: web {web:.0f} ms, CLI {cli:.0f} ms, "
+        f"web/CLI {web / cli:.2f}  (goals: <= 100 ms, <= 0.25)"
+    )
+
+    runs = [start(folder, env) for _ in range(args.concurrent)]
+
+    async def burst() -> list[float]:
+        async with httpx.AsyncClient(timeout=60, headers=headers) as client:
+
+            async def one(run: str) -> float:
+                began = time.perf_counter()
+                answer = await client.post(
+                    f"{served.url}/api/v1/runs/{run}/gates/review/decisions",
+                    json={"decision": "approve"},
+                )
+                assert answer.status_code == 200, answer.text
+                return (time.perf_counter() - began) * 1000
+
+            return list(await asyncio.gather(*(one(r) for r in runs)))
+
+    took = sorted(asyncio.run(burst()))
+    p95 = took[int(len(took) * 0.95) - 1]
+    print(
+        f"{args.concurrent} approvals of {args.concurrent} runs at once: all accepted, "
+        f"median {statistics.median(took):.0f} ms, p95 {p95:.0f} ms (goal p95 <= 500 ms)"
+    )
+    print(
+        f"serve resident memory: idle {idle:.0f} MB, after the load "
+        f"{rss_mb(served.proc.pid):.0f} MB (goal <= 150 MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -4,9 +4,12 @@ A real OpenID provider, a `qlrf-run worker` in signed mode and `qlrf-run serve`.
 round starts two runs at a gate and approves one through the API (a bearer JWT, the
 service vouching) and one with the installed `qlrf-run approve` (alice's SSH key),
 alternating which goes first. Then 50 runs at once are approved through the API, 50
-requests in flight, and the service's resident memory is read idle and after.
+requests in flight, and the service's resident memory is read idle and after. Then,
+with 1,000 more runs waiting at a gate (claimed mode, their own task queue), the
+**Waiting for you** page; and the run page and review page of a campaign of 10,000
+items waiting at its gate; medians.
 
-    .venv/bin/python bench/web.py [--rounds 10] [--concurrent 50]
+    .venv/bin/python bench/web.py [--rounds 10] [--concurrent 50] [--gates 1000]
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--concurrent", type=int, default=50)
+    parser.add_argument("--gates", type=int, default=1000)
+    parser.add_argument("--items", type=int, default=10_000)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="qlrf-bench-web-"))
     proc, port, _ = launch(None)
@@ -162,6 +167,107 @@ def run_bench(args, folder: Path, env: dict[str, str], served: Served, issuer: s
         f"serve resident memory: idle {idle:.0f} MB, after the load "
         f"{rss_mb(served.proc.pid):.0f} MB (goal <= 150 MB)"
     )
+    asyncio.run(pages(args, folder, env, served, http, headers))
+    print(f"serve resident memory after the pages: {rss_mb(served.proc.pid):.0f} MB")
+
+
+CAMPAIGN = """\
+apiVersion: qlrf/v1
+kind: Campaign
+name: big-{n}
+inputs:
+  hosts: {{type: array, items: {{type: string}}}}
+steps:
+  - id: review
+    type: approval
+    with: {{message: "patch {{{{ inputs.hosts | length }}}} hosts?", approvers: [bob@example.com]}}
+  - id: patch
+    needs: [review]
+    type: shell
+    foreach: "{{{{ inputs.hosts }}}}"
+    as: host
+    waves: [{{name: canary, size: 10}}, {{name: half, size: 50%}}, {{name: rest, size: 100%}}]
+    with: {{command: [echo, "{{{{ host }}}}"]}}
+"""
+
+
+def timed(http: httpx.Client, url: str, headers: dict[str, str], calls: int = 10) -> float:
+    took = []
+    for _ in range(calls):
+        began = time.perf_counter()
+        answer = http.get(url, headers=headers)
+        assert answer.status_code == 200, answer.text[:300]
+        took.append((time.perf_counter() - began) * 1000)
+    return statistics.median(took)
+
+
+async def pages(args, folder: Path, env: dict[str, str], served: Served, http, headers) -> None:
+    """The inbox with many gates waiting, and a 10,000-item campaign's pages: runs in
+    claimed mode on a worker in this process, on a task queue of their own."""
+    import json
+    import os
+
+    from temporalio.client import Client
+
+    from runner.client import runs
+    from runner.pipeline import compile_file
+    from runner.worker import build_worker
+
+    os.environ["QLRF_STORE"] = "off"  # these runs only wait: nothing to record
+    client = await Client.connect(env["QLRF_TEMPORAL_ADDRESS"])
+    queue = f"bench-pages-{uuid.uuid4().hex[:6]}"
+    gated = folder / "gated.yaml"
+    gated.write_text(RUNBOOK.format(name="bench-inbox"))
+    big = folder / "big.yaml"
+    big.write_text(CAMPAIGN.format(n=uuid.uuid4().hex[:6]))
+    hosts_file = folder / "hosts.json"
+    hosts_file.write_text(json.dumps([f"host-{i:05d}" for i in range(args.items)]))
+    compiled = compile_file(gated)
+    campaign = compile_file(big, [f"hosts=@{hosts_file}"])
+    async with build_worker(client, task_queue=queue):
+        for first in range(0, args.gates, 100):
+            await asyncio.gather(
+                *(
+                    runs.start(
+                        client,
+                        compiled.plan,
+                        compiled.inputs,
+                        "carol@example.com",
+                        workflow_id=f"inbox-{uuid.uuid4().hex[:10]}",
+                        task_queue=queue,
+                    )
+                    for _ in range(first, min(args.gates, first + 100))
+                )
+            )
+        handle, _ = await runs.start(
+            client,
+            campaign.plan,
+            campaign.inputs,
+            "carol@example.com",
+            workflow_id=f"big-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+        )
+        deadline = time.monotonic() + 900
+        waiting = 0
+        while time.monotonic() < deadline:
+            waiting = 0
+            async for _ in client.list_workflows(
+                "QlrfWaiting IS NOT NULL AND ExecutionStatus='Running'"
+            ):
+                waiting += 1
+            if waiting >= args.gates + 1:
+                break
+            await asyncio.sleep(1)
+        inbox = await asyncio.to_thread(timed, http, f"{served.url}/", headers)
+        print(f"Waiting for you, {waiting} gates waiting: median {inbox:.0f} ms (goal <= 500 ms)")
+        run_page = await asyncio.to_thread(timed, http, f"{served.url}/runs/{handle.id}", headers)
+        review = await asyncio.to_thread(
+            timed, http, f"{served.url}/runs/{handle.id}/gates/review", headers
+        )
+        print(
+            f"a {args.items}-item campaign at its gate: run page {run_page:.0f} ms, "
+            f"review page {review:.0f} ms, medians (goal <= 500 ms)"
+        )
 
 
 if __name__ == "__main__":

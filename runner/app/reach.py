@@ -13,6 +13,8 @@ answer, nothing is signed or sent.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -86,20 +88,45 @@ async def _by_temporal_run_id(ctx: Context, run: str) -> str | None:
 
 
 async def reach(ctx: Context, run: str, what: str) -> Reached:
-    """The run, its description and its basis; Unreached when it cannot take `what`."""
-    handle, description = await described(ctx, run)
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        shown = description.status.name.lower() if description.status else "closed"
-        raise Unreached(f"run {run} has ended ({shown}); it takes no {what} requests")
-    queue = description.task_queue
-    seen = await pollers(ctx.client, queue)
-    if not seen.any:
-        raise Unreached(no_worker(queue))
-    return Reached(handle, description, await basis_of(ctx, handle, queue, seen))
+    """The run, its description and its basis; Unreached when it cannot take `what`.
+
+    The run is described and asked its basis at once: when a worker answers at once
+    (the usual case) that is all, and the task queue's pollers are asked only when it
+    does not, to say at once (within 2 s) that no worker serves the run."""
+    handle = ctx.client.get_workflow_handle(run)
+    asked = asyncio.ensure_future(_ask(handle, BASIS_SECONDS))
+    try:
+        handle, description = await described(ctx, run)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            shown = description.status.name.lower() if description.status else "closed"
+            raise Unreached(f"run {run} has ended ({shown}); it takes no {what} requests")
+        if handle.id != run:  # named by its Temporal run id: ask the run by its own id
+            asked.cancel()
+            asked = asyncio.ensure_future(_ask(handle, BASIS_SECONDS))
+        queue = description.task_queue
+        try:
+            raw = await asked
+        except WorkflowQueryFailedError as exc:
+            return Reached(handle, description, await basis_of(ctx, handle, queue, None, exc))
+        if raw is not None:
+            return Reached(handle, description, _parsed(handle, raw))
+        seen = await pollers(ctx.client, queue)
+        if not seen.any:
+            raise Unreached(no_worker(queue))
+        return Reached(handle, description, await basis_of(ctx, handle, queue, seen))
+    finally:
+        if not asked.done():
+            asked.cancel()
+        with contextlib.suppress(BaseException):
+            await asked  # its outcome is read above, or no longer wanted
 
 
 async def basis_of(
-    ctx: Context, handle: WorkflowHandle[Any, Any], queue: str, seen: Pollers
+    ctx: Context,
+    handle: WorkflowHandle[Any, Any],
+    queue: str,
+    seen: Pollers | None,
+    failed: WorkflowQueryFailedError | None = None,
 ) -> Basis:
     """The run's basis. A worker that does not answer at once may have stopped a moment
     ago (its poll is still listed): when every listed poller told the server it is
@@ -107,8 +134,12 @@ async def basis_of(
     over from one that died (the server waits STICKY_TIMEOUT for a dead worker's cache,
     runner/worker.py): the run is given longer."""
     try:
-        raw = await _ask(handle, BASIS_SECONDS)
-        if raw is None and not await all_stopping(ctx.client, queue, set(seen.ages)):
+        if failed is not None:
+            raise failed
+        assert seen is not None
+        # The first ask went unanswered: a worker that did not say it stops gets longer.
+        raw = None
+        if not await all_stopping(ctx.client, queue, set(seen.ages)):
             raw = await _ask(handle, LONGER_SECONDS)
     except WorkflowQueryFailedError as exc:
         if "starting" in str(exc):
@@ -116,11 +147,16 @@ async def basis_of(
         # A run started by a version without the `basis` query: its state has the same.
         raw = await _from_state(handle)
     if raw is None:
+        youngest = seen.youngest if seen is not None else 0.0
         raise Unreached(
             f"no worker answered run {handle.id} (the last one polled task queue {queue} "
-            f"{seen.youngest:.0f}s ago); start one with `qlrf-run worker` "
+            f"{youngest:.0f}s ago); start one with `qlrf-run worker` "
             "(the run waits meanwhile, and nothing was signed or sent)"
         )
+    return _parsed(handle, raw)
+
+
+def _parsed(handle: WorkflowHandle[Any, Any], raw: Any) -> Basis:
     found = Basis.parse(raw)
     if found is None or not found.run_id:
         raise Unreached(f"run {handle.id} gave no basis to sign; nothing was sent")

@@ -109,6 +109,11 @@ class Provider:
         principal = found.get(claim)
         if not isinstance(principal, str) or not principal:
             raise Unauthorized(f"the token carries no {claim!r} claim to name its person by")
+        if claim == "email" and found.get("email_verified") is False:
+            # An address the person typed and nobody checked names nobody.
+            raise Unauthorized("the identity provider has not verified this e-mail address")
+        if len(principal) > 320 or any(ord(ch) < 32 or ord(ch) == 127 for ch in principal):
+            raise Unauthorized(f"the token's {claim!r} claim is not a name")
         return principal
 
     async def bearer(self, token: str) -> Person:

@@ -97,6 +97,14 @@ def stack(
         "QLRF_GROUPS_FILE": str(groups),
     }
     worker = worker_process(env)
+    try:
+        yield from _served(env, keys, folder)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+
+
+def _served(env: dict[str, str], keys: dict[str, Path], folder: Path) -> Iterator[dict[str, Any]]:
     with provider(token_seconds=6) as issuer, provider() as other:
         web_env = {
             **env,
@@ -111,6 +119,7 @@ def stack(
         try:
             yield {
                 "env": env,
+                "web_env": web_env,
                 "keys": keys,
                 "issuer": issuer,
                 "other": other,
@@ -119,8 +128,6 @@ def stack(
             }
         finally:
             served.stop()
-            worker.terminate()
-            worker.wait(20)
 
 
 def start(stack: dict[str, Any], name: str | None = None) -> str:
@@ -253,10 +260,10 @@ def _token_for_client(issuer: str, client: str) -> str:
         web.CLIENT_ID = saved
 
 
-def _sign_in(stack: dict[str, Any], who: str) -> tuple[httpx.Client, str]:
+def _sign_in(stack: dict[str, Any], who: str, web: str | None = None) -> tuple[httpx.Client, str]:
     """A session through the real flow, its cookie carried by hand (httpx keeps no
     Secure cookie over http, as browsers do for 127.0.0.1)."""
-    web = stack["web"].url
+    web = web or stack["web"].url
     http = httpx.Client(timeout=30)
     cookie = ""
     url = f"{web}/login?next=/runs"
@@ -583,3 +590,67 @@ def test_in_a_browser_hostile_text_stays_text(stack, chrome):
     )
     chrome.get(stack["web"].url + f"/runs/{run}/steps/speak/logs")
     assert "<b id=bold>loud</b> ␛[31mred <img src=x id=img2>" in _text(chrome, "stdout")
+
+
+def test_two_replicas_serve_one_session_and_each_limits_a_persons_decisions(stack):
+    run = start(stack)
+    extra = {**stack["web_env"], "QLRF_WEB_DECISIONS_PER_MINUTE": "2"}
+    second = Served(extra, stack["folder"] / "serve-2.log")
+    try:
+        _, cookie = _sign_in(stack, "bob@example.com")  # on the first replica
+        page = httpx.get(f"{second.url}/runs/{run}/gates/review", headers={"Cookie": cookie})
+        assert page.status_code == 200 and "bob@example.com" in page.text
+        token = tokens(stack["issuer"], "erin@example.com")["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        said = [
+            httpx.post(
+                f"{second.url}{decide_url(run, 'nope')}",
+                json={"decision": "reject"},
+                headers=headers,
+                timeout=30,
+            )
+            for _ in range(3)
+        ]
+        assert [a.status_code for a in said] == [404, 404, 429]
+        assert said[2].headers["content-type"].startswith("application/problem+json")
+        metrics = httpx.get(f"{second.url}/metrics").text
+        assert 'route="/api/v1/runs/{run}/gates/{gate:path}/decisions"' in metrics
+        assert "qlrf_web_request_seconds_bucket" in metrics
+    finally:
+        second.stop()
+
+
+def test_local_sign_in_is_unverified_and_a_signed_run_offers_it_no_button(stack):
+    run = start(stack)
+    env = {k: v for k, v in stack["web_env"].items() if not k.startswith("QLRF_WEB_")}
+    local = Served(env, stack["folder"] / "serve-local.log")
+    try:
+        form = httpx.get(f"{local.url}/login")
+        assert form.status_code == 200 and 'name="name"' in form.text
+        answer = httpx.post(
+            f"{local.url}/login", data={"name": "bob@example.com", "next": "//evil"}
+        )
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
+        cookie = answer.headers["set-cookie"].split(";")[0]
+        page = httpx.get(f"{local.url}/runs/{run}/gates/review", headers={"Cookie": cookie})
+        assert page.status_code == 200
+        assert "unverified" in page.text and 'id="approve"' not in page.text
+        assert "this run is in signed mode" in page.text
+        bearer = httpx.get(f"{local.url}/api/v1/runs", headers={"Authorization": "Bearer x"})
+        assert bearer.status_code == 401
+    finally:
+        local.stop()
+
+
+def test_the_identity_provider_down_gives_a_page_that_says_so(stack):
+    with provider() as issuer:
+        env = {**stack["web_env"], "QLRF_WEB_OIDC_ISSUER": issuer}
+        served = Served(env, stack["folder"] / "serve-down.log")
+    try:
+        page = httpx.get(f"{served.url}/login?next=/")
+        assert page.status_code == 503 and "does not answer" in page.text
+        assert "Traceback" not in page.text and "Traceback" not in served.said()
+        api_answer = httpx.get(f"{served.url}/api/v1/runs", headers={"Authorization": "Bearer a.b"})
+        assert api_answer.status_code in (401, 503)
+    finally:
+        served.stop()

@@ -162,3 +162,27 @@ def test_a_certificate_is_its_principal_only_within_both_windows(tmp_path):
     assert signers.certified(closed, signed.certificate, "qlrf", NOW)[0] == []
     narrow = signers.parse(f"*@corp.example cert-authority {_pub(ca)}\n")
     assert signers.certified(narrow, signed.certificate, "qlrf", NOW)[0] == []
+
+
+def test_a_token_names_its_person_by_a_verified_claim_only(monkeypatch):
+    import httpx
+
+    from runner.web.tokens import Provider, Unauthorized
+
+    for name in list(__import__("os").environ):
+        if name.startswith("QLRF_WEB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("QLRF_WEB_OIDC_ISSUER", "https://idp.example.com")
+    monkeypatch.setenv("QLRF_WEB_OIDC_CLIENT_ID", "qlrf")
+    monkeypatch.setenv("QLRF_WEB_VOUCH_KEY", "/k")
+    monkeypatch.setenv("QLRF_WEB_SESSION_KEY", "k" * 32)
+    found = Provider(settings.load("127.0.0.1", 8089, None), httpx.AsyncClient())
+    assert found.principal_of({"email": "bob@example.com"}) == "bob@example.com"
+    assert found.principal_of({"email": "bob@example.com", "email_verified": True})
+    for claims_given in (
+        {"email": "bob@example.com", "email_verified": False},
+        {"sub": "bob"},
+        {"email": "bob@example.com\nroot"},
+    ):
+        with pytest.raises(Unauthorized):
+            found.principal_of(claims_given)

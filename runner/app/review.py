@@ -71,8 +71,13 @@ async def plan_of(ctx: Context, run: str) -> Plan:
     async for event in handle.fetch_history_events(page_size=1):
         started = event.workflow_execution_started_event_attributes
         payloads = list(started.input.payloads)
-        (request,) = await ctx.client.data_converter.decode(payloads, [RunInput])
-        plan = Plan.from_dict(request.plan)
+        try:
+            (request,) = await ctx.client.data_converter.decode(payloads, [RunInput])
+            plan = Plan.from_dict(request.plan)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # A run started through the plain Temporal API with a plan that does not
+            # read: the run refused it; there is nothing to review.
+            raise QlrfError(f"run {run}'s plan does not read ({type(exc).__name__})") from None
         _PLANS[key] = plan
         while len(_PLANS) > _PLANS_KEPT:
             _PLANS.popitem(last=False)

@@ -105,7 +105,7 @@ def stack(
 
 
 def _served(env: dict[str, str], keys: dict[str, Path], folder: Path) -> Iterator[dict[str, Any]]:
-    with provider(token_seconds=6) as issuer, provider() as other:
+    with provider(token_seconds=4) as issuer, provider() as other:
         web_env = {
             **env,
             "QLRF_WEB_OIDC_ISSUER": issuer,
@@ -185,7 +185,9 @@ def test_a_bearer_jwt_decides_and_the_run_records_the_vouched_principal(stack):
         60,
     )
     cli = json.loads(qlrf("status", run, "--format", "json", env=stack["env"]).stdout)
-    web = api(stack, "GET", f"/api/v1/runs/{run}", found["access_token"])
+    # A fresh token: the provider's last a few seconds (for the expiry test below).
+    fresh = tokens(stack["issuer"], "bob@example.com")["access_token"]
+    web = api(stack, "GET", f"/api/v1/runs/{run}", fresh)
     assert web.status_code == 200 and web.json() == cli
     audit = qlrf("history", run, "--format", "json", env=stack["env"])
     assert "bob@example.com" in audit.stdout
@@ -225,6 +227,10 @@ def test_an_opaque_token_is_checked_at_userinfo_and_a_refusal_is_409_with_the_ru
         == 404
     )
     assert api(stack, "GET", "/api/v1/runs/no-such-run", found["access_token"]).status_code == 404
+    injected = api(
+        stack, "GET", "/api/v1/runs?kind=Task' OR WorkflowId != '", found["access_token"]
+    )
+    assert injected.status_code == 400 and "kind must be one of" in injected.json()["detail"]
     pending = api(stack, "GET", "/api/v1/pending", found["access_token"])
     assert any(row.get("run_id") == run for row in pending.json())
 
@@ -240,7 +246,7 @@ def test_forged_expired_other_issuer_and_other_audience_tokens_get_401(stack):
         answer = api(stack, "POST", decide_url(run), token, json={"decision": "approve"})
         assert answer.status_code == 401, (token[:20], answer.text)
         assert answer.headers["content-type"].startswith("application/problem+json")
-    # The provider's tokens last 6 s: once this one's exp has passed, it is refused.
+    # The provider's tokens last 4 s: once this one's exp has passed, it is refused.
     eventually(
         lambda: api(stack, "GET", "/api/v1/runs", good).status_code == 401,
         "the expired token refused",

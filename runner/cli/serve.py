@@ -142,6 +142,9 @@ async def _check_store() -> None:
 def dev_command(
     detach: bool = typer.Option(False, "--detach", help="Start it and return"),
     stop: bool = typer.Option(False, "--stop", help="Stop the embedded server"),
+    web_port: int = typer.Option(
+        8089, "--web-port", min=1, max=65535, help="The approvals pages' port (qlrf-run serve)"
+    ),
 ) -> None:
     """The embedded Temporal dev server with its UI, in the foreground until Ctrl-C.
 
@@ -173,9 +176,9 @@ def dev_command(
         out(f"Run store:           {database_url()}")
     if detach:
         out("running in the background; stop it with: qlrf-run dev --stop")
-        out("the approvals pages: qlrf-run serve (http://127.0.0.1:8089)")
+        out(f"the approvals pages: qlrf-run serve --port {web_port}")
         return
-    web = _approvals_service(info.address)
+    web = _approvals_service(info.address, web_port)
     out("Ctrl-C stops it" if started_here else "it was already running; Ctrl-C leaves it so")
     stopping = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -191,23 +194,25 @@ def dev_command(
         out("stopped")
 
 
-def _approvals_service(address: str) -> Any:
-    """`qlrf-run serve` beside the dev server, on its default port, until `dev` ends;
-    None (and why) when the port is taken (a service already runs there)."""
+def _approvals_service(address: str, port: int) -> Any:
+    """`qlrf-run serve` beside the dev server, until `dev` ends; None (and why) when the
+    port is taken (a service already runs there)."""
     import os
     import socket
     import subprocess
     import sys
 
     with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", 8089)) == 0:
-            out("Approvals pages:     http://127.0.0.1:8089 (already served there)")
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            out(f"Approvals pages:     http://127.0.0.1:{port} (already served there)")
             return None
     exe = os.path.join(os.path.dirname(sys.executable), "qlrf-run")
     command = [exe] if os.path.exists(exe) else [sys.executable, "-m", "runner.cli.app"]
     env = {**os.environ, "QLRF_TEMPORAL_ADDRESS": address}
-    proc = subprocess.Popen([*command, "serve"], env=env, stdout=subprocess.DEVNULL)
-    out("Approvals pages:     http://127.0.0.1:8089 (qlrf-run serve)")
+    proc = subprocess.Popen(
+        [*command, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
+    )
+    out(f"Approvals pages:     http://127.0.0.1:{port} (qlrf-run serve)")
     return proc
 
 
@@ -222,7 +227,13 @@ def register(app: typer.Typer) -> None:
         )
     )(worker)
     app.command(
-        "dev", epilog=examples("qlrf-run dev", "qlrf-run dev --detach", "qlrf-run dev --stop")
+        "dev",
+        epilog=examples(
+            "qlrf-run dev",
+            "qlrf-run dev --web-port 8090",
+            "qlrf-run dev --detach",
+            "qlrf-run dev --stop",
+        ),
     )(dev_command)
 
 

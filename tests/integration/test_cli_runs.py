@@ -11,8 +11,10 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
+from runner.local.temporal import free_port
 from tests.helpers import shapes
 from tests.helpers.cli import ROOT, qlrf
 from tests.helpers.waiting import eventually
@@ -206,15 +208,28 @@ def test_dev_runs_in_the_foreground_until_interrupted(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "QLRF_TEMPORAL_ADDRESS"}
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     exe = str(Path(sys.executable).with_name("qlrf-run"))
-    proc = subprocess.Popen([exe, "dev"], env=env, stdout=subprocess.PIPE, text=True)
+    web = free_port()
+    proc = subprocess.Popen(
+        [exe, "dev", "--web-port", str(web)], env=env, stdout=subprocess.PIPE, text=True
+    )
     info = tmp_path / "state" / "qlrf-run" / "temporal.json"
     eventually(info.exists, f"{info} is written")
     pid = json.loads(info.read_text())["pid"]
     status = subprocess.run([exe, "list"], env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
+    # The approvals pages run beside it, on the embedded server.
+    ready = f"http://127.0.0.1:{web}/readyz"
+    eventually(
+        lambda: httpx.get(ready, timeout=2).status_code == 200,
+        ready,
+        60,
+        ignoring=(httpx.HTTPError,),
+    )
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert "Temporal UI:" in output and output.rstrip().endswith("stopped")
+    assert f"Approvals pages:     http://127.0.0.1:{web}" in output
+    eventually(lambda: not _answers(f"http://127.0.0.1:{web}/healthz"), "serve stopped", 20)
     eventually(
         lambda: (
             not Path(f"/proc/{pid}").exists()
@@ -246,3 +261,10 @@ def test_concurrent_invocations_share_one_server(tmp_path):
         assert len(addresses) == 1, outputs
     finally:
         subprocess.run([exe, "dev", "--stop"], env=env, capture_output=True, timeout=60)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -660,3 +660,44 @@ def test_the_identity_provider_down_gives_a_page_that_says_so(stack):
         assert api_answer.status_code in (401, 503)
     finally:
         served.stop()
+
+
+WAVED = """\
+apiVersion: qlrf/v1
+kind: Campaign
+name: {name}
+steps:
+  - id: patch
+    type: shell
+    foreach: [web-1, web-2, web-3]
+    as: host
+    waves:
+      - {{name: canary, size: 1}}
+      - {{name: rest, size: 100%, approval: true, approvers: [bob@example.com]}}
+    with: {{command: [echo, "{{{{ host }}}}"]}}
+"""
+
+
+def test_a_wave_gate_is_reviewed_and_decided_by_its_step_and_wave(stack):
+    name = f"waved-{uuid.uuid4().hex[:6]}"
+    path = stack["folder"] / f"{name}.yaml"
+    path.write_text(WAVED.format(name=name))
+    env = {**stack["env"], "QLRF_SIGNING_KEY": str(stack["keys"]["alice"])}
+    run = detached(path, env)
+
+    def wave_gate() -> bool:
+        found = qlrf("status", run, "--format", "json", env=stack["env"])
+        return found.returncode == 0 and any(
+            g["gate"] == "patch/rest" and g["status"] == "waiting"
+            for g in json.loads(found.stdout)["gates"]
+        )
+
+    eventually(wave_gate, "the wave gate patch/rest waiting", 60)
+    http, cookie = _sign_in(stack, "bob@example.com")
+    page = http.get(f"{stack['web'].url}/runs/{run}/gates/patch/rest", headers={"Cookie": cookie})
+    assert page.status_code == 200
+    assert "The wave <strong>rest</strong>" in page.text and 'id="approve"' in page.text
+    token = tokens(stack["issuer"], "bob@example.com")["id_token"]
+    answer = api(stack, "POST", decide_url(run, "patch/rest"), token, json={"decision": "approve"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["approvals"][0]["by"] == "bob@example.com"

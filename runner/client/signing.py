@@ -57,9 +57,19 @@ def refuse_as(as_user: str | None) -> None:
         )
 
 
+def with_certificate(path: Path) -> Path:
+    """The key's certificate when one lies beside it (`id_ed25519-cert.pub`, as ssh
+    finds it), so that a key certified by an SSH CA signs as its certificate's
+    principal; the key itself otherwise."""
+    if path.name.endswith("-cert.pub"):
+        return path
+    cert = path.with_name(path.name.removesuffix(".pub") + "-cert.pub")
+    return cert if cert.is_file() else path
+
+
 def sign(claim: Claim, *, key: Path | None = None) -> Proof:
     """The proof of `claim` ({signature, nonce, not_after}) to send with the request."""
-    path = key or key_path()
+    path = with_certificate(key or key_path())
     nonce = secrets.token_urlsafe(24)
     not_after = iso(datetime.now(UTC) + VALID_FOR) or ""
     text = canonical({**claim, "nonce": nonce, "not_after": not_after})

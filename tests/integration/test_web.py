@@ -395,6 +395,9 @@ def test_ssh_certificates_are_their_principal_inside_their_window_only(stack):
         "rogue": _certificate(stack, "rogue", "rogue-ca", "bob@example.com", "-5m:+1h"),
         "good": _certificate(stack, "good", "ca", "bob@example.com", "-5m:+1h"),
     }
+    # The private key given, its certificate beside it: signed as the certificate, as
+    # ssh finds it.
+    beside = _certificate(stack, "beside", "ca", "bob@example.com", "-5m:+1h")
     run = start(stack)
     said = {}
     for name, cert in cases.items():
@@ -408,6 +411,13 @@ def test_ssh_certificates_are_their_principal_inside_their_window_only(stack):
     view = json.loads(qlrf("status", run, "--format", "json", env=stack["env"]).stdout)
     (approval,) = next(g for g in view["gates"] if g["gate"] == "review")["approvals"]
     assert approval["by"] == "bob@example.com" and approval["via"] == {"certificate": "good"}
+    other = start(stack)
+    key = Path(str(beside).removesuffix("-cert.pub"))
+    done = qlrf("approve", other, "review", env={**stack["env"], "QLRF_SIGNING_KEY": str(key)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    view = json.loads(qlrf("status", other, "--format", "json", env=stack["env"]).stdout)
+    (approval,) = next(g for g in view["gates"] if g["gate"] == "review")["approvals"]
+    assert approval["via"] == {"certificate": "beside"}
 
 
 def test_serve_refuses_to_start_misconfigured_with_one_line_naming_the_variable(stack, tmp_path):

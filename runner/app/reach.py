@@ -107,13 +107,13 @@ async def reach(ctx: Context, run: str, what: str) -> Reached:
         try:
             raw = await asked
         except WorkflowQueryFailedError as exc:
-            return Reached(handle, description, await basis_of(ctx, handle, queue, None, exc))
-        if raw is not None:
-            return Reached(handle, description, _parsed(handle, raw))
-        seen = await pollers(ctx.client, queue)
-        if not seen.any:
-            raise Unreached(no_worker(queue))
-        return Reached(handle, description, await basis_of(ctx, handle, queue, seen))
+            raw = await _failed_query(handle, exc)
+        if raw is None:
+            seen = await pollers(ctx.client, queue)
+            if not seen.any:
+                raise Unreached(no_worker(queue))
+            raw = await _longer(ctx, handle, queue, seen)
+        return Reached(handle, description, _parsed(handle, raw))
     finally:
         if not asked.done():
             asked.cancel()
@@ -121,39 +121,33 @@ async def reach(ctx: Context, run: str, what: str) -> Reached:
             await asked  # its outcome is read above, or no longer wanted
 
 
-async def basis_of(
-    ctx: Context,
-    handle: WorkflowHandle[Any, Any],
-    queue: str,
-    seen: Pollers | None,
-    failed: WorkflowQueryFailedError | None = None,
-) -> Basis:
-    """The run's basis. A worker that does not answer at once may have stopped a moment
-    ago (its poll is still listed): when every listed poller told the server it is
-    shutting down, no worker serves the run. Otherwise one may be busy, or take the run
-    over from one that died (the server waits STICKY_TIMEOUT for a dead worker's cache,
-    runner/worker.py): the run is given longer."""
-    try:
-        if failed is not None:
-            raise failed
-        assert seen is not None
-        # The first ask went unanswered: a worker that did not say it stops gets longer.
-        raw = None
-        if not await all_stopping(ctx.client, queue, set(seen.ages)):
+async def _longer(ctx: Context, handle: WorkflowHandle[Any, Any], queue: str, seen: Pollers) -> Any:
+    """The basis, asked again. A worker that does not answer at once may have stopped a
+    moment ago (its poll is still listed): when every listed poller told the server it
+    is shutting down, no worker serves the run. Otherwise one may be busy, or take the
+    run over from one that died (the server waits STICKY_TIMEOUT for a dead worker's
+    cache, runner/worker.py): the run is given longer."""
+    raw = None
+    if not await all_stopping(ctx.client, queue, set(seen.ages)):
+        try:
             raw = await _ask(handle, LONGER_SECONDS)
-    except WorkflowQueryFailedError as exc:
-        if "starting" in str(exc):
-            raise Unreached(f"run {handle.id} is starting; try again in a moment") from None
-        # A run started by a version without the `basis` query: its state has the same.
-        raw = await _from_state(handle)
+        except WorkflowQueryFailedError as exc:
+            raw = await _failed_query(handle, exc)
     if raw is None:
-        youngest = seen.youngest if seen is not None else 0.0
         raise Unreached(
             f"no worker answered run {handle.id} (the last one polled task queue {queue} "
-            f"{youngest:.0f}s ago); start one with `qlrf-run worker` "
+            f"{seen.youngest:.0f}s ago); start one with `qlrf-run worker` "
             "(the run waits meanwhile, and nothing was signed or sent)"
         )
-    return _parsed(handle, raw)
+    return raw
+
+
+async def _failed_query(handle: WorkflowHandle[Any, Any], exc: WorkflowQueryFailedError) -> Any:
+    """The basis when the run refused the query: not yet (starting), or a run started by
+    a version without the `basis` query, whose state has the same."""
+    if "starting" in str(exc):
+        raise Unreached(f"run {handle.id} is starting; try again in a moment") from None
+    return await _from_state(handle)
 
 
 def _parsed(handle: WorkflowHandle[Any, Any], raw: Any) -> Basis:

@@ -28,7 +28,7 @@ SEAL_NAMESPACE = "qlrf-seal"
 # A service (the web page, Slack) signs for the person it signed in, with its own key.
 VOUCH_NAMESPACE = "qlrf-vouch"
 VIA_KEYS = ("service", "issuer", "subject", "auth_time")
-_PRINCIPAL_LIMIT = 320
+PRINCIPAL_LIMIT = 320
 _VIA_TEXT_LIMIT = 500
 CLAIM_FIELDS = (
     "action",
@@ -87,6 +87,20 @@ class Actor:
 
     principal: str
     via: dict[str, Any] | None = None
+
+
+def printable(text: str) -> bool:
+    """No control character: a name shown to people and kept in records."""
+    return not any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+def names_someone(principal: object) -> bool:
+    """A principal a service may vouch for: a printable text, 1 to 320 characters."""
+    return (
+        isinstance(principal, str)
+        and 0 < len(principal) <= PRINCIPAL_LIMIT
+        and printable(principal)
+    )
 
 
 class Unauthenticated(Exception):
@@ -203,9 +217,9 @@ def _vouched(
     """A service's signature for a person it signed in: its key must be on a line for
     qlrf-vouch whose patterns name that person."""
     principal, via = proof.get("principal"), proof.get("via")
-    if not isinstance(principal, str) or not principal or len(principal) > _PRINCIPAL_LIMIT:
+    if not isinstance(principal, str) or not principal or len(principal) > PRINCIPAL_LIMIT:
         raise Unauthenticated("a vouched action names its principal (a text)")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in principal):
+    if not printable(principal):
         raise Unauthenticated("the vouched principal holds control characters")
     if not isinstance(via, Mapping) or not set(via) <= set(VIA_KEYS) or "service" not in via:
         raise Unauthenticated(

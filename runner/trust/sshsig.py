@@ -253,12 +253,16 @@ def armor(public_blob: bytes, namespace: str, signature: bytes, algorithm: str =
     return "\n".join([BEGIN, *lines, END]) + "\n"
 
 
+def ed25519_blob(public: bytes) -> bytes:
+    """An ed25519 public key (its raw 32 bytes) as SSH's wire blob."""
+    return _string(b"ssh-ed25519") + _string(public)
+
+
 def sign_ed25519(private: bytes, public: bytes, message: bytes, namespace: str) -> str:
     """An SSHSIG by an ed25519 key (its raw 32-byte halves), as `ssh-keygen -Y sign`
     makes it, in-process: the web service signs every action without a subprocess."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     raw = Ed25519PrivateKey.from_private_bytes(private).sign(signed_data(message, namespace))
-    public_blob = _string(b"ssh-ed25519") + _string(public)
     signature = _string(b"ssh-ed25519") + _string(raw)
-    return armor(public_blob, namespace, signature)
+    return armor(ed25519_blob(public), namespace, signature)

@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from runner.trust import claims
 from runner.web.pages import page
 from runner.web.service import Service, safe_next, session_person, sign_in
 from runner.web.tokens import ProviderDown
@@ -83,7 +84,7 @@ async def local_login(service: Service, request: Request) -> Response:
     form = await request.form()
     name = str(form.get("name") or "").strip()
     target = safe_next(form.get("next"))
-    if not name or len(name) > NAME_LIMIT or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if not name or len(name) > NAME_LIMIT or not claims.printable(name):
         return page(
             service,
             request,

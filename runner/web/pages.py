@@ -18,7 +18,7 @@ from runner.app.runs import runs
 from runner.app.view import look
 from runner.client import schedules
 from runner.client.logs import printed
-from runner.contract.gate_rules import may_decide, who_refusal
+from runner.contract.gate_rules import who_refusal
 from runner.contract.state import GateView, RunView
 from runner.contract.vocab import DecisionKind
 from runner.errors import QlrfError
@@ -54,10 +54,13 @@ def quorum(gate: GateView) -> str:
 
 
 def mine(gate: GateView, person: Person, groups: dict[str, list[str]]) -> bool:
-    """A gate this person may decide, and has not approved yet."""
-    return may_decide(gate.approvers, person.principal, groups) and not any(
-        a.get("by") == person.principal for a in gate.approvals
+    """A gate this person may decide, and has not approved yet (the run's own rule; who
+    started each run is not in the pending list, so self-approval is left to the
+    review page)."""
+    refused = who_refusal(
+        gate, person.principal, DecisionKind.APPROVE, started_by=None, groups=groups
     )
+    return refused is None
 
 
 async def inbox(service: Service, request: Request, person: Person) -> Response:
@@ -125,11 +128,13 @@ def gate_actions(
     return found
 
 
-def _assignments(form: Any, modifiable: list[str]) -> list[str]:
+def _assignments(form: Any) -> list[str]:
+    """The form's `set.NAME` fields that hold a value, as NAME=VALUE. Which inputs a
+    gate lets be modified is the run's to check (and the preview's, with its words)."""
     found = []
-    for name in modifiable:
-        value = form.get(f"set.{name}")
-        if isinstance(value, str) and value != "":
+    for key, value in form.multi_items():
+        name = key.removeprefix("set.")
+        if key.startswith("set.") and name and isinstance(value, str) and value != "":
             found.append(f"{name}={value}")
     return found
 
@@ -148,7 +153,7 @@ async def review_page(
     shown: Review = await review(ctx, run, gate)
     previewed = None
     problem = None
-    asked = _assignments(request.query_params, shown.gate.modifiable)
+    asked = _assignments(request.query_params)
     if request.query_params.get("preview") and asked:
         try:
             changes, after = preview(shown, asked)
@@ -204,9 +209,7 @@ async def decide_form(
         )
     assignments: list[str] = []
     if kind == DecisionKind.MODIFY:
-        ctx = await service.ctx()
-        shown = await review(ctx, run, gate)
-        assignments = _assignments(form, shown.gate.modifiable)
+        assignments = _assignments(form)
         if not assignments:
             return await review_page(
                 service,

@@ -20,6 +20,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from runner.trust import claims
 from runner.web.settings import Settings
 from runner.web.vouch import Person
 
@@ -112,7 +113,7 @@ class Provider:
         if claim == "email" and found.get("email_verified") is False:
             # An address the person typed and nobody checked names nobody.
             raise Unauthorized("the identity provider has not verified this e-mail address")
-        if len(principal) > 320 or any(ord(ch) < 32 or ord(ch) == 127 for ch in principal):
+        if not claims.names_someone(principal):  # what the run would refuse to vouch
             raise Unauthorized(f"the token's {claim!r} claim is not a name")
         return principal
 

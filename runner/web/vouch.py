@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,10 +45,6 @@ class Person:
         }
 
 
-def _blob(kind: str, raw: bytes) -> bytes:
-    return struct.pack(">I", len(kind)) + kind.encode() + struct.pack(">I", len(raw)) + raw
-
-
 class Voucher:
     """The service's ed25519 key, signing in-process (a decision costs no subprocess)."""
 
@@ -79,7 +74,7 @@ class Voucher:
     @property
     def public_line(self) -> str:
         """The key as a trust file's line takes it: `ssh-ed25519 AAAA...`."""
-        encoded = base64.b64encode(_blob("ssh-ed25519", self._public)).decode()
+        encoded = base64.b64encode(sshsig.ed25519_blob(self._public)).decode()
         return f"ssh-ed25519 {encoded}"
 
     def proof(self, claim: claims.Claim, person: Person) -> claims.Proof:

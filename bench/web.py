@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -29,6 +31,9 @@ from tests.helpers.cli import qlrf, worker_process
 from tests.helpers.waiting import eventually
 from tests.helpers.web import CLIENT_ID, CLIENT_SECRET, Served, keygen, provider, public, tokens
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
 RUNBOOK = """\
 apiVersion: qlrf/v1
 kind: Task
@@ -38,13 +43,6 @@ steps:
     type: approval
     with: {{message: "go?", approvers: [alice@example.com, bob@example.com]}}
 """
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
@@ -112,6 +110,8 @@ def start(folder: Path, env: dict[str, str]) -> str:
 
 
 def run_bench(args, folder: Path, env: dict[str, str], served: Served, issuer: str) -> None:
+    from observability import rss_mb
+
     token = tokens(issuer, "bob@example.com")["id_token"]
     headers = {"Authorization": f"Bearer {token}"}
     http = httpx.Client(timeout=60)
@@ -158,7 +158,7 @@ def run_bench(args, folder: Path, env: dict[str, str], served: Served, issuer: s
             return list(await asyncio.gather(*(one(r) for r in runs)))
 
     took = sorted(asyncio.run(burst()))
-    p95 = took[int(len(took) * 0.95) - 1]
+    p95 = took[math.ceil(len(took) * 0.95) - 1]  # nearest rank: the 48th of 50
     print(
         f"{args.concurrent} approvals of {args.concurrent} runs at once: all accepted, "
         f"median {statistics.median(took):.0f} ms, p95 {p95:.0f} ms (goal p95 <= 500 ms)"

@@ -27,7 +27,7 @@ from runner.web.metrics import Measure, metrics_response
 from runner.web.openapi import document
 from runner.web.problems import problem
 from runner.web.render import environment
-from runner.web.service import Service
+from runner.web.service import Service, Unavailable
 from runner.web.settings import Settings
 from runner.web.tokens import ProviderDown, Unauthorized
 from runner.web.vouch import Person
@@ -78,7 +78,7 @@ def build(settings: Settings) -> Starlette:
             status, text = 404, str(exc)
         elif isinstance(exc, ServerError):
             status, text = 503, f"Temporal did not answer: {exc.message}"
-        elif isinstance(exc, ProviderDown):
+        elif isinstance(exc, ProviderDown | Unavailable):
             status, text = 503, str(exc)
         else:
             status, text = 400, str(exc)

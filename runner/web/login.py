@@ -12,6 +12,7 @@ import time
 import warnings
 from typing import Any
 
+from authlib.deprecate import AuthlibDeprecationWarning
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -22,8 +23,10 @@ from runner.web.tokens import ProviderDown
 from runner.web.vouch import Person
 
 with warnings.catch_warnings():
-    # Authlib warns at import about its own httpx module's future; nothing for operators.
-    warnings.simplefilter("ignore")
+    # Authlib warns at import about its own httpx module's future, nothing for operators.
+    # Its deprecate module turns its warnings on for good when first imported, so it is
+    # imported above, before they are turned off here.
+    warnings.filterwarnings("ignore", category=AuthlibDeprecationWarning)
     from authlib.integrations.starlette_client import OAuth, OAuthError
 
 CLIENT = "idp"

@@ -22,6 +22,10 @@ from runner.web.vouch import Person, Voucher
 GROUPS_SECONDS = 30.0  # the groups file is read again after this long
 
 
+class Unavailable(QlrfError):
+    """Temporal cannot be reached now (503): the pages and the API say so, and why."""
+
+
 class Limiter:
     """At most `per_minute` decisions per person per minute, in this process (each
     replica counts its own: a bound on abuse, not an accounting)."""
@@ -58,7 +62,10 @@ class Service:
             return self._ctx
         async with self._connecting:
             if self._ctx is None:
-                self._ctx = await connected(ui=False)
+                try:
+                    self._ctx = await connected(ui=False)
+                except QlrfError as exc:
+                    raise Unavailable(str(exc)) from None
         return self._ctx
 
     def groups(self) -> dict[str, list[str]]:

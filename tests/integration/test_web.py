@@ -711,3 +711,21 @@ def test_a_wave_gate_is_reviewed_and_decided_by_its_step_and_wave(stack):
     answer = api(stack, "POST", decide_url(run, "patch/rest"), token, json={"decision": "approve"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["approvals"][0]["by"] == "bob@example.com"
+
+
+def test_temporal_down_gives_503_pages_and_problems_and_the_service_stays_up(stack):
+    from runner.local.temporal import free_port
+
+    env = {k: v for k, v in stack["web_env"].items() if not k.startswith("QLRF_WEB_")}
+    env["QLRF_TEMPORAL_ADDRESS"] = f"127.0.0.1:{free_port()}"  # nothing listens there
+    down = Served(env, stack["folder"] / "serve-no-temporal.log")
+    try:
+        signed_in = httpx.post(f"{down.url}/login", data={"name": "bob", "next": "/"})
+        cookie = signed_in.headers["set-cookie"].split(";")[0]
+        page = httpx.get(f"{down.url}/", headers={"Cookie": cookie}, timeout=30)
+        assert page.status_code == 503 and "cannot reach Temporal" in page.text
+        assert httpx.get(f"{down.url}/readyz", timeout=30).status_code == 503
+        assert httpx.get(f"{down.url}/healthz").status_code == 200
+        assert "Traceback" not in down.said() and "Deprecat" not in down.said()
+    finally:
+        down.stop()

@@ -26,8 +26,11 @@ step, read from a real OpenBao's KV against from the worker's environment, alter
 (goal >= 0.90); then, one run at a time, the time per attempt that a dynamic database
 lease adds (taken before the step, revoked after it).
 
+With --notify, instead: the runbook of (1) behind one gate, with notifications on
+against off, and 1,000 gates opening at once (bench/notify.py).
+
 Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2]
-     [--observe | --signed | --sandbox | --vault]
+     [--observe | --signed | --sandbox | --vault | --notify]
 """
 
 from __future__ import annotations
@@ -539,10 +542,18 @@ if __name__ == "__main__":
     parser.add_argument("--signed", action="store_true", help="signed mode against claimed")
     parser.add_argument("--sandbox", action="store_true", help="step sandbox against none")
     parser.add_argument("--vault", action="store_true", help="OpenBao KV secrets against env")
+    parser.add_argument(
+        "--notify", action="store_true", help="notifications on against off (bench/notify.py)"
+    )
+    parser.add_argument("--gates", type=int, default=1000, help="gates opened at once, --notify")
     parser.add_argument("--sequential", type=int, default=5, help="runs one at a time, --vault")
     parser.add_argument("--kv-cache", type=float, default=1.0, help="seconds, for --vault")
     args = parser.parse_args()
-    if args.vault:
+    if args.notify:
+        from notify import notify
+
+        asyncio.run(notify(args.runs, args.rounds, args.gates))
+    elif args.vault:
         asyncio.run(vaulted(args.runs, args.rounds, args.sequential, args.kv_cache))
     elif args.sandbox:
         asyncio.run(sandboxed(args.runs, args.rounds))

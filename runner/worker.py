@@ -29,6 +29,7 @@ from runner.catalog.registry import Registry
 from runner.config import groups, notify_webhook
 from runner.contract import (
     GATE_NOTIFY_ACTIVITY,
+    NOTIFY_DELIVER_ACTIVITY,
     START_ADMISSION_ACTIVITY,
     STORE_ACTIVITY,
     TASK_QUEUE,
@@ -40,6 +41,8 @@ from runner.engine.interpreter import RunbookWorkflow
 from runner.engine.lock import LockWorkflow
 from runner.errors import QlrfError
 from runner.local.postgres import store_enabled
+from runner.notify import config as notify_config
+from runner.notify.deliver import deliverer
 from runner.observe.health import Health
 from runner.observe.link import HoldResults, ServerLink
 from runner.observe.tracing import worker_interceptors
@@ -50,6 +53,7 @@ from runner.steps.gate_notify import gate_notifier
 from runner.steps.inventory import inventory_open, inventory_page
 from runner.steps.leases import LeaseInterceptor
 from runner.steps.locks import lock_request, lock_watch
+from runner.steps.secrets import unavailable
 from runner.steps.trust import read_trust_file, trust_snapshot
 from runner.store.activity import store_record
 from runner.trust import internal
@@ -126,6 +130,9 @@ def build_worker(
     warning = vault.start_session()
     if warning:
         _stderr(f"warning: {warning}")
+    # Channels that cannot work (an unknown kind, a secret not set here, an address
+    # that is none) stop the worker here too, naming the file, line and key.
+    notifying = notify_config.load(missing_secret=unavailable)
     activities: list[Callable[..., Any]] = [
         *for_registry(registry or default_registry(), activity_overrides),
         (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY) or gate_notifier(notify_webhook),
@@ -134,7 +141,10 @@ def build_worker(
         lock_watch,
         inventory_open,
         inventory_page,
-        trust_snapshot(lambda: groups()[0]),
+        trust_snapshot(
+            lambda: groups()[0], lambda: notifying.snapshot() if notifying is not None else None
+        ),
+        (activity_overrides or {}).get(NOTIFY_DELIVER_ACTIVITY) or deliverer(lambda: notifying),
         (activity_overrides or {}).get(START_ADMISSION_ACTIVITY, start_admission),
         *(extra_activities or []),  # `qlrf-run test` delivers its decisions with one
     ]

@@ -37,6 +37,9 @@ class DecideRequest:
     changes: Mapping[str, Any] | None = None
     as_user: str | None = None  # given with --as: refused when the decision is signed
     signer: Signer | None = None  # a service vouching for its signed-in person
+    # The gate's round the person saw (a Slack message's button): refused once the gate
+    # was modified since, so nobody approves what they were not shown.
+    round: int | None = None
 
 
 @dataclass
@@ -68,6 +71,13 @@ async def decide(ctx: Context, ask: DecideRequest) -> Decided:
         known = ", ".join(sorted(reached.basis.rounds)) or "none has opened yet"
         why = f"no gate '{ask.gate}' in this run (gates: {known})"
         return Decided(GateView(ask.gate), ask.decision, ask.by, False, refused=why, no_gate=True)
+    now = reached.basis.rounds[ask.gate]
+    if ask.round is not None and ask.round != now:
+        why = (
+            f"gate '{ask.gate}' was modified since this message (it asks round {now} now, "
+            "not the one shown here); review it again before you decide"
+        )
+        return Decided(GateView(ask.gate), ask.decision, ask.by, False, refused=why)
     payload = await payload_for(ask, reached.basis)
     try:
         answer = await updates.send(reached, DECIDE, payload)

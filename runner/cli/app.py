@@ -17,6 +17,7 @@ from runner.cli import (
     init,
     locks,
     logs,
+    notify,
     plan,
     redrive,
     runs,
@@ -65,6 +66,7 @@ for module in (
     schedule,
     serve,
     web,
+    notify,
     schema,
     init,
 ):

@@ -20,7 +20,12 @@ from runner.errors import UsageError
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 # A test runs in claimed mode on a server of its own: this machine's trust, signing
 # and vault settings would sign decisions, refuse unsigned ones, or reach a vault.
-_NOT_FOR_TESTS = ("QLRF_ALLOWED_SIGNERS", "QLRF_SIGNING_KEY", "QLRF_SECRETS_CONFIG")
+_NOT_FOR_TESTS = (
+    "QLRF_ALLOWED_SIGNERS",
+    "QLRF_SIGNING_KEY",
+    "QLRF_SECRETS_CONFIG",
+    "QLRF_NOTIFY_CONFIG",
+)
 
 
 class TestFormat(enum.StrEnum):

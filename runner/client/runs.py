@@ -259,6 +259,9 @@ def gate_groups(plan: Plan) -> set[str]:
         approvers: list[Any] = []
         if node.capabilities.gate:
             approvers += list(node.with_.get("approvers") or [])
+            escalate = node.with_.get("escalate")
+            if isinstance(escalate, dict):
+                approvers += list(escalate.get("to") or [])
         if node.fanout is not None:
             for wave in node.fanout.waves:
                 approvers += wave.approvers

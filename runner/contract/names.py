@@ -48,6 +48,8 @@ STEP_ACTIVITIES = (
 )
 # Plumbing activities.
 GATE_NOTIFY_ACTIVITY = "gate_notify"
+# One notification to one configured channel (runner/notify/deliver.py).
+NOTIFY_DELIVER_ACTIVITY = "notify_deliver"
 STORE_ACTIVITY = "store_record"  # writes a batch of a run's events to the run store
 LOCK_REQUEST_ACTIVITY = "lock_request"  # signal-with-start of a lock's workflow
 LOCK_WATCH_ACTIVITY = "lock_watch"  # returns when the lock's holder has closed

@@ -89,6 +89,25 @@ class AuditAction(StrEnum):
     CONCURRENCY_SET = "concurrency_set"
     ITEMS_SKIPPED = "items_skipped"
     CANCEL_REQUESTED = "cancel_requested"
+    GATE_ESCALATED = "gate_escalated"  # more approvers, after the gate's `escalate.after`
+    NOTIFICATION_SENT = "notification_sent"
+    NOTIFICATION_FAILED = "notification_failed"  # with the reason; the run goes on
+
+
+class NotifyEvent(StrEnum):
+    """What a notification route listens for (QLRF_NOTIFY_CONFIG routes, runbooks' notify:)."""
+
+    RUN_STARTED = "run_started"
+    RUN_SUCCEEDED = "run_succeeded"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    GATE_WAITING = "gate_waiting"
+    GATE_REMINDER = "gate_reminder"
+    GATE_ESCALATED = "gate_escalated"
+    GATE_DECIDED = "gate_decided"
+    GATE_TIMED_OUT = "gate_timed_out"
+    WAVE_BUDGET_SPENT = "wave_budget_spent"
+    LOCK_WAITING = "lock_waiting"
 
 
 # The control action each audit action records, and the word evidence uses for it.

@@ -21,6 +21,7 @@ from runner.catalog.vocabulary import (
     timeout_schema,
 )
 from runner.contract import LOCK_KEY_LIMIT
+from runner.contract.vocab import NotifyEvent
 from runner.dsl.test_language import TEST_KIND, suite_definitions
 
 API_VERSION = "qlrf/v1"
@@ -330,6 +331,27 @@ def _input_schema() -> JsonSchema:
     }
 
 
+NOTIFY_ROUTE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["on", "to"],
+    "properties": {
+        "on": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"enum": [event.value for event in NotifyEvent]},
+            "description": "The events: run_started, gate_waiting, run_failed, ...",
+        },
+        "to": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "minLength": 1},
+            "description": "Channel names, as the worker's QLRF_NOTIFY_CONFIG names them",
+        },
+    },
+}
+
+
 def runbook_schema(step_types: Iterable[StepType]) -> JsonSchema:
     """The published schema of a runbook file, with one step variant per step type."""
     types = sorted(step_types, key=lambda t: t.type)
@@ -386,6 +408,12 @@ def runbook_schema(step_types: Iterable[StepType]) -> JsonSchema:
             },
             "timeout": duration("Deadline of the whole run"),
             "locks": locks_schema("the run"),
+            "notify": {
+                "type": "array",
+                "description": "More notification routes for this runbook's runs: events to "
+                "channels of the worker's QLRF_NOTIFY_CONFIG",
+                "items": NOTIFY_ROUTE,
+            },
             "steps": {
                 "type": "array",
                 "minItems": 1,

@@ -8,11 +8,13 @@ from pathlib import Path
 from runner.catalog.registry import Registry
 from runner.catalog.vocabulary import JsonSchema, step_type_schema
 from runner.dsl.language import runbook_schema
+from runner.dsl.notify_schema import SCHEMA as NOTIFY_SCHEMA
 from runner.vault.schema import SCHEMA as SECRETS_SCHEMA
 
 RUNBOOK_SCHEMA = "runbook.schema.json"
 STEP_TYPE_SCHEMA = "step-type.schema.json"
 SECRETS_CONFIG_SCHEMA = "secrets-config.schema.json"
+NOTIFY_CONFIG_SCHEMA = "notify-config.schema.json"
 
 
 def _dump(schema: JsonSchema) -> str:
@@ -25,6 +27,7 @@ def schema_files(registry: Registry) -> dict[str, str]:
         RUNBOOK_SCHEMA: _dump(runbook_schema(registry)),
         STEP_TYPE_SCHEMA: _dump(step_type_schema()),
         SECRETS_CONFIG_SCHEMA: _dump(SECRETS_SCHEMA),
+        NOTIFY_CONFIG_SCHEMA: _dump(NOTIFY_SCHEMA),
     }
 
 

@@ -55,10 +55,10 @@ def load(path: str | None = None) -> SecretsConfig | None:
 
 def check(doc: Document) -> Iterator[Diagnostic]:
     for error in _VALIDATOR.iter_errors(doc.data):
-        yield from _translate(doc, error)
+        yield from translate(doc, error)
 
 
-def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
+def translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
     path = tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -99,4 +99,4 @@ def _auth(doc: Document, error: ValidationError, path: tuple[Any, ...]) -> Itera
     variant = next(v for v in error.schema["oneOf"] if v["properties"]["method"]["const"] == method)
     for inner in jsonschema.Draft202012Validator(variant).iter_errors(auth):
         inner.path.extendleft(reversed(path))
-        yield from _translate(doc, inner)
+        yield from translate(doc, inner)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.catalog.registry import Registry
-from runner.dsl.checks import graph, shell, values
+from runner.dsl.checks import graph, notify, shell, values
 from runner.dsl.checks.locks import detect_lock_problems
 from runner.dsl.checks.templates import detect_template_problems
 from runner.dsl.diagnostics import Diagnostic, has_errors
@@ -83,6 +83,7 @@ class Validator:
             return Checked(doc, view, _unique(diagnostics))
         checks: list[tuple[str, Callable[[], Iterable[Diagnostic]]]] = [
             ("detect_duplicate_ids", lambda: graph.detect_duplicate_ids(doc, view)),
+            ("detect_unknown_channels", lambda: notify.detect_unknown_channels(doc)),
             ("detect_unknown_needs", lambda: graph.detect_unknown_needs(doc, view)),
             ("detect_cycles", lambda: graph.detect_cycles(doc, view)),
             ("detect_never_runs", lambda: graph.detect_never_runs(doc, view)),

@@ -68,6 +68,8 @@ class CampaignHost(Protocol):
 
     async def unpaused(self) -> None: ...
 
+    def budget_spent(self, node: Node, wave: str, failed: int, budget: int | None) -> None: ...
+
     async def store_drained(self) -> None: ...
 
 
@@ -285,6 +287,7 @@ class Campaign:
                 continue
             # Over budget: nothing more starts, in this wave or any later one.
             after = f" before wave '{self.waves[n + 1]['name']}'" if n + 1 < len(bounds) else ""
+            self.host.budget_spent(self.node, b.name, entry["failed"], entry["budget"])
             raise StepFailed("FailureBudgetExceeded", self._over_budget(b, entry) + after, 1)
         return self.output()
 

@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
 from runner.contract import PAYLOAD_LIMIT, WORKFLOW_TYPE, RunInput, StepRequest, payload_size
+from runner.contract.vocab import NotifyEvent
 from runner.engine import control, metrics, render
 from runner.engine.activity_call import call_activity, checked_timeouts
 from runner.engine.campaign import Campaign
@@ -24,6 +25,7 @@ from runner.engine.child_call import child_failure
 from runner.engine.evaluators import Evaluators
 from runner.engine.failures import StepFailed
 from runner.engine.locking import RunLocks
+from runner.engine.notices import Notices
 from runner.engine.outbox import Outbox, RunWriter
 from runner.engine.run_state import RunState, StepState
 from runner.engine.scheduler import StepEnd
@@ -54,6 +56,7 @@ class Dispatcher:
         self.evaluators = evaluators
         self.legacy = legacy
         self.trust_era = False  # the run took the trust snapshot (engine/identity.py)
+        self.notices: Notices | None = None  # runs from NOTIFY on (engine/notices.py)
         self.trust: str | None = None  # whom the run trusts: its steps' workers must too
         # The run authenticates what it tells its batches and child runs (START_ONCE).
         self.authenticated = False
@@ -185,6 +188,21 @@ class Dispatcher:
 
     async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any:
         return await self.evaluators.open_gate(node, params, gate_id)
+
+    def budget_spent(self, node: Node, wave: str, failed: int, budget: int | None) -> None:
+        if self.notices is not None:
+            self.notices.send(
+                NotifyEvent.WAVE_BUDGET_SPENT,
+                {
+                    "name": self.run.plan.name,
+                    "step": node.id,
+                    "wave": wave,
+                    "failed": failed,
+                    "budget": budget,
+                    "started_by": self.run.started_by,
+                },
+                about=f"{node.id}/{wave}",
+            )
 
     async def unpaused(self) -> None:
         if self.run.paused:

@@ -11,7 +11,8 @@ import asyncio
 import builtins
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -20,13 +21,28 @@ from temporalio.exceptions import ActivityError
 
 from runner import durations
 from runner.contract import GATE_NOTIFY_ACTIVITY
+from runner.contract.vocab import AuditAction, GateStatus, NotifyEvent
 from runner.engine import publish, render
 from runner.engine.failures import StepFailed
 from runner.engine.gates import Gate, GateDesk
+from runner.engine.notices import Notices
 from runner.engine.outbox import Outbox
 from runner.engine.run_state import RunState
 from runner.plan.model import Node
 from runner.times import iso
+
+# A gate's reminders beyond these are not kept (the schema allows as many).
+MAX_REMINDERS = 10
+
+
+@dataclass(frozen=True)
+class GateTimer:
+    """A reminder or the escalation of a waiting gate, as a durable timer."""
+
+    at: datetime
+    kind: str  # reminder | escalation
+    index: int
+    to: list[str] = field(default_factory=list)
 
 
 class Evaluators:
@@ -44,6 +60,7 @@ class Evaluators:
         self.outbox = outbox
         self.gate_opened = gate_opened  # makes the store write soon: a waiting gate shows
         self.legacy = legacy
+        self.notices: Notices | None = None  # runs from NOTIFY on (engine/notices.py)
         self._by_name: dict[str, Callable[[Node, dict[str, Any]], Awaitable[Any]]] = {
             "timer": self._timer,
             "condition": self._condition,
@@ -116,27 +133,49 @@ class Evaluators:
         self.run.touch(urgent=True)
         publish.waiting(self.desk, self.run)
         notices = [asyncio.create_task(self._notify(gate, 0))]
+        telling = self.notices
+        timers = self._timers(params, gate) if telling is not None else []
+        if telling is not None:
+            telling.send(NotifyEvent.GATE_WAITING, self._facts(gate), gate=gate.gate)
         evicted = False
         try:
             while gate.status == "waiting":
-                remaining = gate.deadline - workflow.now()
+                now = workflow.now()
+                remaining = gate.deadline - now
                 if remaining <= timedelta(0):
                     gate.status = "timed_out"
                     break
                 modifications = len(gate.modifications)
+                # The deadline, or first a reminder or the escalation (runs from NOTIFY).
+                timer = timers[0] if timers else None
+                wait = (
+                    remaining if timer is None else max(timer.at - now, timedelta(milliseconds=1))
+                )
                 try:
                     await workflow.wait_condition(
                         lambda seen=modifications: (  # type: ignore[misc]
                             gate.status != "waiting" or len(gate.modifications) > seen
                         ),
-                        timeout=remaining,
-                        timeout_summary=f"gate {gate.gate}: waiting for approval",
+                        timeout=wait,
+                        timeout_summary=f"gate {gate.gate}: "
+                        + ("waiting for approval" if timer is None else timer.kind),
                     )
                 except builtins.TimeoutError:
+                    if timer is not None:
+                        timers.pop(0)
+                        self._fire(gate, timer)
+                        continue
                     gate.status = "timed_out"
                 if gate.status == "waiting" and not self.legacy:
                     # A modify asks again: the approvers hear of it again.
                     notices.append(asyncio.create_task(self._notify(gate, len(gate.modifications))))
+                    if telling is not None:
+                        telling.send(
+                            NotifyEvent.GATE_WAITING,
+                            self._facts(gate),
+                            gate=gate.gate,
+                            round_=len(gate.modifications),
+                        )
         except GeneratorExit:
             # The worker dropped the run (it stops, or its cache is full), and the
             # garbage collector closes this coroutine, maybe while another run's code
@@ -152,7 +191,98 @@ class Evaluators:
                 publish.waiting(self.desk, self.run)
         for notice in notices:
             await notice
+        if telling is not None:
+            self._ended(telling, gate)
         return self._outcome(gate, timeout_text)
+
+    def _timers(self, params: dict[str, Any], gate: Gate) -> list[GateTimer]:
+        """The gate's reminders and escalation before its deadline, soonest first."""
+        found: list[GateTimer] = []
+        telling = self.notices
+        try:
+            if telling is not None and telling.wants(NotifyEvent.GATE_REMINDER):
+                reminders = list(params.get("remind") or [])[:MAX_REMINDERS]
+                for n, after in enumerate(reminders):
+                    at = gate.opened_at + timedelta(milliseconds=durations.parse_ms(str(after)))
+                    found.append(GateTimer(at, "reminder", n))
+            escalate = params.get("escalate")
+            if isinstance(escalate, dict) and escalate.get("after"):
+                after_ms = durations.parse_ms(str(escalate["after"]))
+                to = [str(a) for a in escalate.get("to") or []]
+                found.append(
+                    GateTimer(
+                        gate.opened_at + timedelta(milliseconds=after_ms), "escalation", 0, to
+                    )
+                )
+        except ValueError as exc:
+            raise StepFailed("InvalidDuration", f"gate {gate.gate}: {exc}", 1) from None
+        return sorted((t for t in found if t.at < gate.deadline), key=lambda t: (t.at, t.kind))
+
+    def _fire(self, gate: Gate, timer: GateTimer) -> None:
+        telling = self.notices
+        assert telling is not None
+        rounds = len(gate.modifications)
+        if timer.kind == "reminder":
+            telling.send(
+                NotifyEvent.GATE_REMINDER,
+                self._facts(gate),
+                gate=gate.gate,
+                round_=rounds,
+                seq=timer.index,
+            )
+            return
+        # Escalation: more people may decide. A gate anyone may decide stays so.
+        added = [a for a in timer.to if a not in gate.approvers] if gate.approvers else []
+        gate.approvers.extend(added)
+        self.outbox.audit(
+            AuditAction.GATE_ESCALATED,
+            None,
+            {"gate": gate.gate, "step": gate.step, "added": added, "approvers": gate.approvers},
+        )
+        self.run.touch(urgent=True)
+        publish.waiting(self.desk, self.run)
+        telling.send(
+            NotifyEvent.GATE_ESCALATED,
+            {**self._facts(gate), "added": added or timer.to},
+            gate=gate.gate,
+            round_=rounds,
+        )
+
+    def _facts(self, gate: Gate) -> dict[str, Any]:
+        """What a gate's notification says of it."""
+        return {
+            "name": self.run.plan.name,
+            "step": gate.step,
+            "message": gate.message,
+            "approvers": list(gate.approvers),
+            "min_approvals": gate.min_approvals,
+            "approvals": len(gate.approvals),
+            "deadline": iso(gate.deadline),
+            "started_by": self.run.started_by,
+        }
+
+    def _ended(self, telling: Notices, gate: Gate) -> None:
+        rounds = len(gate.modifications)
+        if gate.status in (GateStatus.APPROVED, GateStatus.REJECTED):
+            last: dict[str, Any] = dict(gate.decisions[-1]) if gate.decisions else {}
+            telling.send(
+                NotifyEvent.GATE_DECIDED,
+                {
+                    **self._facts(gate),
+                    "status": str(gate.status),
+                    "by": last.get("by"),
+                    "comment": last.get("comment"),
+                },
+                gate=gate.gate,
+                round_=rounds,
+            )
+        elif gate.status == GateStatus.TIMED_OUT:
+            telling.send(
+                NotifyEvent.GATE_TIMED_OUT,
+                {**self._facts(gate), "status": "timed_out", "on_timeout": gate.on_timeout},
+                gate=gate.gate,
+                round_=rounds,
+            )
 
     def _outcome(self, gate: Gate, timeout_text: str) -> dict[str, Any]:
         output: dict[str, Any] = {

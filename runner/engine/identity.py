@@ -41,6 +41,8 @@ class Trust:
     groups: dict[str, list[str]] | None = None
     used_nonces: set[str] = field(default_factory=set)
     problem: str | None = None  # the snapshot could not be taken: nothing may run
+    # The worker's notification routes and channel names (no credentials), or None.
+    notify: dict[str, Any] | None = None
 
     @property
     def signed(self) -> bool:
@@ -89,8 +91,10 @@ async def snapshot() -> Trust:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
         return Trust(mode="signed", problem=f"the worker's trust file cannot be used: {message}")
+    notify = found.get("notify") if isinstance(found, dict) else None
+    notify = notify if isinstance(notify, dict) else None
     if not isinstance(found, dict) or found.get("mode") != "signed":
-        return Trust()
+        return Trust(notify=notify)
     try:
         signers = parse(str(found.get("text") or ""))
     except TrustFileError as exc:
@@ -103,6 +107,7 @@ async def snapshot() -> Trust:
         groups={str(k): [str(m) for m in v] for k, v in groups.items()}
         if isinstance(groups, dict)
         else {},
+        notify=notify,
     )
 
 

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from runner.contract.messages import Basis, ControlRequest, Decision, Declaration
     from runner.contract.state import ControlJson, Identity, RunView
-    from runner.contract.vocab import AuditAction, DecisionKind, RunStatus
+    from runner.contract.vocab import AuditAction, DecisionKind, NotifyEvent, RunStatus
     from runner.contract.wire import trust_mark
     from runner.engine import admission, control, identity, outcome, publish
     from runner.engine.dispatch import Dispatcher
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from runner.engine.failures import StepFailed
     from runner.engine.gates import GateDesk
     from runner.engine.locking import RunLocks
+    from runner.engine.notices import NOTIFY, Notices, routes_of
     from runner.engine.outbox import Outbox, RunWriter
     from runner.engine.publish import Publisher
     from runner.engine.run_state import RunState
@@ -175,6 +176,7 @@ class RunbookWorkflow:
         started_by, groups, unauthenticated = request.started_by, request.groups, None
         trust_era = not legacy and workflow.patched(identity.TRUST)
         start_once = trust_era and workflow.patched(identity.START_ONCE)
+        notifying = start_once and workflow.patched(NOTIFY)
         if trust_era:
             started_by, groups, unauthenticated = await self._authenticate(
                 request, plan, start_once
@@ -204,6 +206,15 @@ class RunbookWorkflow:
                 writer.flush_now = True  # a waiting gate should be visible in the store at once
 
         evaluators = Evaluators(run, desk, outbox, gate_opened, legacy=legacy)
+        notices = None
+        if notifying:
+            worker_notify = self._trust.notify or {}
+            notices = Notices(
+                routes_of(worker_notify.get("routes") or {}, plan.notify),
+                outbox,
+                lock_after_ms=int(worker_notify.get("lock_notify_after_ms") or 600_000),
+            )
+            evaluators.notices = notices
         dispatcher = self._dispatcher = Dispatcher(run, outbox, writer, evaluators, legacy=legacy)
         dispatcher.trust_era = trust_era
         if trust_era:
@@ -215,6 +226,7 @@ class RunbookWorkflow:
             authenticated=start_once,
         )
         dispatcher.authenticated = start_once
+        locks.notices = dispatcher.notices = notices
         scheduler = self._scheduler = Scheduler(
             plan.nodes, plan.finally_nodes, run.run_limit, dispatcher, legacy=legacy
         )
@@ -244,6 +256,10 @@ class RunbookWorkflow:
         if unauthenticated is not None:
             # Nothing runs for a start nobody proved: not a step, not finally.
             refused, refused_as = unauthenticated, "Unauthenticated"
+        # A child run's parent tells of the run; the child tells only of its gates.
+        own_run = info.parent is None
+        if refused is None and notices is not None and own_run:
+            notices.send(NotifyEvent.RUN_STARTED, self._run_facts())
         run_keys: list[str] = []
         if refused is None and plan.locks:
             try:
@@ -289,6 +305,15 @@ class RunbookWorkflow:
             if publisher is not None:
                 publisher.publish()
             publish.final_state(self.state())
+        if notices is not None:
+            ended_as = {
+                RunStatus.SUCCEEDED: NotifyEvent.RUN_SUCCEEDED,
+                RunStatus.CANCELLED: NotifyEvent.RUN_CANCELLED,
+            }.get(RunStatus(run.status), NotifyEvent.RUN_FAILED)
+            if own_run:
+                notices.send(ended_as, self._run_facts())
+            # Nothing scheduled is dropped: the run closes once each delivery has ended.
+            await notices.settled()
         # A control or decision still being handled finishes before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         if writer is not None and flusher is not None:
@@ -487,6 +512,18 @@ class RunbookWorkflow:
             # what will never run.
             await workflow.wait_condition(main.done)
         await main
+
+    def _run_facts(self) -> dict[str, Any]:
+        """What a run's notification says of it."""
+        run = self._run
+        assert run is not None
+        return {
+            "name": run.plan.name,
+            "kind": run.plan.kind,
+            "started_by": run.started_by,
+            "status": run.status,
+            "error": run.error,
+        }
 
     def _run_row(self, request: RunInput) -> dict[str, Any]:
         """The run store's `runs` row."""

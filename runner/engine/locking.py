@@ -15,6 +15,7 @@ What the run waits for is part of its state, its live picture and the
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
@@ -30,8 +31,10 @@ from runner.contract import (
     lock_workflow_id,
 )
 from runner.contract.state import LockHolderJson
+from runner.contract.vocab import NotifyEvent
 from runner.engine import render
 from runner.engine.failures import StepFailed
+from runner.engine.notices import Notices
 from runner.engine.outbox import Outbox
 from runner.engine.run_state import LockHold, RunState
 from runner.trust import internal
@@ -64,6 +67,7 @@ class RunLocks:
         self.published = published  # publishes the waiting gates and locks
         # Runs from START_ONCE on authenticate their locks' messages (runner/engine/lock.py).
         self.authenticated = authenticated
+        self.notices: Notices | None = None  # runs from NOTIFY on: lock_waiting
         self._sent: list[asyncio.Task[None]] = []
 
     # -- keys ----------------------------------------------------------------------
@@ -129,6 +133,25 @@ class RunLocks:
         if hold.status == "requesting":
             hold.status = "waiting"
             self._changed(hold)
+        notices = self.notices
+        if notices is not None and notices.wants(NotifyEvent.LOCK_WAITING):
+            try:
+                await workflow.wait_condition(
+                    lambda: hold.status == "held",
+                    timeout=notices.lock_after,
+                    timeout_summary=f"waiting for lock {key}: tell after a while",
+                )
+            except builtins.TimeoutError:
+                notices.send(
+                    NotifyEvent.LOCK_WAITING,
+                    {
+                        "name": self.run.plan.name,
+                        "key": key,
+                        "step": step,
+                        "message": hold.waiting_text(),
+                    },
+                    about=f"lock:{key}:{hold.token[:8]}",
+                )
         await workflow.wait_condition(
             lambda: hold.status == "held", timeout_summary=f"waiting for lock {key}"
         )

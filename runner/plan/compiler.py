@@ -201,6 +201,10 @@ class Compiler:
             finally_nodes=self._nodes("finally"),
             outputs=dict(data.get("outputs") or {}),
             locks=tuple(data.get("locks") or ()),
+            notify=tuple(
+                {"on": list(r.get("on") or []), "to": list(r.get("to") or [])}
+                for r in data.get("notify") or ()
+            ),
         )
         return dataclasses.replace(plan, plan_hash=compute_hash(plan.to_dict()))
 

@@ -268,6 +268,8 @@ class Plan:
     version: int = PLAN_VERSION
     plan_hash: str = field(default="")
     locks: tuple[str, ...] = ()  # lock key templates the run holds from start to end
+    # The runbook's own notification routes: [{on: [event...], to: [channel...]}]
+    notify: tuple[JsonObject, ...] = ()
 
     def to_dict(self) -> JsonObject:
         found: JsonObject = _jsonable(self)
@@ -292,6 +294,7 @@ class Plan:
             version=int(data.get("version", PLAN_VERSION)),
             plan_hash=data.get("plan_hash", ""),
             locks=tuple(str(k) for k in data.get("locks") or ()),
+            notify=tuple(dict(r) for r in data.get("notify") or ()),
         )
 
     def declarations(self) -> dict[str, Declaration]:
@@ -319,7 +322,7 @@ def to_json(value: Any) -> Any:
 
 # Fields left out of a plan's JSON while empty: plans that do not use them keep the
 # plan hash they had before the fields existed.
-_OMITTED_WHEN_EMPTY = frozenset(("locks",))
+_OMITTED_WHEN_EMPTY = frozenset(("locks", "notify"))
 
 
 def _jsonable(value: Any) -> Any:

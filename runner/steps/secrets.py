@@ -386,3 +386,16 @@ def _resolve_at(container: Any, path: list[str | int], resolver: Resolver) -> No
         container[last] = resolver.resolve(container[last])
     except (KeyError, IndexError, TypeError):
         return
+
+
+def unavailable(name: str) -> str | None:
+    """Why secret NAME cannot be had on this worker, or None when it can. A name the
+    vault configuration maps is the vault's to answer when it is used."""
+    config = vault.configured()
+    if config is not None and name in config.secrets:
+        return None
+    try:
+        Resolver()._plain(name)
+    except ApplicationError as exc:
+        return str(exc.message)
+    return None

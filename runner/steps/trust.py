@@ -74,8 +74,12 @@ def local_mark() -> str:
     return _MARK[1]
 
 
-def trust_snapshot(read_groups: Callable[[], dict[str, list[str]]]) -> Callable[..., Any]:
-    """The snapshot activity; `read_groups` gives the worker's approver groups."""
+def trust_snapshot(
+    read_groups: Callable[[], dict[str, list[str]]],
+    notify: Callable[[], dict[str, Any] | None] = lambda: None,
+) -> Callable[..., Any]:
+    """The snapshot activity; `read_groups` gives the worker's approver groups, `notify`
+    its notification routes (runner/notify/config.py NotifyConfig.snapshot)."""
 
     @activity.defn(name=TRUST_SNAPSHOT_ACTIVITY)
     async def snapshot(_: Any = None) -> dict[str, Any]:
@@ -85,6 +89,9 @@ def trust_snapshot(read_groups: Callable[[], dict[str, list[str]]]) -> Callable[
                 found["groups"] = read_groups()
         except QlrfError as exc:
             raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
+        routes = notify()
+        if routes:
+            found["notify"] = routes
         return found
 
     return snapshot

@@ -368,3 +368,40 @@ async def claim_once(
         )
     assert row is not None
     return str(row["workflow_id"]), str(row["temporal_run_id"])
+
+
+async def claim_delivery(
+    pool: asyncpg.Pool, key: str, workflow_id: str, channel: str, event: str, attempt: int
+) -> str | None:
+    """Claim a notification's key for this attempt: None when it is this attempt's to
+    send (never claimed, or an earlier attempt failed before the far end had it); else
+    the status that holds it, `sent`, or `sending` when a worker stopped mid-way."""
+    # One statement claims atomically; the status is read only when another holds it.
+    async with pool.acquire() as connection:
+        claimed = await connection.fetchval(
+            "INSERT INTO notify_deliveries (key, workflow_id, channel, event, status, attempt) "
+            "VALUES ($1, $2, $3, $4, 'sending', $5) "
+            "ON CONFLICT (key) DO UPDATE SET status = 'sending', attempt = EXCLUDED.attempt, "
+            "claimed_at = now() WHERE notify_deliveries.status = 'failed' RETURNING key",
+            storable_text(key),
+            storable_text(workflow_id),
+            storable_text(channel),
+            storable_text(event),
+            attempt,
+        )
+        if claimed is not None:
+            return None
+        status = await connection.fetchval(
+            "SELECT status FROM notify_deliveries WHERE key = $1", storable_text(key)
+        )
+    return str(status)
+
+
+async def finish_delivery(pool: asyncpg.Pool, key: str, status: str, answer: str) -> None:
+    """Mark a claimed notification `sent`, or `failed` (so a later attempt may send it)."""
+    await pool.execute(
+        "UPDATE notify_deliveries SET status = $2, answer = $3, finished_at = now() WHERE key = $1",
+        storable_text(key),
+        status,
+        storable_text(answer[:1000]),
+    )

@@ -30,6 +30,7 @@ from runner.app.decide import DecideRequest, decide
 from runner.client.connect import Target
 from runner.contract import (
     GATE_NOTIFY_ACTIVITY,
+    NOTIFY_DELIVER_ACTIVITY,
     STEP_ACTIVITIES,
     STORE_ACTIVITY,
     StepRequest,
@@ -110,6 +111,7 @@ class Stage:
         found: dict[str, Callable[..., Any]] = {name: self._mock(name) for name in STEP_ACTIVITIES}
         found[STORE_ACTIVITY] = self._store()
         found[GATE_NOTIFY_ACTIVITY] = self._gate_notify()
+        found[NOTIFY_DELIVER_ACTIVITY] = _notify_deliver
         return found
 
     def extra_activities(self) -> list[Callable[..., Any]]:
@@ -290,3 +292,9 @@ def _control_ask(run: str, spec: TimedControl) -> JsonObject:
 
 def _duration(ms: int) -> str:
     return format_ms(ms)
+
+
+@activity.defn(name=NOTIFY_DELIVER_ACTIVITY)
+async def _notify_deliver(request: JsonObject) -> JsonObject:
+    """A test sends no notification: it is recorded as sent, in the run's audit trail."""
+    return {"status": "sent", "answer": "recorded by qlrf-run test; nothing was sent"}

@@ -47,6 +47,7 @@ async def decide_as(
     *,
     assignments: Sequence[str] = (),
     changes: Mapping[str, Any] | None = None,
+    round_: int | None = None,
 ) -> tuple[Outcome, Decided]:
     if not service.limiter.allow(person.principal):
         raise RateLimited(person.principal)
@@ -63,6 +64,7 @@ async def decide_as(
             files=False,
             changes=changes,
             signer=signer_for(service, person),
+            round=round_,
         ),
     )
     if done.no_gate:

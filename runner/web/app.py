@@ -22,7 +22,7 @@ from runner.app.context import ServerError
 from runner.app.reach import NoRun
 from runner.app.review import NoGate
 from runner.errors import QlrfError
-from runner.web import api, live, login, pages
+from runner.web import api, live, login, pages, slack
 from runner.web.metrics import Measure, metrics_response
 from runner.web.openapi import document
 from runner.web.problems import problem
@@ -203,6 +203,11 @@ def build(settings: Settings) -> Starlette:
         Route("/login", plain(login.local_login), methods=["POST"]),
         Route("/auth/callback", plain(login.callback)),
         Route("/logout", plain(login.logout), methods=["POST"]),
+        Route(
+            "/integrations/slack/actions",
+            plain(slack.actions),
+            methods=["POST"],
+        ),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),

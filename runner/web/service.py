@@ -15,6 +15,8 @@ from starlette.requests import Request
 from runner import config
 from runner.app.context import Context, connected
 from runner.errors import QlrfError
+from runner.notify import config as notify_config
+from runner.steps.secrets import unavailable
 from runner.web.settings import Settings
 from runner.web.tokens import Provider, Unauthorized
 from runner.web.vouch import Person, Voucher
@@ -52,6 +54,9 @@ class Service:
         self.http = httpx.AsyncClient()
         self.provider = Provider(settings, self.http) if settings.issuer else None
         self.limiter = Limiter(settings.decisions_per_minute)
+        # The Slack channels' signing secrets and user maps (runner/web/slack.py); a
+        # configuration that cannot be used stops `serve` at start, naming the key.
+        self.notify = notify_config.load(missing_secret=unavailable)
         self._ctx: Context | None = None
         self._connecting = asyncio.Lock()
         self._groups: tuple[float, dict[str, list[str]]] | None = None

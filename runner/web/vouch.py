@@ -33,12 +33,13 @@ class Person:
     issuer: str | None = None
     subject: str | None = None
     auth_time: int | None = None
-    how: str = "session"  # session | bearer
+    how: str = "session"  # session | bearer | slack
+    service: str = "web"  # what vouches: the web page, or a Slack click (runner/web/slack.py)
 
     @property
     def via(self) -> dict[str, Any]:
         return {
-            "service": "web",
+            "service": self.service,
             "issuer": self.issuer,
             "subject": self.subject,
             "auth_time": self.auth_time,

@@ -66,6 +66,7 @@ def test_migrations_from_empty_rerun_and_concurrent(postgres_uri):
         "audit_log",
         "chain_heads",
         "definitions",
+        "notify_deliveries",
         "redrive_claims",
         "runs",
         "schema_migrations",

@@ -244,6 +244,11 @@ def _audit() -> JsonSchema:
             "actor": {"type": "string", "description": "Who did it"},
             "gate": {"type": "string", "description": "The gate it is about"},
             "step": {"type": "string", "description": "The step it is about"},
+            "notification": {
+                "type": "string",
+                "description": "For notification_sent and notification_failed: the event "
+                "notified, e.g. gate_reminder (a test sends nothing; it records each)",
+            },
         },
     }
 

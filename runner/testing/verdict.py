@@ -169,6 +169,8 @@ def _audit_matches(want: dict[str, str], event: StoreEvent) -> bool:
     if "actor" in want and event["actor"] != want["actor"]:
         return False
     detail = event["detail"] if isinstance(event["detail"], dict) else {}
+    if "notification" in want and str(detail.get("event")) != want["notification"]:
+        return False
     return all(str(detail.get(k)) == v for k, v in want.items() if k in ("gate", "step"))
 
 

@@ -332,6 +332,53 @@ def test_pause_and_resume_at_simulated_times(tmp_path):
     assert [d["refused"] for d in actual["deliveries"]] == [None, None]
 
 
+def test_reminders_escalation_and_notified_events_in_simulated_time(tmp_path):
+    """A gate's reminders and escalation are durable timers: a day passes in simulated
+    time; the escalated approver may then decide, and each event is notified."""
+    (tmp_path / "notified.yaml").write_text(
+        "apiVersion: qlrf/v1\nkind: Campaign\nname: notified\n"
+        "notify:\n"
+        "  - {on: [gate_waiting, gate_reminder, gate_escalated, gate_decided, gate_timed_out,"
+        " wave_budget_spent, run_failed], to: [ops]}\n"
+        "steps:\n"
+        "  - id: review\n"
+        "    type: approval\n"
+        "    with: {message: go?, approvers: [bob], timeout: 24h, remind: [12h, 20h],"
+        " escalate: {after: 8h, to: [carol]}}\n"
+        "  - id: patch\n"
+        "    needs: [review]\n"
+        "    type: shell\n"
+        "    foreach: [a, b, c]\n"
+        "    max_failures: 0\n"
+        "    with: {command: [echo, '{{ item }}']}\n"
+    )
+    (tmp_path / "notified.test.yaml").write_text(
+        "apiVersion: qlrf/v1\nkind: Test\nrunbook: notified.yaml\ncases:\n"
+        "  - name: carol approves after the escalation, and a wave spends its budget\n"
+        "    mocks: {patch: {items: {b: {fail: {type: CommandFailed}}}, default: {output: {}}}}\n"
+        "    decisions: [{gate: review, after: 21h, by: carol, decision: approve}]\n"
+        "    expect:\n"
+        "      status: failed\n"
+        "      audit:\n"
+        "        - {event: notification_sent, notification: gate_waiting, gate: review}\n"
+        "        - {event: gate_escalated, gate: review}\n"
+        "        - {event: notification_sent, notification: gate_escalated}\n"
+        "        - {event: notification_sent, notification: gate_reminder}\n"
+        "        - {event: notification_sent, notification: gate_reminder}\n"
+        "        - {event: gate_decided, actor: carol}\n"
+        "        - {event: notification_sent, notification: gate_decided}\n"
+        "        - {event: notification_sent, notification: wave_budget_spent}\n"
+        "        - {event: notification_sent, notification: run_failed}\n"
+        "  - name: nobody decides\n"
+        "    mocks: {patch: {output: {}}}\n"
+        "    expect:\n"
+        "      status: failed\n"
+        "      audit: [{event: notification_sent, notification: gate_timed_out}]\n"
+    )
+    code, report = _run(str(tmp_path))
+    assert code == 0, report
+
+
 def test_the_examples_tests_pass():
     """Every example ships a test file, and its cases pass (the README's command)."""
     done = qlrf("test", "examples/")

@@ -21,7 +21,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from runner.contract import NOTIFY_DELIVER_ACTIVITY
-from runner.notify import apprise_urls, mail, slack, webhook
 from runner.notify.config import DEFAULT_SLACK_API, Channel, NotifyConfig
 from runner.notify.failures import Refused, Uncertain, Unreachable
 from runner.notify.messages import Notice
@@ -122,6 +121,10 @@ async def send_to(
             return await secrets.fetch(name)
         value = channel.settings.get(setting)
         return str(value) if value is not None else None
+
+    # The channels' libraries are imported when a delivery needs them: every process
+    # that builds a worker (each `apply`) would pay for them otherwise.
+    from runner.notify import apprise_urls, mail, slack, webhook
 
     kind, settings = channel.kind, channel.settings
     if kind == "slack":

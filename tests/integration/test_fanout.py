@@ -670,7 +670,15 @@ def test_a_campaign_goes_on_across_worker_restarts(temporal_address, tmp_path):
             await wait_for_gate(handle, "patch/rest")
         async with build_worker(client, task_queue=queue):
             decision = {"gate": "patch/rest", "decision": "approve", "by": "alice"}
-            assert (await updates.update(client, queue, "decide", decision))[0]
+
+            async def approved() -> bool:
+                # The new worker may not poll yet: `approve` says no worker answers, and
+                # the person tries again, as here.
+                accepted, said = await updates.update(client, queue, "decide", decision)
+                assert accepted or "worker" in str(said), said
+                return accepted
+
+            await eventually_async(approved, "the approval accepted by the new worker", 60)
 
             async def some_done() -> bool:
                 return len(list(done.iterdir())) >= 20

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import quote
 
 import typer
 
 from runner.cli.common import examples, out
 from runner.errors import QlrfError
 
-DEFAULT_URL = "http://127.0.0.1:8089"
-
 
 def page_url(run: str) -> str:
     """The run's page on the approvals service (QLRF_WEB_PUBLIC_URL, else the default)."""
-    base = os.environ.get("QLRF_WEB_PUBLIC_URL", "").strip().rstrip("/") or DEFAULT_URL
-    return f"{base}/runs/{quote(run, safe='')}"
+    from runner.notify.messages import run_page
+
+    return run_page(run)
 
 
 def _check_issuer(issuer: str) -> None:

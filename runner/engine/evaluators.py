@@ -198,9 +198,9 @@ class Evaluators:
     def _timers(self, params: dict[str, Any], gate: Gate) -> list[GateTimer]:
         """The gate's reminders and escalation before its deadline, soonest first."""
         found: list[GateTimer] = []
-        telling = self.notices
+        assert self.notices is not None  # asked only of runs that notify
         try:
-            if telling is not None and telling.wants(NotifyEvent.GATE_REMINDER):
+            if self.notices.wants(NotifyEvent.GATE_REMINDER):
                 reminders = list(params.get("remind") or [])[:MAX_REMINDERS]
                 for n, after in enumerate(reminders):
                     at = gate.opened_at + timedelta(milliseconds=durations.parse_ms(str(after)))

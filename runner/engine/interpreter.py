@@ -212,7 +212,7 @@ class RunbookWorkflow:
             notices = Notices(
                 routes_of(worker_notify.get("routes") or {}, plan.notify),
                 outbox,
-                lock_after_ms=int(worker_notify.get("lock_notify_after_ms") or 600_000),
+                lock_after_ms=worker_notify.get("lock_notify_after_ms"),
             )
             evaluators.notices = notices
         dispatcher = self._dispatcher = Dispatcher(run, outbox, writer, evaluators, legacy=legacy)

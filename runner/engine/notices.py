@@ -28,6 +28,9 @@ from runner.engine.outbox import Outbox
 # escalations. Asked at the start, before the trust snapshot.
 NOTIFY = "qlrf-notify"
 DELIVERY_TIMEOUT = timedelta(seconds=30)
+# lock_waiting after a run waited this long, unless the worker's configuration says
+# otherwise (its lock_notify_after, runner/notify/config.py).
+LOCK_AFTER_MS = 600_000
 DELIVERY_HEARTBEAT = timedelta(seconds=10)  # a worker that died is noticed this soon
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -54,11 +57,11 @@ class Notices:
         routes: Mapping[str, list[str]],
         outbox: Outbox,
         *,
-        lock_after_ms: int = 600_000,
+        lock_after_ms: int | None = None,
     ) -> None:
         self.routes = dict(routes)
         self.outbox = outbox
-        self.lock_after = timedelta(milliseconds=lock_after_ms)
+        self.lock_after = timedelta(milliseconds=lock_after_ms or LOCK_AFTER_MS)
         self._sending: list[asyncio.Task[None]] = []
         self.sent: set[str] = set()  # ids of deliveries scheduled: one each, ever
 

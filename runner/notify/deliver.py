@@ -112,15 +112,21 @@ def _failed(reason: str) -> dict[str, Any]:
     return {"status": "failed", "reason": reason}
 
 
+async def setting_of(channel: Channel, key: str, secrets: Resolver) -> str | None:
+    """A channel's setting: a `secret:NAME` read as every secret is (and masked from then
+    on), else the text written."""
+    name = channel.secret_name(key)
+    if name is not None:
+        return await secrets.fetch(name)
+    value = channel.settings.get(key)
+    return str(value) if value is not None else None
+
+
 async def send_to(
     channel: Channel, notice: Notice, key: str, secrets: Resolver
 ) -> tuple[str, dict[str, Any] | None]:
     async def secret(setting: str) -> str | None:
-        name = channel.secret_name(setting)
-        if name is not None:
-            return await secrets.fetch(name)
-        value = channel.settings.get(setting)
-        return str(value) if value is not None else None
+        return await setting_of(channel, setting, secrets)
 
     # The channels' libraries are imported when a delivery needs them: every process
     # that builds a worker (each `apply`) would pay for them otherwise.

@@ -36,6 +36,11 @@ def _quoted(text: str) -> str:
     return urllib.parse.quote(text, safe="")
 
 
+def run_page(run: str) -> str:
+    """The run's page on the approvals service, as `apply` prints it and links give it."""
+    return f"{base_url()}/runs/{_quoted(run)}"
+
+
 @dataclass(frozen=True)
 class Notice:
     """One event of one run, as the run sent it."""
@@ -60,7 +65,7 @@ class Notice:
         return self.event in GATE_EVENTS and self.gate is not None
 
     def run_link(self) -> str:
-        return f"{base_url()}/runs/{_quoted(self.run)}"
+        return run_page(self.run)
 
     def review_link(self) -> str:
         if self.gate is None:

@@ -26,6 +26,7 @@ from runner.contract.vocab import DecisionKind, NotifyEvent
 from runner.errors import QlrfError
 from runner.notify import slack
 from runner.notify.config import DEFAULT_SLACK_API, Channel, NotifyConfig
+from runner.notify.deliver import setting_of
 from runner.notify.failures import Refused, Uncertain, Unreachable
 from runner.notify.messages import Notice
 from runner.steps.secrets import Resolver
@@ -56,8 +57,7 @@ class Click:
 
 
 async def _secret(channel: Channel, key: str) -> str | None:
-    name = channel.secret_name(key)
-    return await Resolver().fetch(name) if name else None
+    return await setting_of(channel, key, Resolver())
 
 
 async def _signed_by(config: NotifyConfig, request: Request, body: bytes) -> Channel | None:

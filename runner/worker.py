@@ -34,7 +34,7 @@ from runner.contract import (
     STORE_ACTIVITY,
     TASK_QUEUE,
 )
-from runner.dsl import secrets_config
+from runner.dsl import policy_config, secrets_config
 from runner.dsl.definitions import default_registry
 from runner.engine.batch import BatchWorkflow
 from runner.engine.interpreter import RunbookWorkflow
@@ -133,6 +133,14 @@ def build_worker(
     # Channels that cannot work (an unknown kind, a secret not set here, an address
     # that is none) stop the worker here too, naming the file, line and key.
     notifying = notify_config.load(missing_secret=unavailable)
+    # A policy that cannot be used (it does not parse, names a group not defined, holds
+    # a bad window or pattern) stops the worker too; it means something in signed mode only.
+    if policy_config.load(groups()[0]) is not None and not signed:
+        raise QlrfError(
+            f"{policy_config.VARIABLE} is set, but this worker is in claimed mode, where "
+            "anyone may give any name: set QLRF_ALLOWED_SIGNERS (docs/trust.md), or unset "
+            f"{policy_config.VARIABLE}"
+        )
     activities: list[Callable[..., Any]] = [
         *for_registry(registry or default_registry(), activity_overrides),
         (activity_overrides or {}).get(GATE_NOTIFY_ACTIVITY) or gate_notifier(notify_webhook),
@@ -142,7 +150,9 @@ def build_worker(
         inventory_open,
         inventory_page,
         trust_snapshot(
-            lambda: groups()[0], lambda: notifying.snapshot() if notifying is not None else None
+            lambda: groups()[0],
+            lambda: notifying.snapshot() if notifying is not None else None,
+            current_policy,
         ),
         (activity_overrides or {}).get(NOTIFY_DELIVER_ACTIVITY) or deliverer(lambda: notifying),
         (activity_overrides or {}).get(START_ADMISSION_ACTIVITY, start_admission),
@@ -171,6 +181,27 @@ def build_worker(
         # Dynamic secrets are revoked with the attempt that leased them.
         interceptors=[*worker_interceptors(), HoldResults(ServerLink(client)), LeaseInterceptor()],
     )
+
+
+_POLICY: tuple[tuple[str, int, int, int], dict[str, Any] | None] | None = None
+
+
+def current_policy() -> dict[str, Any] | None:
+    """QLRF_POLICY as a run takes it at its start: read again when the file (or the
+    groups file) changes, so an edited policy holds from the next run on."""
+    global _POLICY
+    path = os.environ.get(policy_config.VARIABLE, "").strip()
+    if not path:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise QlrfError(f"{policy_config.VARIABLE} {path}: {exc.strerror}") from None
+    known = groups()[0]
+    key = (path, stat.st_mtime_ns, stat.st_size, hash(repr(sorted(known.items()))))
+    if _POLICY is None or _POLICY[0] != key:
+        _POLICY = (key, policy_config.load(known, path))
+    return _POLICY[1]
 
 
 def protect_process() -> None:

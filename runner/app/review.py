@@ -118,6 +118,10 @@ def build(view: RunView, gate: GateView, plan: Plan, inputs: Mapping[str, Any]) 
     wanted = set(released_ids(plan, step))
     if not wave:
         wanted.discard(step)  # an approval step releases what needs it
+    if step not in {n.id for n in (*plan.nodes, *plan.finally_nodes)}:
+        # The policy's gate before the first step (a proposal, break glass) releases
+        # the whole run: every step is shown, rendered.
+        wanted = {str(s["id"]) for s in shown["steps"]}
     released = [s for s in shown["steps"] if s["id"] in wanted]
     return Review(
         view,

@@ -12,6 +12,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
 from runner.app.context import Context, connected
+from runner.app.provenance import provenance
 from runner.client.connect import task_queue
 from runner.client.runs import start as start_run
 from runner.client.workers import serving
@@ -27,6 +28,8 @@ class StartRequest:
     run_id: str | None = None
     worker: bool = True  # run a worker in this process
     follow: bool = True  # the caller follows the run (a local worker takes over first)
+    # Where the runbook came from; None: read from its file's git checkout now.
+    provenance: dict[str, Any] | None = None
 
 
 @dataclass
@@ -46,6 +49,11 @@ class Started:
             "run_id": self.handle.id,
             "temporal_run_id": self.handle.result_run_id or self.handle.first_execution_run_id,
         }
+
+
+def runbook_provenance(compiled: Compiled) -> dict[str, Any]:
+    """The runbook file's git provenance (runner/app/provenance.py), for the start claim."""
+    return provenance(compiled.plan.source_file, compiled.source)
 
 
 async def prepare_store(compiled: Compiled) -> bool:
@@ -77,6 +85,7 @@ async def start(ask: StartRequest) -> Started:
         definition_file=compiled.plan.source_file,
         record=record,
         task_queue=task_queue(),
+        provenance=ask.provenance or runbook_provenance(compiled),
     )
     worker = None
     others: list[str] = []

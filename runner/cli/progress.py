@@ -22,6 +22,7 @@ from runner.contract.state import (
 )
 from runner.contract.vocab import GateStatus, RunStatus, StepStatus
 from runner.plan.waves import item_key
+from runner.store.evidence import provenance_line
 from runner.times import between, human_duration, human_until, parse
 
 STEP_WIDTH = 22
@@ -256,6 +257,17 @@ def status_lines(state: RunView, ui_url: str | None = None) -> list[Text]:
             f" at {when}" + (f", took {human_duration(took)}" if state.finished_at else "")
         ),
     ]
+    if state.provenance is not None:
+        lines.append(Text(f"  from {provenance_line(state.provenance)}"))
+    if state.policy is not None:
+        rules = ", ".join(str(r.get("index")) for r in state.policy.get("rules") or [])
+        lines.append(
+            Text(
+                f"  policy sha256 {str(state.policy.get('sha256'))[:12]}: "
+                + (f"rules {rules} apply" if rules else "no rule applies")
+                + ("; a proposal" if state.policy.get("proposal") else "")
+            )
+        )
     if state.published_because:
         age = between(state.published_at, now.isoformat())
         when = f" {human_duration(age)} ago" if age is not None else ""

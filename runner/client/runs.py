@@ -52,6 +52,7 @@ async def start(
     task_queue: str = TASK_QUEUE,
     redrive: RedriveAsk | None = None,
     groups: dict[str, list[str]] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> tuple[WorkflowHandle[Any, Any], bool]:
     """Start the run, or attach to the open run with the same id. Returns (handle, attached)."""
     once = redrive is not None
@@ -70,9 +71,12 @@ async def start(
         redrive=redrive,
         groups=groups,
     )
+    request.provenance = provenance
     if signing.wanted_here() and not attached:
         # Signed mode: the run checks this before its first step (docs/trust.md).
-        request.proof = signing.sign(claims.start_claim(wid, plan.plan_hash, inputs, redrive))
+        request.proof = signing.sign(
+            claims.start_claim(wid, plan.plan_hash, inputs, redrive, provenance)
+        )
     # A redrive's id is the one its original may have (RUN.r1): never reused, never
     # shared, so two redrives of one run cannot both start.
     try:
@@ -92,6 +96,7 @@ async def start(
                 record=record,
                 task_queue=task_queue,
                 groups=groups,
+                provenance=provenance,
             )
         raise QlrfError(
             f"run {redrive['of'] if redrive else wid} is being redriven already, as {wid}; "

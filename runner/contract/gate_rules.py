@@ -67,3 +67,26 @@ def who_refusal(
                 f"{by} has already approved gate '{gate.gate}'; the quorum counts distinct people"
             )
     return None
+
+
+def policy_refusal(
+    policy: Mapping[str, Any] | None,
+    by: str,
+    groups: Mapping[str, Sequence[str]],
+    key: str,
+    doing: str,
+) -> str | None:
+    """Why the run's policy (RunView.policy) does not let `by` do `doing` under its
+    rules' `key` (approve, operate); None if it does. The run judges the same rules
+    (runner/trust/policy.py); this spares people a refusal."""
+    for rule in (policy or {}).get("rules") or []:
+        entries = rule.get(key)
+        if entries is None:
+            continue
+        if not any(
+            (e.startswith("group:") and by in groups.get(e.removeprefix("group:"), [])) or e == by
+            for e in entries
+        ):
+            allowed = ", ".join(entries) or "nobody"
+            return f"{rule.get('named')} lets {allowed} {doing}; {by or 'nobody'} is not among them"
+    return None

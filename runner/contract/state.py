@@ -459,6 +459,12 @@ class RunView:
     store_backlog: int = 0  # events not yet in the run store
     published_at: str | None = None
     published_because: str | None = None
+    # Where the runbook came from (git remote, commit, path, blob, clean, branches,
+    # signature), as its signed start says; None when it said nothing.
+    provenance: JsonObject | None = None
+    # The worker's policy as it applies to the run ({"sha256", "rules", "approve",
+    # "operate", "proposal"}), None without one (docs/governance.md).
+    policy: JsonObject | None = None
 
     @property
     def running(self) -> bool:
@@ -505,6 +511,8 @@ class RunView:
             store_backlog=int(raw.get("store_backlog") or 0),
             published_at=raw.get("published_at"),
             published_because=raw.get("published_because"),
+            provenance=raw.get("provenance") if isinstance(raw.get("provenance"), dict) else None,
+            policy=raw.get("policy") if isinstance(raw.get("policy"), dict) else None,
         )
 
     @classmethod
@@ -567,6 +575,11 @@ class RunView:
         if self.published:
             found["published_at"] = self.published_at
             found["published_because"] = self.published_because
+        # Only when present: the status of runs without them reads as it did.
+        if self.provenance is not None:
+            found["provenance"] = self.provenance
+        if self.policy is not None:
+            found["policy"] = self.policy
         return found
 
     def summary(self, published_at: str | None) -> JsonObject:

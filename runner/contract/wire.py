@@ -45,6 +45,10 @@ class RunInput:
     # Signed mode (docs/trust.md): the starter's {"signature", "nonce", "not_after"}
     # over the start's claim. None from a client that does not sign.
     proof: Any = None
+    # Where the runbook came from (runner/app/provenance.py): git remote, commit, path,
+    # blob, clean, branches, signature; part of the signed start claim. None from a
+    # client that does not say.
+    provenance: Any = None
 
 
 @dataclass

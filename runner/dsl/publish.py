@@ -9,12 +9,14 @@ from runner.catalog.registry import Registry
 from runner.catalog.vocabulary import JsonSchema, step_type_schema
 from runner.dsl.language import runbook_schema
 from runner.dsl.notify_schema import SCHEMA as NOTIFY_SCHEMA
+from runner.dsl.policy_schema import SCHEMA as POLICY_SCHEMA
 from runner.vault.schema import SCHEMA as SECRETS_SCHEMA
 
 RUNBOOK_SCHEMA = "runbook.schema.json"
 STEP_TYPE_SCHEMA = "step-type.schema.json"
 SECRETS_CONFIG_SCHEMA = "secrets-config.schema.json"
 NOTIFY_CONFIG_SCHEMA = "notify-config.schema.json"
+POLICY_SCHEMA_FILE = "policy.schema.json"
 
 
 def _dump(schema: JsonSchema) -> str:
@@ -28,6 +30,7 @@ def schema_files(registry: Registry) -> dict[str, str]:
         STEP_TYPE_SCHEMA: _dump(step_type_schema()),
         SECRETS_CONFIG_SCHEMA: _dump(SECRETS_SCHEMA),
         NOTIFY_CONFIG_SCHEMA: _dump(NOTIFY_SCHEMA),
+        POLICY_SCHEMA_FILE: _dump(POLICY_SCHEMA),
     }
 
 

@@ -14,6 +14,7 @@ through `set_concurrency`, `skip` and `tell_batch`.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Protocol, cast
 
@@ -69,6 +70,9 @@ class CampaignHost(Protocol):
     async def unpaused(self) -> None: ...
 
     def budget_spent(self, node: Node, wave: str, failed: int, budget: int | None) -> None: ...
+    # The policy's windows before each wave, and its forbid over a proposal's items.
+    async def wave_window(self, node: Node, wave: str) -> None: ...
+    def screen(self, step: str, params: Mapping[str, Any], env: Mapping[str, str]) -> None: ...
 
     async def store_drained(self) -> None: ...
 
@@ -316,6 +320,7 @@ class Campaign:
             entry["status"] = "waiting"
             assert entry["gate"] is not None  # a wave with an approval has a gate
             await self.host.open_gate(self.node, self._gate_params(b, spec), entry["gate"])
+        await self.host.wave_window(self.node, b.name)
         if self.host.paused:
             entry["status"] = "paused"
             await self.host.unpaused()
@@ -371,6 +376,7 @@ class Campaign:
                 )
                 if size > PAYLOAD_LIMIT:
                     raise StepFailed("PayloadsTooLarge", render.item_too_large(item.key, size), 1)
+                self.host.screen(node.id, item.params, item.script_env)
                 requests.append(item)
                 sizes.append(size)
             cuts = [(b.start + first, b.start + end) for first, end in waves.batches(sizes)]

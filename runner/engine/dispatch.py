@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from temporalio import workflow
@@ -24,6 +24,7 @@ from runner.engine.campaign import Campaign
 from runner.engine.child_call import child_failure
 from runner.engine.evaluators import Evaluators
 from runner.engine.failures import StepFailed
+from runner.engine.governance import Governance
 from runner.engine.locking import RunLocks
 from runner.engine.notices import Notices
 from runner.engine.outbox import Outbox, RunWriter
@@ -57,6 +58,9 @@ class Dispatcher:
         self.legacy = legacy
         self.trust_era = False  # the run took the trust snapshot (engine/identity.py)
         self.notices: Notices | None = None  # runs from NOTIFY on (engine/notices.py)
+        # The worker's policy (engine/governance.py), from POLICY on: a proposal's
+        # commands are checked as they run, and each wave against the change windows.
+        self.governance: Governance | None = None
         self.trust: str | None = None  # whom the run trusts: its steps' workers must too
         # The run authenticates what it tells its batches and child runs (START_ONCE).
         self.authenticated = False
@@ -189,6 +193,20 @@ class Dispatcher:
     async def open_gate(self, node: Node, params: dict[str, Any], gate_id: str) -> Any:
         return await self.evaluators.open_gate(node, params, gate_id)
 
+    async def wave_window(self, node: Node, wave: str) -> None:
+        """A wave starts inside the policy's windows, or after break glass; else the
+        campaign stops before it."""
+        if self.governance is None:
+            return
+        where = f"{node.id}/{wave}"
+        problem = await self.governance.gates(self.evaluators.open_gate, workflow.now(), where)
+        if problem is not None:
+            raise StepFailed("PolicyRefused", problem, 1)
+
+    def screen(self, step: str, params: Mapping[str, Any], env: Mapping[str, str]) -> None:
+        if self.governance is not None:
+            self.governance.screen(step, params, env)
+
     def budget_spent(self, node: Node, wave: str, failed: int, budget: int | None) -> None:
         if self.notices is not None:
             self.notices.send(
@@ -253,6 +271,8 @@ class Dispatcher:
         rendered = render.step_params(
             node.with_, self.run.context(), node.capabilities.script, node.secrets
         )
+        if self.governance is not None:
+            self.governance.screen(node.id, rendered.params, rendered.script_env)
         timeouts = checked_timeouts(node.id, node.timeouts)
         request = StepRequest(
             workflow.info().workflow_id,

@@ -128,8 +128,10 @@ class Evaluators:
                 "deadline": iso(gate.deadline),
             },
         )
-        state = self.run.steps[node.id]
-        state.status = "waiting"
+        # A gate the policy puts before the first step has no step of its own.
+        state = self.run.steps.get(node.id)
+        if state is not None:
+            state.status = "waiting"
         self.run.touch(urgent=True)
         publish.waiting(self.desk, self.run)
         notices = [asyncio.create_task(self._notify(gate, 0))]
@@ -185,7 +187,8 @@ class Evaluators:
         finally:
             if gate.status == "waiting":
                 gate.status = "cancelled"
-            state.status = "running"
+            if state is not None:
+                state.status = "running"
             if not evicted:
                 self.run.touch(urgent=True)
                 publish.waiting(self.desk, self.run)

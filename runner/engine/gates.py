@@ -8,7 +8,7 @@ workflow, a refusal recorded in the state).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -110,6 +110,8 @@ class GateDesk:
         self.run = run
         self.gates: dict[str, Gate] = {}
         self.refused_signals: list[RefusedJson] = []  # signals naming no gate
+        # The worker's policy on who may decide (engine/governance.py), from POLICY on.
+        self.policy: Callable[[str, str], str | None] | None = None
 
     def open(self, gate: Gate) -> None:
         self.gates[gate.gate] = gate
@@ -118,13 +120,16 @@ class GateDesk:
         return sorted(g.gate for g in self.gates.values() if g.status == GateStatus.WAITING)
 
     def refusal(self, decision: Decision) -> str | None:
-        return refusal(
+        problem = refusal(
             self.gates,
             decision,
             started_by=self.run.started_by,
             groups=self.run.groups,
             declarations=self.run.declarations,
         )
+        if problem is None and self.policy is not None:
+            problem = self.policy(decision.gate, decision.by)
+        return problem
 
     def refuse(self, decision: Any, reason: str, now: datetime) -> None:
         """Keep a refused signal in the state: unlike an Update, a signal is never bounced."""

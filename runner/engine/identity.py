@@ -43,6 +43,8 @@ class Trust:
     problem: str | None = None  # the snapshot could not be taken: nothing may run
     # The worker's notification routes and channel names (no credentials), or None.
     notify: dict[str, Any] | None = None
+    # The worker's policy (QLRF_POLICY) as the run took it, or None (signed mode only).
+    policy: dict[str, Any] | None = None
 
     @property
     def signed(self) -> bool:
@@ -100,7 +102,9 @@ async def snapshot() -> Trust:
     except TrustFileError as exc:
         return Trust(mode="signed", problem=f"the worker's trust file cannot be used: {exc}")
     groups = found.get("groups")
+    policy = found.get("policy")
     return Trust(
+        policy=policy if isinstance(policy, dict) else None,
         mode="signed",
         sha256=str(found.get("sha256") or ""),
         signers=signers,

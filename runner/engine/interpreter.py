@@ -34,12 +34,13 @@ with workflow.unsafe.imports_passed_through():
     from runner.contract.messages import Basis, ControlRequest, Decision, Declaration
     from runner.contract.state import ControlJson, Identity, RunView
     from runner.contract.vocab import AuditAction, DecisionKind, NotifyEvent, RunStatus
-    from runner.contract.wire import trust_mark
+    from runner.contract.wire import payload_size, trust_mark
     from runner.engine import admission, control, identity, outcome, publish
     from runner.engine.dispatch import Dispatcher
     from runner.engine.evaluators import Evaluators
     from runner.engine.failures import StepFailed
     from runner.engine.gates import GateDesk
+    from runner.engine.governance import POLICY, Governance
     from runner.engine.locking import RunLocks
     from runner.engine.notices import NOTIFY, Notices, routes_of
     from runner.engine.outbox import Outbox, RunWriter
@@ -84,6 +85,8 @@ class RunbookWorkflow:
         self._trust = identity.Trust()
         self._started_verified = False
         self._authorized_by: str | None = None  # who signed the schedule of this run
+        self._governance: Governance | None = None  # the worker's policy, from POLICY on
+        self._provenance: dict[str, Any] | None = None  # where the runbook came from
 
     # -- queries ----------------------------------------------------------------------
 
@@ -126,6 +129,8 @@ class RunbookWorkflow:
         view.paused, view.controls = run.paused, run.controls
         view.locks = [hold.view() for hold in run.locks.values()]
         view.redrive_of, view.outputs, view.error = run.redrive_of, run.outputs, run.error
+        view.provenance = self._provenance
+        view.policy = self._governance.view() if self._governance is not None else None
         # Events not yet in the run store: a run that ended waits for them to be
         # written before it closes, so a store that is down shows here.
         view.store_backlog = len(self._outbox.events) if self._outbox is not None else 0
@@ -177,6 +182,7 @@ class RunbookWorkflow:
         trust_era = not legacy and workflow.patched(identity.TRUST)
         start_once = trust_era and workflow.patched(identity.START_ONCE)
         notifying = start_once and workflow.patched(NOTIFY)
+        governed = notifying and workflow.patched(POLICY)
         if trust_era:
             started_by, groups, unauthenticated = await self._authenticate(
                 request, plan, start_once
@@ -193,6 +199,9 @@ class RunbookWorkflow:
             redrive = request.redrive if redrive_refused is None else None
         # In signed mode the run is recorded whatever its input says: the record is
         # what proves who did what, and signed mode runs with the store.
+        if governed:
+            self._provenance, problem = _provenance(request.provenance)
+            unauthenticated = unauthenticated or problem
         record = bool(request.record) or (start_once and self._trust.signed)
         run = self._run = RunState(
             plan, request.inputs, started_by, groups, info.workflow_id, workflow.now(), redrive
@@ -200,6 +209,11 @@ class RunbookWorkflow:
         outbox = self._outbox = Outbox(record, workflow.now)
         writer = RunWriter(outbox, info.run_id) if record else None
         desk = self._desk = GateDesk(run)
+        if governed and self._trust.signed and self._trust.policy is not None:
+            governance = self._governance = Governance.of(
+                self._trust.policy, plan, self._provenance, run.started_by, run.groups
+            )
+            desk.policy = governance.decision_problem
 
         def gate_opened() -> None:
             if writer is not None:
@@ -240,6 +254,10 @@ class RunbookWorkflow:
                 started["authorized_by"] = self._authorized_by
             if run.redrive_of:
                 started["redrive_of"] = run.redrive_of
+            if self._provenance is not None:
+                started["provenance"] = self._provenance
+            if self._governance is not None:
+                started["policy"] = self._governance.view()
             outbox.audit("run_started", run.started_by, started)
             flusher = asyncio.create_task(writer.loop())
         publisher = None
@@ -258,8 +276,21 @@ class RunbookWorkflow:
             refused, refused_as = unauthenticated, "Unauthenticated"
         # A child run's parent tells of the run; the child tells only of its gates.
         own_run = info.parent is None
+        gov = self._governance
+        if refused is None and gov is not None:
+            dispatcher.governance = gov
+            refused = gov.start_problem(
+                run.started_by, self._provenance, redrive=bool(run.redrive_of), child=not own_run
+            )
+            if refused is None and own_run:
+                refused = gov.proposal_problem(plan, run.context())
+            refused_as = "PolicyRefused"
         if refused is None and notices is not None and own_run:
             notices.send(NotifyEvent.RUN_STARTED, self._run_facts())
+        if refused is None and gov is not None and own_run:
+            # Outside its windows, at break glass; a proposal, at the policy's gate.
+            refused = await gov.gates(evaluators.open_gate, workflow.now())
+            refused_as = "PolicyRefused"
         run_keys: list[str] = []
         if refused is None and plan.locks:
             try:
@@ -404,7 +435,9 @@ class RunbookWorkflow:
         if isinstance(schedule, str) and schedule:
             return self._scheduled(request, plan, schedule, groups)
         redrive = request.redrive if start_once else None
-        expected = claims.start_claim(info.workflow_id, plan.plan_hash, request.inputs, redrive)
+        expected = claims.start_claim(
+            info.workflow_id, plan.plan_hash, request.inputs, redrive, request.provenance
+        )
         try:
             principal = trust.verify(request.proof, expected)
         except claims.Unauthenticated as exc:
@@ -694,6 +727,10 @@ class RunbookWorkflow:
             request = self._proven_control(request)
         except claims.Unauthenticated as exc:
             raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
+        if self._governance is not None:
+            problem = self._governance.control_problem(request.by, str(request.action))
+            if problem:
+                raise ApplicationError(problem, type="ControlRefused", non_retryable=True)
         self._trust.spend(dict(request.proof) if request.proof is not None else None)
         record = await control.apply(
             request,
@@ -718,6 +755,10 @@ class RunbookWorkflow:
             request = self._proven_control(request)
         except claims.Unauthenticated as exc:
             raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
+        if self._governance is not None:
+            problem = self._governance.control_problem(request.by, str(request.action))
+            if problem:
+                raise ApplicationError(problem, type="ControlRefused", non_retryable=True)
         fanout = {sid: run.status_of(sid) for sid, node in run.nodes.items() if node.fanout}
         problem = control.refusal(
             request,
@@ -729,3 +770,18 @@ class RunbookWorkflow:
         )
         if problem:
             raise ApplicationError(problem, type="ControlRefused", non_retryable=True)
+
+
+# Provenance a start may carry: a mapping of a few texts, flags and names.
+PROVENANCE_BYTES = 16 * 1024
+
+
+def _provenance(given: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The start's provenance as the run keeps it, or why it does not read."""
+    if given is None:
+        return None, None
+    if not isinstance(given, dict):
+        return None, "the start's provenance is not a mapping"
+    if payload_size(given) > PROVENANCE_BYTES:
+        return None, f"the start's provenance is over {PROVENANCE_BYTES} bytes"
+    return dict(given), None

@@ -77,9 +77,11 @@ def local_mark() -> str:
 def trust_snapshot(
     read_groups: Callable[[], dict[str, list[str]]],
     notify: Callable[[], dict[str, Any] | None] = lambda: None,
+    policy: Callable[[], dict[str, Any] | None] = lambda: None,
 ) -> Callable[..., Any]:
     """The snapshot activity; `read_groups` gives the worker's approver groups, `notify`
-    its notification routes (runner/notify/config.py NotifyConfig.snapshot)."""
+    its notification routes (runner/notify/config.py NotifyConfig.snapshot), `policy`
+    its QLRF_POLICY read again now (runner/dsl/policy_config.py), in signed mode."""
 
     @activity.defn(name=TRUST_SNAPSHOT_ACTIVITY)
     async def snapshot(_: Any = None) -> dict[str, Any]:
@@ -87,6 +89,9 @@ def trust_snapshot(
             found = read_trust_file()
             if found["mode"] == "signed":
                 found["groups"] = read_groups()
+                rules = policy()
+                if rules is not None:
+                    found["policy"] = rules
         except QlrfError as exc:
             raise ApplicationError(str(exc), type="Unauthenticated", non_retryable=True) from None
         routes = notify()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -121,6 +122,11 @@ def build(
                 "trust_sha256": detail.get("trust_sha256"),
                 "started_by_verified": bool(detail.get("verified")),
             }
+            # Only when the start said: bundles of runs before them read as they did.
+            if detail.get("provenance") is not None:
+                identity["provenance"] = detail["provenance"]
+            if detail.get("policy") is not None:
+                identity["policy"] = detail["policy"]
         asked = any(c["action"] == "cancel" for c in controls)
         if entry["action"] == "run_finished" and detail.get("status") == "cancelled" and not asked:
             # A cancel reaches the run through Temporal, which does not say who sent it.
@@ -337,11 +343,40 @@ def _seal_problem(
 def _identities(bundle: Bundle) -> str:
     identity = bundle.get("identity") or {}
     if identity.get("mode") == "signed":
-        return (
+        shown = (
             "- Identities: **verified** by SSH signature against the worker's trust file "
             f"(sha256 `{identity.get('trust_sha256')}`)"
         )
-    return "- Identities: **not verified** (claimed mode: names are as people gave them)"
+    else:
+        shown = "- Identities: **not verified** (claimed mode: names are as people gave them)"
+    policy = identity.get("policy")
+    if isinstance(policy, dict):
+        rules = ", ".join(str(r.get("index")) for r in policy.get("rules") or []) or "none"
+        shown += f"\n- Policy: sha256 `{policy.get('sha256')}`, rules applied: {rules}"
+    found = identity.get("provenance")
+    if isinstance(found, dict):
+        shown += f"\n- Provenance: {provenance_line(found)}"
+    return shown
+
+
+def provenance_line(found: Mapping[str, Any]) -> str:
+    """Where a runbook came from, in one line (evidence, status, the run page)."""
+    if not found.get("git"):
+        return str(found.get("note") or "not in a git checkout")
+    commit = str(found.get("commit") or "no commit")
+    state = "clean" if found.get("clean") else "NOT matching its commit"
+    if not found.get("tracked"):
+        state = "NOT committed"
+    signature = found.get("signature") or {}
+    signed = (
+        f"signed by {signature.get('signer')}"
+        if signature.get("verified")
+        else "signature not verified"
+    )
+    return (
+        f"{found.get('remote') or 'no remote'} {found.get('path')} at {commit[:12]} "
+        f"({state}; {signed}; on {', '.join(found.get('branches') or []) or 'no branch'})"
+    )
 
 
 # An output longer than this is cut in the Markdown (the JSON bundle holds it whole).

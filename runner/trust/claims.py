@@ -259,16 +259,26 @@ def _vouched(
 
 
 def start_claim(
-    run_id: str, plan_hash: str, inputs: Mapping[str, Any], redrive: Any = None
+    run_id: str,
+    plan_hash: str,
+    inputs: Mapping[str, Any],
+    redrive: Any = None,
+    provenance: Any = None,
 ) -> Claim:
     """What `apply` (and `redrive`) signs: this plan, with these inputs, as this run id;
-    for a redrive, also which run it continues and how ({"of", "from", "reapprove"})."""
+    for a redrive, also which run it continues and how ({"of", "from", "reapprove"});
+    and where the runbook came from (its git provenance), when the start says."""
+    extra: dict[str, Any] = {}
+    if redrive is not None:
+        extra["redrive"] = redrive
+    if provenance is not None:
+        extra["provenance"] = provenance
     return claim(
         action="start",
         run_id=run_id,
         plan_hash=plan_hash,
         inputs_hash=inputs_hash(inputs),
-        set={"redrive": redrive} if redrive is not None else None,
+        set=extra or None,
     )
 
 

@@ -18,7 +18,7 @@ from runner.app.runs import runs
 from runner.app.view import look
 from runner.client import schedules
 from runner.client.logs import printed
-from runner.contract.gate_rules import who_refusal
+from runner.contract.gate_rules import policy_refusal, who_refusal
 from runner.contract.state import GateView, RunView
 from runner.contract.vocab import DecisionKind
 from runner.errors import QlrfError
@@ -123,6 +123,11 @@ def gate_actions(
         found[kind] = who_refusal(
             gate, person.principal, kind, started_by=view.started_by, groups=groups
         )
+        policy = view.policy or {}
+        if found[kind] is None and gate.gate not in (policy.get("gates") or []):
+            found[kind] = policy_refusal(
+                policy, person.principal, groups, "approve", f"decide gate '{gate.gate}'"
+            )
     if not gate.modifiable and found["modify"] is None:
         found["modify"] = "this gate lets no input be modified"
     return found

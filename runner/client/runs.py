@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -53,6 +54,7 @@ async def start(
     redrive: RedriveAsk | None = None,
     groups: dict[str, list[str]] | None = None,
     provenance: dict[str, Any] | None = None,
+    signer: Callable[[claims.Claim], claims.Proof] | None = None,
 ) -> tuple[WorkflowHandle[Any, Any], bool]:
     """Start the run, or attach to the open run with the same id. Returns (handle, attached)."""
     once = redrive is not None
@@ -72,11 +74,11 @@ async def start(
         groups=groups,
     )
     request.provenance = provenance
-    if signing.wanted_here() and not attached:
-        # Signed mode: the run checks this before its first step (docs/trust.md).
-        request.proof = signing.sign(
-            claims.start_claim(wid, plan.plan_hash, inputs, redrive, provenance)
-        )
+    if (signer is not None or signing.wanted_here()) and not attached:
+        # Signed mode: the run checks this before its first step (docs/trust.md). A
+        # service signs for the person it signed in (`signer`, runner/web/vouch.py).
+        claim = claims.start_claim(wid, plan.plan_hash, inputs, redrive, provenance)
+        request.proof = signer(claim) if signer is not None else signing.sign(claim)
     # A redrive's id is the one its original may have (RUN.r1): never reused, never
     # shared, so two redrives of one run cannot both start.
     try:
@@ -97,6 +99,7 @@ async def start(
                 task_queue=task_queue,
                 groups=groups,
                 provenance=provenance,
+                signer=signer,
             )
         raise QlrfError(
             f"run {redrive['of'] if redrive else wid} is being redriven already, as {wid}; "

@@ -25,7 +25,7 @@ from runner.web.vouch import Person
 BODY_LIMIT = 256 * 1024
 
 
-async def _body(request: Request) -> dict[str, Any] | Response:
+async def json_body(request: Request) -> dict[str, Any] | Response:
     raw = await request.body()
     if len(raw) > BODY_LIMIT:
         return problem(422, f"the body is over {BODY_LIMIT} bytes")
@@ -66,7 +66,7 @@ async def get_evidence(run: str) -> Response:
 async def post_decision(
     service: Service, request: Request, person: Person, run: str, gate: str
 ) -> Response:
-    body = await _body(request)
+    body = await json_body(request)
     if isinstance(body, Response):
         return body
     kind_text = body.get("decision")
@@ -100,7 +100,7 @@ async def post_decision(
 
 
 async def post_control(service: Service, request: Request, person: Person, run: str) -> Response:
-    body = await _body(request)
+    body = await json_body(request)
     if isinstance(body, Response):
         return body
     # The API's names are the CLI's verbs: `set` is the concurrency control.

@@ -22,7 +22,7 @@ from runner.app.context import ServerError
 from runner.app.reach import NoRun
 from runner.app.review import NoGate
 from runner.errors import QlrfError
-from runner.web import api, live, login, pages, slack
+from runner.web import api, library, live, login, pages, slack
 from runner.web.metrics import Measure, metrics_response
 from runner.web.openapi import document
 from runner.web.problems import problem
@@ -198,6 +198,17 @@ def build(settings: Settings) -> Starlette:
             methods=["POST"],
         ),
         Route("/locks", page_route(lambda r, who: pages.locks_page(service, r, who))),
+        Route("/library", page_route(lambda r, who: library.library_page(service, r, who))),
+        Route(
+            "/library/{name:path}",
+            page_route(lambda r, who: library.start_page(service, r, who, path(r, "name"))),
+            methods=["GET"],
+        ),
+        Route(
+            "/library/{name:path}",
+            page_route(lambda r, who: library.start_form(service, r, who, path(r, "name"))),
+            methods=["POST"],
+        ),
         Route("/schedules", page_route(lambda r, who: pages.schedules_page(service, r, who))),
         Route("/login", plain(login.login), methods=["GET"]),
         Route("/login", plain(login.local_login), methods=["POST"]),
@@ -213,6 +224,11 @@ def build(settings: Settings) -> Starlette:
         Route("/metrics", metrics),
         Route("/api/openapi.json", openapi),
         Route("/api/v1/runs", api_route(lambda r, who: api.list_runs(service, r))),
+        Route(
+            "/api/v1/runs",
+            api_route(lambda r, who: library.post_run(service, r, who), unsafe=True),
+            methods=["POST"],
+        ),
         Route("/api/v1/pending", api_route(lambda r, who: api.get_pending(service))),
         Route(
             "/api/v1/runs/{run}/evidence",

@@ -93,7 +93,25 @@ def document(public_url: str) -> dict[str, Any]:
                         for n in ("kind", "status", "name", "limit")
                     ],
                     "responses": _answers("{runs: [...]}", 422, 503),
-                }
+                },
+                "post": {
+                    "summary": "Start a run: a library runbook, or a proposal sent as text",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "runbook": {"type": "string"},
+                                        "text": {"type": "string"},
+                                        "inputs": {"type": "object"},
+                                    },
+                                }
+                            }
+                        }
+                    },
+                    "responses": _answers("{run_id, page, provenance}", 403, 404, 422, 429),
+                },
             },
             "/api/v1/runs/{run}": {
                 "get": {

@@ -22,7 +22,7 @@ from runner.contract.gate_rules import policy_refusal, who_refusal
 from runner.contract.state import GateView, RunView
 from runner.contract.vocab import DecisionKind
 from runner.errors import QlrfError
-from runner.store.evidence import markdown
+from runner.store.evidence import markdown, provenance_line
 from runner.web import actions
 from runner.web.graph import layout
 from runner.web.service import Service
@@ -267,6 +267,7 @@ async def run_page(service: Service, request: Request, person: Person, run: str)
         person=person,
         view=snap.view,
         graph=graph,
+        provenance_line=provenance_line,
         quorum=quorum,
         live=live_fragment(request, snap.view),
     )

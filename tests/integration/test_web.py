@@ -86,7 +86,9 @@ def stack(
         + "\n"
     )
     groups = folder / "groups.yaml"
-    groups.write_text("sre: [erin@example.com]\n")
+    groups.write_text("sre: [erin@example.com]\noncall: [bob@example.com]\n")
+    policy = folder / "policy.yaml"
+    policy.write_text(POLICY)
     queue = f"web-{uuid.uuid4().hex[:8]}"
     env = {
         "QLRF_TEMPORAL_ADDRESS": temporal_address,
@@ -95,6 +97,8 @@ def stack(
         "QLRF_ALLOWED_SIGNERS": str(trust),
         "QLRF_INTERNAL_KEY": INTERNAL_KEY,
         "QLRF_GROUPS_FILE": str(groups),
+        "QLRF_POLICY": str(policy),
+        "QLRF_LIBRARY": str(_library(folder)),
     }
     worker = worker_process(env)
     try:
@@ -102,6 +106,48 @@ def stack(
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+# Only prod drills and agents' proposals are governed: the other tests run as before.
+POLICY = """\
+rules:
+  - match: {kind: Drill, labels: {env: prod}}
+    start: ['group:oncall']
+    require: {committed: true}
+proposals:
+  principals: [agent@example.com]
+  allow_types: [shell]
+  max_items: 10
+  forbid: ['rm\\s+-rf']
+  gate: {approvers: ['group:oncall']}
+"""
+FAILOVER = """\
+apiVersion: qlrf/v1
+kind: Drill
+name: failover
+description: Fail the database over to another region
+labels: {env: prod}
+inputs:
+  region: {type: string, enum: [eu, us], default: eu, description: where to}
+steps:
+  - id: promote
+    type: shell
+    with: {command: [echo, "promote {{ inputs.region }}"]}
+"""
+
+
+def _library(folder: Path) -> Path:
+    """A git checkout holding one committed runbook, as QLRF_LIBRARY."""
+    repo = folder / "library"
+    repo.mkdir()
+    (repo / "failover.yaml").write_text(FAILOVER)
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["-c", "user.name=ops", "-c", "user.email=ops@example.com", "add", "failover.yaml"],
+        ["-c", "user.name=ops", "-c", "user.email=ops@example.com", "commit", "-qm", "drill"],
+    ):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    return repo
 
 
 def _served(env: dict[str, str], keys: dict[str, Path], folder: Path) -> Iterator[dict[str, Any]]:
@@ -729,3 +775,78 @@ def test_temporal_down_gives_503_pages_and_problems_and_the_service_stays_up(sta
         assert "Traceback" not in down.said() and "Deprecat" not in down.said()
     finally:
         down.stop()
+
+
+def _status(stack: dict[str, Any], run: str) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(
+        qlrf("status", run, "--format", "json", env=stack["env"]).stdout
+    )
+    return found
+
+
+def test_the_api_starts_a_library_runbook_under_the_policy(stack):
+    body = {"runbook": "failover.yaml", "inputs": {"region": "us"}}
+    alice = tokens(stack["issuer"], "alice@example.com")["access_token"]
+    refused = api(stack, "POST", "/api/v1/runs", alice, json=body)
+    assert refused.status_code == 403, refused.text
+    assert (
+        "policy rule 0 (kind: Drill, labels: {env: prod}) lets group:oncall start"
+        in (refused.json()["detail"])
+    )
+    hostile = api(stack, "POST", "/api/v1/runs", alice, json={"runbook": "../policy.yaml"})
+    assert hostile.status_code == 404
+    bob = tokens(stack["issuer"], "bob@example.com")["access_token"]
+    answer = api(stack, "POST", "/api/v1/runs", bob, json={**body, "inputs": {"region": "mars"}})
+    assert answer.status_code == 422 and "region" in answer.json()["detail"]
+    answer = api(stack, "POST", "/api/v1/runs", bob, json=body)
+    assert answer.status_code == 201, answer.text
+    run = answer.json()["run_id"]
+    eventually(lambda: _status(stack, run)["status"] == "succeeded", "the drill succeeding", 60)
+    state = _status(stack, run)
+    assert state["started_by"] == "bob@example.com" and state["identity"]["started_by_verified"]
+    assert state["provenance"]["clean"] and state["provenance"]["path"] == "failover.yaml"
+    assert state["inputs"] == {"region": "us"}
+
+
+def test_a_proposal_through_the_api_is_checked_and_stopped_for_a_person(stack):
+    agent = tokens(stack["issuer"], "agent@example.com")["access_token"]
+    text = (
+        "apiVersion: qlrf/v1\nkind: Task\nname: agent-fix\nsteps:\n"
+        "  - id: fix\n    type: shell\n    with: {{command: [sh, -c, '{}']}}\n"
+    )
+    refused = api(stack, "POST", "/api/v1/runs", agent, json={"text": text.format("rm -rf /tmp/x")})
+    assert refused.status_code == 403
+    assert "policy proposals: step 'fix' runs" in refused.json()["detail"]
+    answer = api(stack, "POST", "/api/v1/runs", agent, json={"text": text.format("echo fixed")})
+    assert answer.status_code == 201, answer.text
+    run = answer.json()["run_id"]
+    eventually(
+        lambda: any(g["gate"] == "proposal" for g in _status(stack, run)["gates"]),
+        "the proposal's gate",
+        60,
+    )
+    assert _status(stack, run)["steps"]["fix"]["status"] == "pending"
+    own = api(stack, "POST", decide_url(run, "proposal"), agent, json={"decision": "approve"})
+    assert own.status_code == 409
+    assert "agent@example.com may not decide gate 'proposal'" in own.json()["detail"]
+    bob = tokens(stack["issuer"], "bob@example.com")["access_token"]
+    done = api(stack, "POST", decide_url(run, "proposal"), bob, json={"decision": "approve"})
+    assert done.status_code == 200, done.text
+    eventually(lambda: _status(stack, run)["status"] == "succeeded", "the proposal running", 60)
+
+
+def test_in_a_browser_bob_starts_a_runbook_from_the_library(stack, chrome):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _browser_sign_in(chrome, stack, "bob@example.com", "/library")
+    assert "Fail the database over" in _text(chrome, "library")
+    chrome.find_element(By.LINK_TEXT, "Start").click()
+    eventually(lambda: _text(chrome, "provenance").startswith("From"), "the start form", 20)
+    assert "(clean)" in _text(chrome, "provenance")
+    Select(chrome.find_element(By.ID, "input-region")).select_by_value("us")
+    chrome.find_element(By.ID, "start").click()
+    eventually(lambda: "/runs/" in chrome.current_url, "the run's page", 30)
+    eventually(lambda: _text(chrome, "run-status") == "succeeded", "the run finishing", 60)
+    assert "failover.yaml" in _text(chrome, "provenance")
+    assert "policy rule 0" in _text(chrome, "policy")

@@ -26,11 +26,14 @@ step, read from a real OpenBao's KV against from the worker's environment, alter
 (goal >= 0.90); then, one run at a time, the time per attempt that a dynamic database
 lease adds (taken before the step, revoked after it).
 
+With --policy, instead: signed runs with the workers' policy against without
+(bench/policy.py). Goal: >= 0.95.
+
 With --notify, instead: the runbook of (1) behind one gate, with notifications on
 against off, and 1,000 gates opening at once (bench/notify.py).
 
 Run: .venv/bin/python bench/interpreter_vs_handwritten.py [--runs 200] [--rounds 2]
-     [--observe | --signed | --sandbox | --vault | --notify]
+     [--observe | --signed | --sandbox | --vault | --notify | --policy]
 """
 
 from __future__ import annotations
@@ -545,11 +548,18 @@ if __name__ == "__main__":
     parser.add_argument(
         "--notify", action="store_true", help="notifications on against off (bench/notify.py)"
     )
+    parser.add_argument(
+        "--policy", action="store_true", help="QLRF_POLICY on against off (bench/policy.py)"
+    )
     parser.add_argument("--gates", type=int, default=1000, help="gates opened at once, --notify")
     parser.add_argument("--sequential", type=int, default=5, help="runs one at a time, --vault")
     parser.add_argument("--kv-cache", type=float, default=1.0, help="seconds, for --vault")
     args = parser.parse_args()
-    if args.notify:
+    if args.policy:
+        from policy import policy_cost
+
+        asyncio.run(policy_cost(args.runs, args.rounds))
+    elif args.notify:
         from notify import notify
 
         asyncio.run(notify(args.runs, args.rounds, args.gates))

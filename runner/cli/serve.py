@@ -270,11 +270,21 @@ def settings(metrics_port: int | None, health_port: int | None) -> str:
     elif not secrets:
         sources[0] += " only"
     webhook = config.notify_webhook()
+    from runner.worker import current_policy
+
+    found = current_policy()  # a bad policy stopped the worker before it got here
+    policy = (
+        f"policy {found['path']} (sha256 {str(found['sha256'])[:12]}, "
+        f"{len(found['rules'])} rule(s){', proposals' if found.get('proposals') else ''})"
+        if found is not None
+        else "no policy"
+    )
     return "; ".join(
         [
             identity,
             sealing,
             groups,
+            policy,
             ", ".join(sources),
             "notify webhook set" if webhook else "no notify webhook",
             f"metrics :{metrics_port}" if metrics_port is not None else "no metrics port",

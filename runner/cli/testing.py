@@ -25,6 +25,8 @@ _NOT_FOR_TESTS = (
     "QLRF_SIGNING_KEY",
     "QLRF_SECRETS_CONFIG",
     "QLRF_NOTIFY_CONFIG",
+    # The policy holds in signed mode only, which a test does not run in.
+    "QLRF_POLICY",
 )
 
 

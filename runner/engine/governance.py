@@ -44,6 +44,7 @@ class Governance:
     policy_gates: set[str] = field(default_factory=set)
     # Rules whose break glass was approved: the emergency covers the rest of the run.
     broken: set[int] = field(default_factory=set)
+    plan_ids: set[str] | None = None  # the plan's step ids, none of the policy's gates'
 
     @classmethod
     def of(
@@ -57,7 +58,8 @@ class Governance:
         found = policy.from_json(data)
         rules = found.rules_for(target(plan, provenance))
         proposer = started_by if policy.proposal_of(found, started_by, groups) else None
-        return cls(found, rules, groups, proposer)
+        ids = {node.id for node in (*plan.nodes, *plan.finally_nodes)}
+        return cls(found, rules, groups, proposer, plan_ids=ids)
 
     def view(self) -> dict[str, Any]:
         """What status shows: the policy's digest, the rules that apply, and what they add."""
@@ -89,6 +91,13 @@ class Governance:
         problem = policy.refusal(self.rules, who, self.groups, "start", "start this runbook")
         if problem is not None or child:
             return problem
+        if self.plan_ids is not None:
+            taken = sorted(i for i in self.plan_ids if i.startswith(policy.GATE_PREFIX))
+            if taken:
+                return (
+                    f"step '{taken[0]}' takes a name of the policy's gates "
+                    f"({policy.GATE_PREFIX}...); rename it"
+                )
         return policy.requirement(
             self.rules, provenance if isinstance(provenance, Mapping) else None
         )

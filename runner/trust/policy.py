@@ -22,8 +22,11 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MATCH_KEYS = ("kind", "name", "path", "labels")
 # What `operate` covers: the control verbs and a redrive.
 OPERATIONS = ("pause", "resume", "set", "skip", "cancel", "redrive")
-PROPOSAL_GATE = "proposal"
-BREAK_GLASS_GATE = "break-glass"
+# The policy's own gates: no step id holds a colon, so no runbook's gate is named so
+# (a plan naming a step so is refused, engine/governance.py).
+GATE_PREFIX = "policy:"
+PROPOSAL_GATE = GATE_PREFIX + "proposal"
+BREAK_GLASS_GATE = GATE_PREFIX + "break-glass"
 DEFAULT_GATE_TIMEOUT = "24h"
 _ALLOW = re.compile(
     r"^(?P<days>[A-Za-z]{3}(?:-[A-Za-z]{3})?(?:,[A-Za-z]{3}(?:-[A-Za-z]{3})?)*)\s+"

@@ -346,9 +346,9 @@ def test_proposals_are_checked_then_stopped_for_a_person(
             }.items():
                 seen[case] = await _ended(await _start(client, path, agent, queue))
             handle = await _start(client, proposal("p-ok", "uptime"), agent, queue)
-            seen["gate"] = await wait_for_gate(handle, "proposal")
-            seen["self"] = await _decide(client, handle, agent, "proposal")
-            seen["bob"] = await _decide(client, handle, signed["bob"], "proposal")
+            seen["gate"] = await wait_for_gate(handle, "policy:proposal")
+            seen["self"] = await _decide(client, handle, agent, "policy:proposal")
+            seen["bob"] = await _decide(client, handle, signed["bob"], "policy:proposal")
             seen["ended"] = await _ended(handle)
             seen["state"] = (await client_state.view_of(handle, client)).to_json()
             # A person's run of the same file is no proposal.
@@ -366,7 +366,7 @@ def test_proposals_are_checked_then_stopped_for_a_person(
     assert not ok and "agent started this run and may not approve it" in why
     assert seen["bob"][0], seen["bob"]
     assert seen["ended"] is None
-    gate = next(g for g in seen["state"]["gates"] if g["gate"] == "proposal")
+    gate = next(g for g in seen["state"]["gates"] if g["gate"] == "policy:proposal")
     assert gate["status"] == "approved" and gate["approvals"][0]["by"] == "bob"
     assert seen["state"]["policy"]["proposal"] is True
     assert seen["person"] is None
@@ -390,10 +390,10 @@ def test_a_freeze_waits_for_break_glass_or_refuses(
         queue = f"gov-{uuid.uuid4()}"
         async with build_worker(client, task_queue=queue):
             handle = await _start(client, drill, signed["bob"], queue)
-            seen["gate"] = await wait_for_gate(handle, "break-glass")
-            seen["bob"] = await _decide(client, handle, signed["bob"], "break-glass")
-            seen["dora"] = await _decide(client, handle, signed["dora"], "break-glass")
-            seen["eve"] = await _decide(client, handle, signed["eve"], "break-glass")
+            seen["gate"] = await wait_for_gate(handle, "policy:break-glass")
+            seen["bob"] = await _decide(client, handle, signed["bob"], "policy:break-glass")
+            seen["dora"] = await _decide(client, handle, signed["dora"], "policy:break-glass")
+            seen["eve"] = await _decide(client, handle, signed["eve"], "policy:break-glass")
             await wait_for_gate(handle, "review")
             seen["rita"] = await _decide(client, handle, signed["rita"], "review")
             seen["ended"] = await _ended(handle)
@@ -403,7 +403,7 @@ def test_a_freeze_waits_for_break_glass_or_refuses(
     assert f"the start is inside the freeze {freeze}" in seen["no_glass"]
     assert "has no break_glass" in seen["no_glass"]
     ok, why = seen["bob"]
-    assert not ok and "may not decide gate 'break-glass'" in why
+    assert not ok and "may not decide gate 'policy:break-glass'" in why
     assert seen["dora"][0] and seen["eve"][0]
     assert seen["ended"] is None
 

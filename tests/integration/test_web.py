@@ -821,16 +821,18 @@ def test_a_proposal_through_the_api_is_checked_and_stopped_for_a_person(stack):
     assert answer.status_code == 201, answer.text
     run = answer.json()["run_id"]
     eventually(
-        lambda: any(g["gate"] == "proposal" for g in _status(stack, run)["gates"]),
+        lambda: any(g["gate"] == "policy:proposal" for g in _status(stack, run)["gates"]),
         "the proposal's gate",
         60,
     )
     assert _status(stack, run)["steps"]["fix"]["status"] == "pending"
-    own = api(stack, "POST", decide_url(run, "proposal"), agent, json={"decision": "approve"})
+    own = api(
+        stack, "POST", decide_url(run, "policy:proposal"), agent, json={"decision": "approve"}
+    )
     assert own.status_code == 409
-    assert "agent@example.com may not decide gate 'proposal'" in own.json()["detail"]
+    assert "agent@example.com may not decide gate 'policy:proposal'" in own.json()["detail"]
     bob = tokens(stack["issuer"], "bob@example.com")["access_token"]
-    done = api(stack, "POST", decide_url(run, "proposal"), bob, json={"decision": "approve"})
+    done = api(stack, "POST", decide_url(run, "policy:proposal"), bob, json={"decision": "approve"})
     assert done.status_code == 200, done.text
     eventually(lambda: _status(stack, run)["status"] == "succeeded", "the proposal running", 60)
 

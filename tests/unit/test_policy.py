@@ -106,10 +106,10 @@ def test_a_wave_outside_the_windows_waits_for_break_glass_once():
     assert asyncio.run(gov.gates(approve, inside, "patch/canary")) is None
     assert opened == []
     assert asyncio.run(gov.gates(approve, outside, "patch/fleet")) is None
-    assert opened == ["break-glass/patch/fleet"]
+    assert opened == ["policy:break-glass/patch/fleet"]
     # The emergency covers the rest of the run: the next wave does not ask again.
     assert asyncio.run(gov.gates(approve, outside, "patch/rest")) is None
-    assert opened == ["break-glass/patch/fleet"]
+    assert opened == ["policy:break-glass/patch/fleet"]
 
 
 def test_a_rejected_break_glass_or_none_stops_the_wave():
@@ -121,7 +121,7 @@ def test_a_rejected_break_glass_or_none_stops_the_wave():
         {"allow": ["Mon-Fri 08:00-18:00 UTC"], "break_glass": {"approvers": ["dora"]}}
     )
     assert asyncio.run(gov.gates(reject, outside, "patch/fleet")) == (
-        "gate 'break-glass/patch/fleet' was rejected by dora"
+        "gate 'policy:break-glass/patch/fleet' was rejected by dora"
     )
     refused = asyncio.run(
         _governance({"allow": ["Mon-Fri 08:00-18:00 UTC"]}).gates(reject, outside, "patch/fleet")

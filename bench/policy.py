@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from interpreter_vs_handwritten import STEPS, _all, batch, noop_shell, runbook
+from interpreter_vs_handwritten import STEPS, _all, batch, noop_shell, runbook, signed_plumbing
 
 POLICY = """\
 rules:
@@ -58,20 +58,6 @@ PROVENANCE = {
 
 
 async def policy_cost(runs: int, rounds: int) -> None:
-    from temporalio import activity as defining
-
-    from runner.contract.names import START_ADMISSION_ACTIVITY, STORE_ACTIVITY
-
-    # A signed start is spent once, in the run store (runner/steps/admission.py); the
-    # store is not what is measured here: every start is admitted as new, in both modes.
-    @defining.defn(name=START_ADMISSION_ACTIVITY)
-    async def admitted(_: Any) -> dict[str, Any]:
-        return {"refused": None, "redrive": None}
-
-    # Signed runs are recorded; the writes are dropped here, alike in both modes.
-    @defining.defn(name=STORE_ACTIVITY)
-    async def recorded(_: Any) -> None:
-        return None
 
     from temporalio import activity
     from temporalio.client import Client
@@ -116,8 +102,7 @@ async def policy_cost(runs: int, rounds: int) -> None:
                 activities=[
                     activity.defn(name="shell")(noop_shell),
                     trust_snapshot(lambda: {"sre": ["bob@example.com"]}, policy=current_policy),
-                    admitted,
-                    recorded,
+                    *signed_plumbing(),
                 ],
                 workflow_runner=workflow_runner(),
                 max_concurrent_activities=100,

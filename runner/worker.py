@@ -73,10 +73,13 @@ def sandboxed_runner() -> SandboxedWorkflowRunner:
     refuses; it is deterministic once `random` and `lipsum` are removed, as
     runner/templates.py does. The contract (runner/contract/) is plain data, and its
     dataclasses must be the very classes the SDK decodes workflow arguments into.
+    `cryptography` (the run checks SSH signatures with it) holds a Rust extension that
+    cannot be loaded twice in one process: re-imported in the sandbox, the first
+    signature that fails to verify aborted the worker.
     """
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "jinja2", "markupsafe", "runner.contract"
+            "jinja2", "markupsafe", "runner.contract", "cryptography"
         )
     )
 

@@ -24,6 +24,7 @@ from runner.engine.governance import Governance
 from runner.errors import QlrfError
 from runner.notify.messages import run_page
 from runner.pipeline import Compiled
+from runner.trust import policy
 from runner.web.actions import signer_for
 from runner.web.problems import problem
 from runner.web.service import Service
@@ -52,6 +53,14 @@ def policy_refusal(
     return gov.start_problem(who, provenance, redrive=False) or gov.proposal_problem(
         compiled.plan, {"inputs": compiled.inputs}
     )
+
+
+def proposer(service: Service, who: str) -> bool:
+    """`who` proposes runs under the policy this service reads (QLRF_POLICY): only a
+    proposal, which waits for a person, may come as text rather than from the library."""
+    groups = service.groups()
+    data = policy_config.load(groups)
+    return data is not None and policy.proposal_of(policy.from_json(data), who, groups)
 
 
 async def start_as(
@@ -100,6 +109,12 @@ async def post_run(service: Service, request: Request, person: Person) -> Respon
     name, text = body.get("runbook"), body.get("text")
     if (name is None) == (text is None) or not isinstance(name or text, str):
         return problem(422, 'give "runbook" (a name in the library) or "text" (a runbook)')
+    if isinstance(text, str) and not proposer(service, person.principal):
+        return problem(
+            403,
+            "a runbook's text is taken from a principal of the policy's proposals only "
+            "(docs/governance.md); start a runbook of the library by its name",
+        )
     try:
         if isinstance(name, str):
             compiled, provenance = library.compiled(library.entry(name), given)

@@ -814,6 +814,9 @@ def test_a_proposal_through_the_api_is_checked_and_stopped_for_a_person(stack):
         "apiVersion: qlrf/v1\nkind: Task\nname: agent-fix\nsteps:\n"
         "  - id: fix\n    type: shell\n    with: {{command: [sh, -c, '{}']}}\n"
     )
+    bob = tokens(stack["issuer"], "bob@example.com")["access_token"]
+    person = api(stack, "POST", "/api/v1/runs", bob, json={"text": text.format("echo hi")})
+    assert person.status_code == 403 and "proposals only" in person.json()["detail"]
     refused = api(stack, "POST", "/api/v1/runs", agent, json={"text": text.format("rm -rf /tmp/x")})
     assert refused.status_code == 403
     assert "policy proposals: step 'fix' runs" in refused.json()["detail"]

@@ -7,7 +7,7 @@ run stays the authority: the page only spares people a refusal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from runner.contract.vocab import DecisionKind, GateStatus
@@ -26,18 +26,32 @@ class GateLike(Protocol):
     def approvals(self) -> Sequence[Mapping[str, Any]]: ...
 
 
+def names(entries: Iterable[str], who: str, groups: Mapping[str, Sequence[str]]) -> bool:
+    """`who` is one of `entries`: a principal, or group:NAME of the workers' groups."""
+    for entry in entries:
+        if entry.startswith("group:"):
+            if who in groups.get(entry.removeprefix("group:"), ()):
+                return True
+        elif entry == who:
+            return True
+    return False
+
+
 def may_decide(approvers: Sequence[str], by: str, groups: Mapping[str, Sequence[str]]) -> bool:
     """`by` is among the approvers, or in a group they name; a gate naming none is
     anyone's."""
-    if not approvers:
-        return True
-    for entry in approvers:
-        if entry.startswith("group:"):
-            if by in groups.get(entry.removeprefix("group:"), []):
-                return True
-        elif entry == by:
-            return True
-    return False
+    return not approvers or names(approvers, by, groups)
+
+
+def not_let(
+    named: str, entries: Sequence[str], who: str, groups: Mapping[str, Sequence[str]], doing: str
+) -> str | None:
+    """Why the policy rule `named`, whose entries are `entries`, does not let `who` do
+    `doing`; None if it does. The one wording of a policy's refusal."""
+    if names(entries, who, groups):
+        return None
+    allowed = ", ".join(entries) or "nobody"
+    return f"{named} lets {allowed} {doing}; {who or 'nobody'} is not among them"
 
 
 def who_refusal(
@@ -81,12 +95,7 @@ def policy_refusal(
     (runner/trust/policy.py); this spares people a refusal."""
     for rule in (policy or {}).get("rules") or []:
         entries = rule.get(key)
-        if entries is None:
-            continue
-        if not any(
-            (e.startswith("group:") and by in groups.get(e.removeprefix("group:"), [])) or e == by
-            for e in entries
-        ):
-            allowed = ", ".join(entries) or "nobody"
-            return f"{rule.get('named')} lets {allowed} {doing}; {by or 'nobody'} is not among them"
+        problem = None if entries is None else not_let(rule["named"], entries, by, groups, doing)
+        if problem is not None:
+            return problem
     return None

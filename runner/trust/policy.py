@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from runner.contract.gate_rules import names, not_let
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MATCH_KEYS = ("kind", "name", "path", "labels")
@@ -290,17 +292,6 @@ def from_json(data: Mapping[str, Any]) -> Policy:
     )
 
 
-def names(entries: Iterable[str], who: str, groups: Mapping[str, Sequence[str]]) -> bool:
-    """`who` is one of `entries` (a principal, or group:NAME of the workers' groups)."""
-    for entry in entries:
-        if entry.startswith("group:"):
-            if who in groups.get(entry.removeprefix("group:"), ()):
-                return True
-        elif entry == who:
-            return True
-    return False
-
-
 def refusal(
     rules: Sequence[Rule],
     who: str,
@@ -312,9 +303,9 @@ def refusal(
     None if every rule that says something lets them."""
     for found in rules:
         entries = getattr(found, field_)
-        if entries is not None and not names(entries, who, groups):
-            allowed = ", ".join(entries) or "nobody"
-            return f"{found.named} lets {allowed} {doing}; {who or 'nobody'} is not among them"
+        problem = None if entries is None else not_let(found.named, entries, who, groups, doing)
+        if problem is not None:
+            return problem
     return None
 
 

@@ -48,33 +48,43 @@ def root() -> Path:
 
 def entries(folder: Path | None = None) -> list[Entry]:
     """The library's runbooks (not their tests), each compiled, in name order."""
+    return [_compiled_entry(name, path) for name, path in _listed(folder)]
+
+
+def _listed(folder: Path | None) -> list[tuple[str, Path]]:
+    """The library's runbook files by name, without their tests, hidden folders or links."""
     base = (folder or root()).resolve()
     if not base.is_dir():
         raise QlrfError(f"{LIBRARY}: {base} is not a folder of runbooks")
-    found: list[Entry] = []
+    found: list[tuple[str, Path]] = []
     for path in sorted([*base.rglob("*.yaml"), *base.rglob("*.yml")]):
         rel = path.relative_to(base).as_posix()
         if ".test." in path.name or any(p.startswith(".") for p in rel.split("/")):
             continue
         if path.is_symlink() or not path.is_file():
             continue  # a link could lead out of the library
-        entry = Entry(rel, path)
-        try:
-            plan, checked, _ = compile_checked(path)
-            entry.plan = plan
-            entry.declarations = dict(checked.doc.data.get("inputs") or {})
-        except QlrfError as exc:
-            entry.problem = str(exc).splitlines()[0][:300]
-        found.append(entry)
+        found.append((rel, path))
         if len(found) >= LISTED_MOST:
             break
     return found
 
 
+def _compiled_entry(name: str, path: Path) -> Entry:
+    found = Entry(name, path)
+    try:
+        plan, checked, _ = compile_checked(path)
+        found.plan = plan
+        found.declarations = dict(checked.doc.data.get("inputs") or {})
+    except QlrfError as exc:
+        found.problem = str(exc).splitlines()[0][:300]
+    return found
+
+
 def entry(name: str, folder: Path | None = None) -> Entry:
-    for found in entries(folder):
-        if found.name == name:
-            return found
+    """The runbook the listing names `name`, compiled (only it)."""
+    for listed, path in _listed(folder):
+        if listed == name:
+            return _compiled_entry(listed, path)
     raise NotInLibrary(f"no runbook {name!r} in the library ({root()})")
 
 

@@ -19,7 +19,6 @@ from runner.app.provenance import provenance
 from runner.app.start import prepare_store
 from runner.client import runs
 from runner.client.connect import task_queue
-from runner.dsl import policy_config
 from runner.engine.governance import Governance
 from runner.errors import QlrfError
 from runner.notify.messages import run_page
@@ -29,6 +28,7 @@ from runner.web.actions import signer_for
 from runner.web.problems import problem
 from runner.web.service import Service
 from runner.web.vouch import Person
+from runner.worker import current_policy
 
 SIGNERS = "QLRF_ALLOWED_SIGNERS"
 
@@ -43,10 +43,11 @@ class Started:
 def policy_refusal(
     service: Service, compiled: Compiled, provenance: dict[str, Any], who: str
 ) -> str | None:
-    """The worker's policy as this service reads it (QLRF_POLICY here too): why `who`
-    may not start this run; None if it may, or when the service has no policy."""
+    """The worker's policy as this service reads it (QLRF_POLICY here too, read again
+    only when the file changes): why `who` may not start this run; None if it may, or
+    when the service has no policy."""
     groups = service.groups()
-    data = policy_config.load(groups)
+    data = current_policy()
     if data is None:
         return None
     gov = Governance.of(data, compiled.plan, provenance, who, groups)
@@ -59,7 +60,7 @@ def proposer(service: Service, who: str) -> bool:
     """`who` proposes runs under the policy this service reads (QLRF_POLICY): only a
     proposal, which waits for a person, may come as text rather than from the library."""
     groups = service.groups()
-    data = policy_config.load(groups)
+    data = current_policy()
     return data is not None and policy.proposal_of(policy.from_json(data), who, groups)
 
 
@@ -158,18 +159,11 @@ async def start_page(
 
 
 async def start_form(service: Service, request: Request, person: Person, name: str) -> Response:
-    from runner.web.pages import page
+    from runner.web.pages import csrf_refused
 
     form = await request.form()
     if not service.csrf_ok(request, form.get("csrf")):
-        return page(
-            service,
-            request,
-            "error.html",
-            403,
-            person=person,
-            message="the form has no valid CSRF token; open the page again and retry",
-        )
+        return csrf_refused(service, request, person)
     found = library.entry(name)
     pairs = [
         f"{key.removeprefix('input.')}={value}"

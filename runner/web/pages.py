@@ -44,6 +44,18 @@ def page(
     return HTMLResponse(html, code)
 
 
+def csrf_refused(service: Service, request: Request, person: Person) -> HTMLResponse:
+    """A form posted without this session's CSRF token: nothing is done."""
+    return page(
+        service,
+        request,
+        "error.html",
+        403,
+        person=person,
+        message="the form has no valid CSRF token; open the page again and retry",
+    )
+
+
 def to_login(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='')}", 303)
@@ -191,14 +203,7 @@ async def decide_form(
 ) -> Response:
     form = await request.form()
     if not service.csrf_ok(request, form.get("csrf")):
-        return page(
-            service,
-            request,
-            "error.html",
-            403,
-            person=person,
-            message="the form has no valid CSRF token; open the page again and retry",
-        )
+        return csrf_refused(service, request, person)
     kind_text = str(form.get("decision") or "")
     comment = str(form.get("comment") or "")[:2000]
     try:

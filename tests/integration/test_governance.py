@@ -415,3 +415,33 @@ def test_the_cli_names_the_rule_that_refuses_a_start(temporal_address, signed, r
     assert done.returncode != 0
     assert "policy rule 0 (kind: Drill, labels: {env: prod}) lets group:sre start" in shown
     assert "Traceback" not in shown
+
+
+def test_a_proposal_waiting_at_its_gate_outlives_its_worker(
+    temporal_address, signed, run_store, tmp_path
+):
+    """The worker is gone while the proposal waits; a new one replays the run from its
+    history (the policy as the run took it) and the group's approval lets it run."""
+    path = tmp_path / "p-replay.yaml"
+    path.write_text(PROPOSAL.format(name="p-replay", command="uptime"))
+
+    async def scenario() -> dict[str, Any]:
+        client = await Client.connect(temporal_address)
+        queue = f"gov-{uuid.uuid4()}"
+        async with build_worker(client, task_queue=queue):
+            handle = await _start(client, path, signed["agent"], queue)
+            await wait_for_gate(handle, "policy:proposal")
+        # Edited while no worker runs: the run keeps the policy it started with.
+        edited = _policy(tmp_path).read_text().replace("max_items: 3", "max_items: 0")
+        (tmp_path / "edited.yaml").write_text(edited)
+        import os
+
+        os.environ["QLRF_POLICY"] = str(tmp_path / "edited.yaml")
+        async with build_worker(client, task_queue=queue):
+            decided = await _decide(client, handle, signed["bob"], "policy:proposal")
+            ended = await _ended(handle)
+        return {"decided": decided, "ended": ended}
+
+    seen = asyncio.run(scenario())
+    assert seen["decided"][0], seen["decided"]
+    assert seen["ended"] is None
